@@ -1,0 +1,52 @@
+# One-command entry points. Every target builds .venv first when needed.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PIP_FLAGS := --disable-pip-version-check --no-input
+ARGS ?=
+
+.PHONY: install pipeline serve validate test bench freeze clean help
+
+help:
+	@echo "make pipeline   run the captcha pipeline end to end (ARGS='--quick' for a short run)"
+	@echo "make test       the whole test suite (what CI runs)"
+	@echo "make validate   DATA=file.csv SCHEMA=schemas/house_price/schema.pbtxt"
+	@echo "make serve      model server + demo frontend over serving_models/"
+	@echo "make bench      benchmarks, side by side with their baselines"
+	@echo "make install    build .venv from constraints.txt (idempotent)"
+
+# The stamp is newer than constraints.txt and pyproject.toml once an install
+# succeeded, so a second `make install` does nothing.
+$(STAMP): constraints.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install $(PIP_FLAGS) -q --upgrade pip==24.3.1 setuptools==75.6.0 wheel==0.45.1
+	$(PY) -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev]'
+	$(PY) -m pip check
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+pipeline: $(STAMP)
+	$(PY) -m pipelines run captcha $(ARGS)
+
+serve: $(STAMP)
+	@echo "make serve: the model server and demo frontend are not built yet (issues #5 and #6)." >&2; exit 1
+
+validate: $(STAMP)
+	@if [ -z "$(DATA)" ] || [ -z "$(SCHEMA)" ]; then echo "usage: make validate DATA=file.csv SCHEMA=schemas/<pipeline>/schema.pbtxt" >&2; exit 2; fi
+	$(PY) -m pipelines validate --data "$(DATA)" --schema "$(SCHEMA)" $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -m "not slow" $(ARGS)
+
+bench: $(STAMP)
+	$(PY) -m pytest -m slow -s $(ARGS)
+
+freeze: $(STAMP)
+	$(PY) -m pip freeze --exclude-editable
+
+clean:
+	rm -rf runs serving_models reports bench_out .pytest_cache

@@ -1,0 +1,1 @@
+"""TFX-style components: each folder declares a contract (component.py) and does the work (executor.py)."""

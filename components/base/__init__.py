@@ -1,0 +1,37 @@
+"""The component framework: artifact types, component declarations, executors."""
+from components.base.artifacts import (
+    ARTIFACT_TYPES,
+    Artifact,
+    Examples,
+    ExampleAnomalies,
+    ExampleStatistics,
+    Model,
+    ModelBlessing,
+    ModelEvaluation,
+    PushedModel,
+    Schema,
+    TransformGraph,
+)
+from components.base.component import BaseComponent, Channel, ComponentSpec, Parameter
+from components.base.executor import BaseBeamExecutor, BaseExecutor, ExecutorContext
+
+__all__ = [
+    "ARTIFACT_TYPES",
+    "Artifact",
+    "BaseBeamExecutor",
+    "BaseComponent",
+    "BaseExecutor",
+    "Channel",
+    "ComponentSpec",
+    "ExampleAnomalies",
+    "ExampleStatistics",
+    "Examples",
+    "ExecutorContext",
+    "Model",
+    "ModelBlessing",
+    "ModelEvaluation",
+    "Parameter",
+    "PushedModel",
+    "Schema",
+    "TransformGraph",
+]

@@ -1,0 +1,126 @@
+"""Component declarations: typed inputs, outputs and parameters.
+
+A component class states its contract in a `SPEC` and names the executor
+that does the work. An instance wires that contract into a pipeline:
+its inputs are `Channel`s produced by other components' outputs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import json
+import os
+from typing import Any, ClassVar
+
+from components.base.artifacts import Artifact
+
+_MISSING = object()
+
+
+@dataclasses.dataclass(frozen=True)
+class Parameter:
+    """An execution parameter: its Python type, default, and whether it is required."""
+
+    type: type | tuple[type, ...]
+    default: Any = _MISSING
+    doc: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is _MISSING
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+    type: type[Artifact]
+    optional: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ComponentSpec:
+    inputs: dict[str, InputSpec] = dataclasses.field(default_factory=dict)
+    outputs: dict[str, type[Artifact]] = dataclasses.field(default_factory=dict)
+    parameters: dict[str, Parameter] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Channel:
+    """The output `key` of component `producer_id`, carrying artifacts of `type`."""
+
+    type: type[Artifact]
+    producer_id: str
+    key: str
+
+
+class BaseComponent:
+    """A node of the pipeline DAG. Subclasses set SPEC and EXECUTOR."""
+
+    SPEC: ClassVar[ComponentSpec] = ComponentSpec()
+    EXECUTOR: ClassVar[type] = None  # a BaseExecutor subclass
+
+    def __init__(self, *, id: str | None = None, **kwargs: Any) -> None:
+        self.id = id or type(self).__name__
+        self.inputs: dict[str, Channel] = {}
+        self.parameters: dict[str, Any] = {}
+        spec = self.SPEC
+        unknown = set(kwargs) - set(spec.inputs) - set(spec.parameters)
+        if unknown:
+            raise TypeError(f"{self.id}: unknown argument(s) {sorted(unknown)}")
+        for name, input_spec in spec.inputs.items():
+            channel = kwargs.get(name)
+            if channel is None:
+                if not input_spec.optional:
+                    raise TypeError(f"{self.id}: input {name!r} is required")
+                continue
+            if not isinstance(channel, Channel):
+                raise TypeError(f"{self.id}: input {name!r} must be a Channel, got {type(channel).__name__}")
+            if not issubclass(channel.type, input_spec.type):
+                raise TypeError(
+                    f"{self.id}: input {name!r} takes {input_spec.type.TYPE_NAME}, "
+                    f"got {channel.type.TYPE_NAME}"
+                )
+            self.inputs[name] = channel
+        for name, param in spec.parameters.items():
+            value = kwargs.get(name, param.default)
+            if value is _MISSING:
+                raise TypeError(f"{self.id}: parameter {name!r} is required")
+            if value is not None and not isinstance(value, param.type):
+                raise TypeError(f"{self.id}: parameter {name!r} must be {param.type}, got {value!r}")
+            self.parameters[name] = value
+        self.outputs = {key: Channel(type=t, producer_id=self.id, key=key) for key, t in spec.outputs.items()}
+
+    @property
+    def upstream_ids(self) -> set[str]:
+        return {channel.producer_id for channel in self.inputs.values()}
+
+    def parameters_fingerprint(self) -> str:
+        """A stable text of the parameters, for the cache key."""
+        return json.dumps(self.parameters, sort_keys=True, default=repr)
+
+    @classmethod
+    def code_version(cls) -> str:
+        """A hash of the source that defines this component and its executor.
+
+        A component folder (component.py + executor.py + helpers) is hashed
+        whole; a component defined elsewhere hashes its own module file.
+        """
+        files: set[str] = set()
+        for obj in (cls, cls.EXECUTOR):
+            path = inspect.getsourcefile(obj)
+            if path is None:
+                continue
+            if os.path.basename(path) in ("component.py", "executor.py"):
+                folder = os.path.dirname(path)
+                files.update(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".py"))
+            else:
+                files.add(path)
+        digest = hashlib.sha256()
+        for path in sorted(files):
+            digest.update(os.path.basename(path).encode())
+            with open(path, "rb") as f:
+                digest.update(f.read())
+        return digest.hexdigest()[:16]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(id={self.id!r})"

@@ -1,0 +1,56 @@
+"""Executors: the work behind a component.
+
+The runner calls `Do(input_dict, output_dict, exec_properties)`. Inputs are
+published artifacts; outputs are fresh artifacts whose `uri` is an empty
+staging directory that the runner renames into place only on success.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+from typing import Any, Callable
+
+from components.base import beam as beam_support
+from components.base.artifacts import Artifact
+
+ProgressFactory = Callable[..., Any]
+
+
+def _tqdm_progress(total: int | None = None, desc: str = "", unit: str = "it") -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True)
+
+
+@dataclasses.dataclass
+class ExecutorContext:
+    """What the runner tells an executor about the execution it is part of."""
+
+    pipeline_name: str = "adhoc"
+    component_id: str = "component"
+    execution_id: int = 0
+    beam_pipeline_args: list[str] = dataclasses.field(default_factory=list)
+    tmp_dir: str = ""
+    progress: ProgressFactory = _tqdm_progress
+
+
+class BaseExecutor:
+    def __init__(self, context: ExecutorContext | None = None) -> None:
+        self.context = context or ExecutorContext()
+        self.log = logging.getLogger(f"components.{self.context.component_id}")
+
+    def Do(  # noqa: N802 - TFX's name for the entry point
+        self,
+        input_dict: dict[str, list[Artifact]],
+        output_dict: dict[str, list[Artifact]],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        raise NotImplementedError
+
+
+class BaseBeamExecutor(BaseExecutor):
+    """An executor whose work is a Beam pipeline built from the runner's options."""
+
+    def _make_beam_pipeline(self):
+        return beam_support.make_pipeline(self.context.beam_pipeline_args)

@@ -1,0 +1,1 @@
+"""Pipelines: DAGs of components, the runner that executes them, and the CLI."""

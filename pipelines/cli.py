@@ -1,0 +1,236 @@
+"""`python -m pipelines`: run pipelines, list them, and look at past runs.
+
+Exit codes: 0 success, 1 a component failed (one line says which and why),
+2 bad usage or unusable input, 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+import os
+import sys
+import warnings
+
+# Third-party noise that says nothing about the user's run: Google client
+# libraries' Python-version notices (pulled in by Beam) and TF's C++ banner.
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\..*")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line, exit code 2.
+
+    Abbreviations are off: a misspelt Beam option must not match a prefix.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _add_store_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output-dir", default="runs", help="where runs and the metadata store live (default: runs)")
+    parser.add_argument(
+        "--metadata-config",
+        metavar="FILE",
+        help="ML Metadata ConnectionConfig in text format (e.g. a mysql { ... } block); "
+        "default: SQLite at <output-dir>/metadata.sqlite",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m pipelines", description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a pipeline end to end", description="Run a pipeline end to end.")
+    run.add_argument("pipeline", help="pipeline name (see `python -m pipelines list`)")
+    run.add_argument("--quick", action="store_true", help="a small end-to-end run (minutes, not tens of minutes)")
+    run.add_argument("--serving-dir", default="serving_models", help="where the Pusher publishes (default: serving_models)")
+    run.add_argument("--data", help="input data file, for pipelines that read one (house_price: a CSV)")
+    run.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="override a pipeline parameter; repeatable"
+    )
+    run.add_argument("--no-cache", action="store_true", help="re-run every component even if its inputs are unchanged")
+    beam = run.add_argument_group("Beam pipeline options (passed to every Beam component unchanged)")
+    beam.add_argument("--runner", help="Beam runner (default DirectRunner): FlinkRunner, SparkRunner, DataflowRunner, ...")
+    beam.add_argument("--direct_num_workers", type=int, help="DirectRunner parallelism")
+    beam.add_argument("--direct_running_mode", choices=["in_memory", "multi_threading", "multi_processing"])
+    run.epilog = "Any other --option Beam knows (e.g. --flink_master=HOST:PORT) is passed through to Beam."
+    _add_store_args(run)
+
+    sub.add_parser("list", help="list known pipelines", description="List the pipelines this repository knows.")
+
+    runs = sub.add_parser("runs", help="past runs of a pipeline", description="Past runs of a pipeline, from ML Metadata.")
+    runs.add_argument("pipeline")
+    runs.add_argument("--last", type=int, default=5, help="how many recent runs to show (default 5; 0 = all)")
+    _add_store_args(runs)
+    return parser
+
+
+def _open_store(args):
+    from pipelines import metadata
+
+    if args.metadata_config:
+        if not os.path.isfile(args.metadata_config):
+            raise UsageError(f"metadata config not found: {args.metadata_config}")
+        try:
+            config = metadata.load_connection_config(args.metadata_config)
+        except Exception as error:  # text_format.ParseError and friends
+            raise UsageError(f"metadata config {args.metadata_config} does not parse: {error}") from None
+    else:
+        config = metadata.sqlite_config(os.path.join(args.output_dir, "metadata.sqlite"))
+    return metadata.MetadataStore(config)
+
+
+def _pipeline_entry(name: str):
+    from pipelines.registry import PIPELINES
+
+    if name not in PIPELINES:
+        raise UsageError(f"unknown pipeline {name!r}; known: {', '.join(sorted(PIPELINES))}")
+    return PIPELINES[name]
+
+
+def _parse_params(pairs: list[str]) -> dict[str, str]:
+    params = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--param takes NAME=VALUE, got {pair!r}")
+        params[name] = value
+    return params
+
+
+def _beam_args(args, extra: list[str]) -> list[str]:
+    from components.base.beam import UnknownBeamOption, check_beam_args
+
+    beam_args = []
+    if args.runner:
+        beam_args.append(f"--runner={args.runner}")
+    if args.direct_num_workers is not None:
+        beam_args.append(f"--direct_num_workers={args.direct_num_workers}")
+    if args.direct_running_mode:
+        beam_args.append(f"--direct_running_mode={args.direct_running_mode}")
+    try:
+        return check_beam_args(beam_args + extra)
+    except UnknownBeamOption as error:
+        raise UsageError(str(error)) from None
+
+
+def cmd_run(args, extra: list[str]) -> int:
+    from pipelines.registry import NotBuiltYet, RunOptions
+
+    entry = _pipeline_entry(args.pipeline)
+    if args.data is not None and not os.path.isfile(args.data):
+        raise UsageError(f"--data: no such file: {args.data}")
+    beam_args = _beam_args(args, extra)
+    options = RunOptions(
+        quick=args.quick, serving_dir=args.serving_dir, data=args.data, params=_parse_params(args.param)
+    )
+    try:
+        pipeline = entry.create(options)
+    except NotBuiltYet as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as error:  # a pipeline's own check of its options
+        raise UsageError(str(error)) from None
+
+    from pipelines.runner import ComponentFailed, LocalRunner
+
+    store = _open_store(args)
+    runner = LocalRunner(
+        store,
+        os.path.join(args.output_dir, pipeline.name),
+        beam_pipeline_args=beam_args,
+        enable_cache=not args.no_cache,
+    )
+    try:
+        result = runner.run(pipeline)
+    except ComponentFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        print(
+            f"       details: python -m pipelines runs {pipeline.name} --output-dir {args.output_dir}; "
+            "re-running resumes from the failed component",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    summarize = getattr(pipeline, "summarize", None)
+    if callable(summarize):
+        print(summarize(result))
+    return EXIT_OK
+
+
+def cmd_list(args) -> int:
+    from pipelines.registry import PIPELINES
+
+    width = max(len(n) for n in PIPELINES)
+    for name, entry in sorted(PIPELINES.items()):
+        print(f"{name:<{width}}  {entry.description}")
+    return EXIT_OK
+
+
+def _when(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S") if epoch else "-"
+
+
+def cmd_runs(args) -> int:
+    _pipeline_entry(args.pipeline)
+    store_path = os.path.join(args.output_dir, "metadata.sqlite")
+    if not args.metadata_config and not os.path.exists(store_path):
+        print(f"no runs of {args.pipeline} yet (no metadata store at {store_path})")
+        return EXIT_OK
+    store = _open_store(args)
+    runs = store.runs(args.pipeline)
+    if not runs:
+        print(f"no runs of {args.pipeline} yet")
+        return EXIT_OK
+    shown = runs[-args.last :] if args.last > 0 else runs
+    for run in shown:
+        print(f"run {run.name}  started {_when(run.create_time)}")
+        for e in run.executions:
+            cache = f" (cache hit of execution {e.cached_from})" if e.state == "CACHED" else ""
+            print(f"  {e.component_id:<20} {e.state:<9} {e.duration:7.1f}s  execution {e.id}{cache}")
+            for key, artifact in e.outputs:
+                producer = store.producer_of(artifact.id)
+                print(f"      {key}: {artifact.type_name} #{artifact.id} {artifact.uri}  (produced by execution {producer})")
+            if e.state == "FAILED" and e.error:
+                print(f"      error: {e.error.strip().splitlines()[-1]}")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "run":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    stray = [a for a in extra if not a.startswith("--")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        if args.command == "run":
+            return cmd_run(args, extra)
+        if args.command == "list":
+            return cmd_list(args)
+        if args.command == "runs":
+            return cmd_runs(args)
+    except UsageError as error:
+        print(f"python -m pipelines {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted: the running component is recorded as failed; re-run to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    parser.error(f"unknown command {args.command}")
+    return EXIT_USAGE

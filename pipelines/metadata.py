@@ -1,0 +1,335 @@
+"""The pipeline's record in ML Metadata: contexts, executions, artifacts, lineage.
+
+SQLite by default; any `ConnectionConfig` (MySQL included) by configuration.
+Nothing else in the project talks to the MLMD store directly.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Iterable
+
+from google.protobuf import text_format
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2 as mlmd
+
+from components.base.artifacts import DOUBLE, INT, STRING, Artifact
+
+PIPELINE_CONTEXT = "pipeline"
+RUN_CONTEXT = "pipeline_run"
+
+_KINDS = {STRING: mlmd.STRING, INT: mlmd.INT, DOUBLE: mlmd.DOUBLE}
+
+# Execution properties every component execution carries.
+_EXECUTION_PROPERTIES = {
+    "component_id": mlmd.STRING,
+    "pipeline_name": mlmd.STRING,
+    "cache_key": mlmd.STRING,
+    "code_version": mlmd.STRING,
+    "parameters": mlmd.STRING,
+    "execution_dir": mlmd.STRING,
+    "start_time": mlmd.DOUBLE,
+    "end_time": mlmd.DOUBLE,
+    "error": mlmd.STRING,
+    "cached_from": mlmd.INT,
+}
+
+STATE_NAMES = {
+    mlmd.Execution.RUNNING: "RUNNING",
+    mlmd.Execution.COMPLETE: "COMPLETE",
+    mlmd.Execution.FAILED: "FAILED",
+    mlmd.Execution.CACHED: "CACHED",
+    mlmd.Execution.CANCELED: "CANCELED",
+    mlmd.Execution.NEW: "NEW",
+    mlmd.Execution.UNKNOWN: "UNKNOWN",
+}
+
+
+def sqlite_config(path: str) -> mlmd.ConnectionConfig:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    config = mlmd.ConnectionConfig()
+    config.sqlite.filename_uri = path
+    config.sqlite.connection_mode = mlmd.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+    return config
+
+
+def load_connection_config(path: str) -> mlmd.ConnectionConfig:
+    """A `ConnectionConfig` in protobuf text format, e.g. `mysql { host: ... database: ... }`."""
+    with open(path) as f:
+        return text_format.Parse(f.read(), mlmd.ConnectionConfig())
+
+
+@dataclasses.dataclass
+class ExecutionRecord:
+    """An execution as `pipelines runs` shows it."""
+
+    id: int
+    component_id: str
+    state: str
+    start_time: float
+    end_time: float
+    error: str
+    cached_from: int
+    inputs: list[Artifact]
+    outputs: list[tuple[str, Artifact]]
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.end_time - self.start_time) if self.end_time else 0.0
+
+
+@dataclasses.dataclass
+class RunRecord:
+    id: int
+    name: str
+    pipeline_name: str
+    create_time: float
+    executions: list[ExecutionRecord]
+
+
+def _props(message, values: dict, kinds: dict[str, int]) -> None:
+    for name, value in values.items():
+        if value is None:
+            continue
+        target = message.properties if name in kinds else message.custom_properties
+        kind = kinds.get(name)
+        if kind == mlmd.INT or (kind is None and isinstance(value, (bool, int))):
+            target[name].int_value = int(value)
+        elif kind == mlmd.DOUBLE or (kind is None and isinstance(value, float)):
+            target[name].double_value = float(value)
+        else:
+            target[name].string_value = str(value)
+
+
+def _read_props(message) -> dict:
+    out = {}
+    for props in (message.custom_properties, message.properties):
+        for name, value in props.items():
+            field = value.WhichOneof("value")
+            out[name] = getattr(value, field) if field else None
+    return out
+
+
+class MetadataStore:
+    def __init__(self, config: mlmd.ConnectionConfig) -> None:
+        self.config = config
+        self.store = metadata_store.MetadataStore(config)
+        self._type_ids: dict[tuple[str, str], int] = {}
+
+    # --- types -----------------------------------------------------------------
+    def _artifact_type_id(self, cls: type[Artifact]) -> int:
+        key = ("artifact", cls.TYPE_NAME)
+        if key not in self._type_ids:
+            t = mlmd.ArtifactType(name=cls.TYPE_NAME)
+            for name, kind in cls.PROPERTIES.items():
+                t.properties[name] = _KINDS[kind]
+            self._type_ids[key] = self.store.put_artifact_type(t, can_add_fields=True)
+        return self._type_ids[key]
+
+    def _execution_type_id(self, name: str) -> int:
+        key = ("execution", name)
+        if key not in self._type_ids:
+            t = mlmd.ExecutionType(name=name)
+            for prop, kind in _EXECUTION_PROPERTIES.items():
+                t.properties[prop] = kind
+            self._type_ids[key] = self.store.put_execution_type(t, can_add_fields=True)
+        return self._type_ids[key]
+
+    def _context_type_id(self, name: str) -> int:
+        key = ("context", name)
+        if key not in self._type_ids:
+            t = mlmd.ContextType(name=name)
+            t.properties["pipeline_name"] = mlmd.STRING
+            self._type_ids[key] = self.store.put_context_type(t, can_add_fields=True)
+        return self._type_ids[key]
+
+    # --- contexts ----------------------------------------------------------------
+    def _context(self, type_name: str, name: str, pipeline_name: str) -> mlmd.Context:
+        existing = self.store.get_context_by_type_and_name(type_name, name)
+        if existing is not None:
+            return existing
+        context = mlmd.Context(type_id=self._context_type_id(type_name), name=name)
+        context.properties["pipeline_name"].string_value = pipeline_name
+        [context.id] = self.store.put_contexts([context])
+        return context
+
+    def start_run(self, pipeline_name: str, run_id: str) -> list[mlmd.Context]:
+        return [
+            self._context(PIPELINE_CONTEXT, pipeline_name, pipeline_name),
+            self._context(RUN_CONTEXT, f"{pipeline_name}.{run_id}", pipeline_name),
+        ]
+
+    # --- artifacts ---------------------------------------------------------------
+    def _to_proto(self, artifact: Artifact, state: int) -> mlmd.Artifact:
+        proto = mlmd.Artifact(type_id=self._artifact_type_id(type(artifact)), uri=artifact.uri, state=state)
+        if artifact.id is not None:
+            proto.id = artifact.id
+        _props(proto, artifact.properties, {k: _KINDS[v] for k, v in artifact.PROPERTIES.items()})
+        return proto
+
+    def _from_proto(self, proto: mlmd.Artifact) -> Artifact:
+        [type_proto] = self.store.get_artifact_types_by_id([proto.type_id])
+        cls = Artifact.type_for(type_proto.name)
+        return cls(uri=proto.uri, properties=_read_props(proto), id=proto.id)
+
+    def artifacts_by_id(self, ids: Iterable[int]) -> list[Artifact]:
+        ids = list(ids)
+        by_id = {p.id: p for p in self.store.get_artifacts_by_id(ids)}
+        return [self._from_proto(by_id[i]) for i in ids if i in by_id]
+
+    def is_live(self, artifact_id: int) -> bool:
+        found = self.store.get_artifacts_by_id([artifact_id])
+        return bool(found) and found[0].state == mlmd.Artifact.LIVE
+
+    # --- executions --------------------------------------------------------------
+    def _input_events(self, inputs: dict[str, list[Artifact]]):
+        pairs = []
+        for key, artifacts in inputs.items():
+            for index, artifact in enumerate(artifacts):
+                event = mlmd.Event(type=mlmd.Event.INPUT)
+                event.path.steps.add().key = key
+                event.path.steps.add().index = index
+                proto = self.store.get_artifacts_by_id([artifact.id])[0]
+                pairs.append((proto, event))
+        return pairs
+
+    def start_execution(
+        self,
+        contexts: list[mlmd.Context],
+        component_type: str,
+        properties: dict,
+        inputs: dict[str, list[Artifact]],
+    ) -> int:
+        execution = mlmd.Execution(
+            type_id=self._execution_type_id(component_type),
+            last_known_state=mlmd.Execution.RUNNING,
+        )
+        _props(execution, {**properties, "start_time": time.time()}, _EXECUTION_PROPERTIES)
+        execution_id, _, _ = self.store.put_execution(
+            execution, self._input_events(inputs), contexts, reuse_context_if_already_exist=True
+        )
+        return execution_id
+
+    def _execution(self, execution_id: int) -> mlmd.Execution:
+        return self.store.get_executions_by_id([execution_id])[0]
+
+    def publish_execution(
+        self,
+        execution_id: int,
+        contexts: list[mlmd.Context],
+        outputs: dict[str, list[Artifact]],
+        state: int = mlmd.Execution.COMPLETE,
+        properties: dict | None = None,
+    ) -> None:
+        """Mark the execution done and its outputs LIVE, in one transaction."""
+        execution = self._execution(execution_id)
+        execution.last_known_state = state
+        _props(execution, {**(properties or {}), "end_time": time.time()}, _EXECUTION_PROPERTIES)
+        pairs, flat = [], []
+        for key, artifacts in outputs.items():
+            for index, artifact in enumerate(artifacts):
+                event = mlmd.Event(type=mlmd.Event.OUTPUT)
+                event.path.steps.add().key = key
+                event.path.steps.add().index = index
+                pairs.append((self._to_proto(artifact, mlmd.Artifact.LIVE), event))
+                flat.append(artifact)
+        _, artifact_ids, _ = self.store.put_execution(
+            execution, pairs, contexts, reuse_context_if_already_exist=True
+        )
+        for artifact, artifact_id in zip(flat, artifact_ids):
+            artifact.id = artifact_id
+
+    def fail_execution(self, execution_id: int, contexts: list[mlmd.Context], error: str) -> None:
+        execution = self._execution(execution_id)
+        execution.last_known_state = mlmd.Execution.FAILED
+        _props(execution, {"error": error[-4000:], "end_time": time.time()}, _EXECUTION_PROPERTIES)
+        self.store.put_execution(execution, [], contexts, reuse_context_if_already_exist=True)
+
+    def record_cached(
+        self,
+        contexts: list[mlmd.Context],
+        component_type: str,
+        properties: dict,
+        inputs: dict[str, list[Artifact]],
+        outputs: dict[str, list[Artifact]],
+        cached_from: int,
+    ) -> int:
+        """A cache hit is an execution of its own, linked to the reused outputs."""
+        execution_id = self.start_execution(contexts, component_type, properties, inputs)
+        self.publish_execution(
+            execution_id, contexts, outputs, state=mlmd.Execution.CACHED, properties={"cached_from": cached_from}
+        )
+        return execution_id
+
+    def find_cached(self, component_type: str, cache_key: str) -> tuple[int, dict[str, list[Artifact]]] | None:
+        """The newest COMPLETE execution with this cache key whose outputs are all LIVE and on disk."""
+        executions = self.store.get_executions_by_type(component_type)
+        candidates = [
+            e
+            for e in executions
+            if e.last_known_state == mlmd.Execution.COMPLETE
+            and e.properties["cache_key"].string_value == cache_key
+        ]
+        for execution in sorted(candidates, key=lambda e: e.id, reverse=True):
+            outputs = self._outputs_of(execution.id)
+            flat = [a for artifacts in outputs.values() for a in artifacts]
+            if all(self.is_live(a.id) and os.path.exists(a.uri) for a in flat):
+                return execution.id, outputs
+        return None
+
+    def _events(self, execution_id: int, kind: int) -> list[mlmd.Event]:
+        return [e for e in self.store.get_events_by_execution_ids([execution_id]) if e.type == kind]
+
+    def _outputs_of(self, execution_id: int) -> dict[str, list[Artifact]]:
+        events = self._events(execution_id, mlmd.Event.OUTPUT)
+        artifacts = {a.id: a for a in self.artifacts_by_id(e.artifact_id for e in events)}
+        outputs: dict[str, list[tuple[int, Artifact]]] = {}
+        for e in events:
+            key, index = e.path.steps[0].key, e.path.steps[1].index
+            outputs.setdefault(key, []).append((index, artifacts[e.artifact_id]))
+        return {k: [a for _, a in sorted(v, key=lambda p: p[0])] for k, v in outputs.items()}
+
+    # --- lineage -----------------------------------------------------------------
+    def producer_of(self, artifact_id: int) -> int | None:
+        """The execution that actually produced an artifact (not one that reused it from cache)."""
+        events = self.store.get_events_by_artifact_ids([artifact_id])
+        ids = [e.execution_id for e in events if e.type == mlmd.Event.OUTPUT]
+        for execution in self.store.get_executions_by_id(ids):
+            if execution.last_known_state == mlmd.Execution.COMPLETE:
+                return execution.id
+        return None
+
+    # --- queries for `pipelines runs` -------------------------------------------
+    def runs(self, pipeline_name: str) -> list[RunRecord]:
+        records = []
+        for context in self.store.get_contexts_by_type(RUN_CONTEXT):
+            if context.properties["pipeline_name"].string_value != pipeline_name:
+                continue
+            executions = sorted(self.store.get_executions_by_context(context.id), key=lambda e: e.id)
+            records.append(
+                RunRecord(
+                    id=context.id,
+                    name=context.name,
+                    pipeline_name=pipeline_name,
+                    create_time=context.create_time_since_epoch / 1000.0,
+                    executions=[self._execution_record(e) for e in executions],
+                )
+            )
+        return sorted(records, key=lambda r: r.id)
+
+    def _execution_record(self, execution: mlmd.Execution) -> ExecutionRecord:
+        props = _read_props(execution)
+        inputs = self.artifacts_by_id(e.artifact_id for e in self._events(execution.id, mlmd.Event.INPUT))
+        outputs = [(key, a) for key, artifacts in self._outputs_of(execution.id).items() for a in artifacts]
+        return ExecutionRecord(
+            id=execution.id,
+            component_id=props.get("component_id", ""),
+            state=STATE_NAMES.get(execution.last_known_state, "UNKNOWN"),
+            start_time=props.get("start_time") or 0.0,
+            end_time=props.get("end_time") or 0.0,
+            error=props.get("error") or "",
+            cached_from=props.get("cached_from") or 0,
+            inputs=inputs,
+            outputs=outputs,
+        )

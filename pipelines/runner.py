@@ -1,0 +1,182 @@
+"""The local DAG runner: order, per-execution directories, ML Metadata, caching.
+
+Each execution writes into `<root>/<component>/<execution-id>.staging/` and
+the directory is renamed to `<execution-id>/` only when the executor
+succeeded; only then are its artifacts published LIVE. A failed or
+interrupted execution is recorded FAILED and its directory is kept, renamed
+`<execution-id>.failed/`, for inspection; nothing downstream ever reads it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from typing import Callable, TextIO
+
+from components.base import Artifact, BaseComponent, ExecutorContext
+from pipelines.metadata import MetadataStore
+from pipelines.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+class ComponentFailed(RuntimeError):
+    """A component's executor raised; the message is the executor's, in one line."""
+
+    def __init__(self, component_id: str, execution_id: int, message: str) -> None:
+        super().__init__(f"{component_id} failed (execution {execution_id}): {message}")
+        self.component_id = component_id
+        self.execution_id = execution_id
+
+
+@dataclasses.dataclass
+class ComponentResult:
+    component_id: str
+    execution_id: int
+    cached: bool
+    seconds: float
+    outputs: dict[str, list[Artifact]]
+
+
+@dataclasses.dataclass
+class RunResult:
+    pipeline_name: str
+    run_id: str
+    components: dict[str, ComponentResult]
+
+    def outputs(self, component_id: str, key: str) -> list[Artifact]:
+        return self.components[component_id].outputs[key]
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    first = text[-1] if text else ""
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
+
+
+class LocalRunner:
+    def __init__(
+        self,
+        store: MetadataStore,
+        pipeline_root: str,
+        *,
+        beam_pipeline_args: list[str] | None = None,
+        enable_cache: bool = True,
+        out: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.pipeline_root = os.path.abspath(pipeline_root)
+        self.beam_pipeline_args = list(beam_pipeline_args or [])
+        self.enable_cache = enable_cache
+        self.out = out or sys.stderr
+        self.clock = clock
+
+    def _say(self, message: str) -> None:
+        print(message, file=self.out, flush=True)
+
+    @staticmethod
+    def cache_key(component: BaseComponent, inputs: dict[str, list[Artifact]]) -> str:
+        digest = hashlib.sha256()
+        digest.update(type(component).__name__.encode())
+        digest.update(component.id.encode())
+        digest.update(component.code_version().encode())
+        digest.update(component.parameters_fingerprint().encode())
+        for key in sorted(inputs):
+            digest.update(f"{key}={[a.id for a in inputs[key]]}".encode())
+        return digest.hexdigest()
+
+    def run(self, pipeline: Pipeline, run_id: str | None = None) -> RunResult:
+        run_id = run_id or datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+        contexts = self.store.start_run(pipeline.name, run_id)
+        ordered = pipeline.ordered()
+        produced: dict[tuple[str, str], list[Artifact]] = {}
+        results: dict[str, ComponentResult] = {}
+        started = self.clock()
+        self._say(f"pipeline {pipeline.name}: run {run_id}, {len(ordered)} components, root {self.pipeline_root}")
+        for number, component in enumerate(ordered, start=1):
+            inputs = {key: produced[(ch.producer_id, ch.key)] for key, ch in component.inputs.items()}
+            prefix = f"[{number}/{len(ordered)}] {component.id}"
+            t0 = self.clock()
+            result = self._run_component(component, inputs, contexts, pipeline.name, prefix)
+            result.seconds = self.clock() - t0
+            results[component.id] = result
+            for key, artifacts in result.outputs.items():
+                produced[(component.id, key)] = artifacts
+            how = "cache hit" if result.cached else "done"
+            self._say(
+                f"{prefix}: {how} in {result.seconds:.1f}s "
+                f"(execution {result.execution_id}; elapsed {self.clock() - started:.1f}s)"
+            )
+        self._say(f"pipeline {pipeline.name}: finished in {self.clock() - started:.1f}s")
+        return RunResult(pipeline.name, run_id, results)
+
+    def _run_component(self, component, inputs, contexts, pipeline_name, prefix) -> ComponentResult:
+        cache_key = self.cache_key(component, inputs)
+        properties = {
+            "component_id": component.id,
+            "pipeline_name": pipeline_name,
+            "cache_key": cache_key,
+            "code_version": component.code_version(),
+            "parameters": component.parameters_fingerprint(),
+        }
+        component_type = type(component).__name__
+        if self.enable_cache:
+            hit = self.store.find_cached(component_type, cache_key)
+            if hit is not None:
+                source_id, outputs = hit
+                execution_id = self.store.record_cached(
+                    contexts, component_type, properties, inputs, outputs, cached_from=source_id
+                )
+                return ComponentResult(component.id, execution_id, True, 0.0, outputs)
+
+        self._say(f"{prefix}: running")
+        execution_id = self.store.start_execution(contexts, component_type, properties, inputs)
+        component_root = os.path.join(self.pipeline_root, component.id)
+        final_dir = os.path.join(component_root, str(execution_id))
+        staging_dir = final_dir + ".staging"
+        shutil.rmtree(staging_dir, ignore_errors=True)
+        os.makedirs(staging_dir)
+        outputs = {
+            key: [artifact_type(uri=os.path.join(staging_dir, key))]
+            for key, artifact_type in component.SPEC.outputs.items()
+        }
+        for artifacts in outputs.values():
+            os.makedirs(artifacts[0].uri)
+        try:
+            with tempfile.TemporaryDirectory(prefix=f"{component.id}-") as tmp_dir:
+                context = ExecutorContext(
+                    pipeline_name=pipeline_name,
+                    component_id=component.id,
+                    execution_id=execution_id,
+                    beam_pipeline_args=self.beam_pipeline_args,
+                    tmp_dir=tmp_dir,
+                )
+                component.EXECUTOR(context).Do(inputs, outputs, dict(component.parameters))
+            os.rename(staging_dir, final_dir)
+        except BaseException as error:  # noqa: BLE001 - KeyboardInterrupt too: record, then re-raise
+            message = "interrupted" if isinstance(error, KeyboardInterrupt) else _one_line(error)
+            failed_dir = final_dir + ".failed"
+            if os.path.isdir(staging_dir):
+                shutil.rmtree(failed_dir, ignore_errors=True)
+                os.rename(staging_dir, failed_dir)
+            detail = "".join(traceback.format_exception(error))
+            self.store.fail_execution(execution_id, contexts, detail)
+            log.debug("execution %s failed:\n%s", execution_id, detail)
+            if isinstance(error, KeyboardInterrupt):
+                raise
+            raise ComponentFailed(component.id, execution_id, message) from error
+        for artifacts in outputs.values():
+            for artifact in artifacts:
+                artifact.uri = final_dir + artifact.uri[len(staging_dir):]
+        self.store.publish_execution(
+            execution_id, contexts, outputs, properties={"execution_dir": final_dir}
+        )
+        return ComponentResult(component.id, execution_id, False, 0.0, outputs)

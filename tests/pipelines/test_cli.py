@@ -1,0 +1,87 @@
+"""`python -m pipelines` as a user meets it: real processes, exit codes, one-line errors."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def cli(*args, cwd=None, timeout=120):
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines", *args],
+        cwd=cwd or ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def assert_one_line_usage_error(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [l for l in result.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_list_names_the_known_pipelines():
+    result = cli("list")
+    assert result.returncode == 0
+    names = [line.split()[0] for line in result.stdout.splitlines()]
+    assert "captcha" in names and "house_price" in names
+
+
+@pytest.mark.parametrize("args", [(), ("run",), ("runs",), ("list",)])
+def test_help_everywhere(args):
+    result = cli(*args, "--help")
+    assert result.returncode == 0
+    assert "usage:" in result.stdout
+
+
+def test_run_help_documents_beam_options():
+    result = cli("run", "--help")
+    for flag in ("--runner", "--direct_num_workers", "--direct_running_mode", "--no-cache", "--quick"):
+        assert flag in result.stdout
+
+
+def test_unknown_pipeline_is_one_line_and_exit_2(tmp_path):
+    result = cli("run", "no_such_pipeline", "--output-dir", str(tmp_path))
+    assert_one_line_usage_error(result, "unknown pipeline 'no_such_pipeline'", "captcha")
+
+
+def test_unknown_command_flag_is_one_line_and_exit_2():
+    assert_one_line_usage_error(cli("list", "--frobnicate"), "--frobnicate")
+    assert_one_line_usage_error(cli("runs", "captcha", "--bogus"), "--bogus")
+
+
+def test_misspelt_beam_option_is_refused_not_ignored(tmp_path):
+    result = cli("run", "captcha", "--direct_num_worker=2", "--output-dir", str(tmp_path))
+    assert_one_line_usage_error(result, "unknown Beam pipeline option", "--direct_num_worker=2")
+
+
+def test_bad_choice_for_running_mode_is_exit_2():
+    result = cli("run", "captcha", "--direct_running_mode", "fastest")
+    assert_one_line_usage_error(result, "fastest")
+
+
+def test_bad_param_syntax_is_exit_2(tmp_path):
+    result = cli("run", "captcha", "--param", "epochs", "--output-dir", str(tmp_path))
+    assert_one_line_usage_error(result, "NAME=VALUE")
+
+
+def test_unparsable_metadata_config_is_exit_2(tmp_path):
+    config = tmp_path / "mlmd.pbtxt"
+    config.write_text("mysql { hots: 'x' }")
+    result = cli("runs", "captcha", "--metadata-config", str(config))
+    assert_one_line_usage_error(result, "does not parse")
+
+
+def test_runs_without_a_store_says_so(tmp_path):
+    result = cli("runs", "captcha", "--output-dir", str(tmp_path))
+    assert result.returncode == 0
+    assert "no runs of captcha yet" in result.stdout

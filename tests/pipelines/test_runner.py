@@ -1,0 +1,192 @@
+"""The runner on a small real DAG, against a real ML Metadata SQLite store."""
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+
+from pipelines.metadata import MetadataStore, sqlite_config
+from pipelines.pipeline import Pipeline, PipelineDefinitionError
+from pipelines.runner import ComponentFailed, LocalRunner
+from tests.pipelines.dag_components import NumbersGen, Report, Sum, read_numbers
+
+
+def make_pipeline(count=10, scale=1, fail=False, listed_order=False):
+    numbers = NumbersGen(count=count)
+    total = Sum(numbers=numbers.outputs["numbers"], scale=scale, fail=fail)
+    report = Report(total=total.outputs["total"], numbers=numbers.outputs["numbers"])
+    # Listed out of order on purpose: the runner must sort by dependency.
+    components = [report, total, numbers] if not listed_order else [numbers, total, report]
+    return Pipeline("toy", components)
+
+
+@pytest.fixture
+def store(tmp_path):
+    return MetadataStore(sqlite_config(str(tmp_path / "metadata.sqlite")))
+
+
+@pytest.fixture
+def runner(store, tmp_path):
+    return LocalRunner(store, str(tmp_path / "toy"), out=io.StringIO())
+
+
+def report_text(result):
+    [report] = result.outputs("Report", "report")
+    with open(os.path.join(report.uri, "report.txt")) as f:
+        return f.read()
+
+
+def test_components_run_in_dependency_order(runner):
+    result = runner.run(make_pipeline(count=5))
+    assert list(result.components) == ["NumbersGen", "Sum", "Report"]
+    assert report_text(result) == "5 numbers, total 10"
+
+
+def test_each_execution_gets_its_own_directory(runner, tmp_path):
+    result = runner.run(make_pipeline())
+    for component_id, component in result.components.items():
+        for artifacts in component.outputs.values():
+            expected = str(tmp_path / "toy" / component_id / str(component.execution_id))
+            assert artifacts[0].uri.startswith(expected + os.sep)
+            assert os.path.isdir(artifacts[0].uri)
+
+
+def test_beam_component_uses_the_runners_pipeline_options(store, tmp_path):
+    runner = LocalRunner(
+        store,
+        str(tmp_path / "toy"),
+        beam_pipeline_args=["--direct_num_workers=2", "--direct_running_mode=multi_threading"],
+        out=io.StringIO(),
+    )
+    result = runner.run(make_pipeline(count=100))
+    [numbers] = result.outputs("NumbersGen", "numbers")
+    assert sorted(read_numbers(numbers)) == list(range(100))
+
+
+def test_rerun_with_same_inputs_is_a_cache_hit(runner):
+    first = runner.run(make_pipeline())
+    second = runner.run(make_pipeline())
+    assert all(not c.cached for c in first.components.values())
+    assert all(c.cached for c in second.components.values())
+    # The cached run hands back the very same artifacts.
+    assert second.outputs("Report", "report")[0].id == first.outputs("Report", "report")[0].id
+    assert report_text(second) == report_text(first)
+
+
+def test_changed_parameter_is_a_cache_miss_for_it_and_downstream_only(runner):
+    runner.run(make_pipeline(scale=1))
+    result = runner.run(make_pipeline(scale=3))
+    assert result.components["NumbersGen"].cached
+    assert not result.components["Sum"].cached
+    assert not result.components["Report"].cached
+    assert report_text(result) == "10 numbers, total 135"
+
+
+def test_changed_code_version_is_a_cache_miss(runner, monkeypatch):
+    runner.run(make_pipeline())
+    monkeypatch.setattr(Sum, "code_version", classmethod(lambda cls: "changed"))
+    result = runner.run(make_pipeline())
+    assert result.components["NumbersGen"].cached
+    assert not result.components["Sum"].cached
+
+
+def test_no_cache_forces_every_component_to_run(store, runner, tmp_path):
+    runner.run(make_pipeline())
+    forced = LocalRunner(store, str(tmp_path / "toy"), enable_cache=False, out=io.StringIO())
+    result = forced.run(make_pipeline())
+    assert not any(c.cached for c in result.components.values())
+
+
+def test_failure_leaves_no_live_artifact_and_resume_reruns_only_the_failed_part(store, runner, tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_SUM_FAIL", "1")  # a transient failure: the next run succeeds
+    with pytest.raises(ComponentFailed, match="sum exploded on purpose") as failure:
+        runner.run(make_pipeline(), run_id="first")
+    failed_id = failure.value.execution_id
+    # The half-written directory is kept for inspection, never under the live name.
+    component_root = tmp_path / "toy" / "Sum"
+    assert not (component_root / str(failed_id)).exists()
+    assert (component_root / f"{failed_id}.failed" / "total" / "partial").exists()
+    # ML Metadata: the execution is FAILED and it produced no artifact.
+    [run] = [r for r in store.runs("toy") if r.name == "toy.first"]
+    states = {e.component_id: e.state for e in run.executions}
+    assert states == {"NumbersGen": "COMPLETE", "Sum": "FAILED"}
+    failed = next(e for e in run.executions if e.component_id == "Sum")
+    assert failed.outputs == []
+    assert "sum exploded on purpose" in failed.error
+
+    monkeypatch.delenv("TEST_SUM_FAIL")
+    resumed = runner.run(make_pipeline(), run_id="second")
+    assert resumed.components["NumbersGen"].cached
+    assert not resumed.components["Sum"].cached
+    assert report_text(resumed) == "10 numbers, total 45"
+
+
+def test_failed_execution_is_never_a_cache_hit(runner, monkeypatch):
+    monkeypatch.setenv("TEST_SUM_FAIL", "1")
+    with pytest.raises(ComponentFailed):
+        runner.run(make_pipeline())
+    monkeypatch.delenv("TEST_SUM_FAIL")
+    # Same cache key as the failed execution: it must run, not reuse it.
+    result = runner.run(make_pipeline())
+    assert not result.components["Sum"].cached
+
+
+def test_interrupt_is_recorded_as_failed_and_reraised(store, runner, monkeypatch):
+    def interrupted(self, *args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Sum.EXECUTOR, "Do", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(make_pipeline(), run_id="ctrl-c")
+    [run] = [r for r in store.runs("toy") if r.name == "toy.ctrl-c"]
+    assert [e.state for e in run.executions] == ["COMPLETE", "FAILED"]
+    assert "KeyboardInterrupt" in run.executions[1].error
+
+
+def test_lineage_returns_the_producing_execution_even_after_cache_hits(store, runner):
+    first = runner.run(make_pipeline())
+    second = runner.run(make_pipeline())
+    [artifact] = second.outputs("Sum", "total")
+    assert store.producer_of(artifact.id) == first.components["Sum"].execution_id
+    assert second.components["Sum"].execution_id != first.components["Sum"].execution_id
+
+
+def test_cache_hit_is_refused_when_the_artifact_directory_was_deleted(runner):
+    import shutil
+
+    first = runner.run(make_pipeline())
+    shutil.rmtree(first.outputs("Sum", "total")[0].uri)
+    second = runner.run(make_pipeline())
+    assert second.components["NumbersGen"].cached
+    assert not second.components["Sum"].cached
+
+
+def test_runs_lists_runs_with_components_states_and_artifacts(store, runner):
+    runner.run(make_pipeline(), run_id="a")
+    runner.run(make_pipeline(), run_id="b")
+    runs = store.runs("toy")
+    assert [r.name for r in runs] == ["toy.a", "toy.b"]
+    assert [e.state for e in runs[1].executions] == ["CACHED"] * 3
+    assert runs[0].executions[0].outputs[0][0] == "numbers"
+    assert all(e.duration >= 0 for e in runs[0].executions)
+
+
+def test_pipeline_rejects_duplicate_ids_and_unknown_producers():
+    numbers = NumbersGen()
+    with pytest.raises(PipelineDefinitionError, match="duplicate"):
+        Pipeline("bad", [numbers, NumbersGen()])
+    total = Sum(numbers=numbers.outputs["numbers"])
+    with pytest.raises(PipelineDefinitionError, match="not in the pipeline"):
+        Pipeline("bad", [total])
+
+
+def test_component_rejects_wrong_input_type_and_bad_parameter():
+    numbers = NumbersGen()
+    total = Sum(numbers=numbers.outputs["numbers"])
+    with pytest.raises(TypeError, match="takes Examples"):
+        Sum(numbers=total.outputs["total"])
+    with pytest.raises(TypeError, match="must be"):
+        NumbersGen(count="ten")
+    with pytest.raises(TypeError, match="unknown argument"):
+        NumbersGen(cuont=3)
