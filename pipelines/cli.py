@@ -1,7 +1,8 @@
 """`python -m pipelines`: run pipelines, list them, and look at past runs.
 
 Exit codes: 0 success, 1 a component failed (one line says which and why),
-2 bad usage or unusable input, 130 interrupted.
+2 bad usage or unusable input, 3 an internal error (a bug: run with -v for the
+traceback), 130 interrupted.
 """
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ import warnings
 # Third-party noise that says nothing about the user's run: Google client
 # libraries' Python-version notices (pulled in by Beam) and TF's C++ banner.
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\..*")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class UsageError(Exception):
@@ -75,6 +76,25 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("pipeline")
     runs.add_argument("--last", type=int, default=5, help="how many recent runs to show (default 5; 0 = all)")
     _add_store_args(runs)
+
+    validate = sub.add_parser(
+        "validate",
+        help="validate a CSV or TFRecord file against a schema",
+        description="Batch data validation with TFDV: exit 0 when clean, 1 when anomalies are found, "
+        "2 for unusable input.",
+    )
+    validate.add_argument("--data", required=True, help="CSV (header row optional) or TFRecord of tf.Example (.tfrecord[.gz])")
+    validate.add_argument("--schema", required=True, help="schema.pbtxt, e.g. schemas/house_price/schema.pbtxt")
+    validate.add_argument("--baseline-stats", help="statistics to measure drift against (FeatureStats.pb from a previous run)")
+    validate.add_argument("--report", help="report directory (default: reports/<data file name>)")
+    validate.add_argument(
+        "--environment",
+        default="auto",
+        help="schema environment (e.g. TRAINING, SERVING); default: the one the data's columns fit",
+    )
+    validate.add_argument("--runner", help="Beam runner (default DirectRunner)")
+    validate.add_argument("--direct_num_workers", type=int)
+    validate.add_argument("--direct_running_mode", choices=["in_memory", "multi_threading", "multi_processing"])
     return parser
 
 
@@ -145,7 +165,7 @@ def cmd_run(args, extra: list[str]) -> int:
     except ValueError as error:  # a pipeline's own check of its options
         raise UsageError(str(error)) from None
 
-    from pipelines.runner import ComponentFailed, LocalRunner
+    from pipelines.runner import ComponentFailed, LocalRunner, PipelineStopped
 
     store = _open_store(args)
     runner = LocalRunner(
@@ -164,10 +184,32 @@ def cmd_run(args, extra: list[str]) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILED
+    except PipelineStopped as error:
+        print(f"stopped: {error}", file=sys.stderr)
+        return EXIT_FAILED
     summarize = getattr(pipeline, "summarize", None)
     if callable(summarize):
         print(summarize(result))
     return EXIT_OK
+
+
+def cmd_validate(args, extra: list[str]) -> int:
+    from components.schema_gen.schema_io import SchemaError
+    from pipelines.validate import EXIT_UNUSABLE, UnusableInput, validate
+
+    beam_args = _beam_args(args, extra)
+    try:
+        return validate(
+            args.data,
+            args.schema,
+            baseline_stats=args.baseline_stats,
+            report_dir=args.report,
+            environment=None if args.environment in ("", "none") else args.environment,
+            beam_args=beam_args,
+        )
+    except (UnusableInput, SchemaError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_UNUSABLE
 
 
 def cmd_list(args) -> int:
@@ -208,10 +250,19 @@ def cmd_runs(args) -> int:
     return EXIT_OK
 
 
+def _import_quietly() -> None:
+    """TFDV prints an IPython notice on import; it is about notebooks, not this tool."""
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        import tensorflow_data_validation  # noqa: F401
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command != "run":
+    if extra and args.command not in ("run", "validate"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     stray = [a for a in extra if not a.startswith("--")]
     if stray:
@@ -219,11 +270,19 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    if not args.verbose:
+        # Beam's and absl's warnings (no python-snappy, tables in tf.function) are not the user's to fix.
+        for name in ("apache_beam", "absl", "tensorflow"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    if args.command in ("run", "validate"):
+        _import_quietly()
     try:
         if args.command == "run":
             return cmd_run(args, extra)
         if args.command == "list":
             return cmd_list(args)
+        if args.command == "validate":
+            return cmd_validate(args, extra)
         if args.command == "runs":
             return cmd_runs(args)
     except UsageError as error:
@@ -232,5 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: the running component is recorded as failed; re-run to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as error:  # noqa: BLE001 - one line for the user, the traceback with -v
+        if args.verbose:
+            raise
+        message = (str(error).strip().splitlines() or [""])[-1]
+        print(f"internal error: {type(error).__name__}: {message} (run with -v for the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE

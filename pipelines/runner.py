@@ -36,6 +36,15 @@ class ComponentFailed(RuntimeError):
         self.execution_id = execution_id
 
 
+class PipelineStopped(RuntimeError):
+    """A component's gate stopped the run after it completed (e.g. data anomalies)."""
+
+    def __init__(self, component_id: str, message: str) -> None:
+        super().__init__(f"{component_id} stopped the run: {message}")
+        self.component_id = component_id
+        self.message = message
+
+
 @dataclasses.dataclass
 class ComponentResult:
     component_id: str
@@ -115,6 +124,9 @@ class LocalRunner:
                 f"{prefix}: {how} in {result.seconds:.1f}s "
                 f"(execution {result.execution_id}; elapsed {self.clock() - started:.1f}s)"
             )
+            verdict = component.gate(result.outputs)
+            if verdict:
+                raise PipelineStopped(component.id, verdict)
         self._say(f"pipeline {pipeline.name}: finished in {self.clock() - started:.1f}s")
         return RunResult(pipeline.name, run_id, results)
 

@@ -6,6 +6,10 @@ Dataflow elsewhere: only the arguments differ.
 from __future__ import annotations
 
 import argparse
+import sys
+import time
+
+import apache_beam as beam
 
 DEFAULT_BEAM_ARGS: list[str] = []
 
@@ -42,7 +46,61 @@ def check_beam_args(args: list[str]) -> list[str]:
 
 
 def make_pipeline(args: list[str]):
-    import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
     return beam.Pipeline(options=PipelineOptions(list(args)))
+
+
+class CountProgress(beam.DoFn):
+    """Passes elements through and prints a running count every `every` elements.
+
+    Each worker process counts its own share, so on several workers the lines
+    interleave; the rate still tells the user the pipeline is moving.
+    """
+
+    def __init__(self, label: str, every: int = 10_000, total: int | None = None) -> None:
+        super().__init__()
+        self.label = label
+        self.every = every
+        self.total = total
+
+    def setup(self):
+        self.seen = 0
+        self.started = time.monotonic()
+
+    def process(self, element):
+        self.seen += 1
+        if self.seen % self.every == 0:
+            rate = self.seen / max(time.monotonic() - self.started, 1e-9)
+            of = f" of {self.total:,}" if self.total else ""
+            print(f"  {self.label}: {self.seen:,}{of} ({rate:,.0f}/s)", file=sys.stderr, flush=True)
+        yield element
+
+
+class split_counts:  # noqa: N801 - a namespace of two functions
+    """Per-split element counts through Beam metrics (None where a runner has no metrics)."""
+
+    NAMESPACE = "components"
+
+    @staticmethod
+    def count(element, split: str):
+        from apache_beam.metrics import Metrics
+
+        Metrics.counter(split_counts.NAMESPACE, f"examples[{split}]").inc()
+        return element
+
+    @staticmethod
+    def read(result, splits) -> dict[str, int] | None:
+        from apache_beam.metrics.metric import MetricsFilter
+
+        try:
+            counters = result.metrics().query(MetricsFilter().with_namespace(split_counts.NAMESPACE))["counters"]
+        except Exception:  # noqa: BLE001 - runners without metrics support
+            return None
+        totals = {name: 0 for name in splits}
+        for counter in counters:
+            for name in splits:
+                if counter.key.metric.name == f"examples[{name}]":
+                    value = counter.committed if counter.committed is not None else counter.attempted
+                    totals[name] += value or 0
+        return totals

@@ -90,6 +90,14 @@ class BaseComponent:
             self.parameters[name] = value
         self.outputs = {key: Channel(type=t, producer_id=self.id, key=key) for key, t in spec.outputs.items()}
 
+    def gate(self, outputs: dict[str, list[Artifact]]) -> str | None:
+        """After an execution (or a cache hit): a message here stops the pipeline run.
+
+        The execution and its outputs stay published: the verdict is data
+        (e.g. anomalies), and a re-run reaches the same verdict from the cache.
+        """
+        return None
+
     @property
     def upstream_ids(self) -> set[str]:
         return {channel.producer_id for channel in self.inputs.values()}

@@ -1,0 +1,3 @@
+from components.example_gen.component import CaptchaExampleGen, CsvExampleGen, ImageExampleGen
+
+__all__ = ["CaptchaExampleGen", "CsvExampleGen", "ImageExampleGen"]

@@ -1,0 +1,50 @@
+"""ExampleGen: raw data in, gzip TFRecords of tf.train.Example out, split by key hash.
+
+Three sources, one output contract (`examples`: Examples with one
+`Split-<name>/` folder per split):
+- CaptchaExampleGen renders `num_examples` captchas (features `image`: PNG, `label`: text);
+- CsvExampleGen reads a CSV (header row, or column names from `schema_path`);
+- ImageExampleGen reads an image folder (`<label>.<ext>` files or one subfolder per label).
+"""
+from components.base import BaseComponent, ComponentSpec, Examples, Parameter
+from components.example_gen import executor
+from components.example_gen.splits import DEFAULT_SPLITS
+
+_SPLITS = Parameter(str, DEFAULT_SPLITS, "name:weight pairs, e.g. train:8,eval:1,test:1")
+
+
+class CaptchaExampleGen(BaseComponent):
+    SPEC = ComponentSpec(
+        outputs={"examples": Examples},
+        parameters={
+            "num_examples": Parameter(int, 10_000),
+            "seed": Parameter(int, 0),
+            "charset": Parameter(str, "0123456789"),
+            "length": Parameter(int, 4),
+            "width": Parameter(int, 160),
+            "height": Parameter(int, 60),
+            "splits": _SPLITS,
+        },
+    )
+    EXECUTOR = executor.CaptchaExampleGenExecutor
+
+
+class CsvExampleGen(BaseComponent):
+    SPEC = ComponentSpec(
+        outputs={"examples": Examples},
+        parameters={
+            "input_path": Parameter(str),
+            "schema_path": Parameter(str, None, "gives column names and types when set"),
+            "split_key": Parameter(str, None, "column hashed to choose the split; default the whole row"),
+            "splits": _SPLITS,
+        },
+    )
+    EXECUTOR = executor.CsvExampleGenExecutor
+
+
+class ImageExampleGen(BaseComponent):
+    SPEC = ComponentSpec(
+        outputs={"examples": Examples},
+        parameters={"input_path": Parameter(str), "splits": _SPLITS},
+    )
+    EXECUTOR = executor.ImageExampleGenExecutor

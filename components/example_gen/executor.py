@@ -1,0 +1,158 @@
+"""ExampleGen executors: one Beam pipeline per run, sources differ, the split and write are shared."""
+from __future__ import annotations
+
+import os
+
+import apache_beam as beam
+import tensorflow as tf
+
+from components.base import BaseBeamExecutor
+from components.base.beam import CountProgress, split_counts
+from components.example_gen import csv_source
+from components.example_gen.captcha_source import CaptchaConfig, CaptchaRenderer
+from components.example_gen.image_source import list_images, read_image
+from components.example_gen.splits import SplitConfig
+
+TFRECORD_SUFFIX = ".tfrecord.gz"
+
+
+def bytes_feature(value: bytes) -> tf.train.Feature:
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+
+def image_example(image: bytes, label: str) -> tf.train.Example:
+    return tf.train.Example(
+        features=tf.train.Features(feature={"image": bytes_feature(image), "label": bytes_feature(label.encode())})
+    )
+
+
+class WriteSplits(beam.PTransform):
+    """(key, tf.train.Example) pairs -> one gzip TFRecord folder per split, chosen by key hash."""
+
+    def __init__(self, splits: SplitConfig, output_uri: str) -> None:
+        super().__init__()
+        self.splits = splits
+        self.output_uri = output_uri
+
+    def expand(self, keyed_examples):
+        parts = keyed_examples | "SplitByKeyHash" >> beam.Partition(
+            lambda kv, _n, splits=self.splits: splits.index_for(kv[0]), len(self.splits.names)
+        )
+        for index, name in enumerate(self.splits.names):
+            _ = (
+                parts[index]
+                | f"Count[{name}]" >> beam.Map(split_counts.count, name)
+                | f"Serialize[{name}]" >> beam.Map(lambda kv: kv[1].SerializeToString())
+                | f"Write[{name}]"
+                >> beam.io.WriteToTFRecord(
+                    os.path.join(self.output_uri, f"Split-{name}", "data"),
+                    file_name_suffix=TFRECORD_SUFFIX,
+                    compression_type=beam.io.filesystem.CompressionTypes.GZIP,
+                )
+            )
+        return parts
+
+
+class _ExampleGenExecutor(BaseBeamExecutor):
+    def source(self, pipeline, exec_properties):  # -> PCollection[(key, Example)]
+        raise NotImplementedError
+
+    def Do(self, input_dict, output_dict, exec_properties):
+        [examples] = output_dict["examples"]
+        splits = SplitConfig.parse(exec_properties["splits"])
+        pipeline = self._make_beam_pipeline()
+        keyed = self.source(pipeline, exec_properties) | "Progress" >> beam.ParDo(
+            CountProgress(f"{self.context.component_id}: examples", every=2000)
+        )
+        _ = keyed | "WriteSplits" >> WriteSplits(splits, examples.uri)
+        result = pipeline.run()
+        result.wait_until_finish()
+        counts = split_counts.read(result, splits.names)
+        for name in splits.names:
+            # Beam writes no shard for an empty split; readers expect the folder.
+            os.makedirs(examples.split_uri(name), exist_ok=True)
+        examples.split_names = list(splits.names)
+        examples.set("payload_format", "FORMAT_TF_EXAMPLE")
+        if counts is not None:
+            examples.set("num_examples", sum(counts.values()))
+            for name, count in counts.items():
+                examples.properties[f"num_examples_{name}"] = count
+            self.log.info("examples per split: %s", counts)
+            if sum(counts.values()) == 0:
+                raise ValueError("the source produced no examples")
+
+
+class CaptchaExampleGenExecutor(_ExampleGenExecutor):
+    def source(self, pipeline, p):
+        config = CaptchaConfig(charset=p["charset"], length=p["length"], width=p["width"], height=p["height"])
+        if p["num_examples"] < 1:
+            raise ValueError(f"num_examples must be >= 1, got {p['num_examples']}")
+        seed = p["seed"]
+
+        class Render(beam.DoFn):
+            def setup(self):
+                self.renderer = CaptchaRenderer(config, seed)
+
+            def process(self, index):
+                captcha = self.renderer.render(index)
+                yield captcha.key, image_example(captcha.png, captcha.text)
+
+        return (
+            pipeline
+            | "Indices" >> beam.Create(range(p["num_examples"]))
+            | "Distribute" >> beam.Reshuffle()
+            | "RenderCaptchas" >> beam.ParDo(Render())
+        )
+
+
+class CsvExampleGenExecutor(_ExampleGenExecutor):
+    def source(self, pipeline, p):
+        path = p["input_path"]
+        if not tf.io.gfile.exists(path):
+            raise FileNotFoundError(f"no such CSV file: {path}")
+        typed_columns = None
+        if p["schema_path"]:
+            from components.schema_gen.schema_io import load_schema
+
+            typed_columns = csv_source.schema_columns(load_schema(p["schema_path"]))
+        names, has_header = csv_source.resolve_header(
+            csv_source.parse_line(csv_source.read_first_line(path)),
+            [name for name, _ in typed_columns] if typed_columns else None,
+        )
+        key_column = p["split_key"]
+        if key_column is not None and key_column not in names:
+            raise ValueError(f"split_key {key_column!r} is not a column ({', '.join(names)})")
+        lines = pipeline | "ReadCsv" >> beam.io.ReadFromText(path, skip_header_lines=1 if has_header else 0)
+        lines = lines | "DropBlankLines" >> beam.Filter(lambda line: line.strip())
+        rows = lines | "ParseCsv" >> beam.Map(lambda line: (line, csv_source.parse_line(line)))
+        if typed_columns:
+            kinds = dict(typed_columns)
+            columns = beam.pvalue.AsSingleton(
+                pipeline | "SchemaColumns" >> beam.Create([[(n, kinds[n]) for n in names]])
+            )
+        else:
+            columns = beam.pvalue.AsSingleton(
+                rows
+                | "RowKinds" >> beam.Map(lambda lr: csv_source.row_kinds(lr[1]))
+                | "InferKinds" >> beam.CombineGlobally(csv_source.infer_kinds)
+                | "NameKinds" >> beam.Map(lambda kinds: [(n, k or csv_source.BYTES) for n, k in zip(names, kinds)])
+            )
+        key_index = names.index(key_column) if key_column else None
+
+        def to_keyed_example(line_and_fields, columns):
+            line, fields = line_and_fields
+            key = fields[key_index] if key_index is not None and key_index < len(fields) else line
+            return key, csv_source.to_example(fields, columns, line)
+
+        return rows | "ToExamples" >> beam.Map(to_keyed_example, columns)
+
+
+class ImageExampleGenExecutor(_ExampleGenExecutor):
+    def source(self, pipeline, p):
+        files = list_images(p["input_path"])
+        return (
+            pipeline
+            | "ListImages" >> beam.Create(files)
+            | "Distribute" >> beam.Reshuffle()
+            | "ReadImages" >> beam.Map(lambda item: (item[0], image_example(read_image(item[1]), item[2])))
+        )

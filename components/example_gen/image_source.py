@@ -1,0 +1,38 @@
+"""An image folder: `<label>.<ext>` files (the book's layout) or one subfolder per label."""
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
+
+
+def label_from_filename(name: str) -> str:
+    """`1234.png` -> `1234`; `1234_7.png` -> `1234` (a suffix after `_` keeps names unique)."""
+    stem = os.path.splitext(name)[0]
+    return stem.split("_", 1)[0]
+
+
+def list_images(root: str) -> list[tuple[str, str, str]]:
+    """(key, path, label) for every image under `root`, sorted by key."""
+    if not tf.io.gfile.isdir(root):
+        raise FileNotFoundError(f"no such image folder: {root}")
+    found = []
+    for entry in sorted(tf.io.gfile.listdir(root)):
+        path = os.path.join(root, entry.rstrip("/"))
+        if tf.io.gfile.isdir(path):
+            label = entry.rstrip("/")
+            for name in sorted(tf.io.gfile.listdir(path)):
+                if name.lower().endswith(IMAGE_EXTENSIONS):
+                    found.append((f"{label}/{name}", os.path.join(path, name), label))
+        elif entry.lower().endswith(IMAGE_EXTENSIONS):
+            found.append((entry, path, label_from_filename(entry)))
+    if not found:
+        raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in {root}")
+    return found
+
+
+def read_image(path: str) -> bytes:
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return f.read()

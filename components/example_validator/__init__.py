@@ -1,0 +1,3 @@
+from components.example_validator.component import ExampleValidator
+
+__all__ = ["ExampleValidator"]

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import tensorflow_data_validation as tfdv
+
+from components.base import BaseExecutor
+from components.example_validator.anomalies_io import anomaly_rows, write_anomalies
+from components.schema_gen.schema_io import load_schema
+from components.statistics_gen.stats_io import load_split_statistics
+
+
+class ExampleValidatorExecutor(BaseExecutor):
+    def Do(self, input_dict, output_dict, exec_properties):
+        [statistics] = input_dict["statistics"]
+        [schema_artifact] = input_dict["schema"]
+        [anomalies] = output_dict["anomalies"]
+        schema = load_schema(schema_artifact.uri)
+        baseline_split = exec_properties["baseline_split"]
+        baseline = (
+            load_split_statistics(statistics, baseline_split) if baseline_split in statistics.split_names else None
+        )
+        total = 0
+        for split in statistics.split_names:
+            stats = load_split_statistics(statistics, split)
+            result = tfdv.validate_statistics(
+                stats,
+                schema,
+                environment=exec_properties["environment"],
+                previous_statistics=baseline if split != baseline_split else None,
+            )
+            rows = anomaly_rows(result, stats)
+            total += len(rows)
+            write_anomalies(anomalies.split_uri(split), result, rows)
+        anomalies.split_names = statistics.split_names
+        anomalies.set("num_anomalies", total)

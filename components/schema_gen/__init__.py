@@ -1,0 +1,3 @@
+from components.schema_gen.component import SchemaGen
+
+__all__ = ["SchemaGen"]

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import os
+
+import apache_beam as beam
+import tensorflow as tf
+import tensorflow_data_validation as tfdv
+from tensorflow_metadata.proto.v0 import statistics_pb2
+from tfx_bsl.public import tfxio
+
+from components.base import BaseBeamExecutor
+from components.statistics_gen.stats_html import statistics_html
+from components.statistics_gen.stats_io import HTML_FILE, STATS_FILE, load_split_statistics
+
+
+def examples_file_pattern(examples_artifact, split: str) -> str:
+    return os.path.join(examples_artifact.split_uri(split), "*")
+
+
+def write_empty_statistics(path: str) -> None:
+    """An empty split still gets statistics (zero examples), so validators can say so."""
+    stats = statistics_pb2.DatasetFeatureStatisticsList()
+    stats.datasets.add(num_examples=0)
+    with open(path, "wb") as f:
+        f.write(stats.SerializeToString())
+
+
+class ComputeStatistics(beam.PTransform):
+    """Serialized tf.Examples from files -> TFDV statistics written to `output_path`."""
+
+    def __init__(self, file_pattern: str, output_path: str, options: tfdv.StatsOptions) -> None:
+        super().__init__()
+        self.file_pattern = file_pattern
+        self.output_path = output_path
+        self.options = options
+
+    def expand(self, pipeline):
+        source = tfxio.TFExampleRecord(file_pattern=self.file_pattern, telemetry_descriptors=["StatisticsGen"])
+        return (
+            pipeline
+            | "ReadExamples" >> source.BeamSource()
+            | "GenerateStatistics" >> tfdv.GenerateStatistics(self.options)
+            | "WriteStatistics" >> tfdv.WriteStatisticsToBinaryFile(self.output_path)
+        )
+
+
+class StatisticsGenExecutor(BaseBeamExecutor):
+    def Do(self, input_dict, output_dict, exec_properties):
+        [examples] = input_dict["examples"]
+        [statistics] = output_dict["statistics"]
+        options = tfdv.StatsOptions(num_top_values=exec_properties["num_top_values"])
+        splits = examples.split_names
+        with self._make_beam_pipeline() as pipeline:
+            for split in splits:
+                out_dir = statistics.split_uri(split)
+                os.makedirs(out_dir, exist_ok=True)
+                if not tf.io.gfile.glob(examples_file_pattern(examples, split)):
+                    write_empty_statistics(os.path.join(out_dir, STATS_FILE))
+                    continue
+                _ = pipeline | f"Statistics[{split}]" >> ComputeStatistics(
+                    examples_file_pattern(examples, split), os.path.join(out_dir, STATS_FILE), options
+                )
+        statistics.split_names = splits
+        by_split = {split: load_split_statistics(statistics, split) for split in splits}
+        with open(os.path.join(statistics.uri, HTML_FILE), "w", encoding="utf-8") as f:
+            f.write(statistics_html(by_split, f"{self.context.pipeline_name}: example statistics"))

@@ -1,0 +1,112 @@
+"""A self-contained HTML view of TFDV statistics (no scripts, no network).
+
+TFDV's own Facets view loads its code from the internet; this page opens in
+any browser offline and is what the demo frontend shows.
+"""
+from __future__ import annotations
+
+import html
+
+from tensorflow_metadata.proto.v0 import statistics_pb2
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}
+table{border-collapse:collapse;margin:0 0 2rem}
+th,td{border:1px solid #ccc;padding:.3rem .6rem;text-align:right;vertical-align:top}
+th:first-child,td:first-child,td.text{text-align:left}
+caption{text-align:left;font-weight:bold;padding:.4rem 0}
+.bar{display:inline-block;background:#4a78c2;height:.7rem;margin-right:1px;vertical-align:bottom}
+.warn{color:#b00}
+"""
+
+
+def _fmt(value: float) -> str:
+    if value == int(value) and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return f"{value:,.4g}"
+
+
+def _printable(raw: str) -> str:
+    text = raw if len(raw) <= 40 else raw[:37] + "..."
+    if any(not ch.isprintable() for ch in text):
+        return f"&lt;{len(raw)} bytes&gt;"
+    return html.escape(text)
+
+
+def _histogram(hist) -> str:
+    counts = [b.sample_count for b in hist.buckets]
+    if not counts or max(counts) <= 0:
+        return ""
+    top = max(counts)
+    bars = "".join(
+        f'<span class="bar" style="height:{max(1, round(24 * c / top))}px;width:6px" '
+        f'title="{_fmt(b.low_value)}..{_fmt(b.high_value)}: {_fmt(c)}"></span>'
+        for b, c in zip(hist.buckets, counts)
+    )
+    return f'<div aria-label="histogram">{bars}</div>'
+
+
+def _missing(common, total: float) -> str:
+    missing = common.num_missing
+    share = missing / total if total else 0.0
+    cls = ' class="warn"' if missing else ""
+    return f"<td{cls}>{_fmt(missing)} ({share:.1%})</td>"
+
+
+def _dataset_tables(dataset) -> str:
+    total = float(dataset.num_examples)
+    numeric_rows, string_rows = [], []
+    for feature in dataset.features:
+        name = html.escape(".".join(feature.path.step) or feature.name)
+        if feature.HasField("num_stats"):
+            s = feature.num_stats
+            hist = next((h for h in s.histograms if h.type == h.STANDARD), None)
+            numeric_rows.append(
+                f"<tr><td>{name}</td><td>{_fmt(s.common_stats.num_non_missing)}</td>{_missing(s.common_stats, total)}"
+                f"<td>{_fmt(s.mean)}</td><td>{_fmt(s.std_dev)}</td><td>{_fmt(s.num_zeros)}</td>"
+                f"<td>{_fmt(s.min)}</td><td>{_fmt(s.median)}</td><td>{_fmt(s.max)}</td>"
+                f"<td>{_histogram(hist) if hist else ''}</td></tr>"
+            )
+        elif feature.HasField("string_stats") or feature.HasField("bytes_stats"):
+            if feature.HasField("string_stats"):
+                s = feature.string_stats
+                top = ", ".join(f"{_printable(v.value)} ({_fmt(v.frequency)})" for v in s.top_values[:5])
+                unique, avg_len, common = s.unique, s.avg_length, s.common_stats
+            else:
+                s = feature.bytes_stats
+                top, unique, avg_len, common = "", s.unique, s.avg_num_bytes, s.common_stats
+            string_rows.append(
+                f"<tr><td>{name}</td><td>{_fmt(common.num_non_missing)}</td>{_missing(common, total)}"
+                f"<td>{_fmt(unique)}</td><td>{_fmt(avg_len)}</td><td class='text'>{top}</td></tr>"
+            )
+    parts = []
+    if numeric_rows:
+        parts.append(
+            "<table><caption>Numeric features</caption><tr><th>feature</th><th>count</th><th>missing</th>"
+            "<th>mean</th><th>std dev</th><th>zeros</th><th>min</th><th>median</th><th>max</th><th>histogram</th></tr>"
+            + "".join(numeric_rows)
+            + "</table>"
+        )
+    if string_rows:
+        parts.append(
+            "<table><caption>Categorical and bytes features</caption><tr><th>feature</th><th>count</th>"
+            "<th>missing</th><th>unique</th><th>avg length</th><th>top values</th></tr>"
+            + "".join(string_rows)
+            + "</table>"
+        )
+    return "".join(parts)
+
+
+def statistics_html(by_split: dict[str, statistics_pb2.DatasetFeatureStatisticsList], title: str) -> str:
+    sections = []
+    for split, stats_list in by_split.items():
+        for dataset in stats_list.datasets:
+            sections.append(
+                f"<section><h2>{html.escape(split)}: {_fmt(dataset.num_examples)} examples</h2>"
+                f"{_dataset_tables(dataset)}</section>"
+            )
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1>{''.join(sections)}</body></html>"
+    )

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import importlib
+import json
+import os
+
+import apache_beam as beam
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from tfx_bsl.public import tfxio
+
+from components.base import BaseBeamExecutor
+from components.base.beam import CountProgress
+from components.example_gen.executor import TFRECORD_SUFFIX
+from components.schema_gen.schema_io import load_schema
+from components.statistics_gen.executor import examples_file_pattern
+
+TRANSFORM_FN_DIR = tft.TFTransformOutput.TRANSFORM_FN_DIR
+
+
+def load_preprocessing_fn(path: str, params: dict):
+    module_name, sep, factory_name = path.partition(":")
+    if not sep:
+        raise ValueError(f"preprocessing_fn must be 'module.path:factory', got {path!r}")
+    factory = getattr(importlib.import_module(module_name), factory_name)
+    return factory(params)
+
+
+class TransformExecutor(BaseBeamExecutor):
+    def Do(self, input_dict, output_dict, exec_properties):
+        [examples] = input_dict["examples"]
+        [schema_artifact] = input_dict["schema"]
+        [graph] = output_dict["transform_graph"]
+        [transformed] = output_dict["transformed_examples"]
+        params = json.loads(exec_properties["preprocessing_params"] or "{}")
+        preprocessing_fn = load_preprocessing_fn(exec_properties["preprocessing_fn"], params)
+        raw_schema = load_schema(schema_artifact.uri)
+        analyze_split = exec_properties["analyze_split"]
+        if analyze_split not in examples.split_names:
+            raise ValueError(f"analyze_split {analyze_split!r} is not a split of the examples ({examples.split_names})")
+
+        def raw_source(split):
+            return tfxio.TFExampleRecord(
+                file_pattern=examples_file_pattern(examples, split),
+                schema=raw_schema,
+                telemetry_descriptors=["Transform"],
+            )
+
+        with self._make_beam_pipeline() as pipeline, tft_beam.Context(temp_dir=self.context.tmp_dir):
+            analyze_source = raw_source(analyze_split)
+            raw_data = pipeline | f"Read[{analyze_split}]" >> analyze_source.BeamSource()
+            transform_fn = (
+                raw_data,
+                analyze_source.TensorAdapterConfig(),
+            ) | "Analyze" >> tft_beam.AnalyzeDataset(preprocessing_fn)
+            _ = transform_fn | "WriteTransformGraph" >> tft_beam.WriteTransformFn(graph.uri)
+            for split in examples.split_names:
+                source = analyze_source if split == analyze_split else raw_source(split)
+                data = raw_data if split == analyze_split else pipeline | f"Read[{split}]" >> source.BeamSource()
+                (transformed_data, metadata) = (
+                    (data, source.TensorAdapterConfig()),
+                    transform_fn,
+                ) | f"Transform[{split}]" >> tft_beam.TransformDataset(output_record_batches=True)
+                _ = (
+                    transformed_data
+                    | f"Encode[{split}]" >> beam.FlatMapTuple(lambda batch, _: _encode(batch))
+                    | f"Progress[{split}]" >> beam.ParDo(CountProgress(f"Transform[{split}]", every=5000))
+                    | f"Write[{split}]"
+                    >> beam.io.WriteToTFRecord(
+                        os.path.join(transformed.split_uri(split), "data"),
+                        file_name_suffix=TFRECORD_SUFFIX,
+                        compression_type=beam.io.filesystem.CompressionTypes.GZIP,
+                    )
+                )
+        for split in examples.split_names:
+            os.makedirs(transformed.split_uri(split), exist_ok=True)
+        transformed.split_names = examples.split_names
+        transformed.set("payload_format", "FORMAT_TF_EXAMPLE")
+
+
+def _encode(record_batch):
+    from tfx_bsl.coders import example_coder
+
+    return example_coder.RecordBatchToExamples(record_batch)
