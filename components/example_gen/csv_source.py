@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import schema_pb2
@@ -77,7 +78,8 @@ def infer_kinds(rows_kinds: list[list[str | None]]) -> list[str | None]:
         if not merged:
             merged = list(kinds)
         else:
-            merged = [merge_kinds(a, b) for a, b in zip(merged, kinds)]
+            # A row of the wrong length must not narrow the columns; to_example reports it.
+            merged = [merge_kinds(a, b) for a, b in itertools.zip_longest(merged, kinds)]
     return merged
 
 

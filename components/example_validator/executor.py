@@ -18,13 +18,16 @@ class ExampleValidatorExecutor(BaseExecutor):
         baseline = (
             load_split_statistics(statistics, baseline_split) if baseline_split in statistics.split_names else None
         )
+        environment = exec_properties["environment"]
+        if environment and environment not in schema.default_environment:
+            environment = None  # e.g. an inferred schema: it has no environments, every feature applies
         total = 0
         for split in statistics.split_names:
             stats = load_split_statistics(statistics, split)
             result = tfdv.validate_statistics(
                 stats,
                 schema,
-                environment=exec_properties["environment"],
+                environment=environment,
                 previous_statistics=baseline if split != baseline_split else None,
             )
             rows = anomaly_rows(result, stats)

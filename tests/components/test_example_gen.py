@@ -1,0 +1,157 @@
+"""ExampleGen: deterministic captchas, stable hash splits, CSV with and without header, image folders."""
+from __future__ import annotations
+
+import collections
+import os
+import shutil
+
+import pytest
+
+from components.example_gen import CaptchaExampleGen, CsvExampleGen, ImageExampleGen
+from components.example_gen.captcha_source import ALPHANUMERIC, CaptchaConfig, CaptchaRenderer
+from components.example_gen.splits import SplitConfig
+from pipelines.house_price import SCHEMA_PATH as HOUSE_SCHEMA
+from tests.components.helpers import feature_values, read_examples, run_components
+
+
+def test_captcha_rendering_is_byte_for_byte_deterministic_for_a_seed():
+    first = [CaptchaRenderer(seed=7).render(i) for i in range(5)]
+    # Another renderer, indices in another order: the same bytes.
+    second = {i: CaptchaRenderer(seed=7).render(i) for i in reversed(range(5))}
+    for i, captcha in enumerate(first):
+        assert captcha.png == second[i].png
+        assert captcha.text == second[i].text
+    assert first[0].png != first[1].png
+    assert CaptchaRenderer(seed=8).render(0).png != first[0].png
+
+
+def test_captcha_labels_follow_the_config():
+    renderer = CaptchaRenderer(CaptchaConfig(charset=ALPHANUMERIC, length=6, width=200, height=70), seed=1)
+    texts = [renderer.render(i).text for i in range(50)]
+    assert all(len(t) == 6 and set(t) <= set(ALPHANUMERIC) for t in texts)
+    assert any(c.isalpha() for t in texts for c in t)
+    from PIL import Image
+    import io
+
+    assert Image.open(io.BytesIO(renderer.render(0).png)).size == (200, 70)
+
+
+def test_unseeded_rendering_still_varies():
+    renderer = CaptchaRenderer()
+    assert renderer.render_text("1234") != renderer.render_text("1234")
+
+
+@pytest.mark.parametrize("bad", [dict(charset=""), dict(charset="aab"), dict(length=0), dict(width=4)])
+def test_captcha_config_rejects_nonsense(bad):
+    with pytest.raises(ValueError):
+        CaptchaConfig(**bad)
+
+
+def test_split_by_key_hash_is_stable_and_roughly_proportional():
+    splits = SplitConfig.parse("train:8,eval:1,test:1")
+    keys = [f"k{i}" for i in range(5000)]
+    first = [splits.index_for(k) for k in keys]
+    assert first == [SplitConfig.parse("train:8,eval:1,test:1").index_for(k) for k in keys]
+    counts = collections.Counter(first)
+    assert 0.77 < counts[0] / 5000 < 0.83
+    assert 0.08 < counts[1] / 5000 < 0.12
+
+
+@pytest.mark.parametrize("text", ["train", "train:0", "train:8,train:2", "a:b", ""])
+def test_split_config_rejects_malformed_text(text):
+    with pytest.raises(ValueError):
+        SplitConfig.parse(text)
+
+
+def _captcha_contents(artifact):
+    return {
+        split: sorted((feature_values(e, "label")[0], feature_values(e, "image")[0]) for e in read_examples(artifact, split))
+        for split in artifact.split_names
+    }
+
+
+def test_captcha_example_gen_is_deterministic_and_splits_by_key(tmp_path):
+    gen = CaptchaExampleGen(num_examples=60, seed=3)
+    first = run_components(tmp_path / "a", [gen]).outputs("CaptchaExampleGen", "examples")[0]
+    # Another store, two Beam workers: the same examples in the same splits.
+    second = run_components(
+        tmp_path / "b", [CaptchaExampleGen(num_examples=60, seed=3)],
+        beam_args=["--direct_num_workers=2", "--direct_running_mode=multi_threading"],
+    ).outputs("CaptchaExampleGen", "examples")[0]
+    assert first.split_names == ["train", "eval", "test"]
+    contents = _captcha_contents(first)
+    assert contents == _captcha_contents(second)
+    assert sum(len(v) for v in contents.values()) == 60
+    assert first.get("num_examples") == 60
+    # Each example sits in the split its key hashes to.
+    splits = SplitConfig.parse("train:8,eval:1,test:1")
+    renderer = CaptchaRenderer(seed=3)
+    expected = collections.defaultdict(list)
+    for i in range(60):
+        captcha = renderer.render(i)
+        expected[splits.names[splits.index_for(captcha.key)]].append((captcha.text.encode(), captcha.png))
+    assert {k: sorted(v) for k, v in expected.items()} == {k: v for k, v in contents.items() if v}
+
+
+def test_csv_without_header_takes_column_names_from_the_schema(tmp_path, shared_data):
+    path = os.path.join(shared_data, "house_price", "data1.csv")
+    result = run_components(tmp_path, [CsvExampleGen(input_path=path, schema_path=HOUSE_SCHEMA)])
+    [examples] = result.outputs("CsvExampleGen", "examples")
+    rows = [e for split in examples.split_names for e in read_examples(examples, split)]
+    assert len(rows) == 47
+    with open(path) as f:
+        first_line = [float(v) for v in f.readline().split(",")]
+    as_tuples = {(feature_values(e, "area")[0], feature_values(e, "bedrooms")[0], feature_values(e, "price")[0]) for e in rows}
+    assert tuple(first_line) in as_tuples
+    # The schema types the columns: area and price FLOAT, bedrooms INT.
+    example = rows[0]
+    assert example.features.feature["area"].WhichOneof("kind") == "float_list"
+    assert example.features.feature["bedrooms"].WhichOneof("kind") == "int64_list"
+
+
+def test_csv_with_header_and_no_schema_infers_types(tmp_path):
+    path = tmp_path / "cities.csv"
+    path.write_text("city,rooms,size\nParis,3,70.5\nLyon,2,55\nNice,,40\n")
+    result = run_components(tmp_path, [CsvExampleGen(input_path=str(path), splits="all:1")])
+    [examples] = result.outputs("CsvExampleGen", "examples")
+    rows = {feature_values(e, "city")[0]: e for e in read_examples(examples, "all")}
+    assert set(rows) == {b"Paris", b"Lyon", b"Nice"}
+    assert feature_values(rows[b"Lyon"], "size") == [55.0]  # a column with 70.5 is FLOAT throughout
+    assert feature_values(rows[b"Paris"], "rooms") == [3]
+    assert "rooms" not in rows[b"Nice"].features.feature  # an empty cell is a missing value
+
+
+def test_csv_with_a_short_row_fails_with_the_row_in_the_message(tmp_path):
+    from pipelines.runner import ComponentFailed
+
+    path = tmp_path / "short.csv"
+    path.write_text("a,b\n1,2\n3\n")
+    with pytest.raises(ComponentFailed, match="row has 1 fields, expected 2"):
+        run_components(tmp_path, [CsvExampleGen(input_path=str(path))])
+
+
+def _write_png(path, text):
+    with open(path, "wb") as f:
+        f.write(CaptchaRenderer(seed=1).render_text(text))
+
+
+@pytest.mark.parametrize("layout", ["files", "folders"])
+def test_image_folder_in_both_layouts(tmp_path, layout):
+    root = tmp_path / "images"
+    root.mkdir()
+    labels = ["1234", "5678", "9012"]
+    for label in labels:
+        if layout == "files":
+            _write_png(root / f"{label}.png", label)
+        else:
+            (root / label).mkdir()
+            _write_png(root / label / "a.png", label)
+            _write_png(root / label / "b.png", label)
+    (root / "notes.txt").write_text("not an image")
+    result = run_components(tmp_path, [ImageExampleGen(input_path=str(root))])
+    [examples] = result.outputs("ImageExampleGen", "examples")
+    rows = [e for split in examples.split_names for e in read_examples(examples, split)]
+    found = collections.Counter(feature_values(e, "label")[0].decode() for e in rows)
+    per_label = 1 if layout == "files" else 2
+    assert found == {label: per_label for label in labels}
+    assert all(feature_values(e, "image")[0].startswith(b"\x89PNG") for e in rows)

@@ -1,0 +1,165 @@
+"""`pipelines validate`: real TFDV over Beam; exit 0 clean, 1 anomalies, 2 unusable input."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from components.schema_gen.schema_io import SchemaError
+from pipelines.house_price import SCHEMA_PATH as HOUSE_SCHEMA
+from pipelines.validate import UnusableInput, validate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+CITY_SCHEMA = """
+feature {
+  name: "city" type: BYTES domain: "city" presence { min_fraction: 1.0 }
+  drift_comparator { infinity_norm { threshold: 0.2 } }
+}
+feature { name: "rooms" type: INT int_domain { min: 1 max: 10 } presence { min_fraction: 1.0 } }
+string_domain { name: "city" value: "Paris" value: "Lyon" value: "Nice" }
+"""
+
+
+def csv_file(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.fixture
+def city_schema(tmp_path):
+    return csv_file(tmp_path, "city_schema.pbtxt", CITY_SCHEMA)
+
+
+def run_validate(tmp_path, data, schema, **kwargs):
+    out = io.StringIO()
+    code = validate(data, schema, report_dir=str(tmp_path / "report"), out=out, **kwargs)
+    report = json.load(open(tmp_path / "report" / "anomalies.json"))["anomalies"]
+    return code, {row["feature"]: row for row in report}, out.getvalue()
+
+
+def test_the_books_data_is_clean(tmp_path, shared_data):
+    code, anomalies, text = run_validate(tmp_path, os.path.join(shared_data, "house_price", "data1.csv"), HOUSE_SCHEMA)
+    assert code == 0, text
+    assert anomalies == {}
+    assert "47 rows" in text
+    for name in ("anomalies.json", "SchemaDiff.pbtxt", "statistics.html", "FeatureStats.pb"):
+        assert (tmp_path / "report" / name).exists()
+
+
+def test_serving_data_without_the_label_is_clean_in_the_serving_environment(tmp_path):
+    data = csv_file(tmp_path, "serve.csv", "area,bedrooms\n2104,3\n1600,4\n")
+    code, anomalies, text = run_validate(tmp_path, data, HOUSE_SCHEMA)
+    assert code == 0 and "SERVING" in text
+
+
+def test_missing_column(tmp_path):
+    data = csv_file(tmp_path, "m.csv", "area,price\n2104,399900\n1600,329900\n")
+    code, anomalies, _ = run_validate(tmp_path, data, HOUSE_SCHEMA)
+    assert code == 1
+    assert "bedrooms" in anomalies
+    assert "missing" in anomalies["bedrooms"]["description"].lower() or "dropped" in anomalies["bedrooms"]["short_description"].lower()
+
+
+def test_string_in_an_integer_column(tmp_path):
+    data = csv_file(tmp_path, "s.csv", "area,bedrooms,price\n2104,3,399900\n1600,three,329900\n")
+    code, anomalies, text = run_validate(tmp_path, data, HOUSE_SCHEMA)
+    assert code == 1
+    assert "three" in anomalies["bedrooms"]["description"]
+    assert "bedrooms" in text
+
+
+def test_value_out_of_domain(tmp_path):
+    data = csv_file(tmp_path, "d.csv", "area,bedrooms,price\n2104,3,399900\n1600,25,329900\n-5,2,100\n")
+    code, anomalies, _ = run_validate(tmp_path, data, HOUSE_SCHEMA)
+    assert code == 1
+    assert set(anomalies) >= {"bedrooms", "area"}
+    assert "max" in anomalies["bedrooms"]["description"].lower() or "out-of-range" in anomalies["bedrooms"]["short_description"].lower()
+
+
+def test_unseen_categorical_value(tmp_path, city_schema):
+    data = csv_file(tmp_path, "c.csv", "city,rooms\nParis,2\nLyon,3\nBerlin,4\n")
+    code, anomalies, _ = run_validate(tmp_path, data, city_schema)
+    assert code == 1
+    assert "Berlin" in anomalies["city"]["description"]
+
+
+def test_drift_beyond_threshold_against_baseline_statistics(tmp_path, city_schema):
+    baseline = csv_file(tmp_path, "base.csv", "city,rooms\n" + "Paris,2\n" * 80 + "Lyon,3\n" * 20)
+    code, _, _ = run_validate(tmp_path / "b", baseline, city_schema)
+    assert code == 0
+    baseline_stats = str(tmp_path / "b" / "report" / "FeatureStats.pb")
+    similar = csv_file(tmp_path, "similar.csv", "city,rooms\n" + "Paris,2\n" * 78 + "Lyon,3\n" * 22)
+    code, anomalies, _ = run_validate(tmp_path / "s", similar, city_schema, baseline_stats=baseline_stats)
+    assert code == 0, anomalies
+    drifted = csv_file(tmp_path, "drifted.csv", "city,rooms\n" + "Paris,2\n" * 20 + "Nice,3\n" * 80)
+    code, anomalies, _ = run_validate(tmp_path / "d", drifted, city_schema, baseline_stats=baseline_stats)
+    assert code == 1
+    assert "city" in anomalies
+    assert "linfty distance between current and previous is 0.8" in anomalies["city"]["description"].lower()
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("empty.csv", b"", "empty"),
+        ("short.csv", b"area,bedrooms,price\n2104,3,399900\n1600,3\n", "line 3 has 2 fields, expected 3"),
+        ("latin1.csv", b"area,bedrooms,price\n2104,3,399900\n1600,3,32\xe99\n", "line 3 is not UTF-8"),
+        ("header_only.csv", b"area,bedrooms,price\n", "no data rows"),
+    ],
+)
+def test_unusable_csv_is_refused_with_one_clear_message(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(UnusableInput, match=message):
+        validate(str(path), HOUSE_SCHEMA, report_dir=str(tmp_path / "report"), out=io.StringIO())
+
+
+def test_missing_file_and_bad_schema_are_unusable(tmp_path):
+    with pytest.raises(UnusableInput, match="no such file"):
+        validate(str(tmp_path / "nope.csv"), HOUSE_SCHEMA, out=io.StringIO())
+    data = csv_file(tmp_path, "ok.csv", "area,bedrooms,price\n1,1,1\n")
+    broken = csv_file(tmp_path, "broken.pbtxt", "feature { name: ")
+    with pytest.raises(SchemaError, match="does not parse"):
+        validate(data, broken, out=io.StringIO())
+
+
+def test_tfrecord_input(tmp_path):
+    import tensorflow as tf
+
+    path = str(tmp_path / "data.tfrecord")
+    with tf.io.TFRecordWriter(path) as writer:
+        for area, bedrooms, price in [(2104.0, 3, 399900.0), (1600.0, 30, 329900.0)]:
+            example = tf.train.Example()
+            example.features.feature["area"].float_list.value.append(area)
+            example.features.feature["bedrooms"].int64_list.value.append(bedrooms)
+            example.features.feature["price"].float_list.value.append(price)
+            writer.write(example.SerializeToString())
+    code, anomalies, _ = run_validate(tmp_path, path, HOUSE_SCHEMA)
+    assert code == 1 and set(anomalies) == {"bedrooms"}
+
+
+def cli_validate(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines", "validate", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_cli_exit_codes_clean_anomalous_unusable(tmp_path):
+    clean = csv_file(tmp_path, "clean.csv", "area,bedrooms,price\n2104,3,399900\n1600,3,329900\n")
+    bad = csv_file(tmp_path, "bad.csv", "area,bedrooms,price\n2104,99,399900\n")
+    short = csv_file(tmp_path, "short.csv", "area,bedrooms,price\n2104,3\n")
+    ok = cli_validate("--data", clean, "--schema", HOUSE_SCHEMA, "--report", str(tmp_path / "r1"))
+    assert ok.returncode == 0, ok.stderr
+    anomalous = cli_validate("--data", bad, "--schema", HOUSE_SCHEMA, "--report", str(tmp_path / "r2"))
+    assert anomalous.returncode == 1
+    assert "bedrooms" in anomalous.stdout
+    unusable = cli_validate("--data", short, "--schema", HOUSE_SCHEMA, "--report", str(tmp_path / "r3"))
+    assert unusable.returncode == 2
+    assert unusable.stderr.strip().count("\n") == 0 and "2 fields, expected 3" in unusable.stderr
+    assert "Traceback" not in unusable.stderr
