@@ -77,6 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--last", type=int, default=5, help="how many recent runs to show (default 5; 0 = all)")
     _add_store_args(runs)
 
+    compare = sub.add_parser(
+        "compare",
+        help="train one variant per value of a parameter and overlay their curves",
+        description="Train one variant per value of a parameter (e.g. --param optimizer=adam,rmsprop,adagrad,sgd) "
+        "and write overlay plots of validation accuracy and loss per epoch, plus a table.",
+    )
+    compare.add_argument("pipeline")
+    compare.add_argument("--param", required=True, metavar="NAME=V1,V2,...", help="the parameter to vary and its values")
+    compare.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="fixed overrides for every variant")
+    compare.add_argument("--quick", action="store_true", help="the pipeline's small configuration")
+    compare.add_argument("--data", help="input data file, for pipelines that read one")
+    _add_store_args(compare)
+
     validate = sub.add_parser(
         "validate",
         help="validate a CSV or TFRecord file against a schema",
@@ -212,6 +225,39 @@ def cmd_validate(args, extra: list[str]) -> int:
         return EXIT_UNUSABLE
 
 
+def cmd_compare(args) -> int:
+    from pipelines.compare import report_dir, run_variants, write_report
+    from pipelines.registry import RunOptions
+    from pipelines.runner import ComponentFailed, LocalRunner, PipelineStopped
+
+    entry = _pipeline_entry(args.pipeline)
+    name, sep, raw_values = args.param.partition("=")
+    values = [v.strip() for v in raw_values.split(",") if v.strip()]
+    if not sep or not name or len(values) < 2:
+        raise UsageError(f"--param takes NAME=V1,V2,... with at least two values, got {args.param!r}")
+    if args.data is not None and not os.path.isfile(args.data):
+        raise UsageError(f"--data: no such file: {args.data}")
+    fixed = _parse_params(args.set)
+    base = RunOptions(quick=args.quick, serving_dir=os.path.join(args.output_dir, ".compare-serving"), data=args.data, params=fixed)
+    try:
+        for value in values:  # check every variant's config before training any
+            entry.create(RunOptions(quick=args.quick, serving_dir=base.serving_dir, data=args.data, params={**fixed, name: value}))
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    runner = LocalRunner(_open_store(args), os.path.join(args.output_dir, args.pipeline))
+    try:
+        variants, metric = run_variants(entry, base, name, values, runner)
+    except (ComponentFailed, PipelineStopped) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    out_dir = report_dir(args.output_dir, args.pipeline, name)
+    paths = write_report(variants, name, metric, out_dir, f"{args.pipeline}: {name} = {', '.join(values)}")
+    with open(paths["table"]) as f:
+        print(f.read())
+    print(f"overlay plot: {paths['plot']}")
+    return EXIT_OK
+
+
 def cmd_list(args) -> int:
     from pipelines.registry import PIPELINES
 
@@ -283,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_list(args)
         if args.command == "validate":
             return cmd_validate(args, extra)
+        if args.command == "compare":
+            return cmd_compare(args)
         if args.command == "runs":
             return cmd_runs(args)
     except UsageError as error:

@@ -17,6 +17,8 @@ class Pipeline:
     components: list[BaseComponent]
     # Turns the runner's RunResult into the closing summary `pipelines run` prints.
     summarize: Callable[[Any], str] | None = None
+    # The training metric `pipelines compare` plots beside the loss.
+    primary_metric: str = "loss"
 
     def __post_init__(self) -> None:
         ids = [c.id for c in self.components]
@@ -30,6 +32,19 @@ class Pipeline:
                 raise PipelineDefinitionError(
                     f"pipeline {self.name}: {component.id} reads from {sorted(missing)}, not in the pipeline"
                 )
+
+    def up_to(self, component_id: str) -> "Pipeline":
+        """The sub-pipeline that `component_id` needs: it and everything upstream of it."""
+        by_id = {c.id: c for c in self.components}
+        if component_id not in by_id:
+            raise PipelineDefinitionError(f"pipeline {self.name} has no component {component_id}")
+        needed, pending = set(), [component_id]
+        while pending:
+            current = pending.pop()
+            if current not in needed:
+                needed.add(current)
+                pending.extend(by_id[current].upstream_ids)
+        return dataclasses.replace(self, components=[c for c in self.components if c.id in needed], summarize=None)
 
     def ordered(self) -> list[BaseComponent]:
         """Topological order; ties keep the order the components were listed in."""

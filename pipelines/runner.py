@@ -140,7 +140,7 @@ class LocalRunner:
             "parameters": component.parameters_fingerprint(),
         }
         component_type = type(component).__name__
-        if self.enable_cache:
+        if self.enable_cache and component.CACHEABLE:
             hit = self.store.find_cached(component_type, cache_key)
             if hit is not None:
                 source_id, outputs = hit

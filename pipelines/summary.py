@@ -34,3 +34,32 @@ def data_summary(result) -> str:
     if graph is not None:
         lines.append(f"  transform:   {graph.uri}")
     return "\n".join(lines)
+
+
+def run_summary(result) -> str:
+    lines = [data_summary(result)]
+    model = _first(result, "Trainer", "model")
+    if model is not None:
+        lines.append(f"  model:       {model.uri}")
+        lines.append(f"  curves:      {os.path.join(model.uri, 'curves.png')}")
+    evaluation = _first(result, "Evaluator", "evaluation")
+    if evaluation is not None:
+        metrics = {k: v for k, v in evaluation.properties.items() if isinstance(v, float) and k != "num_examples"}
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()))
+        lines.append(f"  test split:  {shown}")
+    blessing = _first(result, "Evaluator", "blessing")
+    if blessing is not None:
+        verdict = "blessed" if blessing.get("blessed") else "NOT blessed"
+        lines.append(f"  evaluator:   {verdict}: {blessing.get('reason', '')}")
+    infra = _first(result, "InfraValidator", "blessing")
+    if infra is not None:
+        verdict = "passed" if infra.get("blessed") else "FAILED"
+        lines.append(f"  infra:       {verdict}: {infra.get('reason', '')}")
+    pushed = _first(result, "Pusher", "pushed_model")
+    if pushed is not None:
+        if pushed.get("pushed"):
+            note = f" ({pushed.get('reason')})" if pushed.get("reason") else ""
+            lines.append(f"  pushed:      version {pushed.get('pushed_version')} -> {pushed.get('pushed_destination')}{note}")
+        else:
+            lines.append(f"  NOT pushed:  {pushed.get('reason', '')}")
+    return "\n".join(lines)

@@ -105,6 +105,11 @@ class ModelBlessing(Artifact):
     PROPERTIES = {"blessed": INT, "reason": STRING}
 
 
+class InfraBlessing(Artifact):
+    TYPE_NAME = "InfraBlessing"
+    PROPERTIES = {"blessed": INT, "reason": STRING}
+
+
 class PushedModel(Artifact):
     TYPE_NAME = "PushedModel"
     PROPERTIES = {"pushed": INT, "pushed_version": INT, "pushed_destination": STRING}
@@ -121,6 +126,7 @@ ARTIFACT_TYPES: dict[str, type[Artifact]] = {
         Model,
         ModelEvaluation,
         ModelBlessing,
+        InfraBlessing,
         PushedModel,
     )
 }

@@ -58,6 +58,7 @@ class BaseComponent:
 
     SPEC: ClassVar[ComponentSpec] = ComponentSpec()
     EXECUTOR: ClassVar[type] = None  # a BaseExecutor subclass
+    CACHEABLE: ClassVar[bool] = True  # False for components whose effect lies outside their outputs
 
     def __init__(self, *, id: str | None = None, **kwargs: Any) -> None:
         self.id = id or type(self).__name__

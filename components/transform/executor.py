@@ -7,6 +7,7 @@ import os
 import apache_beam as beam
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
+from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
 from tfx_bsl.public import tfxio
 
 from components.base import BaseBeamExecutor
@@ -72,6 +73,11 @@ class TransformExecutor(BaseBeamExecutor):
                         compression_type=beam.io.filesystem.CompressionTypes.GZIP,
                     )
                 )
+        # The raw schema beside the graph: serving parses raw inputs with it.
+        metadata_io.write_metadata(
+            dataset_metadata.DatasetMetadata(raw_schema),
+            os.path.join(graph.uri, tft.TFTransformOutput.RAW_METADATA_DIR),
+        )
         for split in examples.split_names:
             os.makedirs(transformed.split_uri(split), exist_ok=True)
         transformed.split_names = examples.split_names

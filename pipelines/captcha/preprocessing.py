@@ -12,12 +12,15 @@ LABEL_KEY = "label"
 
 
 def decode_images(encoded: tf.Tensor, height: int, width: int) -> tf.Tensor:
-    """[batch] encoded image bytes -> [batch, height, width, 1] float32 in [0, 1]."""
+    """[batch] encoded image bytes -> [batch, height, width, 1] ink intensity in [0, 1].
+
+    Ink is 1 and the (light) background near 0: a white page of inputs near 1
+    leaves a fresh network on a long plateau at chance level."""
 
     def decode_one(data):
         image = tf.io.decode_image(data, channels=1, expand_animations=False)
         image = tf.image.convert_image_dtype(image, tf.float32)
-        return tf.image.resize(image, [height, width], antialias=True)
+        return 1.0 - tf.image.resize(image, [height, width], antialias=True)
 
     return tf.map_fn(
         decode_one, encoded, fn_output_signature=tf.TensorSpec([height, width, 1], tf.float32)

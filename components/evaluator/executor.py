@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import json
+import os
+
+from components.base import BaseExecutor
+from components.evaluator.blessing import check_thresholds, compare_to_baseline, latest_version_dir
+from components.trainer.executor import load_function
+from components.trainer.fn_args import SERVING_DIR
+
+METRICS_FILE = "metrics.json"
+BLESSED_FILE, NOT_BLESSED_FILE = "BLESSED", "NOT_BLESSED"
+
+
+class EvaluatorExecutor(BaseExecutor):
+    def Do(self, input_dict, output_dict, exec_properties):
+        [examples] = input_dict["examples"]
+        [model] = input_dict["model"]
+        [evaluation] = output_dict["evaluation"]
+        [blessing] = output_dict["blessing"]
+        split = exec_properties["split"]
+        if split not in examples.split_names:
+            raise ValueError(f"split {split!r} is not in the examples ({examples.split_names})")
+        evaluate = load_function(exec_properties["evaluate_fn"])
+        candidate = evaluate(os.path.join(model.uri, SERVING_DIR), examples, split)
+        metrics = candidate["overall"]
+        report = {"split": split, "candidate": candidate, "baseline": None}
+
+        reasons = check_thresholds(metrics, json.loads(exec_properties["thresholds"] or "{}"))
+        baseline_dir = latest_version_dir(exec_properties["baseline_dir"])
+        if baseline_dir is not None:
+            name = exec_properties["comparison_metric"]
+            try:
+                baseline = evaluate(baseline_dir, examples, split)
+            except Exception as error:  # noqa: BLE001 - a published model that no longer loads is no bar
+                self.log.warning("published model %s could not be evaluated: %s", baseline_dir, error)
+                baseline = None
+            if baseline is not None:
+                report["baseline"] = {"path": baseline_dir, **baseline}
+                reason = compare_to_baseline(
+                    metrics[name],
+                    baseline["overall"][name],
+                    name,
+                    exec_properties["higher_is_better"],
+                    exec_properties["tolerance"],
+                )
+                if reason:
+                    reasons.append(reason)
+
+        blessed = not reasons
+        reason = "meets every threshold" if blessed else "; ".join(reasons)
+        if blessed and baseline_dir is not None and report["baseline"] is not None:
+            reason += f" and is not worse than {baseline_dir}"
+        with open(os.path.join(evaluation.uri, METRICS_FILE), "w") as f:
+            json.dump(report, f, indent=2)
+        with open(os.path.join(blessing.uri, BLESSED_FILE if blessed else NOT_BLESSED_FILE), "w") as f:
+            f.write(reason + "\n")
+        blessing.set("blessed", int(blessed))
+        blessing.set("reason", reason)
+        for key, value in metrics.items():
+            if isinstance(value, (int, float)):
+                evaluation.properties[key] = float(value)

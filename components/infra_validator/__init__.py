@@ -1,0 +1,3 @@
+from components.infra_validator.component import InfraValidator
+
+__all__ = ["InfraValidator"]

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import os
+
+from components.base import BaseExecutor
+from components.infra_validator.requests import WARMUP_FILE
+from components.pusher.publish import prune, publish, published_version_of, write_models_config
+from components.trainer.fn_args import SERVING_DIR
+
+
+class PusherExecutor(BaseExecutor):
+    def Do(self, input_dict, output_dict, exec_properties):
+        [model] = input_dict["model"]
+        [blessing] = input_dict["model_blessing"]
+        infra = (input_dict.get("infra_blessing") or [None])[0]
+        [pushed] = output_dict["pushed_model"]
+        pushed.set("pushed", 0)
+        if not blessing.get("blessed"):
+            pushed.properties["reason"] = f"not blessed by the Evaluator: {blessing.get('reason', '')}"
+            return
+        if infra is not None and not infra.get("blessed"):
+            pushed.properties["reason"] = f"not blessed by the InfraValidator: {infra.get('reason', '')}"
+            return
+        serving_dir = os.path.abspath(exec_properties["serving_dir"])
+        base_path = os.path.join(serving_dir, exec_properties["model_name"])
+        extra = {}
+        if infra is not None and os.path.exists(os.path.join(infra.uri, WARMUP_FILE)):
+            extra[os.path.join("assets.extra", WARMUP_FILE)] = os.path.join(infra.uri, WARMUP_FILE)
+        saved_model = os.path.join(model.uri, SERVING_DIR)
+        existing = published_version_of(saved_model, base_path)
+        if existing is not None:
+            version, removed = existing, []
+            pushed.properties["reason"] = f"already published as version {existing}"
+        else:
+            version = publish(saved_model, base_path, extra)
+            removed = prune(base_path, exec_properties["keep_versions"])
+        config_path = write_models_config(serving_dir)
+        pushed.set("pushed", 1)
+        pushed.set("pushed_version", version)
+        pushed.set("pushed_destination", os.path.join(base_path, str(version)))
+        pushed.properties["models_config"] = config_path
+        if removed:
+            pushed.properties["removed_versions"] = ",".join(map(str, removed))

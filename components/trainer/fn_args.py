@@ -1,0 +1,36 @@
+"""What a pipeline's run_fn is given: where the data is, where to write, and its config."""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+SERVING_DIR = "Format-Serving"
+HISTORY_FILE = "history.json"
+CURVES_FILE = "curves.png"
+LOG_DIR = "logs"
+
+
+@dataclasses.dataclass(frozen=True)
+class FnArgs:
+    train_files: str  # file pattern of transformed gzip TFRecords
+    eval_files: str
+    transform_graph_dir: str
+    model_dir: str  # the Model artifact's folder
+    config: dict
+    model_name: str
+
+    @property
+    def serving_model_dir(self) -> str:
+        return os.path.join(self.model_dir, SERVING_DIR)
+
+    @property
+    def history_path(self) -> str:
+        return os.path.join(self.model_dir, HISTORY_FILE)
+
+    @property
+    def curves_path(self) -> str:
+        return os.path.join(self.model_dir, CURVES_FILE)
+
+    @property
+    def log_dir(self) -> str:
+        return os.path.join(self.model_dir, LOG_DIR)

@@ -1,0 +1,154 @@
+"""The book's training techniques, shared by every pipeline's model: optimizers, learning-rate
+schedules, early stopping, regularisation knobs, distribution strategies, and the training record
+(history.json, curves.png, TensorBoard logs)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+
+import tensorflow as tf
+import tf_keras as keras
+
+OPTIMIZERS = ("adam", "rmsprop", "adagrad", "sgd")
+LR_SCHEDULES = ("none", "exponential", "plateau")
+DISTRIBUTIONS = ("default", "mirrored", "multi_worker")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    epochs: int = 20
+    batch_size: int = 64
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    lr_schedule: str = "plateau"
+    lr_decay_rate: float = 0.9  # exponential: factor per epoch; plateau: factor on a plateau
+    early_stopping_patience: int = 4  # epochs without val_loss improvement; 0 turns it off
+    l2: float = 0.0
+    dropout: float = 0.0
+    distribution: str = "default"
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}"),
+            (self.lr_schedule in LR_SCHEDULES, f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}"),
+            (self.distribution in DISTRIBUTIONS, f"distribution must be one of {DISTRIBUTIONS}, got {self.distribution!r}"),
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}"),
+            (0 < self.lr_decay_rate <= 1, f"lr_decay_rate must be in (0, 1], got {self.lr_decay_rate}"),
+            (self.l2 >= 0, f"l2 must be >= 0, got {self.l2}"),
+            (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+
+def distribution_strategy(config: TrainingConfig) -> tf.distribute.Strategy:
+    if config.distribution == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if config.distribution == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("distribution=multi_worker needs TF_CONFIG (cluster and task) in the environment")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def make_optimizer(config: TrainingConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    learning_rate = config.learning_rate
+    if config.lr_schedule == "exponential":
+        learning_rate = keras.optimizers.schedules.ExponentialDecay(
+            config.learning_rate, decay_steps=max(1, steps_per_epoch), decay_rate=config.lr_decay_rate
+        )
+    return {
+        "adam": keras.optimizers.Adam,
+        "rmsprop": keras.optimizers.RMSprop,
+        "adagrad": keras.optimizers.Adagrad,
+        "sgd": lambda learning_rate: keras.optimizers.SGD(learning_rate, momentum=0.9),
+    }[config.optimizer](learning_rate=learning_rate)
+
+
+class EpochLine(keras.callbacks.Callback):
+    """One line every `every` epochs on stderr: the metrics, the learning rate, the time taken."""
+
+    def __init__(self, every: int = 1) -> None:
+        super().__init__()
+        self.every = every
+
+    def on_train_begin(self, logs=None):
+        self.started = time.monotonic()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_started = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every and epoch + 1 != self.params.get("epochs"):
+            return
+        logs = logs or {}
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in sorted(logs.items()) if k != "lr")
+        lr = keras.backend.get_value(self.model.optimizer.learning_rate)
+        lr_text = f"  lr {float(lr(self.model.optimizer.iterations)) if callable(lr) else float(lr):.2e}"
+        print(
+            f"  epoch {epoch + 1}/{self.params.get('epochs')}: {shown}{lr_text}  "
+            f"({time.monotonic() - self.epoch_started:.0f}s, total {time.monotonic() - self.started:.0f}s)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def callbacks(config: TrainingConfig, log_dir: str, log_every: int = 1) -> list:
+    found = [EpochLine(log_every), keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch", profile_batch=0)]
+    if config.early_stopping_patience > 0:
+        found.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True
+            )
+        )
+    if config.lr_schedule == "plateau":
+        found.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss", factor=config.lr_decay_rate, patience=max(1, config.early_stopping_patience // 2 or 1)
+            )
+        )
+    return found
+
+
+def write_history(history: dict[str, list[float]], path: str) -> None:
+    clean = {k: [float(v) for v in values] for k, values in history.items()}
+    with open(path, "w") as f:
+        json.dump(clean, f, indent=2)
+
+
+def plot_curves(history: dict[str, list[float]], path: str, metrics: list[str], title: str) -> None:
+    """Train vs validation, one panel per metric (loss first), per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [m for m in ["loss", *metrics] if m in history]
+    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        epochs = range(1, len(history[name]) + 1)
+        ax.plot(epochs, history[name], marker="o", label=f"train {name}")
+        if f"val_{name}" in history:
+            ax.plot(epochs, history[f"val_{name}"], marker="o", label=f"validation {name}")
+        ax.set_xlabel("epoch")
+        ax.set_title(name.replace("_", " "))
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
