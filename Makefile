@@ -43,7 +43,7 @@ test: $(STAMP)
 	$(PY) -m pytest -m "not slow" $(ARGS)
 
 bench: $(STAMP)
-	$(PY) -m pytest -m slow -s $(ARGS)
+	$(PY) -m bench $(ARGS)
 
 freeze: $(STAMP)
 	$(PY) -m pip freeze --exclude-editable

@@ -168,7 +168,7 @@ class LocalRunner:
                     pipeline_name=pipeline_name,
                     component_id=component.id,
                     execution_id=execution_id,
-                    beam_pipeline_args=self.beam_pipeline_args,
+                    beam_pipeline_args=component.beam_pipeline_args + self.beam_pipeline_args,
                     tmp_dir=tmp_dir,
                 )
                 component.EXECUTOR(context).Do(inputs, outputs, dict(component.parameters))

@@ -29,6 +29,7 @@ class TrainingConfig:
     l2: float = 0.0
     dropout: float = 0.0
     distribution: str = "default"
+    time_budget_minutes: float = 0.0  # stop after the epoch that crosses it; 0: no limit
 
     def __post_init__(self) -> None:
         checks = [
@@ -41,6 +42,7 @@ class TrainingConfig:
             (0 < self.lr_decay_rate <= 1, f"lr_decay_rate must be in (0, 1], got {self.lr_decay_rate}"),
             (self.l2 >= 0, f"l2 must be >= 0, got {self.l2}"),
             (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
+            (self.time_budget_minutes >= 0, f"time_budget_minutes must be >= 0, got {self.time_budget_minutes}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -107,6 +109,28 @@ class EpochLine(keras.callbacks.Callback):
         )
 
 
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training after the epoch during which the budget ran out, so a run ends on time."""
+
+    def __init__(self, minutes: float) -> None:
+        super().__init__()
+        self.seconds = minutes * 60
+
+    def on_train_begin(self, logs=None):
+        self.started = time.monotonic()
+        self.epoch_seconds = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_started = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch_seconds = time.monotonic() - self.epoch_started
+        # Stop if another epoch of the same length would overrun the budget.
+        if time.monotonic() - self.started + self.epoch_seconds > self.seconds:
+            print(f"  time budget of {self.seconds / 60:.1f} min reached after epoch {epoch + 1}", file=sys.stderr)
+            self.model.stop_training = True
+
+
 def callbacks(config: TrainingConfig, log_dir: str, log_every: int = 1) -> list:
     found = [EpochLine(log_every), keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch", profile_batch=0)]
     if config.early_stopping_patience > 0:
@@ -115,6 +139,8 @@ def callbacks(config: TrainingConfig, log_dir: str, log_every: int = 1) -> list:
                 monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True
             )
         )
+    if config.time_budget_minutes > 0:
+        found.append(TimeBudget(config.time_budget_minutes))
     if config.lr_schedule == "plateau":
         found.append(
             keras.callbacks.ReduceLROnPlateau(

@@ -62,6 +62,7 @@ class BaseComponent:
 
     def __init__(self, *, id: str | None = None, **kwargs: Any) -> None:
         self.id = id or type(self).__name__
+        self.beam_pipeline_args: list[str] = []
         self.inputs: dict[str, Channel] = {}
         self.parameters: dict[str, Any] = {}
         spec = self.SPEC
@@ -90,6 +91,15 @@ class BaseComponent:
                 raise TypeError(f"{self.id}: parameter {name!r} must be {param.type}, got {value!r}")
             self.parameters[name] = value
         self.outputs = {key: Channel(type=t, producer_id=self.id, key=key) for key, t in spec.outputs.items()}
+
+    def with_beam_pipeline_args(self, args: list[str]) -> "BaseComponent":
+        """Beam options for this component only (e.g. more workers for CPU-heavy rendering).
+
+        The runner's options (the command line's) come after them, so a user's
+        choice wins; they do not enter the cache key: they change how, not what.
+        """
+        self.beam_pipeline_args = list(args)
+        return self
 
     def gate(self, outputs: dict[str, list[Artifact]]) -> str | None:
         """After an execution (or a cache hit): a message here stops the pipeline run.

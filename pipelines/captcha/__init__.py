@@ -41,6 +41,7 @@ class CaptchaPipelineConfig(CaptchaTrainConfig):
     image_height: int = 30  # model input size; images of any size are resized to it
     image_width: int = 80
     splits: str = "train:8,eval:1,test:1"
+    render_workers: int = 2  # DirectRunner processes for ExampleGen
     stop_on_anomalies: bool = True
     min_full_string_accuracy: float = 0.95
     tolerance: float = 0.005
@@ -80,6 +81,11 @@ def create_pipeline(options: RunOptions) -> Pipeline:
         height=config.height,
         splits=config.splits,
     )
+    if not options.quick and config.render_workers > 1:
+        # Rendering is CPU-bound Python: worker processes pay off despite their start-up cost.
+        example_gen.with_beam_pipeline_args(
+            [f"--direct_num_workers={config.render_workers}", "--direct_running_mode=multi_processing"]
+        )
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = SchemaGen(statistics=statistics_gen.outputs["statistics"], schema_path=SCHEMA_PATH)
     example_validator = ExampleValidator(

@@ -85,20 +85,3 @@ def test_runs_without_a_store_says_so(tmp_path):
     result = cli("runs", "captcha", "--output-dir", str(tmp_path))
     assert result.returncode == 0
     assert "no runs of captcha yet" in result.stdout
-
-
-def test_quick_captcha_run_then_cache_hits_then_runs_listing(tmp_path):
-    out = str(tmp_path / "runs")
-    serving = str(tmp_path / "serving")
-    first = cli("run", "captcha", "--quick", "--output-dir", out, "--serving-dir", serving, timeout=600)
-    assert first.returncode == 0, first.stderr[-3000:]
-    assert "[1/" in first.stderr and "CaptchaExampleGen: done" in first.stderr
-    assert "summary of captcha run" in first.stdout
-    second = cli("run", "captcha", "--quick", "--output-dir", out, "--serving-dir", serving, timeout=600)
-    assert second.returncode == 0, second.stderr[-3000:]
-    assert "cache hit" in second.stderr and ": running" not in second.stderr
-    runs = cli("runs", "captcha", "--output-dir", out)
-    assert runs.returncode == 0
-    assert runs.stdout.count("run captcha.") == 2
-    assert "CACHED" in runs.stdout and "COMPLETE" in runs.stdout
-    assert "produced by execution 1" in runs.stdout

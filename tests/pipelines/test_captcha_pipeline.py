@@ -1,0 +1,161 @@
+"""The captcha pipeline end to end (--quick), and the SavedModel it publishes, called as a client would."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from google.protobuf import text_format
+from PIL import Image
+
+from components.example_gen.captcha_source import CaptchaRenderer
+from components.infra_validator.requests import read_warmup_requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def cli(*args, timeout=900):
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("captcha")
+    out, serving = str(root / "runs"), str(root / "serving")
+    result = cli("run", "captcha", "--quick", "--output-dir", out, "--serving-dir", serving)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return {"out": out, "serving": serving, "result": result}
+
+
+@pytest.fixture(scope="module")
+def served(quick_run):
+    path = os.path.join(quick_run["serving"], "captcha", "1")
+    return tf.saved_model.load(path)
+
+
+def png(text="1234", size=None, fmt="PNG"):
+    data = CaptchaRenderer(seed=9).render_text(text)
+    if size is None and fmt == "PNG":
+        return data
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    if size:
+        image = image.resize(size)
+    out = io.BytesIO()
+    image.save(out, format=fmt)
+    return out.getvalue()
+
+
+def test_quick_run_reports_every_component_and_a_summary(quick_run):
+    result = quick_run["result"]
+    for number, name in enumerate(
+        ["CaptchaExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "Trainer",
+         "Evaluator", "InfraValidator", "Pusher"], start=1
+    ):
+        assert f"[{number}/9] {name}:" in result.stderr
+    assert "epoch 1/2" in result.stderr
+    for line in ("statistics:", "curves:", "test split:", "evaluator:   blessed", "pushed:      version 1"):
+        assert line in result.stdout
+
+
+def test_pushed_version_is_a_complete_savedmodel_with_warmup_and_models_config(quick_run):
+    from tensorflow_serving.config import model_server_config_pb2
+
+    serving = quick_run["serving"]
+    assert sorted(os.listdir(os.path.join(serving, "captcha"))) == ["1"]
+    version = os.path.join(serving, "captcha", "1")
+    assert os.path.exists(os.path.join(version, "saved_model.pb"))
+    warmup = read_warmup_requests(os.path.join(version, "assets.extra", "tf_serving_warmup_requests"))
+    assert len(warmup) >= 1 and "image_bytes" in warmup[0].predict_log.request.inputs
+    config = text_format.Parse(open(os.path.join(serving, "models.config")).read(), model_server_config_pb2.ModelServerConfig())
+    assert [c.name for c in config.model_config_list.config] == ["captcha"]
+
+
+def test_training_record_history_curves_and_tensorboard(quick_run):
+    trainer_root = os.path.join(quick_run["out"], "captcha", "Trainer")
+    [execution] = [d for d in os.listdir(trainer_root) if d.isdigit()]
+    model_dir = os.path.join(trainer_root, execution, "model")
+    history = json.load(open(os.path.join(model_dir, "history.json")))
+    for key in ("loss", "val_loss", "full_string_accuracy", "val_full_string_accuracy", "character_accuracy"):
+        assert len(history[key]) == 2, key
+    assert "accuracy" not in history  # no element-wise accuracy posing as a captcha metric
+    assert os.path.getsize(os.path.join(model_dir, "curves.png")) > 1000
+    events = [f for _, _, files in os.walk(os.path.join(model_dir, "logs")) for f in files if "tfevents" in f]
+    assert events
+
+
+def test_serving_default_reads_png_bytes(served):
+    signature = served.signatures["serving_default"]
+    outputs = signature(image_bytes=tf.constant([png("1234"), png("5678")]))
+    texts = [t.decode() for t in outputs["text"].numpy()]
+    assert len(texts) == 2 and all(len(t) == 4 and t.isdigit() for t in texts)
+    assert outputs["probabilities"].shape == (2, 4, 10)
+    np.testing.assert_allclose(outputs["probabilities"].numpy().sum(-1), 1.0, rtol=1e-4)
+    confidence = outputs["confidence"].numpy()
+    assert ((0 <= confidence) & (confidence <= 1)).all()
+
+
+def test_jpeg_and_other_sizes_are_accepted(served):
+    signature = served.signatures["serving_default"]
+    batch = [png(fmt="JPEG"), png(size=(320, 120)), png(size=(100, 40), fmt="JPEG")]
+    outputs = signature(image_bytes=tf.constant(batch))
+    assert outputs["text"].shape == (3,)
+
+
+def test_corrupt_bytes_give_a_clear_error(served):
+    signature = served.signatures["serving_default"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="(?i)image"):
+        signature(image_bytes=tf.constant([b"this is not an image"]))
+    # The model still answers afterwards.
+    assert signature(image_bytes=tf.constant([png()]))["text"].shape == (1,)
+
+
+def test_tf_example_and_classify_signatures(quick_run, served):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    example = tf.train.Example()
+    example.features.feature["image"].bytes_list.value.append(png())
+    serialized = tf.constant([example.SerializeToString()])
+    text = served.signatures["serving_tf_example"](examples=serialized)["text"]
+    direct = served.signatures["serving_default"](image_bytes=tf.constant([png()]))["text"]
+    assert text.numpy().tolist() == direct.numpy().tolist()
+    classified = served.signatures["classify"](inputs=serialized)
+    assert classified["classes"].shape == (1, 1) and classified["scores"].shape == (1, 1)
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString(open(os.path.join(quick_run["serving"], "captcha", "1", "saved_model.pb"), "rb").read())
+    assert proto.meta_graphs[0].signature_def["classify"].method_name == "tensorflow/serving/classify"
+
+
+def test_rerun_is_all_cache_hits_and_pushes_nothing_new(quick_run):
+    result = cli("run", "captcha", "--quick", "--output-dir", quick_run["out"], "--serving-dir", quick_run["serving"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count("cache hit") == 8  # every component but the Pusher, which always checks
+    assert "already published as version 1" in result.stdout
+    assert sorted(os.listdir(os.path.join(quick_run["serving"], "captcha"))) == ["1"]
+
+
+def test_evaluator_blocks_a_model_below_threshold_and_it_is_not_pushed(quick_run):
+    result = cli(
+        "run", "captcha", "--quick", "--param", "min_full_string_accuracy=0.95",
+        "--output-dir", quick_run["out"], "--serving-dir", quick_run["serving"],
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Trainer: cache hit" in result.stderr  # only the decision is re-made
+    assert "NOT blessed" in result.stdout
+    [line] = [l for l in result.stdout.splitlines() if "NOT pushed" in l]
+    assert "full_string_accuracy" in line and "< required 0.95" in line
+    assert sorted(os.listdir(os.path.join(quick_run["serving"], "captcha"))) == ["1"]
+
+
+def test_runs_lists_every_component_with_lineage(quick_run):
+    result = cli("runs", "captcha", "--output-dir", quick_run["out"], "--last", "1")
+    assert result.returncode == 0
+    for name in ("Trainer", "Evaluator", "Pusher"):
+        assert name in result.stdout
+    assert "produced by execution" in result.stdout
