@@ -3,23 +3,15 @@ the Trainer, a versioned captcha recognizer)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
-from components.evaluator import Evaluator
 from components.example_gen import CaptchaExampleGen
 from components.example_gen.captcha_source import ALPHANUMERIC, DIGITS, CaptchaConfig
-from components.example_validator import ExampleValidator
-from components.infra_validator import InfraValidator
-from components.pusher import Pusher
-from components.schema_gen import SchemaGen
-from components.statistics_gen import StatisticsGen
-from components.trainer import Trainer
-from components.transform import Transform
 from pipelines.captcha.model import CaptchaTrainConfig
 from pipelines.config import apply_overrides
 from pipelines.pipeline import Pipeline
 from pipelines.registry import RunOptions
+from pipelines.stages import ModelSpec, data_stages, delivery_stages
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCHEMA_PATH = os.path.join(REPO_ROOT, "schemas", "captcha", "schema.pbtxt")
@@ -86,74 +78,33 @@ def create_pipeline(options: RunOptions) -> Pipeline:
         example_gen.with_beam_pipeline_args(
             [f"--direct_num_workers={config.render_workers}", "--direct_running_mode=multi_processing"]
         )
-    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = SchemaGen(statistics=statistics_gen.outputs["statistics"], schema_path=SCHEMA_PATH)
-    example_validator = ExampleValidator(
-        statistics=statistics_gen.outputs["statistics"],
-        schema=schema_gen.outputs["schema"],
-        environment="TRAINING",
-        stop_on_anomalies=config.stop_on_anomalies,
+    data = data_stages(
+        example_gen,
+        SCHEMA_PATH,
+        config.stop_on_anomalies,
+        "pipelines.captcha.preprocessing:make_preprocessing_fn",
+        {
+            "charset": config.characters,
+            "length": config.length,
+            "image_height": config.image_height,
+            "image_width": config.image_width,
+        },
     )
-    transform = Transform(
-        examples=example_gen.outputs["examples"],
-        schema=schema_gen.outputs["schema"],
-        preprocessing_fn="pipelines.captcha.preprocessing:make_preprocessing_fn",
-        preprocessing_params=json.dumps(
-            {
-                "charset": config.characters,
-                "length": config.length,
-                "image_height": config.image_height,
-                "image_width": config.image_width,
-            },
-            sort_keys=True,
-        ),
-    )
-    trainer = Trainer(
-        examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"],
+    model = ModelSpec(
+        name=config.model_name,
         run_fn="pipelines.captcha.model:run_fn",
-        train_config=train_config.to_json(),
-        model_name=config.model_name,
-    )
-    base_path = os.path.join(os.path.abspath(options.serving_dir), config.model_name)
-    evaluator = Evaluator(
-        examples=example_gen.outputs["examples"],
-        model=trainer.outputs["model"],
+        train_config_json=train_config.to_json(),
         evaluate_fn="pipelines.captcha.evaluation:evaluate",
-        thresholds=json.dumps({"full_string_accuracy": {"min": config.min_full_string_accuracy}}),
+        thresholds={"full_string_accuracy": {"min": config.min_full_string_accuracy}},
         comparison_metric="full_string_accuracy",
         higher_is_better=True,
         tolerance=config.tolerance,
-        baseline_dir=base_path,
-    )
-    infra_validator = InfraValidator(
-        examples=example_gen.outputs["examples"],
-        model=trainer.outputs["model"],
-        input_mapping=json.dumps({"image_bytes": "image"}),
-    )
-    pusher = Pusher(
-        model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
-        infra_blessing=infra_validator.outputs["blessing"],
-        serving_dir=os.path.abspath(options.serving_dir),
-        model_name=config.model_name,
+        input_mapping={"image_bytes": "image"},
         keep_versions=config.keep_versions,
     )
+    delivery = delivery_stages(example_gen, data[-1], model, options.serving_dir)
     return Pipeline(
-        "captcha",
-        [
-            example_gen,
-            statistics_gen,
-            schema_gen,
-            example_validator,
-            transform,
-            trainer,
-            evaluator,
-            infra_validator,
-            pusher,
-        ],
-        summarize=summarize,
-        primary_metric="full_string_accuracy",
+        "captcha", [example_gen, *data, *delivery], summarize=summarize, primary_metric="full_string_accuracy"
     )
 
 

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.conftest import SHARED_DATA
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -19,8 +21,7 @@ def cli(*args, timeout=900):
 
 @pytest.fixture(scope="module")
 def house_run(tmp_path_factory):
-    data = os.path.abspath(os.path.join(ROOT, "..", "shared", "data", "house_price", "data1.csv"))
-    data = os.environ.get("SHARED_DATA_DIR") and os.path.join(os.environ["SHARED_DATA_DIR"], "house_price", "data1.csv") or data
+    data = os.path.abspath(os.path.join(SHARED_DATA, "house_price", "data1.csv"))
     if not os.path.exists(data):
         pytest.skip(f"the book's house-price data is not at {data}")
     root = tmp_path_factory.mktemp("house")

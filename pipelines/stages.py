@@ -1,0 +1,98 @@
+"""The two halves every pipeline shares, wired the same way: from raw Examples to transformed
+data, and from transformed data to a published model. A pipeline supplies its ExampleGen and
+its own functions (preprocessing, training, metrics)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+from components.base import BaseComponent
+from components.evaluator import Evaluator
+from components.example_validator import ExampleValidator
+from components.infra_validator import InfraValidator
+from components.pusher import Pusher
+from components.schema_gen import SchemaGen
+from components.statistics_gen import StatisticsGen
+from components.trainer import Trainer
+from components.transform import Transform
+
+
+def data_stages(
+    example_gen: BaseComponent,
+    schema_path: str | None,
+    stop_on_anomalies: bool,
+    preprocessing_fn: str,
+    preprocessing_params: dict | None = None,
+) -> list[BaseComponent]:
+    """StatisticsGen -> SchemaGen -> ExampleValidator, and Transform."""
+    examples = example_gen.outputs["examples"]
+    statistics_gen = StatisticsGen(examples=examples)
+    schema_gen = SchemaGen(statistics=statistics_gen.outputs["statistics"], schema_path=schema_path)
+    example_validator = ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"],
+        schema=schema_gen.outputs["schema"],
+        environment="TRAINING",
+        stop_on_anomalies=stop_on_anomalies,
+    )
+    transform = Transform(
+        examples=examples,
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn=preprocessing_fn,
+        preprocessing_params=json.dumps(preprocessing_params or {}, sort_keys=True),
+    )
+    return [statistics_gen, schema_gen, example_validator, transform]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """What a pipeline says about its model: how to train it, measure it and call it."""
+
+    name: str
+    run_fn: str
+    train_config_json: str
+    evaluate_fn: str
+    thresholds: dict
+    comparison_metric: str
+    higher_is_better: bool
+    tolerance: float
+    input_mapping: dict  # serving_default input -> raw feature, for the InfraValidator's requests
+    keep_versions: int = 5
+
+
+def delivery_stages(
+    example_gen: BaseComponent, transform: BaseComponent, model: ModelSpec, serving_dir: str
+) -> list[BaseComponent]:
+    """Trainer -> Evaluator and InfraValidator -> Pusher."""
+    serving_dir = os.path.abspath(serving_dir)
+    trainer = Trainer(
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        run_fn=model.run_fn,
+        train_config=model.train_config_json,
+        model_name=model.name,
+    )
+    evaluator = Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        evaluate_fn=model.evaluate_fn,
+        thresholds=json.dumps(model.thresholds),
+        comparison_metric=model.comparison_metric,
+        higher_is_better=model.higher_is_better,
+        tolerance=model.tolerance,
+        baseline_dir=os.path.join(serving_dir, model.name),
+    )
+    infra_validator = InfraValidator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        input_mapping=json.dumps(model.input_mapping),
+    )
+    pusher = Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=infra_validator.outputs["blessing"],
+        serving_dir=serving_dir,
+        model_name=model.name,
+        keep_versions=model.keep_versions,
+    )
+    return [trainer, evaluator, infra_validator, pusher]
