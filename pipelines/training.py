@@ -110,25 +110,31 @@ class EpochLine(keras.callbacks.Callback):
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Stops training after the epoch during which the budget ran out, so a run ends on time."""
+    """Stops training when another epoch would overrun the budget, so a run ends on time,
+    and then restores the weights of the epoch with the best `monitor` (as early stopping would)."""
 
-    def __init__(self, minutes: float) -> None:
+    def __init__(self, minutes: float, monitor: str = "val_loss") -> None:
         super().__init__()
         self.seconds = minutes * 60
+        self.monitor = monitor
 
     def on_train_begin(self, logs=None):
         self.started = time.monotonic()
-        self.epoch_seconds = 0.0
+        self.best, self.best_weights = float("inf"), None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_started = time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
-        self.epoch_seconds = time.monotonic() - self.epoch_started
-        # Stop if another epoch of the same length would overrun the budget.
-        if time.monotonic() - self.started + self.epoch_seconds > self.seconds:
+        value = (logs or {}).get(self.monitor)
+        if value is not None and value < self.best:
+            self.best, self.best_weights = value, self.model.get_weights()
+        epoch_seconds = time.monotonic() - self.epoch_started
+        if time.monotonic() - self.started + epoch_seconds > self.seconds:
             print(f"  time budget of {self.seconds / 60:.1f} min reached after epoch {epoch + 1}", file=sys.stderr)
             self.model.stop_training = True
+            if self.best_weights is not None:
+                self.model.set_weights(self.best_weights)
 
 
 def callbacks(config: TrainingConfig, log_dir: str, log_every: int = 1) -> list:
