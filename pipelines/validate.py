@@ -79,7 +79,8 @@ def _widen_to_schema_floats(record_batch: pa.RecordBatch, float_columns: frozens
     arrays = []
     for name, column in zip(record_batch.schema.names, record_batch.columns):
         if name in float_columns and pa.types.is_integer(column.type.value_type):
-            column = column.cast(pa.large_list(pa.float32()) if pa.types.is_large_list(column.type) else pa.list_(pa.float32()))
+            list_type = pa.large_list if pa.types.is_large_list(column.type) else pa.list_
+            column = column.cast(list_type(pa.float32()))
         arrays.append(column)
     return pa.RecordBatch.from_arrays(arrays, record_batch.schema.names)
 
