@@ -5,7 +5,7 @@ import os
 
 from components.base import BaseExecutor
 from components.evaluator.blessing import check_thresholds, compare_to_baseline, latest_version_dir
-from components.trainer.executor import load_function
+from components.base.functions import load_function
 from components.trainer.fn_args import SERVING_DIR
 
 METRICS_FILE = "metrics.json"

@@ -1,18 +1,11 @@
 from __future__ import annotations
 
-import importlib
 import json
 import os
 
 from components.base import BaseExecutor
+from components.base.functions import load_function
 from components.trainer.fn_args import FnArgs
-
-
-def load_function(path: str):
-    module_name, sep, name = path.partition(":")
-    if not sep:
-        raise ValueError(f"expected 'module.path:function', got {path!r}")
-    return getattr(importlib.import_module(module_name), name)
 
 
 class TrainerExecutor(BaseExecutor):

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import importlib
 import json
 import os
 
@@ -11,20 +10,13 @@ from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
 from tfx_bsl.public import tfxio
 
 from components.base import BaseBeamExecutor
+from components.base.functions import load_function
 from components.base.beam import CountProgress
 from components.example_gen.executor import TFRECORD_SUFFIX
 from components.schema_gen.schema_io import load_schema
 from components.statistics_gen.executor import examples_file_pattern
 
 TRANSFORM_FN_DIR = tft.TFTransformOutput.TRANSFORM_FN_DIR
-
-
-def load_preprocessing_fn(path: str, params: dict):
-    module_name, sep, factory_name = path.partition(":")
-    if not sep:
-        raise ValueError(f"preprocessing_fn must be 'module.path:factory', got {path!r}")
-    factory = getattr(importlib.import_module(module_name), factory_name)
-    return factory(params)
 
 
 class TransformExecutor(BaseBeamExecutor):
@@ -34,7 +26,7 @@ class TransformExecutor(BaseBeamExecutor):
         [graph] = output_dict["transform_graph"]
         [transformed] = output_dict["transformed_examples"]
         params = json.loads(exec_properties["preprocessing_params"] or "{}")
-        preprocessing_fn = load_preprocessing_fn(exec_properties["preprocessing_fn"], params)
+        preprocessing_fn = load_function(exec_properties["preprocessing_fn"])(params)
         raw_schema = load_schema(schema_artifact.uri)
         analyze_split = exec_properties["analyze_split"]
         if analyze_split not in examples.split_names:
