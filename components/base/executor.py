@@ -8,19 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sys
-from typing import Any, Callable
+from typing import Any
 
 from components.base import beam as beam_support
 from components.base.artifacts import Artifact
-
-ProgressFactory = Callable[..., Any]
-
-
-def _tqdm_progress(total: int | None = None, desc: str = "", unit: str = "it") -> Any:
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True)
 
 
 @dataclasses.dataclass
@@ -32,7 +23,6 @@ class ExecutorContext:
     execution_id: int = 0
     beam_pipeline_args: list[str] = dataclasses.field(default_factory=list)
     tmp_dir: str = ""
-    progress: ProgressFactory = _tqdm_progress
 
 
 class BaseExecutor:
