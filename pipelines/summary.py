@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 from components.statistics_gen.stats_io import HTML_FILE
+from components.trainer.fn_args import CURVES_FILE
 
 
 def _first(result, component_id: str, key: str):
@@ -41,7 +42,7 @@ def run_summary(result) -> str:
     model = _first(result, "Trainer", "model")
     if model is not None:
         lines.append(f"  model:       {model.uri}")
-        lines.append(f"  curves:      {os.path.join(model.uri, 'curves.png')}")
+        lines.append(f"  curves:      {os.path.join(model.uri, CURVES_FILE)}")
     evaluation = _first(result, "Evaluator", "evaluation")
     if evaluation is not None:
         metrics = {k: v for k, v in evaluation.properties.items() if isinstance(v, float) and k != "num_examples"}

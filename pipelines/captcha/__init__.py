@@ -41,9 +41,7 @@ class CaptchaPipelineConfig(CaptchaTrainConfig):
     model_name: str = MODEL_NAME
 
     def train_config(self) -> CaptchaTrainConfig:
-        names = {f.name for f in dataclasses.fields(CaptchaTrainConfig)}
-        values = {k: v for k, v in dataclasses.asdict(self).items() if k in names}
-        return CaptchaTrainConfig(**{**values, "charset": self.characters})
+        return CaptchaTrainConfig.from_dict({**dataclasses.asdict(self), "charset": self.characters})
 
 
     @property

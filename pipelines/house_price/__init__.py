@@ -28,8 +28,7 @@ class HousePricePipelineConfig(HousePriceTrainConfig):
     model_name: str = MODEL_NAME
 
     def train_config(self) -> HousePriceTrainConfig:
-        names = {f.name for f in dataclasses.fields(HousePriceTrainConfig)}
-        return HousePriceTrainConfig(**{k: v for k, v in dataclasses.asdict(self).items() if k in names})
+        return HousePriceTrainConfig.from_dict(dataclasses.asdict(self))
 
 
 QUICK = {"epochs": 100}
