@@ -1,6 +1,10 @@
 import os
+import subprocess
+import sys
 
 import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SHARED_DATA = os.environ.get(
     "SHARED_DATA_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
@@ -14,3 +18,16 @@ def shared_data():
     if not os.path.isdir(path):
         pytest.skip(f"shared data not found at {path} (set SHARED_DATA_DIR)")
     return path
+
+
+@pytest.fixture(scope="session")
+def captcha_quick_run(tmp_path_factory):
+    """One `pipelines run captcha --quick` for the whole session: its runs/ and its serving_models/."""
+    root = tmp_path_factory.mktemp("captcha")
+    out, serving = str(root / "runs"), str(root / "serving")
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines", "run", "captcha", "--quick", "--output-dir", out, "--serving-dir", serving],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return {"out": out, "serving": serving, "result": result}

@@ -27,12 +27,8 @@ def cli(*args, timeout=900):
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("captcha")
-    out, serving = str(root / "runs"), str(root / "serving")
-    result = cli("run", "captcha", "--quick", "--output-dir", out, "--serving-dir", serving)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return {"out": out, "serving": serving, "result": result}
+def quick_run(captcha_quick_run):
+    return captcha_quick_run
 
 
 @pytest.fixture(scope="module")

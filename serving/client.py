@@ -1,0 +1,360 @@
+"""One client for the model server, over REST or gRPC, used by the frontend, tests and benchmarks.
+
+It speaks only TF Serving's public API, so it works unchanged against the
+official tensorflow_model_server. REST predict responses do not say which
+version answered, so the REST client asks the status first and then
+addresses that version explicitly (retrying once if it was just unloaded)."""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import threading
+import time
+
+import grpc
+import numpy as np
+import requests
+import tensorflow as tf
+from google.protobuf import json_format
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_management_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+STATE_NAMES = {v: k for k, v in get_model_status_pb2.ModelVersionStatus.State.items()}
+
+
+class ModelServerError(Exception):
+    """The server answered with an error; `code` is the gRPC status name (NOT_FOUND, INVALID_ARGUMENT, ...)."""
+
+    def __init__(self, code: str, message: str, http_status: int | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.http_status = http_status
+
+
+class ServerUnavailable(ModelServerError):
+    """Nothing answered (not running, wrong address) or the server is overloaded."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("UNAVAILABLE", message, 503)
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    outputs: dict[str, np.ndarray]
+    model: str
+    version: int | None
+    transport: str
+    seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionStatus:
+    version: int
+    state: str
+    error_code: str
+    error_message: str
+
+
+HTTP_TO_CODE = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 412: "FAILED_PRECONDITION", 429: "RESOURCE_EXHAUSTED",
+                501: "UNIMPLEMENTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+
+
+def _b64(value):
+    if isinstance(value, (bytes, bytearray)):
+        return {"b64": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, np.ndarray):
+        return _b64(value.tolist())
+    if isinstance(value, list):
+        return [_b64(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _from_json(value) -> np.ndarray:
+    def unwrap(v):
+        if isinstance(v, dict) and "b64" in v:
+            return base64.b64decode(v["b64"])
+        if isinstance(v, list):
+            return [unwrap(x) for x in v]
+        if isinstance(v, str):
+            return v.encode("utf-8")
+        return v
+
+    converted = unwrap(value)
+    array = np.array(converted, dtype=object if _has_bytes(converted) else None)
+    return array
+
+
+def _has_bytes(value) -> bool:
+    if isinstance(value, list):
+        return any(_has_bytes(v) for v in value)
+    return isinstance(value, bytes)
+
+
+class RestClient:
+    transport = "rest"
+
+    def __init__(self, base_url: str = "http://127.0.0.1:8501", timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._local = threading.local()  # requests.Session is not thread-safe: one per thread
+        self._output_names: dict[tuple, str] = {}
+
+    @property
+    def _session(self) -> requests.Session:
+        if not hasattr(self._local, "session"):
+            self._local.session = requests.Session()
+        return self._local.session
+
+    def _url(self, model: str, version: int | None = None, label: str | None = None) -> str:
+        url = f"{self.base_url}/v1/models/{model}"
+        if version is not None:
+            url += f"/versions/{version}"
+        elif label:
+            url += f"/labels/{label}"
+        return url
+
+    def _call(self, method: str, url: str, body: dict | None = None) -> dict:
+        try:
+            response = self._session.request(method, url, json=body, timeout=self.timeout)
+        except requests.ConnectionError as e:
+            raise ServerUnavailable(f"cannot reach the model server at {self.base_url}: {type(e).__name__}") from None
+        except requests.Timeout:
+            raise ModelServerError("DEADLINE_EXCEEDED", f"no answer from {self.base_url} within {self.timeout}s", 504) from None
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = {"error": response.text[:200]}
+        if response.status_code != 200:
+            code = HTTP_TO_CODE.get(response.status_code, "UNKNOWN")
+            if response.status_code == 503:
+                raise ServerUnavailable(payload.get("error", "unavailable"))
+            raise ModelServerError(code, payload.get("error", response.reason), response.status_code)
+        return payload
+
+    # --- model service --------------------------------------------------------------------------
+    def status(self, model: str, version: int | None = None, label: str | None = None) -> list[VersionStatus]:
+        payload = self._call("GET", self._url(model, version, label))
+        return [
+            VersionStatus(int(s["version"]), s["state"], s.get("status", {}).get("error_code", "OK"),
+                          s.get("status", {}).get("error_message", ""))
+            for s in payload.get("model_version_status", [])
+        ]
+
+    def metadata(self, model: str, version: int | None = None) -> dict:
+        return self._call("GET", self._url(model, version) + "/metadata")
+
+    def _only_output(self, model: str, version: int | None, signature_name: str) -> str:
+        key = (model, version, signature_name)
+        if key not in self._output_names:
+            signatures = self.metadata(model, version)["metadata"]["signature_def"]["signature_def"]
+            outputs = list(signatures[signature_name or "serving_default"]["outputs"])
+            self._output_names[key] = outputs[0] if len(outputs) == 1 else "outputs"
+        return self._output_names[key]
+
+    def latest_version(self, model: str) -> int:
+        available = [s.version for s in self.status(model) if s.state == "AVAILABLE"]
+        if not available:
+            raise ModelServerError("NOT_FOUND", f"no version of model {model} is available", 404)
+        return max(available)
+
+    # --- prediction service ----------------------------------------------------------------------
+    def predict(self, model: str, inputs: dict, signature_name: str = "", version: int | None = None,
+                label: str | None = None) -> Prediction:
+        """Columnar request: `inputs` maps input names to batched values (bytes for DT_STRING)."""
+        started = time.perf_counter()
+        body = {"inputs": {k: _b64(v) for k, v in inputs.items()}}
+        if signature_name:
+            body["signature_name"] = signature_name
+        explicit = version is not None or label is not None
+        for attempt in range(2):
+            served = version if explicit else self.latest_version(model)
+            try:
+                payload = self._call("POST", self._url(model, served, label if explicit else None) + ":predict", body)
+                break
+            except ModelServerError as e:
+                if explicit or attempt or e.code != "NOT_FOUND":
+                    raise  # NOT_FOUND once, unaddressed: the version was swapped out between status and predict
+        outputs = payload["outputs"]
+        if not isinstance(outputs, dict):  # TF Serving drops the name when a signature has one output
+            outputs = {self._only_output(model, served, signature_name): outputs}
+        return Prediction({k: _from_json(v) for k, v in outputs.items()}, model, served if served is not None else None,
+                          self.transport, time.perf_counter() - started)
+
+    def classify(self, model: str, examples: list[dict], signature_name: str = "", version: int | None = None) -> list:
+        body = {"examples": [{k: _b64(v) for k, v in e.items()} for e in examples]}
+        if signature_name:
+            body["signature_name"] = signature_name
+        return self._call("POST", self._url(model, version) + ":classify", body)["result"]
+
+    def regress(self, model: str, examples: list[dict], signature_name: str = "", version: int | None = None) -> list[float]:
+        body = {"examples": [{k: _b64(v) for k, v in e.items()} for e in examples]}
+        if signature_name:
+            body["signature_name"] = signature_name
+        return self._call("POST", self._url(model, version) + ":regress", body)["result"]
+
+    def close(self) -> None:
+        if hasattr(self._local, "session"):
+            self._local.session.close()
+
+
+def _feature(value) -> tf.train.Feature:
+    values = value if isinstance(value, (list, tuple, np.ndarray)) else [value]
+    values = [v.item() if isinstance(v, np.generic) else v for v in values]
+    if all(isinstance(v, (bytes, str)) for v in values):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode() if isinstance(v, str) else v for v in values]))
+    if all(isinstance(v, int) for v in values):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+    return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+
+
+class GrpcClient:
+    transport = "grpc"
+
+    def __init__(self, target: str = "127.0.0.1:8500", timeout: float = 30.0, max_message_bytes: int = 64 << 20) -> None:
+        self.target = target
+        self.timeout = timeout
+        options = [("grpc.max_receive_message_length", max_message_bytes), ("grpc.max_send_message_length", max_message_bytes)]
+        self._channel = grpc.insecure_channel(target, options=options)
+        self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
+
+    def _rpc(self, method, request):
+        try:
+            return method(request, timeout=self.timeout)
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.UNAVAILABLE:
+                raise ServerUnavailable(f"model server at {self.target}: {e.details()}") from None
+            raise ModelServerError(e.code().name, e.details() or "") from None
+
+    @staticmethod
+    def _spec(spec, model: str, version: int | None, label: str | None, signature_name: str = "") -> None:
+        spec.name = model
+        if version is not None:
+            spec.version.value = version
+        elif label:
+            spec.version_label = label
+        if signature_name:
+            spec.signature_name = signature_name
+
+    def status(self, model: str, version: int | None = None, label: str | None = None) -> list[VersionStatus]:
+        request = get_model_status_pb2.GetModelStatusRequest()
+        self._spec(request.model_spec, model, version, label)
+        response = self._rpc(self._models.GetModelStatus, request)
+        from tensorflow_serving.apis import status_pb2  # noqa: F401 - registers the error-code enum names
+
+        return [
+            VersionStatus(s.version, STATE_NAMES.get(s.state, str(s.state)),
+                          grpc.StatusCode.OK.name if s.status.error_code == 0 else _code_name(s.status.error_code),
+                          s.status.error_message)
+            for s in response.model_version_status
+        ]
+
+    def metadata(self, model: str, version: int | None = None) -> dict:
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        self._spec(request.model_spec, model, version, None)
+        response = self._rpc(self._predictions.GetModelMetadata, request)
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signature_map)
+        return {"model_spec": json_format.MessageToDict(response.model_spec, preserving_proto_field_name=True),
+                "metadata": {"signature_def": json_format.MessageToDict(signature_map, preserving_proto_field_name=True)}}
+
+    def predict(self, model: str, inputs: dict, signature_name: str = "", version: int | None = None,
+                label: str | None = None) -> Prediction:
+        started = time.perf_counter()
+        request = predict_pb2.PredictRequest()
+        self._spec(request.model_spec, model, version, label, signature_name)
+        for key, value in inputs.items():
+            array = np.asarray(value, dtype=object) if _is_bytes_list(value) else np.asarray(value)
+            request.inputs[key].CopyFrom(tf.make_tensor_proto(array))
+        response = self._rpc(self._predictions.Predict, request)
+        outputs = {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
+        return Prediction(outputs, model, response.model_spec.version.value, self.transport, time.perf_counter() - started)
+
+    def _input(self, examples: list[dict]):
+        from tensorflow_serving.apis import input_pb2
+
+        request_input = input_pb2.Input()
+        for example in examples:
+            request_input.example_list.examples.add().CopyFrom(
+                tf.train.Example(features=tf.train.Features(feature={k: _feature(v) for k, v in example.items()})))
+        return request_input
+
+    def classify(self, model: str, examples: list[dict], signature_name: str = "", version: int | None = None) -> list:
+        from tensorflow_serving.apis import classification_pb2
+
+        request = classification_pb2.ClassificationRequest(input=self._input(examples))
+        self._spec(request.model_spec, model, version, None, signature_name)
+        response = self._rpc(self._predictions.Classify, request)
+        return [[[c.label, c.score] for c in row.classes] for row in response.result.classifications]
+
+    def regress(self, model: str, examples: list[dict], signature_name: str = "", version: int | None = None) -> list[float]:
+        from tensorflow_serving.apis import regression_pb2
+
+        request = regression_pb2.RegressionRequest(input=self._input(examples))
+        self._spec(request.model_spec, model, version, None, signature_name)
+        response = self._rpc(self._predictions.Regress, request)
+        return [r.value for r in response.result.regressions]
+
+    def reload_config(self, config) -> None:
+        """HandleReloadConfigRequest with a ModelServerConfig; raises on a non-OK status."""
+        request = model_management_pb2.ReloadConfigRequest(config=config)
+        response = self._rpc(self._models.HandleReloadConfigRequest, request)
+        if response.status.error_code:
+            raise ModelServerError(_code_name(response.status.error_code), response.status.error_message)
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+def _is_bytes_list(value) -> bool:
+    if isinstance(value, (bytes, str)):
+        return True
+    if isinstance(value, (list, tuple)) and value:
+        return _is_bytes_list(value[0])
+    return False
+
+
+def _code_name(number: int) -> str:
+    for code in grpc.StatusCode:
+        if code.value[0] == number:
+            return code.name
+    return str(number)
+
+
+def make_client(transport: str = "rest", rest_url: str = "http://127.0.0.1:8501",
+                grpc_target: str = "127.0.0.1:8500", timeout: float = 30.0):
+    if transport == "rest":
+        return RestClient(rest_url, timeout)
+    if transport == "grpc":
+        return GrpcClient(grpc_target, timeout)
+    raise ValueError(f"transport must be rest or grpc, got {transport!r}")
+
+
+# --- captcha convenience: what the frontend and the benchmarks send --------------------------------
+@dataclasses.dataclass(frozen=True)
+class CaptchaReading:
+    text: str
+    confidence: float
+    character_confidences: list[float]
+    version: int | None
+    transport: str
+    seconds: float
+
+
+def read_captcha(client, model: str, image: bytes) -> CaptchaReading:
+    prediction = client.predict(model, {"image_bytes": [image]})
+    text = prediction.outputs["text"][0]
+    text = text.decode("utf-8") if isinstance(text, bytes) else str(text)
+    probabilities = np.asarray(prediction.outputs["probabilities"], dtype=float)[0]
+    return CaptchaReading(text, float(np.asarray(prediction.outputs["confidence"], dtype=float)[0]),
+                          [float(p) for p in probabilities.max(axis=-1)], prediction.version,
+                          prediction.transport, prediction.seconds)

@@ -1,0 +1,104 @@
+"""python -m serving.model_server: flags named as tensorflow_model_server names them."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes"):
+        return True
+    if text.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m serving.model_server",
+                                description="TF Serving's REST and gRPC API over SavedModels in TF Serving's layout.")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8500, help="gRPC port (0: any free port)")
+    p.add_argument("--rest_api_port", type=int, default=8501, help="REST port (0: any free port; -1: no REST)")
+    p.add_argument("--model_name", default="default")
+    p.add_argument("--model_base_path", help="directory of integer version directories")
+    p.add_argument("--model_config_file", help="ModelServerConfig in text format (several models)")
+    p.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
+                   help="how often to look for new versions (0: load once)")
+    p.add_argument("--model_config_file_poll_wait_seconds", type=float, default=0.0,
+                   help="how often to re-read --model_config_file (0: never)")
+    p.add_argument("--enable_batching", type=_bool, nargs="?", const=True, default=False)
+    p.add_argument("--batching_parameters_file", help="BatchingParameters in text format")
+    p.add_argument("--monitoring_config_file", help="MonitoringConfig in text format (Prometheus path)")
+    p.add_argument("--rest_api_timeout_in_ms", type=int, default=30_000)
+    p.add_argument("--rest_api_num_threads", type=int, default=64)
+    p.add_argument("--grpc_max_threads", type=int, default=64)
+    p.add_argument("--max_request_bytes", type=int, default=64 << 20,
+                   help="largest request body (REST) or message (gRPC) accepted")
+    p.add_argument("--grpc_channel_arguments", default="",
+                   help="comma-separated key=value gRPC channel arguments, as tensorflow_model_server takes them")
+    p.add_argument("--tensorflow_intra_op_parallelism", type=int, default=0)
+    p.add_argument("--tensorflow_inter_op_parallelism", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def channel_arguments(text: str) -> tuple:
+    found = []
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--grpc_channel_arguments: {item!r} is not key=value")
+        found.append((key, int(value) if value.lstrip("-").isdigit() else value))
+    return tuple(found)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname).1s %(message)s", stream=sys.stderr)
+    from serving.model_server.config import ConfigError, read_batching_parameters, read_monitoring_path
+    import tensorflow as tf
+
+    if args.tensorflow_intra_op_parallelism:
+        tf.config.threading.set_intra_op_parallelism_threads(args.tensorflow_intra_op_parallelism)
+    if args.tensorflow_inter_op_parallelism:
+        tf.config.threading.set_inter_op_parallelism_threads(args.tensorflow_inter_op_parallelism)
+    from serving.model_server.server import ModelServer, ServerOptions
+
+    try:
+        options = ServerOptions(
+            host=args.host, port=args.port, rest_api_port=args.rest_api_port, model_name=args.model_name,
+            model_base_path=args.model_base_path, model_config_file=args.model_config_file,
+            file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
+            model_config_file_poll_wait_seconds=args.model_config_file_poll_wait_seconds,
+            batching=read_batching_parameters(args.batching_parameters_file) if args.enable_batching else None,
+            monitoring_path=read_monitoring_path(args.monitoring_config_file),
+            rest_api_timeout_in_ms=args.rest_api_timeout_in_ms, rest_api_num_threads=args.rest_api_num_threads,
+            grpc_max_threads=args.grpc_max_threads, max_request_bytes=args.max_request_bytes,
+            grpc_channel_arguments=channel_arguments(args.grpc_channel_arguments),
+        )
+        server = ModelServer(options)
+    except (ConfigError, ValueError) as e:
+        print(f"model_server: {e}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        server.start()
+    except OSError as e:
+        print(f"model_server: cannot start: {e}", file=sys.stderr)
+        server.stop()
+        return 1
+    stop.wait()
+    logging.getLogger("serving.model_server").info("shutting down")
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Dynamic batching: concurrent requests to one signature merged into one model call.
+
+The semantics of TF Serving's BasicBatchScheduler: a batch closes when it is
+full (max_batch_size rows) or when its first task has waited
+batch_timeout_micros; num_batch_threads batches run at once; at most
+max_enqueued_batches batches' worth of rows wait, and a task that does not
+fit is refused with UNAVAILABLE instead of queueing without bound."""
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from concurrent.futures import Future
+from typing import Callable
+
+import grpc
+import numpy as np
+
+from serving.model_server.config import BatchingParameters
+from serving.model_server.errors import ServingError, invalid, unavailable
+
+Tensors = dict[str, np.ndarray]
+
+
+class _Task:
+    __slots__ = ("inputs", "size", "key", "future", "enqueued")
+
+    def __init__(self, inputs: Tensors) -> None:
+        self.inputs = inputs
+        self.size = len(next(iter(inputs.values())))
+        # Tasks batch together only when every input has the same shape past the batch dimension.
+        self.key = tuple((k, v.shape[1:]) for k, v in sorted(inputs.items()))
+        self.future: Future = Future()
+        self.enqueued = time.monotonic()
+
+
+class BatchScheduler:
+    def __init__(
+        self,
+        run: Callable[[Tensors], Tensors],
+        params: BatchingParameters,
+        name: str,
+        on_batch: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self._run = run
+        self._params = params
+        self._name = name
+        self._on_batch = on_batch or (lambda rows, padded: None)
+        self._queue: collections.deque[_Task] = collections.deque()
+        self._queued_rows = 0
+        self._capacity = params.max_batch_size * params.max_enqueued_batches
+        self._timeout = params.batch_timeout_micros / 1e6
+        self._changed = threading.Condition()
+        self._forming = threading.Lock()  # one thread gathers a batch at a time; the others run theirs
+        self._closed = False
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"batch-{name}-{i}", daemon=True)
+            for i in range(params.num_batch_threads)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def __call__(self, inputs: Tensors) -> Tensors:
+        return self.submit(inputs).result()
+
+    def submit(self, inputs: Tensors) -> Future:
+        task = _Task(inputs)
+        if task.size > self._params.max_batch_size:
+            raise invalid(
+                f"Task size {task.size} is larger than maximum input batch size {self._params.max_batch_size}"
+            )
+        with self._changed:
+            if self._closed:
+                raise unavailable(f"batch scheduler for {self._name} is shutting down")
+            if self._queued_rows + task.size > self._capacity:
+                raise unavailable("The batch scheduling queue to which this task was submitted is full")
+            self._queue.append(task)
+            self._queued_rows += task.size
+            self._changed.notify_all()
+        return task.future
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    # --- worker side ------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            with self._forming:
+                batch = self._gather()
+            if batch is None:
+                return
+            self._execute(batch)
+
+    def _gather(self) -> list[_Task] | None:
+        with self._changed:
+            self._changed.wait_for(lambda: self._queue or self._closed)
+            if not self._queue:
+                return None
+            deadline = self._queue[0].enqueued + self._timeout
+            while self._queued_rows < self._params.max_batch_size and not self._closed:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._changed.wait(left)
+            batch, rows, key, kept = [], 0, self._queue[0].key, collections.deque()
+            while self._queue:
+                task = self._queue.popleft()
+                if task.key == key and rows + task.size <= self._params.max_batch_size:
+                    batch.append(task)
+                    rows += task.size
+                else:
+                    kept.append(task)
+            self._queue = kept
+            self._queued_rows -= rows
+            return batch
+
+    def _padded_size(self, rows: int) -> int:
+        for size in self._params.allowed_batch_sizes:
+            if size >= rows:
+                return size
+        return rows
+
+    def _execute(self, batch: list[_Task]) -> None:
+        try:
+            rows = sum(t.size for t in batch)
+            padded = self._padded_size(rows)
+            inputs = {}
+            for key in batch[0].inputs:
+                merged = np.concatenate([t.inputs[key] for t in batch]) if len(batch) > 1 else batch[0].inputs[key]
+                if padded > rows:  # pad with copies of the first row; the extra outputs are dropped
+                    merged = np.concatenate([merged, np.repeat(merged[:1], padded - rows, axis=0)])
+                inputs[key] = merged
+            self._on_batch(rows, padded)
+            outputs = self._run(inputs)
+            start = 0
+            for task in batch:
+                task.future.set_result({k: v[start : start + task.size] for k, v in outputs.items()})
+                start += task.size
+        except ServingError as e:
+            if len(batch) > 1 and e.code == grpc.StatusCode.INVALID_ARGUMENT:
+                # One bad request (say, bytes that are not an image) must not fail the ones merged with it.
+                for task in batch:
+                    self._execute([task])
+                return
+            for task in batch:
+                if not task.future.done():
+                    task.future.set_exception(e)
+        except Exception as e:  # noqa: BLE001 - every waiting request gets the error, none hangs
+            for task in batch:
+                if not task.future.done():
+                    task.future.set_exception(e)

@@ -1,0 +1,170 @@
+"""The server's configuration in TF Serving's own formats.
+
+`models.config` is a ModelServerConfig (the proto from tensorflow-serving-api).
+The batching-parameters and monitoring files use two small messages that the
+pip package does not ship (they live in TF Serving's C++ tree); they are
+declared here field for field, so the same text files work with the official
+server and parse strictly here."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
+from tensorflow_serving.config import model_server_config_pb2
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MONITORING_PATH = "/monitoring/prometheus/metrics"
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; the message names the file."""
+
+
+def _declare_messages():
+    """tensorflow_serving/servables/tensorflow/session_bundle_config.proto (BatchingParameters)
+    and tensorflow_serving/config/monitoring_config.proto (MonitoringConfig)."""
+    f = descriptor_pb2.FieldDescriptorProto
+    proto = descriptor_pb2.FileDescriptorProto(
+        name="tensorflow_serving/local/server_files.proto",
+        package="tensorflow.serving",
+        syntax="proto3",
+        dependency=["google/protobuf/wrappers.proto"],
+    )
+
+    def add(message, fields):
+        m = proto.message_type.add(name=message)
+        for number, (name, kind, type_name, repeated) in enumerate(fields, start=1):
+            m.field.add(
+                name=name,
+                number=number,
+                type=kind,
+                type_name=type_name or None,
+                label=f.LABEL_REPEATED if repeated else f.LABEL_OPTIONAL,
+            )
+
+    int64_value = (f.TYPE_MESSAGE, ".google.protobuf.Int64Value", False)
+    add(
+        "BatchingParameters",
+        [
+            ("max_batch_size", *int64_value),
+            ("batch_timeout_micros", *int64_value),
+            ("thread_pool_name", f.TYPE_MESSAGE, ".google.protobuf.StringValue", False),
+            ("num_batch_threads", *int64_value),
+            ("max_enqueued_batches", *int64_value),
+            ("allowed_batch_sizes", f.TYPE_INT64, "", True),
+            ("pad_variable_length_inputs", f.TYPE_BOOL, "", False),
+            ("enable_large_batch_splitting", f.TYPE_MESSAGE, ".google.protobuf.BoolValue", False),
+            ("max_execution_batch_size", *int64_value),
+        ],
+    )
+    add("PrometheusConfig", [("enable", f.TYPE_BOOL, "", False), ("path", f.TYPE_STRING, "", False)])
+    add("MonitoringConfig", [("prometheus_config", f.TYPE_MESSAGE, ".tensorflow.serving.PrometheusConfig", False)])
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(descriptor_pb2.FileDescriptorProto.FromString(wrappers_pb2.DESCRIPTOR.serialized_pb))
+    pool.Add(proto)
+    return (
+        message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters")),
+        message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.MonitoringConfig")),
+    )
+
+
+BatchingParametersProto, MonitoringConfigProto = _declare_messages()
+
+
+def _parse_text(path: str, message, what: str):
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise ConfigError(f"cannot read {what} {path}: {e.strerror}") from None
+    try:
+        return text_format.Parse(text, message)
+    except text_format.ParseError as e:
+        raise ConfigError(f"{path}: not a valid {what} ({e})") from None
+
+
+def read_model_server_config(path: str) -> model_server_config_pb2.ModelServerConfig:
+    config = _parse_text(path, model_server_config_pb2.ModelServerConfig(), "ModelServerConfig")
+    if config.WhichOneof("config") != "model_config_list":
+        raise ConfigError(f"{path}: only model_config_list is supported (custom_model_config is not)")
+    check_model_config_list(config, path)
+    return config
+
+
+def check_model_config_list(config: model_server_config_pb2.ModelServerConfig, where: str) -> None:
+    names = set()
+    for model in config.model_config_list.config:
+        if not model.name:
+            raise ConfigError(f"{where}: a model config has no name")
+        if not model.base_path:
+            raise ConfigError(f"{where}: model {model.name!r} has no base_path")
+        if model.name in names:
+            raise ConfigError(f"{where}: model {model.name!r} is configured twice")
+        if model.model_platform not in ("", "tensorflow"):
+            raise ConfigError(f"{where}: model {model.name!r}: platform {model.model_platform!r} is not served here")
+        names.add(model.name)
+
+
+def single_model_config(name: str, base_path: str) -> model_server_config_pb2.ModelServerConfig:
+    config = model_server_config_pb2.ModelServerConfig()
+    model = config.model_config_list.config.add(name=name, base_path=base_path, model_platform="tensorflow")
+    model.model_version_policy.latest.num_versions = 1
+    return config
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchingParameters:
+    """TF Serving's defaults (batching_session.h / session_bundle_config.proto)."""
+
+    max_batch_size: int = 1000
+    batch_timeout_micros: int = 0
+    num_batch_threads: int = 4
+    max_enqueued_batches: int = 10
+    allowed_batch_sizes: tuple[int, ...] = ()
+    pad_variable_length_inputs: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size <= 0 or self.num_batch_threads <= 0 or self.max_enqueued_batches <= 0:
+            raise ConfigError("max_batch_size, num_batch_threads and max_enqueued_batches must be positive")
+        if self.batch_timeout_micros < 0:
+            raise ConfigError("batch_timeout_micros must not be negative")
+        sizes = list(self.allowed_batch_sizes)
+        if sizes:
+            if sizes != sorted(set(sizes)) or sizes[0] <= 0:
+                raise ConfigError(f"allowed_batch_sizes must be positive and increasing, got {sizes}")
+            if sizes[-1] != self.max_batch_size:
+                raise ConfigError(
+                    f"the last allowed_batch_sizes entry ({sizes[-1]}) must equal max_batch_size ({self.max_batch_size})"
+                )
+
+
+def read_batching_parameters(path: str | None) -> BatchingParameters:
+    if not path:
+        return BatchingParameters()
+    proto = _parse_text(path, BatchingParametersProto(), "BatchingParameters")
+    values = {}
+    for name in ("max_batch_size", "batch_timeout_micros", "num_batch_threads", "max_enqueued_batches"):
+        if proto.HasField(name):
+            values[name] = getattr(proto, name).value
+    if proto.HasField("enable_large_batch_splitting") and proto.enable_large_batch_splitting.value:
+        log.warning("%s: enable_large_batch_splitting is ignored; larger requests are refused", path)
+    try:
+        return BatchingParameters(
+            **values,
+            allowed_batch_sizes=tuple(proto.allowed_batch_sizes),
+            pad_variable_length_inputs=proto.pad_variable_length_inputs,
+        )
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def read_monitoring_path(path: str | None) -> str | None:
+    """The Prometheus path the monitoring config enables, or None."""
+    if not path:
+        return None
+    proto = _parse_text(path, MonitoringConfigProto(), "MonitoringConfig")
+    if not proto.prometheus_config.enable:
+        return None
+    return proto.prometheus_config.path or DEFAULT_MONITORING_PATH

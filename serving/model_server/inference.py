@@ -1,0 +1,218 @@
+"""Predict, Classify, Regress, MultiInference and metadata over loaded servables.
+
+The protocol layers (rest.py, grpc_service.py) translate their wire format to
+these calls; everything about signatures, methods and tensors lives here."""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import (
+    classification_pb2,
+    inference_pb2,
+    input_pb2,
+    prediction_log_pb2,
+    regression_pb2,
+)
+
+from serving.model_server.errors import invalid
+from serving.model_server.manager import ModelManager
+from serving.model_server.servable import CLASSIFY_METHOD, REGRESS_METHOD, Servable, Signature
+
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+MAX_WARMUP_RECORDS = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """What a request addresses: ModelSpec in both APIs."""
+
+    model: str
+    version: int | None = None
+    label: str | None = None
+    signature: str = ""
+
+
+@dataclasses.dataclass
+class Answer:
+    version: int
+    signature: str
+    outputs: dict
+
+
+# --- predict ---------------------------------------------------------------------------------
+def run_predict(servable: Servable, signature_name: str, inputs: dict[str, np.ndarray],
+                output_filter=()) -> tuple[Signature, dict[str, np.ndarray]]:
+    signature = servable.signature(signature_name)
+    wanted = list(output_filter)
+    unknown = [k for k in wanted if k not in signature.output_specs]
+    if unknown:
+        raise invalid(f"output tensor alias(es) {unknown} not found in signature {signature.name!r}; "
+                      f"it has {sorted(signature.output_specs)}")
+    outputs = servable.run(signature, signature.check_inputs(inputs))
+    if wanted:
+        outputs = {k: outputs[k] for k in wanted}
+    return signature, outputs
+
+
+def predict(manager: ModelManager, target: Target, inputs: dict[str, np.ndarray], output_filter=()) -> Answer:
+    with manager.lease(target.model, target.version, target.label) as servable:
+        signature, outputs = run_predict(servable, target.signature, inputs, output_filter)
+        return Answer(servable.version, signature.name, outputs)
+
+
+# --- classify and regress (serialized tf.Example in) -----------------------------------------
+def serialized_examples(request_input: input_pb2.Input) -> np.ndarray:
+    kind = request_input.WhichOneof("kind")
+    if kind == "example_list":
+        examples = [e.SerializeToString() for e in request_input.example_list.examples]
+    elif kind == "example_list_with_context":
+        context = request_input.example_list_with_context.context
+        examples = []
+        for example in request_input.example_list_with_context.examples:
+            merged = tf.train.Example()
+            merged.CopyFrom(context)
+            merged.MergeFrom(example)
+            examples.append(merged.SerializeToString())
+    else:
+        raise invalid("Input is empty")
+    if not examples:
+        raise invalid("Input is empty")
+    return np.array(examples, dtype=object)
+
+
+def _method_signature(servable: Servable, name: str, method: str, what: str) -> Signature:
+    signature = servable.signature(name)
+    if signature.method_name != method:
+        raise invalid(f"Expected {what} signature method_name to be {method}. Was: {signature.method_name}")
+    if len(signature.input_specs) != 1:
+        raise invalid(f"Expected one input Tensor in signature {signature.name!r}")
+    return signature
+
+
+def run_classify(servable: Servable, signature_name: str, request_input: input_pb2.Input):
+    signature = _method_signature(servable, signature_name, CLASSIFY_METHOD, "classification")
+    examples = serialized_examples(request_input)
+    (key,) = signature.input_specs
+    outputs = servable.run(signature, {key: examples})
+    classes, scores = outputs.get("classes"), outputs.get("scores")
+    if classes is None and scores is None:
+        raise invalid(f"signature {signature.name!r} has neither 'classes' nor 'scores' outputs")
+    n = len(examples)
+    classes = None if classes is None else classes.reshape(n, -1)
+    scores = None if scores is None else scores.reshape(n, -1).astype(float)
+    result = classification_pb2.ClassificationResult()
+    for i in range(n):
+        row = result.classifications.add()
+        width = (classes if classes is not None else scores).shape[1]
+        for j in range(width):
+            item = row.classes.add()
+            if classes is not None:
+                label = classes[i, j]
+                item.label = label.decode("utf-8", "replace") if isinstance(label, bytes) else str(label)
+            if scores is not None:
+                item.score = scores[i, j]
+    return signature, result
+
+
+def run_regress(servable: Servable, signature_name: str, request_input: input_pb2.Input):
+    signature = _method_signature(servable, signature_name, REGRESS_METHOD, "regression")
+    examples = serialized_examples(request_input)
+    (key,) = signature.input_specs
+    outputs = servable.run(signature, {key: examples})
+    if "outputs" not in outputs:
+        raise invalid(f"signature {signature.name!r} has no 'outputs' output")
+    values = outputs["outputs"].reshape(len(examples), -1)
+    if values.shape[1] != 1:
+        raise invalid(f"Expected output Tensor shape to be [batch_size] or [batch_size, 1], got {list(outputs['outputs'].shape)}")
+    result = regression_pb2.RegressionResult()
+    for value in values[:, 0]:
+        result.regressions.add(value=float(value))
+    return signature, result
+
+
+def classify(manager: ModelManager, target: Target, request_input: input_pb2.Input) -> Answer:
+    with manager.lease(target.model, target.version, target.label) as servable:
+        signature, result = run_classify(servable, target.signature, request_input)
+        return Answer(servable.version, signature.name, result)
+
+
+def regress(manager: ModelManager, target: Target, request_input: input_pb2.Input) -> Answer:
+    with manager.lease(target.model, target.version, target.label) as servable:
+        signature, result = run_regress(servable, target.signature, request_input)
+        return Answer(servable.version, signature.name, result)
+
+
+def run_multi_inference(servable: Servable, request: inference_pb2.MultiInferenceRequest):
+    if not request.tasks:
+        raise invalid("Tasks is empty")
+    response = inference_pb2.MultiInferenceResponse()
+    seen = set()
+    for task in request.tasks:
+        spec = task.model_spec
+        if spec.name != servable.name:
+            raise invalid("All ModelSpecs in a MultiInferenceRequest must access the same model name.")
+        if spec.signature_name in seen:
+            raise invalid("Duplicate evaluation of signature: " + spec.signature_name)
+        seen.add(spec.signature_name)
+        out = response.results.add()
+        if task.method_name == CLASSIFY_METHOD:
+            signature, result = run_classify(servable, spec.signature_name, request.input)
+            out.classification_result.CopyFrom(result)
+        elif task.method_name == REGRESS_METHOD:
+            signature, result = run_regress(servable, spec.signature_name, request.input)
+            out.regression_result.CopyFrom(result)
+        else:
+            raise invalid(f"Unsupported signature method_name: {task.method_name}")
+        out.model_spec.name = servable.name
+        out.model_spec.version.value = servable.version
+        out.model_spec.signature_name = signature.name
+    return response
+
+
+def multi_inference(manager: ModelManager, request: inference_pb2.MultiInferenceRequest):
+    if not request.tasks:
+        raise invalid("Tasks is empty")
+    spec = request.tasks[0].model_spec
+    version = spec.version.value if spec.HasField("version") else None
+    with manager.lease(spec.name, version, spec.version_label or None) as servable:
+        return run_multi_inference(servable, request)
+
+
+# --- metadata --------------------------------------------------------------------------------
+def metadata(manager: ModelManager, target: Target):
+    with manager.lease(target.model, target.version, target.label) as servable:
+        return servable.version, servable.signature_defs
+
+
+# --- warmup ----------------------------------------------------------------------------------
+def warm_up(servable: Servable) -> int:
+    """Replays assets.extra/tf_serving_warmup_requests (PredictionLog records), as TF Serving does
+    before a version takes traffic. Returns the number of records; a failing record fails the load."""
+    path = os.path.join(servable.path, WARMUP_FILE)
+    if not os.path.exists(path):
+        return 0
+    count = 0
+    for record in tf.data.TFRecordDataset(path):
+        count += 1
+        if count > MAX_WARMUP_RECORDS:
+            raise invalid(f"{path}: more than {MAX_WARMUP_RECORDS} warmup records")
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        kind = log.WhichOneof("log_type")
+        if kind == "predict_log":
+            request = log.predict_log.request
+            inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+            run_predict(servable, request.model_spec.signature_name, inputs, request.output_filter)
+        elif kind == "classify_log":
+            request = log.classify_log.request
+            run_classify(servable, request.model_spec.signature_name, request.input)
+        elif kind == "regress_log":
+            request = log.regress_log.request
+            run_regress(servable, request.model_spec.signature_name, request.input)
+        elif kind == "multi_inference_log":
+            run_multi_inference(servable, log.multi_inference_log.request)
+        else:
+            raise invalid(f"{path}: unsupported warmup record type {kind}")
+    return count

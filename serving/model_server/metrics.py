@@ -1,0 +1,58 @@
+"""Prometheus metrics, named as TF Serving names its own where it has one."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+LATENCY_BUCKETS_US = (500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 2e6, 5e6, 1e7)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class ServerMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.request_count = Counter(
+            ":tensorflow:serving:request_count",
+            "Requests by model, version, signature, API and final status.",
+            ["model_name", "version", "signature", "API", "entrypoint", "status"],
+            registry=self.registry,
+        )
+        self.request_latency = Histogram(
+            ":tensorflow:serving:request_latency",
+            "End-to-end request latency in microseconds, by model, API and entrypoint.",
+            ["model_name", "API", "entrypoint"],
+            buckets=LATENCY_BUCKETS_US,
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            ":tensorflow:serving:batching_session:processed_batch_size",
+            "Rows per model call made by the batch scheduler (after padding).",
+            ["model_name", "signature"],
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.padding_size = Histogram(
+            ":tensorflow:serving:batching_session:padding_size",
+            "Rows of padding added to reach an allowed batch size.",
+            ["model_name", "signature"],
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.load_count = Counter(
+            ":tensorflow:serving:model_load_count",
+            "Model version loads by model and outcome (ok / error).",
+            ["model_name", "status"],
+            registry=self.registry,
+        )
+        self.unload_count = Counter(
+            ":tensorflow:serving:model_unload_count",
+            "Model versions unloaded, by model.",
+            ["model_name"],
+            registry=self.registry,
+        )
+        self.load_latency = Histogram(
+            ":tensorflow:serving:model_load_latency",
+            "Seconds to load and warm up a model version.",
+            ["model_name"],
+            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120),
+            registry=self.registry,
+        )

@@ -1,0 +1,124 @@
+"""TF Serving's REST API on aiohttp. Handlers run in a thread pool (the model releases the GIL),
+so the event loop only moves bytes; every error becomes {"error": ...} with TF Serving's HTTP code."""
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from aiohttp import web
+from google.protobuf import json_format
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from tensorflow_serving.apis import get_model_metadata_pb2
+
+from serving.model_server import inference, json_codec
+from serving.model_server.errors import ServingError, invalid
+from serving.model_server.manager import ModelManager
+from serving.model_server.metrics import ServerMetrics
+
+MODEL_PATH = re.compile(
+    r"^/v1/models/(?P<name>[^/:]+)"
+    r"(?:/versions/(?P<version>[0-9]+)|/labels/(?P<label>[^/:]+))?"
+    r"(?:(?P<metadata>/metadata)|:(?P<verb>predict|classify|regress))?$"
+)
+
+
+class RestApi:
+    def __init__(self, manager: ModelManager, metrics: ServerMetrics, *, num_threads: int = 64,
+                 timeout_ms: int = 30_000, max_request_bytes: int = 64 << 20,
+                 monitoring_path: str | None = None) -> None:
+        self.manager = manager
+        self.metrics = metrics
+        self.pool = ThreadPoolExecutor(num_threads, thread_name_prefix="rest")
+        self.timeout = timeout_ms / 1000 if timeout_ms > 0 else None
+        self.max_request_bytes = max_request_bytes
+        self.monitoring_path = monitoring_path
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=self.max_request_bytes, middlewares=[self._errors_as_json])
+        app.router.add_route("*", "/v1/models/{tail:.*}", self.models)
+        if self.monitoring_path:
+            app.router.add_get(self.monitoring_path, self.prometheus)
+        return app
+
+    @web.middleware
+    async def _errors_as_json(self, request: web.Request, handler):
+        try:
+            return await handler(request)
+        except web.HTTPException as e:
+            if e.status < 400:
+                raise
+            return web.json_response({"error": e.reason if e.text is None else e.text.strip()}, status=e.status)
+
+    async def prometheus(self, request: web.Request) -> web.Response:
+        body = generate_latest(self.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def models(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        match = MODEL_PATH.match(request.path)
+        verb = match and match["verb"]
+        try:
+            if not match or (request.method == "GET") == bool(verb) or request.method not in ("GET", "POST"):
+                raise invalid(f"Malformed request: {request.method} {request.path}")
+            body = await request.read() if verb else b""
+            call = asyncio.get_running_loop().run_in_executor(self.pool, self._handle, match, body)
+            status, payload = 200, await asyncio.wait_for(call, self.timeout)
+        except ServingError as e:
+            status, payload = e.http_status, {"error": e.message}
+        except asyncio.TimeoutError:
+            e = ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline exceeded")
+            status, payload = e.http_status, {"error": e.message}
+        if verb:
+            name = match["name"]
+            self.metrics.request_latency.labels(name, verb, "REST").observe((time.perf_counter() - started) * 1e6)
+        return web.Response(body=json.dumps(payload).encode(), status=status, content_type="application/json")
+
+    def _handle(self, match: re.Match, body: bytes) -> dict:
+        name, verb = match["name"], match["verb"]
+        version = int(match["version"]) if match["version"] else None
+        label = match["label"]
+        if not verb:
+            if match["metadata"]:
+                target = inference.Target(name, version, label)
+                served_version, signature_defs = inference.metadata(self.manager, target)
+                signature_map = get_model_metadata_pb2.SignatureDefMap(signature_def=signature_defs)
+                return {
+                    "model_spec": {"name": name, "signature_name": "", "version": str(served_version)},
+                    "metadata": {"signature_def": json_format.MessageToDict(signature_map, preserving_proto_field_name=True)},
+                }
+            return json_format.MessageToDict(self.manager.status_response(name, version, label),
+                                             preserving_proto_field_name=True, including_default_value_fields=True)
+        request = json_codec.parse_body(body)
+        signature_name = request.get("signature_name", "")
+        if not isinstance(signature_name, str):
+            raise invalid("'signature_name' must be a string")
+        target = inference.Target(name, version, label, signature_name)
+        code, served = "OK", ""
+        try:
+            if verb == "predict":
+                with self.manager.lease(name, version, label) as servable:
+                    served = str(servable.version)
+                    signature = servable.signature(signature_name)
+                    inputs, form = json_codec.predict_inputs(request, signature)
+                    _, outputs = inference.run_predict(servable, signature.name, inputs)
+                return json_codec.predict_response(outputs, form)
+            request_input = json_codec.examples_input(request)
+            if verb == "classify":
+                answer = inference.classify(self.manager, target, request_input)
+                served = str(answer.version)
+                return json_codec.classify_response(answer.outputs)
+            answer = inference.regress(self.manager, target, request_input)
+            served = str(answer.version)
+            return json_codec.regress_response(answer.outputs)
+        except ServingError as e:
+            code = e.code.name
+            raise
+        finally:
+            self.metrics.request_count.labels(name, served, signature_name or "serving_default", verb, "REST", code).inc()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,153 @@
+"""Wiring: the version manager, batching and warmup on load, the gRPC and REST front doors,
+and polling of the model config file."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import threading
+
+from aiohttp import web
+from google.protobuf import text_format
+
+from serving.model_server import inference
+from serving.model_server.batching import BatchScheduler
+from serving.model_server.config import (
+    BatchingParameters,
+    ConfigError,
+    read_model_server_config,
+    single_model_config,
+)
+from serving.model_server.grpc_service import make_grpc_server
+from serving.model_server.manager import ModelManager
+from serving.model_server.metrics import ServerMetrics
+from serving.model_server.rest import RestApi
+from serving.model_server.servable import Servable
+
+log = logging.getLogger("serving.model_server")
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerOptions:
+    host: str = "127.0.0.1"
+    port: int = 8500
+    rest_api_port: int = 8501
+    model_name: str = "default"
+    model_base_path: str | None = None
+    model_config_file: str | None = None
+    file_system_poll_wait_seconds: float = 1.0
+    model_config_file_poll_wait_seconds: float = 0.0
+    batching: BatchingParameters | None = None  # None: batching off
+    monitoring_path: str | None = None
+    rest_api_timeout_in_ms: int = 30_000
+    rest_api_num_threads: int = 64
+    grpc_max_threads: int = 64
+    max_request_bytes: int = 64 << 20
+    grpc_channel_arguments: tuple = ()
+
+    def __post_init__(self) -> None:
+        if bool(self.model_base_path) == bool(self.model_config_file):
+            raise ConfigError("give exactly one of --model_base_path (with --model_name) or --model_config_file")
+
+
+class ModelServer:
+    def __init__(self, options: ServerOptions) -> None:
+        self.options = options
+        self.metrics = ServerMetrics()
+        if options.model_config_file:
+            config = read_model_server_config(options.model_config_file)
+        else:
+            config = single_model_config(options.model_name, os.path.abspath(options.model_base_path))
+        self._config_text = text_format.MessageToString(config)
+        self.manager = ModelManager(
+            config, poll_seconds=options.file_system_poll_wait_seconds, metrics=self.metrics, on_load=self._prepare
+        )
+        self.grpc_port = self.rest_port = None
+        self._grpc = None
+        self._rest: RestApi | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._rest_thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def _prepare(self, servable: Servable) -> None:
+        """Batching schedulers first, so warmup runs through the same path as requests."""
+        params = self.options.batching
+        if params:
+            for name, signature in servable.signatures.items():
+                if signature.batchable:
+                    labels = (servable.name, name)
+                    servable.runners[name] = BatchScheduler(
+                        signature, params, f"{servable.name}/{servable.version}/{name}",
+                        on_batch=lambda rows, padded, labels=labels: (
+                            self.metrics.batch_size.labels(*labels).observe(padded),
+                            self.metrics.padding_size.labels(*labels).observe(padded - rows),
+                        ),
+                    )
+        try:
+            count = inference.warm_up(servable)
+        except Exception:
+            servable.close()
+            raise
+        if count:
+            log.info("Finished reading warmup data for model at %s. Number of warmup records read: %d.",
+                     servable.path, count)
+
+    def start(self) -> None:
+        self.manager.start()
+        o = self.options
+        self._grpc, self.grpc_port = make_grpc_server(
+            self.manager, self.metrics, f"{o.host}:{o.port}", max_workers=o.grpc_max_threads,
+            max_message_bytes=o.max_request_bytes, channel_arguments=list(o.grpc_channel_arguments),
+        )
+        self._grpc.start()
+        log.info("Running gRPC ModelServer at %s:%d ...", o.host, self.grpc_port)
+        if o.rest_api_port >= 0:
+            self._start_rest()
+            log.info("Exporting HTTP/REST API at:%s:%d ...", o.host, self.rest_port)
+        if o.model_config_file and o.model_config_file_poll_wait_seconds > 0:
+            threading.Thread(target=self._poll_config, name="config-poller", daemon=True).start()
+
+    def _start_rest(self) -> None:
+        o = self.options
+        self._rest = RestApi(self.manager, self.metrics, num_threads=o.rest_api_num_threads,
+                             timeout_ms=o.rest_api_timeout_in_ms, max_request_bytes=o.max_request_bytes,
+                             monitoring_path=o.monitoring_path)
+        self._loop = asyncio.new_event_loop()
+        runner = web.AppRunner(self._rest.app(), access_log=None)
+        self._loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, o.host, o.rest_api_port, reuse_address=True)
+        self._loop.run_until_complete(site.start())
+        self.rest_port = site._server.sockets[0].getsockname()[1]
+        self._runner = runner
+        self._rest_thread = threading.Thread(target=self._loop.run_forever, name="rest-loop", daemon=True)
+        self._rest_thread.start()
+
+    def _poll_config(self) -> None:
+        path = self.options.model_config_file
+        while not self._stop.wait(self.options.model_config_file_poll_wait_seconds):
+            try:
+                config = read_model_server_config(path)
+            except ConfigError as e:
+                log.error("not reloading: %s", e)
+                continue
+            text = text_format.MessageToString(config)
+            if text == self._config_text:
+                continue
+            self._config_text = text
+            log.info("model config file %s changed; reloading", path)
+            try:
+                self.manager.reload(config)
+            except Exception as e:  # noqa: BLE001 - keep serving what is loaded
+                log.error("reloading %s: %s", path, e)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._grpc:
+            self._grpc.stop(grace=2).wait(5)
+        if self._loop:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(5)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._rest_thread.join(5)
+            self._rest.close()
+        self.manager.stop()

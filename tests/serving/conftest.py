@@ -1,0 +1,54 @@
+import os
+
+import pytest
+
+from tests.serving.server_process import ServerProcess
+from tests.serving.toy_model import write_toy_model
+
+MODELS_CONFIG = """
+model_config_list {{
+  config {{
+    name: "toy"
+    base_path: "{base}/toy"
+    model_platform: "tensorflow"
+    model_version_policy {{ all {{}} }}
+    version_labels {{ key: "stable" value: 1 }}
+    version_labels {{ key: "canary" value: 2 }}
+  }}
+  config {{
+    name: "other"
+    base_path: "{base}/other"
+    model_platform: "tensorflow"
+  }}
+}}
+"""
+
+
+@pytest.fixture(scope="session")
+def toy_models(tmp_path_factory):
+    """toy versions 1 and 2 (offset = version) and other version 5, with a models.config naming both."""
+    base = str(tmp_path_factory.mktemp("models"))
+    write_toy_model(os.path.join(base, "toy"), 1)
+    write_toy_model(os.path.join(base, "toy"), 2)
+    write_toy_model(os.path.join(base, "other"), 5, offset=10.0)
+    config = os.path.join(base, "models.config")
+    with open(config, "w") as f:
+        f.write(MODELS_CONFIG.format(base=base))
+    monitoring = os.path.join(base, "monitoring.config")
+    with open(monitoring, "w") as f:
+        f.write('prometheus_config { enable: true, path: "/monitoring/prometheus/metrics" }\n')
+    return {"base": base, "config": config, "monitoring": monitoring}
+
+
+@pytest.fixture(scope="session")
+def api_server(toy_models, tmp_path_factory):
+    """One server for the API tests: two models, labels, monitoring, a 1 MiB request limit."""
+    log = str(tmp_path_factory.mktemp("logs") / "api_server.log")
+    server = ServerProcess(
+        "--model_config_file", toy_models["config"], "--monitoring_config_file", toy_models["monitoring"],
+        "--max_request_bytes", str(1 << 20), "--file_system_poll_wait_seconds", "0", log_path=log,
+    )
+    try:
+        yield server.wait_ready()
+    finally:
+        server.stop()

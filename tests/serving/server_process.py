@@ -1,0 +1,76 @@
+"""A real model server process on free 127.0.0.1 ports, ready when both ports answer."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    def __init__(self, *flags: str, log_path: str) -> None:
+        self.grpc_port, self.rest_port = free_port(), free_port()
+        self.log_path = log_path
+        self._log = open(log_path, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "serving.model_server", "--port", str(self.grpc_port),
+             "--rest_api_port", str(self.rest_port), *flags],
+            cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.rest_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def log(self) -> str:
+        with open(self.log_path) as f:
+            return f.read()
+
+    def wait_ready(self, timeout: float = 120) -> "ServerProcess":
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"model server exited with {self.process.returncode}:\n{self.log()[-3000:]}")
+            try:
+                requests.get(self.rest_url + "/v1/models/_", timeout=1)
+                with socket.create_connection(("127.0.0.1", self.grpc_port), timeout=1):
+                    return self
+            except (requests.ConnectionError, OSError):
+                time.sleep(0.2)
+        self.stop()
+        raise TimeoutError(f"model server not ready in {timeout}s:\n{self.log()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")

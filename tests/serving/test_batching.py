@@ -1,0 +1,147 @@
+"""Dynamic batching: the scheduler on its own, then merged requests on a real server."""
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import numpy as np
+import pytest
+import requests
+
+from serving.client import GrpcClient
+from serving.model_server.batching import BatchScheduler
+from serving.model_server.config import BatchingParameters, ConfigError, read_batching_parameters
+from serving.model_server.errors import ServingError, invalid
+from tests.serving.server_process import ServerProcess
+
+
+class Recorder:
+    """A model that doubles x, remembers each batch size and can be slow."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.sizes: list[int] = []
+        self.delay = delay
+
+    def __call__(self, inputs):
+        self.sizes.append(len(inputs["x"]))
+        time.sleep(self.delay)
+        if np.any(inputs["x"] < 0):
+            raise invalid("negative input")
+        return {"y": inputs["x"] * 2}
+
+
+def params(**kw):
+    return BatchingParameters(**{"max_batch_size": 8, "batch_timeout_micros": 200_000, "num_batch_threads": 1, **kw})
+
+
+def test_concurrent_tasks_are_merged_and_each_gets_its_own_rows():
+    model = Recorder()
+    scheduler = BatchScheduler(model, params(), "t")
+    try:
+        futures = [scheduler.submit({"x": np.array([float(i), float(i) + 0.5])}) for i in range(4)]
+        results = [f.result(5) for f in futures]
+    finally:
+        scheduler.close()
+    assert model.sizes == [8]  # four tasks of 2 rows, one call
+    for i, result in enumerate(results):
+        np.testing.assert_array_equal(result["y"], [2.0 * i, 2.0 * i + 1.0])
+
+
+def test_batches_are_padded_to_an_allowed_size():
+    model = Recorder()
+    scheduler = BatchScheduler(model, params(batch_timeout_micros=1000, allowed_batch_sizes=(4, 8)), "t")
+    try:
+        result = scheduler.submit({"x": np.array([1.0, 2.0, 3.0])}).result(5)
+    finally:
+        scheduler.close()
+    assert model.sizes == [4]
+    np.testing.assert_array_equal(result["y"], [2.0, 4.0, 6.0])
+
+
+def test_a_task_larger_than_the_max_batch_is_refused():
+    scheduler = BatchScheduler(Recorder(), params(), "t")
+    try:
+        with pytest.raises(ServingError) as raised:
+            scheduler.submit({"x": np.zeros(9)})
+    finally:
+        scheduler.close()
+    assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_full_queue_answers_unavailable_instead_of_piling_up():
+    model = Recorder(delay=0.5)
+    scheduler = BatchScheduler(model, params(max_batch_size=2, max_enqueued_batches=1, batch_timeout_micros=0), "t")
+    try:
+        first = scheduler.submit({"x": np.zeros(2)})
+        time.sleep(0.1)  # the only batch thread is busy with it
+        queued = scheduler.submit({"x": np.zeros(2)})
+        with pytest.raises(ServingError) as raised:
+            scheduler.submit({"x": np.zeros(1)})
+        assert raised.value.code == grpc.StatusCode.UNAVAILABLE
+        first.result(5), queued.result(5)
+    finally:
+        scheduler.close()
+
+
+def test_one_bad_request_does_not_fail_the_ones_merged_with_it():
+    model = Recorder()
+    scheduler = BatchScheduler(model, params(), "t")
+    try:
+        good = scheduler.submit({"x": np.array([1.0])})
+        bad = scheduler.submit({"x": np.array([-1.0])})
+        np.testing.assert_array_equal(good.result(5)["y"], [2.0])
+        with pytest.raises(ServingError):
+            bad.result(5)
+    finally:
+        scheduler.close()
+
+
+def test_batching_parameters_file_in_tf_serving_text_format(tmp_path):
+    path = tmp_path / "batching.config"
+    path.write_text("max_batch_size { value: 32 }\nbatch_timeout_micros { value: 5000 }\n"
+                    "num_batch_threads { value: 2 }\nmax_enqueued_batches { value: 100 }\n"
+                    "allowed_batch_sizes: 8\nallowed_batch_sizes: 32\n")
+    assert read_batching_parameters(str(path)) == BatchingParameters(32, 5000, 2, 100, (8, 32))
+    path.write_text("max_batch_size { value: 32 }\nallowed_batch_sizes: 16\n")
+    with pytest.raises(ConfigError, match="max_batch_size"):
+        read_batching_parameters(str(path))
+    path.write_text("max_batch_size: 32\n")
+    with pytest.raises(ConfigError, match="BatchingParameters"):
+        read_batching_parameters(str(path))
+
+
+def test_server_merges_concurrent_requests_into_one_model_call(toy_models, tmp_path):
+    batching = tmp_path / "batching.config"
+    batching.write_text("max_batch_size { value: 16 }\nbatch_timeout_micros { value: 300000 }\n"
+                        "num_batch_threads { value: 1 }\nmax_enqueued_batches { value: 4 }\n")
+    server = ServerProcess(
+        "--model_config_file", toy_models["config"], "--enable_batching", "--batching_parameters_file", str(batching),
+        "--monitoring_config_file", toy_models["monitoring"], "--file_system_poll_wait_seconds", "0",
+        log_path=str(tmp_path / "server.log"),
+    ).wait_ready()
+    try:
+        client = GrpcClient(server.grpc_target)
+        barrier = threading.Barrier(8)
+
+        def one(i):
+            barrier.wait()
+            return float(client.predict("toy", {"x": [float(i)]}, version=1).outputs["y"][0])
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(one, range(8)))
+        assert answers == [0.5 * i + 1.0 for i in range(8)]
+        metrics = requests.get(server.rest_url + "/monitoring/prometheus/metrics", timeout=10).text
+        sums = [l for l in metrics.splitlines()
+                if l.startswith(":tensorflow:serving:batching_session:processed_batch_size_sum{")
+                and 'model_name="toy"' in l and 'signature="serving_default"' in l]
+        counts = [l for l in metrics.splitlines()
+                  if l.startswith(":tensorflow:serving:batching_session:processed_batch_size_count{")
+                  and 'model_name="toy"' in l and 'signature="serving_default"' in l]
+        rows, calls = float(sums[0].rsplit(" ", 1)[1]), float(counts[0].rsplit(" ", 1)[1])
+        # Warmup ran 2 toy versions once each (2 rows each); the 8 concurrent requests need far fewer than 8 calls.
+        assert rows - 4 == 8
+        assert calls - 2 <= 3, metrics
+    finally:
+        server.stop()

@@ -1,0 +1,64 @@
+"""A tiny SavedModel with every kind of signature the server handles; its `offset` tells versions apart."""
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+from components.trainer.signatures import CLASSIFY_METHOD, REGRESS_METHOD, set_method_names
+
+
+class Toy(tf.Module):
+    def __init__(self, offset: float) -> None:
+        super().__init__()
+        self.offset = tf.Variable(float(offset))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+    def half_plus(self, x):
+        return {"y": 0.5 * x + self.offset}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x"), tf.TensorSpec([None], tf.string, name="tag")])
+    def multi(self, x, tag):
+        return {"y": 0.5 * x + self.offset, "tag_bytes": tag, "upper": tf.strings.upper(tag)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.int64, name="pair")])
+    def sum_pair(self, pair):
+        return {"total": tf.reduce_sum(pair, axis=1)}
+
+    def _parse(self, examples):
+        return tf.io.parse_example(examples, {"x": tf.io.FixedLenFeature([], tf.float32)})["x"]
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+    def classify(self, inputs):
+        x = self._parse(inputs)
+        n = tf.shape(x)[0]
+        classes = tf.tile(tf.constant([["low", "high"]]), [n, 1])
+        high = tf.sigmoid(x - self.offset)
+        return {"classes": classes, "scores": tf.stack([1.0 - high, high], axis=1)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+    def regress(self, inputs):
+        return {"outputs": 0.5 * self._parse(inputs) + self.offset}
+
+
+def write_toy_model(base_path: str, version: int, offset: float | None = None, warmup: bool = True) -> str:
+    """<base_path>/<version>/ written beside and renamed into place, as the Pusher does."""
+    offset = float(version) if offset is None else offset
+    module = Toy(offset)
+    final = os.path.join(base_path, str(version))
+    staging = os.path.join(base_path, f".{version}.staging")
+    tf.saved_model.save(module, staging, signatures={
+        "serving_default": module.half_plus, "multi": module.multi, "sum_pair": module.sum_pair,
+        "classify": module.classify, "regress": module.regress,
+    })
+    set_method_names(staging, {"classify": CLASSIFY_METHOD, "regress": REGRESS_METHOD})
+    if warmup:
+        os.makedirs(os.path.join(staging, "assets.extra"), exist_ok=True)
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "toy"
+        request.inputs["x"].CopyFrom(tf.make_tensor_proto([1.0, 2.0], dtype=tf.float32))
+        with tf.io.TFRecordWriter(os.path.join(staging, "assets.extra", "tf_serving_warmup_requests")) as w:
+            w.write(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)).SerializeToString())
+    os.rename(staging, final)
+    return final
