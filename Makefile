@@ -33,7 +33,7 @@ pipeline: $(STAMP)
 	$(PY) -m pipelines run captcha $(ARGS)
 
 serve: $(STAMP)
-	@echo "make serve: the model server and demo frontend are not built yet (issues #5 and #6)." >&2; exit 1
+	$(PY) -m serving $(ARGS)
 
 validate: $(STAMP)
 	@if [ -z "$(DATA)" ] || [ -z "$(SCHEMA)" ]; then echo "usage: make validate DATA=file.csv SCHEMA=schemas/<pipeline>/schema.pbtxt" >&2; exit 2; fi
@@ -49,4 +49,4 @@ freeze: $(STAMP)
 	$(PY) -m pip freeze --exclude-editable
 
 clean:
-	rm -rf runs serving_models reports bench_out .pytest_cache
+	rm -rf runs serving_models serving_logs reports bench_out .pytest_cache

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from tests.serving.server_process import ServerProcess
+from serving.model_server.process import ServerProcess
 from tests.serving.toy_model import write_toy_model
 
 MODELS_CONFIG = """

@@ -14,7 +14,7 @@ from serving.client import GrpcClient
 from serving.model_server.batching import BatchScheduler
 from serving.model_server.config import BatchingParameters, ConfigError, read_batching_parameters
 from serving.model_server.errors import ServingError, invalid
-from tests.serving.server_process import ServerProcess
+from serving.model_server.process import ServerProcess
 
 
 class Recorder:

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from serving.client import GrpcClient, ModelServerError, RestClient, read_captcha
 from tests.pipelines.test_captcha_pipeline import png
-from tests.serving.server_process import ServerProcess
+from serving.model_server.process import ServerProcess
 
 
 @pytest.fixture(scope="module")

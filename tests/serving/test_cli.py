@@ -5,7 +5,7 @@ import socket
 import subprocess
 import sys
 
-from tests.serving.server_process import ROOT, ServerProcess, free_port
+from serving.model_server.process import ROOT, ServerProcess, free_port
 
 
 def run(*args, timeout=120):

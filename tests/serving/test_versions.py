@@ -9,7 +9,7 @@ import pytest
 from tensorflow_serving.config import model_server_config_pb2
 
 from serving.client import GrpcClient, ModelServerError, RestClient
-from tests.serving.server_process import ServerProcess, wait_for
+from serving.model_server.process import ServerProcess, wait_for
 from tests.serving.toy_model import write_toy_model
 
 POLL_SECONDS = 0.5

@@ -62,3 +62,19 @@ def write_toy_model(base_path: str, version: int, offset: float | None = None, w
             w.write(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)).SerializeToString())
     os.rename(staging, final)
     return final
+
+
+class HousePrice(tf.Module):
+    """The house-price serving contract (raw area and bedrooms in, price out) with a known formula."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="area"),
+                                  tf.TensorSpec([None], tf.int64, name="bedrooms")])
+    def serve(self, area, bedrooms):
+        return {"price": 100.0 * area + 5000.0 * tf.cast(bedrooms, tf.float32)}
+
+
+def write_house_price_model(base_path: str, version: int = 1) -> str:
+    module = HousePrice()
+    path = os.path.join(base_path, str(version))
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+    return path

@@ -1,4 +1,6 @@
-"""A real model server process on free 127.0.0.1 ports, ready when both ports answer."""
+"""A model server in a child process on free 127.0.0.1 ports, ready when both ports answer.
+
+Used by the tests, the benchmarks and `make serve`."""
 from __future__ import annotations
 
 import os
@@ -19,8 +21,8 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, *flags: str, log_path: str) -> None:
-        self.grpc_port, self.rest_port = free_port(), free_port()
+    def __init__(self, *flags: str, log_path: str, grpc_port: int = 0, rest_port: int = 0) -> None:
+        self.grpc_port, self.rest_port = grpc_port or free_port(), rest_port or free_port()
         self.log_path = log_path
         self._log = open(log_path, "w")
         self.process = subprocess.Popen(

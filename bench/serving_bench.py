@@ -1,0 +1,186 @@
+"""Serving throughput and latency for the captcha model with PNG inputs, side by side in one run:
+
+(a) this model server over REST (load from `wrk`), (b) over gRPC (an asyncio client
+in its own process), (c) the same with batching off, (d) the book's Flask app calling
+`model.predict` per request, (e) the in-process limit: the SavedModel called directly on
+batches as large as the number of clients.
+
+python -m bench.serving_bench [--serving-dir DIR] [--clients 1,8,32,64] [--seconds 8]
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from bench.common import OUT_DIR, print_table, record
+from serving.model_server.process import ROOT, ServerProcess, free_port, wait_for
+
+WRK_SCRIPT = """wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open("{body}", "rb")
+wrk.body = f:read("*a")
+f:close()
+"""
+BATCHING = """max_batch_size {{ value: {max_batch} }}
+batch_timeout_micros {{ value: {timeout_us} }}
+num_batch_threads {{ value: {threads} }}
+max_enqueued_batches {{ value: 1000 }}
+"""
+
+
+def captcha_model(serving_dir: str | None) -> str:
+    """A pushed captcha model's base path; a quick pipeline run provides one when none is given."""
+    if serving_dir and os.path.isdir(os.path.join(serving_dir, "captcha")):
+        return os.path.join(serving_dir, "captcha")
+    serving_dir = os.path.join(OUT_DIR, "serving_quick")
+    if not os.path.isdir(os.path.join(serving_dir, "captcha")):
+        print("no pushed captcha model; running the quick pipeline for one (~3 min)", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "pipelines", "run", "captcha", "--quick", "--output-dir",
+                        os.path.join(OUT_DIR, "runs_quick"), "--serving-dir", serving_dir], cwd=ROOT, check=True)
+    return os.path.join(serving_dir, "captcha")
+
+
+def latest_version_dir(base: str) -> str:
+    return os.path.join(base, str(max(int(v) for v in os.listdir(base) if v.isdigit())))
+
+
+def in_process(version_dir: str, image: bytes, clients: list[int], seconds: float) -> list[dict]:
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(version_dir).signatures["serving_default"]
+    rows = []
+    for n in clients:
+        batch = tf.constant([image] * n)
+        for _ in range(3):
+            signature(image_bytes=batch)
+        times, deadline = [], time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            signature(image_bytes=batch)
+            times.append(time.perf_counter() - started)
+        ms = np.array(times) * 1000
+        rows.append({"what": "(e) in-process, batch = clients", "clients": n, "rps": n * len(times) / sum(times),
+                     "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)), "errors": 0})
+    return rows
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(url: str, body_path: str, clients: int, seconds: float, workdir: str) -> dict:
+    script = os.path.join(workdir, "post.lua")
+    with open(script, "w") as f:
+        f.write(WRK_SCRIPT.format(body=body_path))
+    subprocess.run(["wrk", "-t1", "-c1", "-d1s", "-s", script, url], capture_output=True, check=True)  # warm up
+    out = subprocess.run(["wrk", f"-t{min(2, clients)}", f"-c{clients}", f"-d{seconds}s", "--latency", "--timeout", "30s",
+                          "-s", script, url], capture_output=True, text=True, check=True).stdout
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "p50_ms": _ms(re.search(r"\s50%\s+(\S+)", out).group(1)),
+            "p99_ms": _ms(re.search(r"\s99%\s+(\S+)", out).group(1)),
+            "errors": (int(errors.group(1)) if errors else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0)}
+
+
+def grpc_load(target: str, image_path: str, clients: int, seconds: float) -> dict:
+    out = subprocess.run([sys.executable, "-m", "bench.grpc_load", "--target", target, "--image", image_path,
+                          "--clients", str(clients), "--seconds", str(seconds)],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    return {k: result[k] for k in ("rps", "p50_ms", "p99_ms", "errors")}
+
+
+def serve(base: str, workdir: str, batching: str | None) -> ServerProcess:
+    flags = ["--model_name", "captcha", "--model_base_path", base, "--file_system_poll_wait_seconds", "0"]
+    if batching:
+        path = os.path.join(workdir, "batching.config")
+        with open(path, "w") as f:
+            f.write(batching)
+        flags += ["--enable_batching", "--batching_parameters_file", path]
+    return ServerProcess(*flags, log_path=os.path.join(workdir, f"server_{'batching' if batching else 'plain'}.log")).wait_ready()
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.serving_bench")
+    p.add_argument("--serving-dir", default="serving_models")
+    p.add_argument("--clients", default="1,8,32,64")
+    p.add_argument("--seconds", type=float, default=8.0)
+    p.add_argument("--batch-timeout-us", type=int, default=1000)
+    args = p.parse_args(argv)
+    if not shutil.which("wrk"):
+        print("serving bench: `wrk` is needed for the REST load (apt-get install wrk)", file=sys.stderr)
+        return 2
+    clients = [int(c) for c in args.clients.split(",")]
+    base = captcha_model(args.serving_dir)
+    version_dir = latest_version_dir(base)
+    workdir = tempfile.mkdtemp(prefix="serving_bench_")
+    from components.example_gen.captcha_source import CaptchaRenderer
+
+    image = CaptchaRenderer().render_text("4821", random.Random(0))
+    image_path = os.path.join(workdir, "captcha.png")
+    with open(image_path, "wb") as f:
+        f.write(image)
+    encoded = base64.b64encode(image).decode()
+    rest_body = os.path.join(workdir, "rest.json")
+    with open(rest_body, "w") as f:
+        json.dump({"instances": [{"b64": encoded}]}, f)
+    flask_body = os.path.join(workdir, "flask.json")
+    with open(flask_body, "w") as f:
+        json.dump({"image": encoded}, f)
+
+    rows = in_process(version_dir, image, clients, min(args.seconds, 4.0))
+    batching = BATCHING.format(max_batch=max(clients), timeout_us=args.batch_timeout_us, threads=2)
+    for label, config in (("batching on", batching), ("batching off", None)):
+        server = serve(base, workdir, config)
+        try:
+            for n in clients:
+                rows.append({"what": f"(a) REST, {label}", "clients": n,
+                              **wrk(f"{server.rest_url}/v1/models/captcha:predict", rest_body, n, args.seconds, workdir)})
+                rows.append({"what": f"(b) gRPC, {label}", "clients": n,
+                              **grpc_load(server.grpc_target, image_path, n, args.seconds)})
+                print(f"  {label}: {n} clients done", file=sys.stderr)
+        finally:
+            server.stop()
+    port = free_port()
+    flask = subprocess.Popen([sys.executable, "-m", "bench.flask_baseline", version_dir, str(port)], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import requests
+
+        wait_for(lambda: _answers(requests, f"http://127.0.0.1:{port}/predict", encoded), timeout=120, interval=0.5)
+        for n in clients:
+            rows.append({"what": "(d) Flask + model.predict per request", "clients": n,
+                         **wrk(f"http://127.0.0.1:{port}/predict", flask_body, n, args.seconds, workdir)})
+    finally:
+        flask.terminate()
+        flask.wait(15)
+    limit = {r["clients"]: r["rps"] for r in rows if r["what"].startswith("(e)")}
+    for r in rows:
+        r["vs in-process"] = r["rps"] / limit[r["clients"]]
+    print_table("Serving the captcha model (PNG in), requests/s and latency", rows)
+    print(f"\nraw: {record('serving', rows)}")
+    return 0
+
+
+def _answers(requests, url, encoded) -> bool:
+    try:
+        return requests.post(url, json={"image": encoded}, timeout=30).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,37 @@
+"""The frontend's settings, typed and checked where they come in."""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+TRANSPORTS = ("rest", "grpc")
+MAX_IMAGE_BYTES = 2 * 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class FrontendConfig:
+    rest_url: str = "http://127.0.0.1:8501"
+    grpc_target: str = "127.0.0.1:8500"
+    transport: str = "rest"
+    captcha_model: str = "captcha"
+    captcha_charset: str = "0123456789"
+    captcha_length: int = 4
+    house_price_model: str = "house_price"
+    models_config: str = "serving_models/models.config"  # which models the Models page lists, and their labels
+    runs_dir: str = "runs"  # where `pipelines run` keeps runs and metadata.sqlite
+    timeout_seconds: float = 10.0
+    max_image_bytes: int = MAX_IMAGE_BYTES
+
+    def __post_init__(self) -> None:
+        if self.transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {TRANSPORTS}, got {self.transport!r}")
+        if not self.rest_url.startswith(("http://", "https://")):
+            raise ValueError(f"rest_url must be an http(s) URL, got {self.rest_url!r}")
+        if self.timeout_seconds <= 0 or self.max_image_bytes <= 0 or self.captcha_length <= 0:
+            raise ValueError("timeout_seconds, max_image_bytes and captcha_length must be positive")
+        if not self.captcha_charset:
+            raise ValueError("captcha_charset must not be empty")
+
+    @property
+    def metadata_path(self) -> str:
+        return os.path.join(self.runs_dir, "metadata.sqlite")

@@ -1,0 +1,148 @@
+"""The pages people see: the captcha demo, house prices, the served models and the pipeline runs."""
+from __future__ import annotations
+
+import math
+import os
+
+from flask import Blueprint, abort, render_template, request, send_from_directory
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from serving.client import ModelServerError
+from serving.frontend import runs as runs_view
+from serving.frontend.images import BadImage, check_image, data_url, random_captcha
+from serving.frontend.services import explain, services
+
+pages = Blueprint("pages", __name__)
+
+
+# --- captcha demo ----------------------------------------------------------------------------------
+@pages.get("/")
+def captcha_page():
+    return render_template("captcha.html", result=None, error=None)
+
+
+@pages.post("/")
+def captcha_read():
+    s = services()
+    truth, status = None, 200
+    try:
+        if request.form.get("action") == "generate":
+            truth, image = random_captcha(s.config.captcha_charset, s.config.captcha_length)
+            fmt = "PNG"
+        else:
+            upload = request.files.get("image")
+            image = upload.read() if upload else b""
+            fmt = check_image(image, s.config.max_image_bytes)
+        reading = s.read_captcha(image)
+    except RequestEntityTooLarge:
+        return render_template("captcha.html", result=None,
+                               error=f"The upload is too large: the limit is {s.config.max_image_bytes // 1048576} MiB."), 400
+    except BadImage as e:
+        return render_template("captcha.html", result=None, error=str(e)), 400
+    except ModelServerError as e:
+        status, message = explain(e, s.config.captcha_model)
+        return render_template("captcha.html", result=None, error=message), status
+    result = {
+        "image": data_url(image, fmt), "truth": truth, "text": reading.text, "confidence": reading.confidence,
+        "characters": list(zip(reading.text, reading.character_confidences)), "model": s.config.captcha_model,
+        "version": reading.version, "transport": reading.transport, "latency_ms": reading.seconds * 1000,
+    }
+    return render_template("captcha.html", result=result, error=None), status
+
+
+# --- house prices ----------------------------------------------------------------------------------
+def _house_inputs(form) -> tuple[dict, dict[str, str]]:
+    values, problems = {}, {}
+    area_text, bedrooms_text = form.get("area", "").strip(), form.get("bedrooms", "").strip()
+    if not area_text:
+        problems["area"] = "Enter the area in square feet."
+    else:
+        try:
+            area = float(area_text)
+            if not math.isfinite(area) or area <= 0:
+                problems["area"] = "The area must be a positive number of square feet."
+            else:
+                values["area"] = area
+        except ValueError:
+            problems["area"] = f"'{area_text}' is not a number."
+    if not bedrooms_text:
+        problems["bedrooms"] = "Enter the number of bedrooms."
+    else:
+        try:
+            bedrooms = int(bedrooms_text)
+            if not 1 <= bedrooms <= 20:
+                problems["bedrooms"] = "Bedrooms must be a whole number from 1 to 20."
+            else:
+                values["bedrooms"] = bedrooms
+        except ValueError:
+            problems["bedrooms"] = f"'{bedrooms_text}' is not a whole number."
+    return values, problems
+
+
+@pages.route("/house-price", methods=["GET", "POST"])
+def house_price():
+    s = services()
+    if request.method == "GET":
+        return render_template("house_price.html", form={}, problems={}, result=None, error=None)
+    values, problems = _house_inputs(request.form)
+    if problems:
+        return render_template("house_price.html", form=request.form, problems=problems, result=None, error=None), 400
+    try:
+        prediction = s.client.predict(s.config.house_price_model,
+                                      {"area": [values["area"]], "bedrooms": [values["bedrooms"]]})
+    except ModelServerError as e:
+        status, message = explain(e, s.config.house_price_model)
+        return render_template("house_price.html", form=request.form, problems={}, result=None, error=message), status
+    price = float(next(iter(prediction.outputs.values())).reshape(-1)[0])
+    result = {"price": price, "version": prediction.version, "transport": prediction.transport,
+              "latency_ms": prediction.seconds * 1000, "model": s.config.house_price_model}
+    return render_template("house_price.html", form=request.form, problems={}, result=result, error=None)
+
+
+# --- served models ---------------------------------------------------------------------------------
+@pages.get("/models")
+def models():
+    s = services()
+    configured = runs_view.configured_models(s.config)
+    rows, error = [], None
+    for name, labels in configured.items():
+        try:
+            statuses = s.client.status(name)
+            problem = None
+        except ModelServerError as e:
+            statuses, problem = [], ("not loaded" if e.code == "NOT_FOUND" else explain(e, name)[1])
+            if e.code == "UNAVAILABLE":
+                error = explain(e, name)[1]
+        by_version = {}
+        for label, version in labels.items():
+            by_version.setdefault(version, []).append(label)
+        rows.append({"name": name, "problem": problem,
+                     "versions": [{"version": st.version, "state": st.state, "error": st.error_message,
+                                   "labels": sorted(by_version.get(st.version, []))} for st in statuses]})
+    return render_template("models.html", rows=rows, error=error, config_path=s.config.models_config), (503 if error else 200)
+
+
+# --- pipeline runs ---------------------------------------------------------------------------------
+@pages.get("/runs")
+def runs():
+    s = services()
+    return render_template("runs.html", pipelines=runs_view.latest_runs(s.config.metadata_path),
+                           metadata_path=s.config.metadata_path)
+
+
+@pages.get("/runs/<pipeline>/<int:run_id>")
+def run(pipeline: str, run_id: int):
+    s = services()
+    found = runs_view.run_details(s.config.metadata_path, pipeline, run_id, s.config.runs_dir)
+    if found is None:
+        abort(404, description=f"no run {run_id} of pipeline {pipeline!r} in {s.config.metadata_path}")
+    return render_template("run.html", run=found, pipeline=pipeline)
+
+
+@pages.get("/artifacts/<path:path>")
+def artifact_file(path: str):
+    """Files inside the runs directory only (statistics.html, curves.png, metrics.json, anomalies.json)."""
+    root = os.path.abspath(services().config.runs_dir)
+    if not path.endswith((".html", ".png", ".json", ".pbtxt")):
+        abort(404)
+    return send_from_directory(root, path)

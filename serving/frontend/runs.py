@@ -1,0 +1,105 @@
+"""Reading pipeline runs from ML Metadata and the served models from models.config, for the pages."""
+from __future__ import annotations
+
+import json
+import os
+
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
+from serving.frontend.config import FrontendConfig
+
+PIPELINES = ("captcha", "house_price")
+
+
+def configured_models(config: FrontendConfig) -> dict[str, dict[str, int]]:
+    """{model name: {label: version}} from models.config; the demo's own models when there is none."""
+    try:
+        with open(config.models_config, encoding="utf-8") as f:
+            parsed = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
+        found = {m.name: dict(m.version_labels) for m in parsed.model_config_list.config}
+        if found:
+            return found
+    except (OSError, text_format.ParseError):
+        pass
+    return {config.captcha_model: {}, config.house_price_model: {}}
+
+
+def _store(metadata_path: str):
+    if not os.path.exists(metadata_path):
+        return None
+    from pipelines.metadata import MetadataStore, sqlite_config
+
+    return MetadataStore(sqlite_config(metadata_path))
+
+
+def _summary(run) -> dict:
+    states = [e.state for e in run.executions]
+    return {
+        "id": run.id, "name": run.name, "started": run.create_time,
+        "status": "FAILED" if "FAILED" in states else ("RUNNING" if "RUNNING" in states else "COMPLETE"),
+        "components": [{"component": e.component_id, "state": e.state, "seconds": e.duration,
+                        "cached": e.state == "CACHED", "execution": e.id} for e in run.executions],
+    }
+
+
+def latest_runs(metadata_path: str, per_pipeline: int = 5) -> dict[str, list[dict]]:
+    store = _store(metadata_path)
+    if store is None:
+        return {}
+    found = {}
+    for pipeline in PIPELINES:
+        runs = store.runs(pipeline)
+        if runs:
+            found[pipeline] = [_summary(r) for r in reversed(runs[-per_pipeline:])]
+    return found
+
+
+def _relative(uri: str, runs_dir: str) -> str | None:
+    """The artifact path relative to the runs directory, when it lies inside it (what /artifacts serves)."""
+    root = os.path.abspath(runs_dir)
+    path = os.path.abspath(uri)
+    return os.path.relpath(path, root) if path.startswith(root + os.sep) else None
+
+
+def _read_json(path: str):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def run_details(metadata_path: str, pipeline: str, run_id: int, runs_dir: str) -> dict | None:
+    store = _store(metadata_path)
+    if store is None or pipeline not in PIPELINES:
+        return None
+    run = next((r for r in store.runs(pipeline) if r.id == run_id), None)
+    if run is None:
+        return None
+    details = _summary(run)
+    links, anomalies, metrics, blessing, pushed = [], {}, None, None, None
+    for execution in run.executions:
+        for key, artifact in execution.outputs:
+            uri = artifact.uri
+            if artifact.type_name == "ExampleStatistics" and os.path.exists(os.path.join(uri, "statistics.html")):
+                links.append(("Data statistics (TFDV)", _relative(os.path.join(uri, "statistics.html"), runs_dir)))
+            elif artifact.type_name == "ExampleAnomalies":
+                for split in sorted(os.listdir(uri)) if os.path.isdir(uri) else []:
+                    found = _read_json(os.path.join(uri, split, "anomalies.json"))
+                    if found is not None:
+                        anomalies[split.replace("Split-", "")] = found
+            elif artifact.type_name == "Model" and os.path.exists(os.path.join(uri, "curves.png")):
+                links.append(("Training curves", _relative(os.path.join(uri, "curves.png"), runs_dir)))
+            elif artifact.type_name == "ModelEvaluation":
+                metrics = _read_json(os.path.join(uri, "metrics.json"))
+            elif artifact.type_name == "ModelBlessing":
+                blessing = {"blessed": bool(artifact.properties.get("blessed")), "reason": artifact.properties.get("reason", "")}
+            elif artifact.type_name == "PushedModel":
+                pushed = {"pushed": bool(artifact.properties.get("pushed")),
+                          "version": artifact.properties.get("pushed_version"),
+                          "destination": artifact.properties.get("pushed_destination")}
+    details.update(links=[(title, path) for title, path in links if path], anomalies=anomalies,
+                   metrics=metrics, blessing=blessing, pushed=pushed,
+                   errors=[(e.component_id, e.error.strip().splitlines()[-1]) for e in run.executions if e.error])
+    return details

@@ -1,0 +1,101 @@
+"""`make serve` end to end (model server + frontend processes), and the captcha page in a real headless browser."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from serving.model_server.process import ROOT, free_port, wait_for
+from tests.pipelines.test_captcha_pipeline import png
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+REPORTS = os.path.join(ROOT, "reports")
+
+
+@pytest.fixture(scope="module")
+def served(captcha_quick_run, tmp_path_factory):
+    ports = {"grpc": free_port(), "rest": free_port(), "web": free_port()}
+    workdir = tmp_path_factory.mktemp("make_serve")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "serving", "--serving-dir", captcha_quick_run["serving"],
+         "--runs-dir", captcha_quick_run["out"], "--grpc-port", str(ports["grpc"]), "--rest-port", str(ports["rest"]),
+         "--frontend-port", str(ports["web"])],
+        cwd=str(workdir), env={**os.environ, "PYTHONPATH": ROOT}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    url = f"http://127.0.0.1:{ports['web']}"
+
+    def up():
+        if process.poll() is not None:
+            raise RuntimeError(process.stdout.read())
+        try:
+            return requests.get(url + "/ping", timeout=1).ok
+        except requests.ConnectionError:
+            return False
+
+    wait_for(up, timeout=180, interval=0.5)
+    yield {"process": process, "url": url, "ports": ports}
+    if process.poll() is None:
+        process.kill()
+
+
+def test_make_serve_answers_the_book_api_over_http(served):
+    response = requests.post(served["url"] + "/predict", files={"image": ("c.png", png("1234"), "image/png")}, timeout=30)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["success"] is True and re.fullmatch(r"[0-9]{4}", body["prediction"])
+    status = requests.get(f"http://127.0.0.1:{served['ports']['rest']}/v1/models/captcha", timeout=10).json()
+    assert status["model_version_status"][0]["state"] == "AVAILABLE"
+
+
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
+def test_browser_uploads_a_captcha_and_reads_the_prediction(served, tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    image = tmp_path / "captcha.png"
+    image.write_bytes(png("4821"))
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1000,900"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        driver.get(served["url"] + "/")
+        driver.find_element(By.ID, "image").send_keys(str(image))
+        driver.find_element(By.ID, "upload").click()
+        prediction = WebDriverWait(driver, 60).until(expected_conditions.presence_of_element_located((By.ID, "prediction")))
+        assert re.fullmatch(r"[0-9]{4}", prediction.text)
+        assert driver.find_element(By.ID, "transport").text == "rest"
+        assert driver.find_element(By.ID, "captcha-image").get_attribute("src").startswith("data:image/png;base64,")
+        os.makedirs(REPORTS, exist_ok=True)
+        assert driver.save_screenshot(os.path.join(REPORTS, "browser_captcha_page.png"))
+    finally:
+        driver.quit()
+
+
+def test_ctrl_c_stops_both_processes(served):
+    process = served["process"]
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    assert "demo:" in output and "stopping" in output
+    for port in served["ports"].values():
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://127.0.0.1:{port}/", timeout=2)
+
+
+def test_make_serve_without_a_pushed_model_says_to_run_the_pipeline(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "serving", "--serving-dir", str(tmp_path)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "make pipeline" in result.stderr
