@@ -18,9 +18,9 @@ from flask import Flask, jsonify, request  # noqa: E402
 
 
 def keras_model(saved_model_dir: str) -> keras.Model:
-    signature = tf.saved_model.load(saved_model_dir).signatures["serving_default"]
+    loaded = tf.saved_model.load(saved_model_dir)  # kept alive by the closure: it owns the variables
     images = keras.Input(shape=(), dtype=tf.string, name="image_bytes")
-    texts = keras.layers.Lambda(lambda x: signature(image_bytes=x)["text"], name="captcha")(images)
+    texts = keras.layers.Lambda(lambda x: loaded.signatures["serving_default"](image_bytes=x)["text"], name="captcha")(images)
     return keras.Model(images, texts)
 
 

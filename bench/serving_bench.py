@@ -21,7 +21,9 @@ import sys
 import tempfile
 import time
 
-import numpy as np
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
 
 from bench.common import OUT_DIR, print_table, record
 from serving.model_server.process import ROOT, ServerProcess, free_port, wait_for
@@ -85,7 +87,7 @@ def wrk(url: str, body_path: str, clients: int, seconds: float, workdir: str) ->
     with open(script, "w") as f:
         f.write(WRK_SCRIPT.format(body=body_path))
     subprocess.run(["wrk", "-t1", "-c1", "-d1s", "-s", script, url], capture_output=True, check=True)  # warm up
-    out = subprocess.run(["wrk", f"-t{min(2, clients)}", f"-c{clients}", f"-d{seconds}s", "--latency", "--timeout", "30s",
+    out = subprocess.run(["wrk", f"-t{min(2, clients)}", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "30s",
                           "-s", script, url], capture_output=True, text=True, check=True).stdout
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
@@ -119,6 +121,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--clients", default="1,8,32,64")
     p.add_argument("--seconds", type=float, default=8.0)
     p.add_argument("--batch-timeout-us", type=int, default=1000)
+    p.add_argument("--batch-threads", type=int, default=1,
+                   help="num_batch_threads (1: one batch at a time uses both cores through TF's own threads)")
     args = p.parse_args(argv)
     if not shutil.which("wrk"):
         print("serving bench: `wrk` is needed for the REST load (apt-get install wrk)", file=sys.stderr)
@@ -142,7 +146,7 @@ def main(argv: list[str]) -> int:
         json.dump({"image": encoded}, f)
 
     rows = in_process(version_dir, image, clients, min(args.seconds, 4.0))
-    batching = BATCHING.format(max_batch=max(clients), timeout_us=args.batch_timeout_us, threads=2)
+    batching = BATCHING.format(max_batch=max(clients), timeout_us=args.batch_timeout_us, threads=args.batch_threads)
     for label, config in (("batching on", batching), ("batching off", None)):
         server = serve(base, workdir, config)
         try:

@@ -1,10 +1,15 @@
 """Dynamic batching: concurrent requests to one signature merged into one model call.
 
-The semantics of TF Serving's BasicBatchScheduler: a batch closes when it is
+The parameters of TF Serving's BasicBatchScheduler: a batch closes when it is
 full (max_batch_size rows) or when its first task has waited
 batch_timeout_micros; num_batch_threads batches run at once; at most
 max_enqueued_batches batches' worth of rows wait, and a task that does not
-fit is refused with UNAVAILABLE instead of queueing without bound."""
+fit is refused with UNAVAILABLE instead of queueing without bound.
+
+One deliberate difference: a task that finds no batch running starts at once
+instead of waiting out the timeout (nothing is gained by waiting for an idle
+model), so a lone client pays no batching latency; under load, requests
+queue behind the running batch and are merged as TF Serving merges them."""
 from __future__ import annotations
 
 import collections
@@ -53,6 +58,7 @@ class BatchScheduler:
         self._changed = threading.Condition()
         self._forming = threading.Lock()  # one thread gathers a batch at a time; the others run theirs
         self._closed = False
+        self._running = 0  # batches executing now
         self._threads = [
             threading.Thread(target=self._loop, name=f"batch-{name}-{i}", daemon=True)
             for i in range(params.num_batch_threads)
@@ -101,7 +107,8 @@ class BatchScheduler:
             if not self._queue:
                 return None
             deadline = self._queue[0].enqueued + self._timeout
-            while self._queued_rows < self._params.max_batch_size and not self._closed:
+            # Waiting for company only pays while another batch occupies the model; an idle model starts at once.
+            while self._queued_rows < self._params.max_batch_size and not self._closed and self._running:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
@@ -116,6 +123,7 @@ class BatchScheduler:
                     kept.append(task)
             self._queue = kept
             self._queued_rows -= rows
+            self._running += 1
             return batch
 
     def _padded_size(self, rows: int) -> int:
@@ -125,6 +133,14 @@ class BatchScheduler:
         return rows
 
     def _execute(self, batch: list[_Task]) -> None:
+        try:
+            self._run_batch(batch)
+        finally:
+            with self._changed:
+                self._running -= 1
+                self._changed.notify_all()
+
+    def _run_batch(self, batch: list[_Task]) -> None:
         try:
             rows = sum(t.size for t in batch)
             padded = self._padded_size(rows)
@@ -144,7 +160,7 @@ class BatchScheduler:
             if len(batch) > 1 and e.code == grpc.StatusCode.INVALID_ARGUMENT:
                 # One bad request (say, bytes that are not an image) must not fail the ones merged with it.
                 for task in batch:
-                    self._execute([task])
+                    self._run_batch([task])
                 return
             for task in batch:
                 if not task.future.done():

@@ -87,6 +87,7 @@ class ModelManager:
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self._unloaders: list[threading.Thread] = []
+        self._warned: set[str] = set()
 
     # --- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -154,6 +155,11 @@ class ModelManager:
 
     def _sync_model(self, model: ManagedModel) -> None:
         policy = model.config.model_version_policy
+        if not scan_versions(model.config.base_path) and not model.versions and model.config.name not in self._warned:
+            self._warned.add(model.config.name)  # once per model, not every poll
+            where = "does not exist" if not os.path.isdir(model.config.base_path) else "has no version directories yet"
+            log.warning("No versions of servable %s found under base path %s (it %s)",
+                        model.config.name, model.config.base_path, where)
         while True:
             on_disk = scan_versions(model.config.base_path)
             candidates = [

@@ -65,7 +65,10 @@ class RestApi:
             if not match or (request.method == "GET") == bool(verb) or request.method not in ("GET", "POST"):
                 raise invalid(f"Malformed request: {request.method} {request.path}")
             body = await request.read() if verb else b""
-            call = asyncio.get_running_loop().run_in_executor(self.pool, self._handle, match, body)
+            if verb == "predict":
+                call = self._predict(match, body)
+            else:
+                call = asyncio.get_running_loop().run_in_executor(self.pool, self._handle, match, body)
             status, payload = 200, await asyncio.wait_for(call, self.timeout)
         except ServingError as e:
             status, payload = e.http_status, {"error": e.message}
@@ -77,7 +80,36 @@ class RestApi:
             self.metrics.request_latency.labels(name, verb, "REST").observe((time.perf_counter() - started) * 1e6)
         return web.Response(body=json.dumps(payload).encode(), status=status, content_type="application/json")
 
+    async def _predict(self, match: re.Match, body: bytes) -> dict:
+        """Parsing and encoding run on the event loop; the model call goes to the batch scheduler
+        (awaited without a thread of its own) or, with batching off, to the thread pool."""
+        name = match["name"]
+        version = int(match["version"]) if match["version"] else None
+        request = json_codec.parse_body(body)
+        signature_name = request.get("signature_name", "")
+        code, served = "OK", ""
+        try:
+            if not isinstance(signature_name, str):
+                raise invalid("'signature_name' must be a string")
+            with self.manager.lease(name, version, match["label"]) as servable:
+                served = str(servable.version)
+                signature = servable.signature(signature_name)
+                inputs, form = json_codec.predict_inputs(request, signature)
+                checked = signature.check_inputs(inputs)
+                pending = servable.submit(signature, checked)
+                if pending is not None:
+                    outputs = await asyncio.wrap_future(pending)
+                else:
+                    outputs = await asyncio.get_running_loop().run_in_executor(self.pool, servable.run, signature, checked)
+            return json_codec.predict_response(outputs, form)
+        except ServingError as e:
+            code = e.code.name
+            raise
+        finally:
+            self.metrics.request_count.labels(name, served, signature_name or "serving_default", "predict", "REST", code).inc()
+
     def _handle(self, match: re.Match, body: bytes) -> dict:
+        """Status, metadata, classify and regress, on a pool thread."""
         name, verb = match["name"], match["verb"]
         version = int(match["version"]) if match["version"] else None
         label = match["label"]
@@ -99,13 +131,6 @@ class RestApi:
         target = inference.Target(name, version, label, signature_name)
         code, served = "OK", ""
         try:
-            if verb == "predict":
-                with self.manager.lease(name, version, label) as servable:
-                    served = str(servable.version)
-                    signature = servable.signature(signature_name)
-                    inputs, form = json_codec.predict_inputs(request, signature)
-                    _, outputs = inference.run_predict(servable, signature.name, inputs)
-                return json_codec.predict_response(outputs, form)
             request_input = json_codec.examples_input(request)
             if verb == "classify":
                 answer = inference.classify(self.manager, target, request_input)

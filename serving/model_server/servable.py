@@ -157,6 +157,11 @@ class Servable:
         """Through the signature's batch scheduler when batching is on."""
         return self.runners[signature.name](inputs)
 
+    def submit(self, signature: Signature, inputs: dict[str, np.ndarray]):
+        """A Future of the outputs when the signature is batched; None when it runs in the caller."""
+        runner = self.runners[signature.name]
+        return runner.submit(inputs) if hasattr(runner, "submit") else None
+
     def acquire(self) -> None:
         with self._idle:
             self._leases += 1

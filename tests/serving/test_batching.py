@@ -36,15 +36,29 @@ def params(**kw):
     return BatchingParameters(**{"max_batch_size": 8, "batch_timeout_micros": 200_000, "num_batch_threads": 1, **kw})
 
 
-def test_concurrent_tasks_are_merged_and_each_gets_its_own_rows():
+def test_an_idle_model_does_not_wait_out_the_batch_timeout():
     model = Recorder()
-    scheduler = BatchScheduler(model, params(), "t")
+    scheduler = BatchScheduler(model, params(batch_timeout_micros=2_000_000), "t")
     try:
-        futures = [scheduler.submit({"x": np.array([float(i), float(i) + 0.5])}) for i in range(4)]
-        results = [f.result(5) for f in futures]
+        started = time.monotonic()
+        scheduler.submit({"x": np.array([1.0])}).result(5)
+        assert time.monotonic() - started < 0.5
     finally:
         scheduler.close()
-    assert model.sizes == [8]  # four tasks of 2 rows, one call
+
+
+def test_tasks_queued_while_a_batch_runs_are_merged():
+    model = Recorder(delay=0.3)
+    scheduler = BatchScheduler(model, params(batch_timeout_micros=100_000), "t")
+    try:
+        first = scheduler.submit({"x": np.array([9.0])})
+        time.sleep(0.05)  # the first batch is running
+        futures = [scheduler.submit({"x": np.array([float(i), float(i) + 0.5])}) for i in range(3)]
+        results = [f.result(5) for f in futures]
+        first.result(5)
+    finally:
+        scheduler.close()
+    assert model.sizes == [1, 6]
     for i, result in enumerate(results):
         np.testing.assert_array_equal(result["y"], [2.0 * i, 2.0 * i + 1.0])
 
@@ -86,16 +100,20 @@ def test_a_full_queue_answers_unavailable_instead_of_piling_up():
 
 
 def test_one_bad_request_does_not_fail_the_ones_merged_with_it():
-    model = Recorder()
+    model = Recorder(delay=0.2)
     scheduler = BatchScheduler(model, params(), "t")
     try:
+        blocker = scheduler.submit({"x": np.array([0.0])})
+        time.sleep(0.05)
         good = scheduler.submit({"x": np.array([1.0])})
         bad = scheduler.submit({"x": np.array([-1.0])})
         np.testing.assert_array_equal(good.result(5)["y"], [2.0])
         with pytest.raises(ServingError):
             bad.result(5)
+        blocker.result(5)
     finally:
         scheduler.close()
+    assert model.sizes == [1, 2, 1, 1]  # the merged batch failed, then each task ran on its own
 
 
 def test_batching_parameters_file_in_tf_serving_text_format(tmp_path):
@@ -127,7 +145,7 @@ def test_server_merges_concurrent_requests_into_one_model_call(toy_models, tmp_p
 
         def one(i):
             barrier.wait()
-            return float(client.predict("toy", {"x": [float(i)]}, version=1).outputs["y"][0])
+            return float(client.predict("toy", {"x": [float(i)]}, signature_name="slow", version=1).outputs["y"][0])
 
         with ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(one, range(8)))
@@ -135,13 +153,13 @@ def test_server_merges_concurrent_requests_into_one_model_call(toy_models, tmp_p
         metrics = requests.get(server.rest_url + "/monitoring/prometheus/metrics", timeout=10).text
         sums = [l for l in metrics.splitlines()
                 if l.startswith(":tensorflow:serving:batching_session:processed_batch_size_sum{")
-                and 'model_name="toy"' in l and 'signature="serving_default"' in l]
+                and 'model_name="toy"' in l and 'signature="slow"' in l]
         counts = [l for l in metrics.splitlines()
                   if l.startswith(":tensorflow:serving:batching_session:processed_batch_size_count{")
-                  and 'model_name="toy"' in l and 'signature="serving_default"' in l]
+                  and 'model_name="toy"' in l and 'signature="slow"' in l]
         rows, calls = float(sums[0].rsplit(" ", 1)[1]), float(counts[0].rsplit(" ", 1)[1])
-        # Warmup ran 2 toy versions once each (2 rows each); the 8 concurrent requests need far fewer than 8 calls.
-        assert rows - 4 == 8
-        assert calls - 2 <= 3, metrics
+        # The first request finds the model idle and runs alone; the others queue behind it and run together.
+        assert rows == 8
+        assert calls <= 3, metrics
     finally:
         server.stop()

@@ -35,7 +35,7 @@ def test_metadata_returns_the_signature_defs(api_server):
     body = get(api_server, "/v1/models/toy/metadata").json()
     assert body["model_spec"] == {"name": "toy", "signature_name": "", "version": "2"}
     signatures = body["metadata"]["signature_def"]["signature_def"]
-    assert set(signatures) == {"serving_default", "multi", "sum_pair", "classify", "regress"}
+    assert set(signatures) == {"serving_default", "slow", "multi", "sum_pair", "classify", "regress"}
     assert signatures["classify"]["method_name"] == "tensorflow/serving/classify"
     assert signatures["serving_default"]["inputs"]["x"]["dtype"] == "DT_FLOAT"
     assert get(api_server, "/v1/models/toy/versions/1/metadata").json()["model_spec"]["version"] == "1"

@@ -18,6 +18,13 @@ class Toy(tf.Module):
     def half_plus(self, x):
         return {"y": 0.5 * x + self.offset}
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+    def slow(self, x):
+        """half_plus after ~1 GFLOP of busy work: long enough for concurrent requests to queue behind it."""
+        m = tf.ones([256, 256]) / 256.0
+        _, busy = tf.while_loop(lambda i, a: i < 40, lambda i, a: (i + 1, tf.matmul(a, m)), (0, m))
+        return {"y": 0.5 * x + self.offset + 0.0 * tf.reduce_sum(busy)}
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x"), tf.TensorSpec([None], tf.string, name="tag")])
     def multi(self, x, tag):
         return {"y": 0.5 * x + self.offset, "tag_bytes": tag, "upper": tf.strings.upper(tag)}
@@ -49,7 +56,7 @@ def write_toy_model(base_path: str, version: int, offset: float | None = None, w
     final = os.path.join(base_path, str(version))
     staging = os.path.join(base_path, f".{version}.staging")
     tf.saved_model.save(module, staging, signatures={
-        "serving_default": module.half_plus, "multi": module.multi, "sum_pair": module.sum_pair,
+        "serving_default": module.half_plus, "slow": module.slow, "multi": module.multi, "sum_pair": module.sum_pair,
         "classify": module.classify, "regress": module.regress,
     })
     set_method_names(staging, {"classify": CLASSIFY_METHOD, "regress": REGRESS_METHOD})
