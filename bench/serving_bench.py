@@ -1,7 +1,8 @@
 """Serving throughput and latency for the captcha model with PNG inputs, side by side in one run:
 
-(a) this model server over REST (load from `wrk`), (b) over gRPC (an asyncio client
-in its own process), (c) the same with batching off, (d) the book's Flask app calling
+(a) this model server over REST (load from `wrk`), (b) over gRPC (load from `h2load`,
+nghttp2's C load generator, sending the same HTTP/2 frames a gRPC client sends; the asyncio
+client in bench/grpc_load.py when h2load is absent or --python-grpc-client), (c) the same with batching off, (d) the book's Flask app calling
 `model.predict` per request, (e) the in-process limit: the SavedModel called directly on
 batches as large as the number of clients.
 
@@ -97,6 +98,45 @@ def wrk(url: str, body_path: str, clients: int, seconds: float, workdir: str) ->
             "errors": (int(errors.group(1)) if errors else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0)}
 
 
+def grpc_body(image: bytes, path: str) -> str:
+    """One PredictRequest framed as a gRPC message (flag byte, 4-byte length), for h2load to send as is."""
+    import struct
+
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "captcha"
+    request.inputs["image_bytes"].CopyFrom(tf.make_tensor_proto(np.array([image], dtype=object)))
+    message = request.SerializeToString()
+    with open(path, "wb") as f:
+        f.write(b"\x00" + struct.pack(">I", len(message)) + message)
+    return path
+
+
+def h2load_grpc(target: str, body_path: str, clients: int, seconds: float, workdir: str) -> dict:
+    """gRPC load from h2load (nghttp2, C): the same HTTP/2 request a gRPC client sends, without a Python client
+    competing for the two cores. Percentiles come from its per-request log."""
+    url = f"http://{target}/tensorflow.serving.PredictionService/Predict"
+    log = os.path.join(workdir, "h2load.log")
+    flags = ["-d", body_path, "-H", "content-type: application/grpc", "-H", "te: trailers", "-m", "1"]
+    subprocess.run(["h2load", "-n", "20", "-c", "1", *flags, url], capture_output=True, check=True)  # warm up
+    if os.path.exists(log):
+        os.remove(log)  # h2load appends
+    out = subprocess.run(["h2load", "-c", str(clients), "-D", str(max(1, round(seconds))), "--log-file", log, *flags, url],
+                         capture_output=True, text=True, check=True).stdout
+    rows = [line.split("\t") for line in open(log) if line.strip()]
+    ok = [int(r[2]) / 1000 for r in rows if r[1] == "200"]
+    finished = re.search(r"finished in ([\d.]+)(ms|s)", out)
+    wall = float(finished.group(1)) / (1000 if finished.group(2) == "ms" else 1)
+    # gRPC errors travel in trailers with HTTP 200 and an empty body: real answers carry the outputs (~290 bytes).
+    data = re.search(r"\((\d+)\) data", out)
+    if not data or int(data.group(1)) / max(1, len(rows)) < 100:
+        raise RuntimeError(f"gRPC answers carry no outputs; the requests failed:\n{out}")
+    return {"rps": len(ok) / wall, "p50_ms": float(np.percentile(ok, 50)), "p99_ms": float(np.percentile(ok, 99)),
+            "errors": len(rows) - len(ok)}
+
+
 def grpc_load(target: str, image_path: str, clients: int, seconds: float) -> dict:
     out = subprocess.run([sys.executable, "-m", "bench.grpc_load", "--target", target, "--image", image_path,
                           "--clients", str(clients), "--seconds", str(seconds)],
@@ -123,9 +163,11 @@ def main(argv: list[str]) -> int:
     p.add_argument("--batch-timeout-us", type=int, default=1000)
     p.add_argument("--batch-threads", type=int, default=1,
                    help="num_batch_threads (1: one batch at a time uses both cores through TF's own threads)")
+    p.add_argument("--python-grpc-client", action="store_true",
+                   help="gRPC load from the asyncio client (bench/grpc_load.py) even when h2load is installed")
     args = p.parse_args(argv)
     if not shutil.which("wrk"):
-        print("serving bench: `wrk` is needed for the REST load (apt-get install wrk)", file=sys.stderr)
+        print("serving bench: `wrk` is needed for the REST load (apt-get install wrk nghttp2-client)", file=sys.stderr)
         return 2
     clients = [int(c) for c in args.clients.split(",")]
     base = captcha_model(args.serving_dir)
@@ -145,6 +187,8 @@ def main(argv: list[str]) -> int:
     with open(flask_body, "w") as f:
         json.dump({"image": encoded}, f)
 
+    use_h2load = bool(shutil.which("h2load")) and not args.python_grpc_client
+    grpc_body_path = grpc_body(image, os.path.join(workdir, "grpc_body.bin"))
     rows = in_process(version_dir, image, clients, min(args.seconds, 4.0))
     batching = BATCHING.format(max_batch=max(clients), timeout_us=args.batch_timeout_us, threads=args.batch_threads)
     for label, config in (("batching on", batching), ("batching off", None)):
@@ -153,8 +197,11 @@ def main(argv: list[str]) -> int:
             for n in clients:
                 rows.append({"what": f"(a) REST, {label}", "clients": n,
                               **wrk(f"{server.rest_url}/v1/models/captcha:predict", rest_body, n, args.seconds, workdir)})
-                rows.append({"what": f"(b) gRPC, {label}", "clients": n,
-                              **grpc_load(server.grpc_target, image_path, n, args.seconds)})
+                if use_h2load:
+                    found = h2load_grpc(server.grpc_target, grpc_body_path, n, args.seconds, workdir)
+                else:
+                    found = grpc_load(server.grpc_target, image_path, n, args.seconds)
+                rows.append({"what": f"(b) gRPC, {label}", "clients": n, **found})
                 print(f"  {label}: {n} clients done", file=sys.stderr)
         finally:
             server.stop()

@@ -8,11 +8,13 @@ from concurrent import futures
 import grpc
 import tensorflow as tf
 from tensorflow_serving.apis import (
+    classification_pb2,
     get_model_metadata_pb2,
     model_management_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
+    regression_pb2,
 )
 
 from serving.model_server import inference
@@ -86,25 +88,21 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
         return response
 
-    @_rpc("classify")
-    def Classify(self, request, context):
-        from tensorflow_serving.apis import classification_pb2
-
+    def _examples_rpc(self, request, run, response_class):
+        """Classify and Regress: serialized tf.Examples in, a result message out."""
         target = target_of(request.model_spec)
-        answer = inference.classify(self.manager, target, request.input)
-        response = classification_pb2.ClassificationResponse(result=answer.outputs)
+        answer = run(self.manager, target, request.input)
+        response = response_class(result=answer.outputs)
         _spec(response.model_spec, target.model, answer.version, answer.signature)
         return response
+
+    @_rpc("classify")
+    def Classify(self, request, context):
+        return self._examples_rpc(request, inference.classify, classification_pb2.ClassificationResponse)
 
     @_rpc("regress")
     def Regress(self, request, context):
-        from tensorflow_serving.apis import regression_pb2
-
-        target = target_of(request.model_spec)
-        answer = inference.regress(self.manager, target, request.input)
-        response = regression_pb2.RegressionResponse(result=answer.outputs)
-        _spec(response.model_spec, target.model, answer.version, answer.signature)
-        return response
+        return self._examples_rpc(request, inference.regress, regression_pb2.RegressionResponse)
 
     @_rpc("multi_inference")
     def MultiInference(self, request, context):
