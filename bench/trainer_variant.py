@@ -1,0 +1,45 @@
+"""Train one captcha-model variant on an existing Transform output and score it on the test split:
+the Trainer's own input pipeline, model and callbacks, without re-running the data components.
+
+    python -m bench.trainer_variant --transform-dir runs/captcha/Transform/<id> --param batch_norm=true [--param k=v ...]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.trainer_variant")
+    p.add_argument("--transform-dir", required=True, help="a Transform execution's directory (transform_graph/ and transformed_examples/)")
+    p.add_argument("--param", action="append", default=[], help="a CaptchaTrainConfig field as key=value (repeatable)")
+    args = p.parse_args(argv)
+    import tensorflow_transform as tft
+
+    from pipelines.captcha.model import CaptchaTrainConfig, build_model, compile_model, count_records, make_dataset
+    from pipelines.config import apply_overrides
+    from pipelines.training import callbacks
+
+    overrides = dict(item.partition("=")[::2] for item in args.param)
+    config = apply_overrides(CaptchaTrainConfig(), overrides)  # the same parsing as `pipelines run --param`
+    examples = os.path.join(args.transform_dir, "transformed_examples")
+    spec = tft.TFTransformOutput(os.path.join(args.transform_dir, "transform_graph")).transformed_feature_spec()
+    split = lambda name: os.path.join(examples, f"Split-{name}", "*")  # noqa: E731
+    train, evaluation = make_dataset(split("train"), spec, config, True), make_dataset(split("eval"), spec, config, False)
+    model = build_model(spec["image"].shape, config)
+    compile_model(model, config, -(-count_records(split("train")) // config.batch_size))
+    started = time.perf_counter()
+    model.fit(train, validation_data=evaluation, epochs=config.epochs, callbacks=callbacks(config, "/tmp/trainer_variant_logs"), verbose=0)
+    seconds = time.perf_counter() - started
+    scores = dict(zip(model.metrics_names, model.evaluate(make_dataset(split("test"), spec, config, False), verbose=0)))
+    print(json.dumps({"params": overrides, "train_seconds": round(seconds, 1), "test": scores}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
