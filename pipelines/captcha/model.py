@@ -15,6 +15,7 @@ from pipelines.captcha.preprocessing import IMAGE_KEY, LABEL_KEY
 from pipelines.training import TrainingConfig, callbacks, distribution_strategy, make_optimizer, plot_curves, write_history
 
 LOSSES = ("sparse_ce", "binary_ce")
+ACTIVATIONS = ("relu", "leaky_relu", "elu")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +26,7 @@ class CaptchaTrainConfig(TrainingConfig):
     convs_per_block: int = 1
     batch_norm: bool = False
     dense_units: int = 192
+    activation: str = "elu"  # of the conv and dense layers; with relu the network sits at chance for epochs (BENCHMARKS.md)
     epochs: int = 30
     learning_rate: float = 2e-3
     lr_schedule: str = "exponential"
@@ -38,6 +40,8 @@ class CaptchaTrainConfig(TrainingConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if not self.filters or any(f <= 0 for f in self.filters):
@@ -112,6 +116,14 @@ def augmentation() -> keras.Sequential:
 
 
 # --- the model -------------------------------------------------------------------------------
+def activation(config: CaptchaTrainConfig) -> keras.layers.Layer:
+    if config.activation == "leaky_relu":
+        return keras.layers.LeakyReLU(0.1)
+    if config.activation == "elu":
+        return keras.layers.ELU()
+    return keras.layers.ReLU()
+
+
 def build_model(input_shape, config: CaptchaTrainConfig) -> keras.Model:
     """conv blocks -> flatten -> dense -> one softmax head per character position."""
     regularizer = keras.regularizers.l2(config.l2) if config.l2 > 0 else None
@@ -125,11 +137,12 @@ def build_model(input_shape, config: CaptchaTrainConfig) -> keras.Model:
             )(x)
             if config.batch_norm:
                 x = keras.layers.BatchNormalization()(x)
-            x = keras.layers.ReLU()(x)
+            x = activation(config)(x)
         x = keras.layers.MaxPool2D()(x)
     x = keras.layers.Flatten()(x)
     x = keras.layers.Dropout(config.dropout)(x)
-    x = keras.layers.Dense(config.dense_units, activation="relu", kernel_regularizer=regularizer)(x)
+    x = keras.layers.Dense(config.dense_units, kernel_regularizer=regularizer)(x)
+    x = activation(config)(x)
     x = keras.layers.Dropout(config.dropout)(x)
     if config.loss == "binary_ce":
         logits = keras.layers.Dense(config.length * num_classes, activation="sigmoid", name="characters")(x)

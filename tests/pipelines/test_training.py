@@ -105,6 +105,18 @@ def test_captcha_model_has_one_head_per_position():
     assert book.output_shape == (None, 4, 10)
 
 
+@pytest.mark.parametrize("name,layer", [("relu", "ReLU"), ("leaky_relu", "LeakyReLU"), ("elu", "ELU")])
+def test_captcha_model_uses_the_configured_activation(name, layer):
+    model = build_model((30, 80, 1), CaptchaTrainConfig(activation=name))
+    kinds = {type(l).__name__ for l in model.layers}
+    assert layer in kinds and not ({"ReLU", "LeakyReLU", "ELU"} - {layer}) & kinds
+
+
+def test_unknown_activation_is_refused():
+    with pytest.raises(ValueError, match="activation"):
+        CaptchaTrainConfig(activation="swish")
+
+
 def test_history_and_curves_are_written(tmp_path):
     history = {"loss": [1.0, 0.5], "val_loss": [1.1, 0.6], "rmse": [3.0, 2.0], "val_rmse": [3.1, 2.2]}
     write_history(history, str(tmp_path / "history.json"))
