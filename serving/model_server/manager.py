@@ -86,7 +86,6 @@ class ModelManager:
         self._sync_lock = threading.Lock()  # one loader at a time: the poller or a config reload
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
-        self._unloaders: list[threading.Thread] = []
         self._warned: set[str] = set()
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -155,13 +154,13 @@ class ModelManager:
 
     def _sync_model(self, model: ManagedModel) -> None:
         policy = model.config.model_version_policy
-        if not scan_versions(model.config.base_path) and not model.versions and model.config.name not in self._warned:
-            self._warned.add(model.config.name)  # once per model, not every poll
-            where = "does not exist" if not os.path.isdir(model.config.base_path) else "has no version directories yet"
-            log.warning("No versions of servable %s found under base path %s (it %s)",
-                        model.config.name, model.config.base_path, where)
         while True:
             on_disk = scan_versions(model.config.base_path)
+            if not on_disk and not model.versions and model.config.name not in self._warned:
+                self._warned.add(model.config.name)  # once per model, not every poll
+                where = "does not exist" if not os.path.isdir(model.config.base_path) else "has no version directories yet"
+                log.warning("No versions of servable %s found under base path %s (it %s)",
+                            model.config.name, model.config.base_path, where)
             candidates = [
                 v for v, stamp in on_disk.items()
                 if not (v in model.versions and model.versions[v].error and model.versions[v].stamp == stamp)
@@ -225,9 +224,7 @@ class ModelManager:
             log.info("Unloaded servable version {name: %s version: %d}", servable.name, servable.version)
 
         for servable in servables:
-            thread = threading.Thread(target=finish, args=(servable,), name=f"unload-{servable.name}-{servable.version}")
-            thread.start()
-            self._unloaders.append(thread)
+            threading.Thread(target=finish, args=(servable,), name=f"unload-{servable.name}-{servable.version}").start()
 
     # --- routing ----------------------------------------------------------------------------
     def _resolve(self, name: str, version: int | None, label: str | None) -> Servable:
