@@ -19,6 +19,9 @@ class Pipeline:
     summarize: Callable[[Any], str] | None = None
     # The training metric `pipelines compare` plots beside the loss.
     primary_metric: str = "loss"
+    # Minutes the whole run should take; components that trade time for quality (the
+    # Trainer's time budget) fit into what is left when they start. None: no limit.
+    time_budget_minutes: float | None = None
 
     def __post_init__(self) -> None:
         ids = [c.id for c in self.components]

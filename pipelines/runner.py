@@ -114,7 +114,10 @@ class LocalRunner:
             inputs = {key: produced[(ch.producer_id, ch.key)] for key, ch in component.inputs.items()}
             prefix = f"[{number}/{len(ordered)}] {component.id}"
             t0 = self.clock()
-            result = self._run_component(component, inputs, contexts, pipeline.name, prefix)
+            seconds_left = None
+            if pipeline.time_budget_minutes:
+                seconds_left = pipeline.time_budget_minutes * 60 - (t0 - started)
+            result = self._run_component(component, inputs, contexts, pipeline.name, prefix, seconds_left)
             result.seconds = self.clock() - t0
             results[component.id] = result
             for key, artifacts in result.outputs.items():
@@ -130,7 +133,7 @@ class LocalRunner:
         self._say(f"pipeline {pipeline.name}: finished in {self.clock() - started:.1f}s")
         return RunResult(pipeline.name, run_id, results)
 
-    def _run_component(self, component, inputs, contexts, pipeline_name, prefix) -> ComponentResult:
+    def _run_component(self, component, inputs, contexts, pipeline_name, prefix, seconds_left=None) -> ComponentResult:
         cache_key = self.cache_key(component, inputs)
         properties = {
             "component_id": component.id,
@@ -170,6 +173,7 @@ class LocalRunner:
                     execution_id=execution_id,
                     beam_pipeline_args=component.beam_pipeline_args + self.beam_pipeline_args,
                     tmp_dir=tmp_dir,
+                    seconds_left=seconds_left,
                 )
                 component.EXECUTOR(context).Do(inputs, outputs, dict(component.parameters))
             os.rename(staging_dir, final_dir)

@@ -13,7 +13,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 OPTIMIZERS = ("adam", "rmsprop", "adagrad", "sgd")
-LR_SCHEDULES = ("none", "exponential", "plateau")
+LR_SCHEDULES = ("none", "exponential", "plateau", "time")
 DISTRIBUTIONS = ("default", "mirrored", "multi_worker")
 
 
@@ -23,13 +23,17 @@ class TrainingConfig:
     batch_size: int = 64
     optimizer: str = "adam"
     learning_rate: float = 1e-3
-    lr_schedule: str = "plateau"
+    lr_schedule: str = "plateau"  # time: falls linearly to lr_floor over time_budget_minutes of wall clock
     lr_decay_rate: float = 0.9  # exponential: factor per epoch; plateau: factor on a plateau
+    lr_floor: float = 0.01  # time: the last learning rate, as a fraction of the first
     early_stopping_patience: int = 4  # epochs without val_loss improvement; 0 turns it off
     l2: float = 0.0
     dropout: float = 0.0
     distribution: str = "default"
     time_budget_minutes: float = 0.0  # stop after the epoch that crosses it; 0: no limit
+    # In a pipeline run with a time budget: what the run needs after training (export,
+    # evaluation, infra validation, push). The training budget shrinks to what is left.
+    run_reserve_seconds: float = 90.0
 
     def __post_init__(self) -> None:
         checks = [
@@ -43,6 +47,12 @@ class TrainingConfig:
             (self.l2 >= 0, f"l2 must be >= 0, got {self.l2}"),
             (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
             (self.time_budget_minutes >= 0, f"time_budget_minutes must be >= 0, got {self.time_budget_minutes}"),
+            (0 <= self.lr_floor <= 1, f"lr_floor must be in [0, 1], got {self.lr_floor}"),
+            (self.run_reserve_seconds >= 0, f"run_reserve_seconds must be >= 0, got {self.run_reserve_seconds}"),
+            (
+                self.lr_schedule != "time" or self.time_budget_minutes > 0,
+                "lr_schedule=time needs a time_budget_minutes > 0 to decay over",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -57,6 +67,23 @@ class TrainingConfig:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
 
+def fit_time_budget(config: TrainingConfig, seconds_left: float | None):
+    """`config` with its time budget cut to what the pipeline run has left (less what the
+    run needs after training), but never below half of it: on a machine too slow for the
+    run's budget a model that reads is worth more than a run that ends on time."""
+    if seconds_left is None or config.time_budget_minutes <= 0:
+        return config
+    available = (seconds_left - config.run_reserve_seconds) / 60
+    minutes = round(max(min(config.time_budget_minutes, available), config.time_budget_minutes / 2), 2)
+    print(
+        f"  training time budget: {minutes:.1f} min (at most {config.time_budget_minutes:g}; the run has "
+        f"{seconds_left / 60:.1f} min left, {config.run_reserve_seconds / 60:.1f} of them kept for what follows training)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return dataclasses.replace(config, time_budget_minutes=minutes)
+
+
 def distribution_strategy(config: TrainingConfig) -> tf.distribute.Strategy:
     if config.distribution == "mirrored":
         return tf.distribute.MirroredStrategy()
@@ -67,12 +94,39 @@ def distribution_strategy(config: TrainingConfig) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
+class TimeDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Falls linearly with wall-clock time from `initial_learning_rate` to `floor` times it at
+    `seconds` after `start` (a time.time() value), then stays there.
+
+    With a time budget the number of steps is not known in advance (it depends on the
+    machine), so a schedule over steps either ends early or is cut off while the rate is
+    still high; this one is annealed exactly when TimeBudget stops training. The clock is
+    read in the graph (tf.timestamp), so it costs no Python per step."""
+
+    def __init__(self, initial_learning_rate: float, seconds: float, floor: float = 0.01, start: float | None = None):
+        super().__init__()
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.seconds = float(seconds)
+        self.floor = float(floor)
+        self.start = time.time() if start is None else float(start)
+
+    def __call__(self, step):
+        fraction = tf.clip_by_value((tf.timestamp() - self.start) / self.seconds, 0.0, 1.0)
+        scale = 1.0 - (1.0 - self.floor) * fraction
+        return tf.cast(self.initial_learning_rate * scale, tf.float32)
+
+    def get_config(self) -> dict:
+        return {"initial_learning_rate": self.initial_learning_rate, "seconds": self.seconds, "floor": self.floor, "start": self.start}
+
+
 def make_optimizer(config: TrainingConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     learning_rate = config.learning_rate
     if config.lr_schedule == "exponential":
         learning_rate = keras.optimizers.schedules.ExponentialDecay(
             config.learning_rate, decay_steps=max(1, steps_per_epoch), decay_rate=config.lr_decay_rate
         )
+    elif config.lr_schedule == "time":
+        learning_rate = TimeDecay(config.learning_rate, config.time_budget_minutes * 60, config.lr_floor)
     return {
         "adam": keras.optimizers.Adam,
         "rmsprop": keras.optimizers.RMSprop,
@@ -111,12 +165,18 @@ class EpochLine(keras.callbacks.Callback):
 
 class TimeBudget(keras.callbacks.Callback):
     """Stops training when another epoch would overrun the budget, so a run ends on time,
-    and then restores the weights of the epoch with the best `monitor` (as early stopping would)."""
+    and then restores the weights of the epoch with the best `monitor` (as early stopping would).
 
-    def __init__(self, minutes: float, monitor: str = "val_loss") -> None:
+    With `within_epoch` it stops at the first batch past the budget instead (the epoch is
+    cut short and validated as it stands): for the time schedule, whose learning rate has
+    only just reached its floor then."""
+
+    def __init__(self, minutes: float, monitor: str = "val_loss", within_epoch: bool = False) -> None:
         super().__init__()
         self.seconds = minutes * 60
         self.monitor = monitor
+        self.within_epoch = within_epoch
+        self._supports_tf_logs = True  # the batch hook reads no logs: no per-step sync for them
 
     def on_train_begin(self, logs=None):
         self.started = time.monotonic()
@@ -125,12 +185,16 @@ class TimeBudget(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_started = time.monotonic()
 
+    def on_train_batch_end(self, batch, logs=None):
+        if self.within_epoch and time.monotonic() - self.started >= self.seconds:
+            self.model.stop_training = True
+
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is not None and value < self.best:
             self.best, self.best_weights = value, self.model.get_weights()
-        epoch_seconds = time.monotonic() - self.epoch_started
-        if time.monotonic() - self.started + epoch_seconds > self.seconds:
+        epoch_seconds = 0.0 if self.within_epoch else time.monotonic() - self.epoch_started
+        if time.monotonic() - self.started + epoch_seconds >= self.seconds:
             print(f"  time budget of {self.seconds / 60:.1f} min reached after epoch {epoch + 1}", file=sys.stderr)
             self.model.stop_training = True
             if self.best_weights is not None:
@@ -146,7 +210,7 @@ def callbacks(config: TrainingConfig, log_dir: str, log_every: int = 1) -> list:
             )
         )
     if config.time_budget_minutes > 0:
-        found.append(TimeBudget(config.time_budget_minutes))
+        found.append(TimeBudget(config.time_budget_minutes, within_epoch=config.lr_schedule == "time"))
     if config.lr_schedule == "plateau":
         found.append(
             keras.callbacks.ReduceLROnPlateau(

@@ -23,6 +23,7 @@ class ExecutorContext:
     execution_id: int = 0
     beam_pipeline_args: list[str] = dataclasses.field(default_factory=list)
     tmp_dir: str = ""
+    seconds_left: float | None = None  # of the pipeline run's time budget, at this execution's start
 
 
 class BaseExecutor:

@@ -23,6 +23,7 @@ class TrainerExecutor(BaseExecutor):
             model_dir=model.uri,
             config=json.loads(exec_properties["train_config"] or "{}"),
             model_name=exec_properties["model_name"],
+            seconds_left=self.context.seconds_left,
         )
         load_function(exec_properties["run_fn"])(fn_args)
         if not os.path.exists(os.path.join(fn_args.serving_model_dir, "saved_model.pb")):

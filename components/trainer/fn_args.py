@@ -18,6 +18,9 @@ class FnArgs:
     model_dir: str  # the Model artifact's folder
     config: dict
     model_name: str
+    # Of the pipeline run's time budget, when training starts (None: the run has none).
+    # A time-budgeted run_fn trains for no longer than this allows.
+    seconds_left: float | None = None
 
     @property
     def serving_model_dir(self) -> str:

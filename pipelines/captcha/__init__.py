@@ -39,6 +39,14 @@ class CaptchaPipelineConfig(CaptchaTrainConfig):
     tolerance: float = 0.005
     keep_versions: int = 5
     model_name: str = MODEL_NAME
+    # The whole run's target (the issue asks for 20 minutes on 2 cores): training gets what the
+    # data stages leave, up to time_budget_minutes; 0 turns this off.
+    run_budget_minutes: float = 18.5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.run_budget_minutes < 0:
+            raise ValueError(f"run_budget_minutes must be >= 0, got {self.run_budget_minutes}")
 
     def train_config(self) -> CaptchaTrainConfig:
         return CaptchaTrainConfig.from_dict({**dataclasses.asdict(self), "charset": self.characters})
@@ -102,7 +110,11 @@ def create_pipeline(options: RunOptions) -> Pipeline:
     )
     delivery = delivery_stages(example_gen, data[-1], model, options.serving_dir)
     return Pipeline(
-        "captcha", [example_gen, *data, *delivery], summarize=summarize, primary_metric="full_string_accuracy"
+        "captcha",
+        [example_gen, *data, *delivery],
+        summarize=summarize,
+        primary_metric="full_string_accuracy",
+        time_budget_minutes=config.run_budget_minutes or None,
     )
 
 

@@ -78,6 +78,8 @@ class ReportExecutor(BaseExecutor):
             value = f.read()
         with open(os.path.join(out.uri, "report.txt"), "w") as f:
             f.write(f"{len(read_numbers(numbers))} numbers, total {value}")
+        with open(os.path.join(out.uri, "seconds_left.txt"), "w") as f:
+            f.write(repr(self.context.seconds_left))
 
 
 class Report(BaseComponent):

@@ -5,6 +5,7 @@ import io
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 
@@ -57,6 +58,8 @@ def test_quick_run_reports_every_component_and_a_summary(quick_run):
     ):
         assert f"[{number}/9] {name}:" in result.stderr
     assert "epoch 1/2" in result.stderr
+    # The run's 18.5-minute budget reached the Trainer, which fits its own into what is left.
+    assert re.search(r"training time budget: [\d.]+ min \(at most [\d.]+; the run has 1[0-8]\.\d min left", result.stderr)
     for line in ("statistics:", "curves:", "test split:", "evaluator:   blessed", "pushed:      version 1"):
         assert line in result.stdout
 

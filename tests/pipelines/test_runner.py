@@ -43,6 +43,20 @@ def test_components_run_in_dependency_order(runner):
     assert report_text(result) == "5 numbers, total 10"
 
 
+def test_executors_learn_what_is_left_of_the_runs_time_budget(runner):
+    def seconds_left(result):
+        [report] = result.outputs("Report", "report")
+        with open(os.path.join(report.uri, "seconds_left.txt")) as f:
+            text = f.read()
+        return None if text == "None" else float(text)
+
+    assert seconds_left(runner.run(make_pipeline())) is None
+    budgeted = make_pipeline(count=7)  # another count: not a cache hit
+    budgeted.time_budget_minutes = 1.0
+    left = seconds_left(runner.run(budgeted))
+    assert 0 < left < 60  # NumbersGen and Sum ran first
+
+
 def test_each_execution_gets_its_own_directory(runner, tmp_path):
     result = runner.run(make_pipeline())
     for component_id, component in result.components.items():

@@ -8,8 +8,23 @@ import numpy as np
 import pytest
 import tf_keras as keras
 
-from pipelines.captcha.model import CaptchaTrainConfig, build_model, character_accuracy, full_string_accuracy
-from pipelines.training import TimeBudget, TrainingConfig, callbacks, make_optimizer, plot_curves, write_history
+from pipelines.captcha.model import (
+    CaptchaTrainConfig,
+    augment,
+    build_model,
+    character_accuracy,
+    full_string_accuracy,
+)
+from pipelines.training import (
+    TimeBudget,
+    TimeDecay,
+    TrainingConfig,
+    callbacks,
+    fit_time_budget,
+    make_optimizer,
+    plot_curves,
+    write_history,
+)
 
 
 @pytest.mark.parametrize(
@@ -22,11 +37,21 @@ from pipelines.training import TimeBudget, TrainingConfig, callbacks, make_optim
         {"dropout": 1.0},
         {"learning_rate": 0},
         {"time_budget_minutes": -1},
+        {"lr_schedule": "time"},  # without a time budget to decay over
+        {"lr_schedule": "time", "time_budget_minutes": 1, "lr_floor": 2},
+        {"run_reserve_seconds": -5},
     ],
+    ids=lambda bad: ",".join(bad),
 )
 def test_config_rejects_values_outside_the_choices(bad):
     with pytest.raises(ValueError):
         TrainingConfig(**bad)
+
+
+@pytest.mark.parametrize("bad", [{"heads": "ctc"}, {"rnn_units": 0}, {"conv_filters": "8,-1"}])
+def test_captcha_config_rejects_values_outside_the_choices(bad):
+    with pytest.raises(ValueError):
+        CaptchaTrainConfig(**bad)
 
 
 @pytest.mark.parametrize("name", ["adam", "rmsprop", "adagrad", "sgd"])
@@ -40,6 +65,49 @@ def test_exponential_schedule_decays_per_epoch():
     schedule = keras.optimizers.schedules.deserialize(optimizer.get_config()["learning_rate"])
     assert float(schedule(0)) == pytest.approx(0.1)
     assert float(schedule(20)) == pytest.approx(0.025)  # two epochs of 10 steps
+
+
+def test_time_schedule_falls_linearly_with_the_clock_to_its_floor():
+    now = time.time()
+    assert float(TimeDecay(0.1, seconds=100, floor=0.01, start=now)(0)) == pytest.approx(0.1, rel=1e-3)
+    assert float(TimeDecay(0.1, seconds=100, floor=0.01, start=now - 50)(0)) == pytest.approx(0.0505, rel=1e-2)
+    assert float(TimeDecay(0.1, seconds=100, floor=0.01, start=now - 500)(0)) == pytest.approx(0.001)
+    config = TrainingConfig(lr_schedule="time", learning_rate=0.1, time_budget_minutes=2)
+    schedule = make_optimizer(config, 10).get_config()["learning_rate"]
+    assert schedule["class_name"] == "TimeDecay" and schedule["config"]["seconds"] == 120
+
+
+def test_time_schedule_trains_inside_fit():
+    x = np.random.RandomState(0).rand(64, 2).astype("float32")
+    y = x @ np.array([[1.0], [2.0]], dtype="float32")
+    model = keras.Sequential([keras.layers.Dense(1, input_shape=(2,))])
+    config = TrainingConfig(lr_schedule="time", learning_rate=0.05, time_budget_minutes=1)
+    model.compile(make_optimizer(config, 4), "mse")
+    history = model.fit(x, y, epochs=20, batch_size=16, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0] / 10
+
+
+def test_time_budget_within_epoch_stops_in_the_middle_of_one():
+    budget = TimeBudget(minutes=0.3 / 60, within_epoch=True)
+
+    class Slow(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            time.sleep(0.05)
+
+    model = keras.Sequential([keras.layers.Dense(1, input_shape=(1,))])
+    model.compile("sgd", "mse")
+    history = model.fit(np.ones((400, 1)), np.ones((400, 1)), batch_size=1, epochs=3, verbose=0, callbacks=[Slow(), budget])
+    assert len(history.history["loss"]) == 1  # 400 batches of 50 ms would take 20 s; it stopped after ~6
+    assert model.optimizer.iterations.numpy() < 50
+
+
+def test_time_budget_shrinks_to_what_the_run_has_left():
+    config = TrainingConfig(time_budget_minutes=10, run_reserve_seconds=60)
+    assert fit_time_budget(config, None) is config
+    assert fit_time_budget(config, 3600).time_budget_minutes == 10  # at most the configured budget
+    assert fit_time_budget(config, 60 + 7 * 60).time_budget_minutes == 7
+    assert fit_time_budget(config, 60).time_budget_minutes == 5  # never below half of it
+    assert fit_time_budget(TrainingConfig(), 600).time_budget_minutes == 0  # no budget: no limit
 
 
 def test_callbacks_follow_the_config(tmp_path):
@@ -95,14 +163,38 @@ def test_captcha_metrics_count_whole_strings_and_characters():
     assert float(character_accuracy(truth, predicted)) == pytest.approx(7 / 8)
 
 
-def test_captcha_model_has_one_head_per_position():
-    config = CaptchaTrainConfig(charset="0123456789AB", length=5)
+@pytest.mark.parametrize("heads", ["dense", "sequence"])
+def test_both_head_types_give_a_distribution_per_position(heads):
+    config = CaptchaTrainConfig(charset="0123456789AB", length=5, heads=heads)
     model = build_model((30, 80, 1), config)
     assert model.output_shape == (None, 5, 12)
-    out = model(np.zeros((2, 30, 80, 1), "float32")).numpy()
+    out = model(np.random.RandomState(0).rand(3, 30, 80, 1).astype("float32")).numpy()
     np.testing.assert_allclose(out.sum(-1), 1.0, rtol=1e-5)
-    book = build_model((30, 80, 1), CaptchaTrainConfig(loss="binary_ce"))
-    assert book.output_shape == (None, 4, 10)
+    book = build_model((30, 80, 1), CaptchaTrainConfig(heads=heads, loss="binary_ce"))
+    sigmoids = book(np.zeros((1, 30, 80, 1), "float32")).numpy()
+    assert book.output_shape == (None, 4, 10) and ((sigmoids > 0) & (sigmoids < 1)).all()
+
+
+def test_sequence_heads_attend_over_the_columns():
+    model = build_model((30, 80, 1), CaptchaTrainConfig(heads="sequence"))
+    attention = keras.Model(model.input, model.get_layer("position_attention").output)
+    weights = attention(np.random.RandomState(1).rand(2, 30, 80, 1).astype("float32")).numpy()
+    assert weights.shape == (2, 10, 4)  # 80 pixels pooled three times: 10 columns, one weighting per position
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_augmentation_moves_the_ink_a_little_and_keeps_it():
+    images = np.zeros((16, 30, 80, 1), "float32")
+    images[:, 10:20, 30:50] = 1.0  # a block of ink in the middle of a blank page
+    moved = augment(images, noise=0.0).numpy()
+    assert moved.shape == images.shape
+    assert 0.8 < moved.sum() / images.sum() < 1.2  # zoom within 5%: about as much ink
+    assert np.abs(moved - images).max(axis=(1, 2, 3)).min() > 0.05  # every image moved
+    assert np.abs(moved[:, :5]).max() < 1e-3 and np.abs(moved[:, :, :20]).max() < 1e-3  # a small shift, blank edges
+    still = augment(images, shift=(0.0, 0.0), max_degrees=0.0, zoom=0.0, noise=0.0).numpy()
+    np.testing.assert_allclose(still, images, atol=1e-5)
+    noisy = augment(images, shift=(0.0, 0.0), max_degrees=0.0, zoom=0.0, noise=0.02).numpy()
+    assert 0.015 < (noisy - images).std() < 0.025
 
 
 @pytest.mark.parametrize("name,layer", [("relu", "ReLU"), ("leaky_relu", "LeakyReLU"), ("elu", "ELU")])
