@@ -1,7 +1,13 @@
-"""tensorflow.serving.PredictionService and ModelService over the stubs from tensorflow-serving-api."""
+"""tensorflow.serving.PredictionService and ModelService over the stubs from tensorflow-serving-api.
+
+The server is grpc.aio's: Predict is a coroutine on the event loop that awaits the batch
+scheduler (no thread per waiting request, as REST's predict); the other calls are plain
+methods that grpc.aio runs on its thread pool."""
 from __future__ import annotations
 
+import asyncio
 import functools
+import inspect
 import time
 from concurrent import futures
 
@@ -31,29 +37,62 @@ def target_of(model_spec) -> inference.Target:
     return inference.Target(model_spec.name, version, model_spec.version_label or None, model_spec.signature_name)
 
 
+class _Call:
+    """One RPC's metrics: the request count by outcome and the latency."""
+
+    def __init__(self, api: str, request, metrics: ServerMetrics) -> None:
+        self.api, self.metrics, self.started = api, metrics, time.perf_counter()
+        spec = getattr(request, "model_spec", None)
+        self.spec = spec
+        self.name = spec.name if spec is not None else ""
+        self.signature = (spec.signature_name if spec is not None else "") or "serving_default"
+        self.code, self.version = "OK", ""
+
+    def answered(self, response) -> None:
+        if self.spec is not None and hasattr(response, "model_spec") and response.HasField("model_spec"):
+            self.version = str(response.model_spec.version.value)
+
+    def done(self) -> None:
+        if self.api in ("predict", "classify", "regress", "multi_inference"):
+            m = self.metrics
+            m.request_count.labels(self.name, self.version, self.signature, self.api, "GRPC", self.code).inc()
+            m.request_latency.labels(self.name, self.api, "GRPC").observe((time.perf_counter() - self.started) * 1e6)
+
+
 def _rpc(api: str):
-    """Turns ServingError into the RPC's status and records the request metrics."""
+    """Turns ServingError into the RPC's status and records the request metrics; for plain
+    methods (run on grpc.aio's thread pool) and coroutines (run on the event loop) alike."""
 
     def wrap(method):
+        if inspect.iscoroutinefunction(method):
+
+            @functools.wraps(method)
+            async def async_handler(self, request, context):
+                call = _Call(api, request, self.metrics)
+                try:
+                    response = await method(self, request, context)
+                    call.answered(response)
+                    return response
+                except ServingError as e:
+                    call.code = e.code.name
+                    await context.abort(e.code, e.message)
+                finally:
+                    call.done()
+
+            return async_handler
+
         @functools.wraps(method)
         def handler(self, request, context):
-            started = time.perf_counter()
-            spec = getattr(request, "model_spec", None)
-            name = spec.name if spec is not None else ""
-            signature = (spec.signature_name if spec is not None else "") or "serving_default"
-            code, version = "OK", ""
+            call = _Call(api, request, self.metrics)
             try:
                 response = method(self, request, context)
-                if spec is not None and hasattr(response, "model_spec") and response.HasField("model_spec"):
-                    version = str(response.model_spec.version.value)
+                call.answered(response)
                 return response
             except ServingError as e:
-                code = e.code.name
+                call.code = e.code.name
                 context.abort(e.code, e.message)
             finally:
-                if api in ("predict", "classify", "regress", "multi_inference"):
-                    self.metrics.request_count.labels(name, version, signature, api, "GRPC", code).inc()
-                    self.metrics.request_latency.labels(name, api, "GRPC").observe((time.perf_counter() - started) * 1e6)
+                call.done()
 
         return handler
 
@@ -68,12 +107,13 @@ def _spec(response_spec, name: str, version: int, signature: str | None = None) 
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, manager: ModelManager, metrics: ServerMetrics) -> None:
+    def __init__(self, manager: ModelManager, metrics: ServerMetrics, pool: futures.Executor) -> None:
         self.manager = manager
         self.metrics = metrics
+        self.pool = pool  # model calls when batching is off
 
     @_rpc("predict")
-    def Predict(self, request, context):
+    async def Predict(self, request, context):
         target = target_of(request.model_spec)
         if not request.inputs:
             raise invalid("input tensor map is empty")
@@ -81,11 +121,18 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
         except (TypeError, ValueError) as e:
             raise invalid(f"cannot read input tensors: {e}") from None
-        answer = inference.predict(self.manager, target, inputs, request.output_filter)
+        with self.manager.lease(target.model, target.version, target.label) as servable:
+            signature, checked, wanted = inference.prepare_predict(servable, target.signature, inputs, request.output_filter)
+            pending = servable.submit(signature, checked)
+            if pending is not None:
+                outputs = await asyncio.wrap_future(pending)
+            else:
+                outputs = await asyncio.get_running_loop().run_in_executor(self.pool, servable.run, signature, checked)
+            version = servable.version
         response = predict_pb2.PredictResponse()
-        _spec(response.model_spec, target.model, answer.version, answer.signature)
-        for key, value in answer.outputs.items():
-            response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+        _spec(response.model_spec, target.model, version, signature.name)
+        for key in wanted or outputs:
+            response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key]))
         return response
 
     def _examples_rpc(self, request, run, response_class):
@@ -150,15 +197,21 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
 
-def make_grpc_server(manager: ModelManager, metrics: ServerMetrics, address: str, *,
-                     max_workers: int = 64, max_message_bytes: int = 64 << 20,
-                     channel_arguments: list[tuple[str, object]] = ()) -> tuple[grpc.Server, int]:
+async def start_grpc_server(manager: ModelManager, metrics: ServerMetrics, address: str, *,
+                            max_workers: int = 64, max_message_bytes: int = 64 << 20,
+                            channel_arguments: list[tuple[str, object]] = ()) -> tuple[grpc.aio.Server, int]:
+    """A started grpc.aio server on the running event loop, and the port it bound."""
     options = [("grpc.max_receive_message_length", max_message_bytes),
                ("grpc.max_send_message_length", max_message_bytes), *channel_arguments]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers, thread_name_prefix="grpc"), options=options)
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(manager, metrics), server)
+    pool = futures.ThreadPoolExecutor(max_workers, thread_name_prefix="grpc")
+    server = grpc.aio.server(migration_thread_pool=pool, options=options)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(manager, metrics, pool), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(manager, metrics), server)
-    port = server.add_insecure_port(address)
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError:
+        port = 0
     if port == 0:
         raise OSError(f"cannot bind gRPC to {address}")
+    await server.start()
     return server, port

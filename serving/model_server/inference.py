@@ -43,24 +43,25 @@ class Answer:
 
 
 # --- predict ---------------------------------------------------------------------------------
-def run_predict(servable: Servable, signature_name: str, inputs: dict[str, np.ndarray],
-                output_filter=()) -> tuple[Signature, dict[str, np.ndarray]]:
+def prepare_predict(servable: Servable, signature_name: str, inputs: dict[str, np.ndarray],
+                    output_filter=()) -> tuple[Signature, dict[str, np.ndarray], list[str]]:
+    """The signature, the checked inputs and the outputs asked for (all when the filter is empty)."""
     signature = servable.signature(signature_name)
     wanted = list(output_filter)
     unknown = [k for k in wanted if k not in signature.output_specs]
     if unknown:
         raise invalid(f"output tensor alias(es) {unknown} not found in signature {signature.name!r}; "
                       f"it has {sorted(signature.output_specs)}")
-    outputs = servable.run(signature, signature.check_inputs(inputs))
+    return signature, signature.check_inputs(inputs), wanted
+
+
+def run_predict(servable: Servable, signature_name: str, inputs: dict[str, np.ndarray],
+                output_filter=()) -> tuple[Signature, dict[str, np.ndarray]]:
+    signature, checked, wanted = prepare_predict(servable, signature_name, inputs, output_filter)
+    outputs = servable.run(signature, checked)
     if wanted:
         outputs = {k: outputs[k] for k in wanted}
     return signature, outputs
-
-
-def predict(manager: ModelManager, target: Target, inputs: dict[str, np.ndarray], output_filter=()) -> Answer:
-    with manager.lease(target.model, target.version, target.label) as servable:
-        signature, outputs = run_predict(servable, target.signature, inputs, output_filter)
-        return Answer(servable.version, signature.name, outputs)
 
 
 # --- classify and regress (serialized tf.Example in) -----------------------------------------

@@ -19,7 +19,7 @@ from serving.model_server.config import (
     read_model_server_config,
     single_model_config,
 )
-from serving.model_server.grpc_service import make_grpc_server
+from serving.model_server.grpc_service import start_grpc_server
 from serving.model_server.manager import ModelManager
 from serving.model_server.metrics import ServerMetrics
 from serving.model_server.rest import RestApi
@@ -67,7 +67,7 @@ class ModelServer:
         self._grpc = None
         self._rest: RestApi | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._rest_thread: threading.Thread | None = None
+        self._loop_thread: threading.Thread | None = None
         self._stop = threading.Event()
 
     def _prepare(self, servable: Servable) -> None:
@@ -94,17 +94,20 @@ class ModelServer:
                      servable.path, count)
 
     def start(self) -> None:
+        """Both APIs on one event loop, in a thread of its own."""
         self.manager.start()
         o = self.options
-        self._grpc, self.grpc_port = make_grpc_server(
+        self._loop = asyncio.new_event_loop()
+        self._grpc, self.grpc_port = self._loop.run_until_complete(start_grpc_server(
             self.manager, self.metrics, f"{o.host}:{o.port}", max_workers=o.grpc_max_threads,
             max_message_bytes=o.max_request_bytes, channel_arguments=list(o.grpc_channel_arguments),
-        )
-        self._grpc.start()
+        ))
         log.info("Running gRPC ModelServer at %s:%d ...", o.host, self.grpc_port)
         if o.rest_api_port >= 0:
             self._start_rest()
             log.info("Exporting HTTP/REST API at:%s:%d ...", o.host, self.rest_port)
+        self._loop_thread = threading.Thread(target=self._loop.run_forever, name="server-loop", daemon=True)
+        self._loop_thread.start()
         if o.model_config_file and o.model_config_file_poll_wait_seconds > 0:
             threading.Thread(target=self._poll_config, name="config-poller", daemon=True).start()
 
@@ -113,15 +116,12 @@ class ModelServer:
         self._rest = RestApi(self.manager, self.metrics, num_threads=o.rest_api_num_threads,
                              timeout_ms=o.rest_api_timeout_in_ms, max_request_bytes=o.max_request_bytes,
                              monitoring_path=o.monitoring_path)
-        self._loop = asyncio.new_event_loop()
         runner = web.AppRunner(self._rest.app(), access_log=None)
         self._loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, o.host, o.rest_api_port, reuse_address=True)
         self._loop.run_until_complete(site.start())
         self.rest_port = site._server.sockets[0].getsockname()[1]
         self._runner = runner
-        self._rest_thread = threading.Thread(target=self._loop.run_forever, name="rest-loop", daemon=True)
-        self._rest_thread.start()
 
     def _poll_config(self) -> None:
         path = self.options.model_config_file
@@ -143,11 +143,13 @@ class ModelServer:
 
     def stop(self) -> None:
         self._stop.set()
-        if self._grpc:
-            self._grpc.stop(grace=2).wait(5)
-        if self._loop:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(5)
+        if self._loop_thread and self._loop_thread.is_alive():
+            if self._grpc:
+                asyncio.run_coroutine_threadsafe(self._grpc.stop(grace=2), self._loop).result(5)
+            if self._rest:
+                asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(5)
             self._loop.call_soon_threadsafe(self._loop.stop)
-            self._rest_thread.join(5)
+            self._loop_thread.join(5)
+        if self._rest:
             self._rest.close()
         self.manager.stop()
