@@ -14,6 +14,7 @@ import os
 from typing import Any, ClassVar
 
 from components.base.artifacts import Artifact
+from components.base.functions import code_fingerprint
 
 _MISSING = object()
 
@@ -25,6 +26,9 @@ class Parameter:
     type: type | tuple[type, ...]
     default: Any = _MISSING
     doc: str = ""
+    # Names user code as `module.path:function`: that module's source (and the first-party
+    # modules it imports) enters the cache key.
+    user_code: bool = False
 
     @property
     def required(self) -> bool:
@@ -114,8 +118,14 @@ class BaseComponent:
         return {channel.producer_id for channel in self.inputs.values()}
 
     def parameters_fingerprint(self) -> str:
-        """A stable text of the parameters, for the cache key."""
-        return json.dumps(self.parameters, sort_keys=True, default=repr)
+        """A stable text of the parameters, for the cache key: with the source fingerprint
+        of the user code that `user_code` parameters name."""
+        code = {
+            name: code_fingerprint(value)
+            for name, value in self.parameters.items()
+            if self.SPEC.parameters[name].user_code and isinstance(value, str)
+        }
+        return json.dumps({"parameters": self.parameters, "user_code": code}, sort_keys=True, default=repr)
 
     @classmethod
     def code_version(cls) -> str:

@@ -1,7 +1,12 @@
 """User code named in parameters as `module.path:function` (run_fn, evaluate_fn, preprocessing_fn)."""
 from __future__ import annotations
 
+import ast
+import hashlib
 import importlib
+import importlib.util
+import os
+import sysconfig
 
 
 def load_function(path: str):
@@ -9,3 +14,56 @@ def load_function(path: str):
     if not sep or not module_name or not name:
         raise ValueError(f"expected 'module.path:function', got {path!r}")
     return getattr(importlib.import_module(module_name), name)
+
+
+def _source_file(module_name: str) -> str | None:
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):
+        return None
+    origin = spec.origin if spec else None
+    return origin if origin and origin.endswith(".py") and os.path.exists(origin) else None
+
+
+def _imported_modules(path: str, module_name: str) -> set[str]:
+    """The modules a source file imports (absolute names; relative imports resolved)."""
+    with open(path, "rb") as f:
+        tree = ast.parse(f.read(), filename=path)
+    package = module_name if os.path.basename(path) == "__init__.py" else module_name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parent = ".".join(parts[: len(parts) - node.level + 1])
+                base = f"{parent}.{base}" if base else parent
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)  # `from pkg import module`
+    return {name for name in found if name}
+
+
+def code_fingerprint(path: str) -> str:
+    """A hash of the source of the module a `module.path:function` parameter names and of the
+    first-party modules it imports (one level deep; installed packages are left out).
+
+    It goes into the component's cache key, so editing a run_fn, a preprocessing_fn or the
+    code they call is a cache miss instead of a silently reused model (TFX fingerprints
+    its module files for the same reason)."""
+    module_name = path.partition(":")[0]
+    origin = _source_file(module_name)
+    if origin is None:
+        return ""
+    installed = {os.path.realpath(sysconfig.get_paths()[key]) for key in ("purelib", "platlib", "stdlib")}
+    files = {origin}
+    for name in _imported_modules(origin, module_name):
+        source = _source_file(name)
+        if source and not any(os.path.realpath(source).startswith(root + os.sep) for root in installed):
+            files.add(source)
+    digest = hashlib.sha256()
+    for file in sorted(files):
+        with open(file, "rb") as f:
+            digest.update(os.path.basename(file).encode() + b"\0" + f.read())
+    return digest.hexdigest()[:16]

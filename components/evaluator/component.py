@@ -21,7 +21,7 @@ class Evaluator(BaseComponent):
         inputs={"examples": InputSpec(Examples), "model": InputSpec(Model)},
         outputs={"evaluation": ModelEvaluation, "blessing": ModelBlessing},
         parameters={
-            "evaluate_fn": Parameter(str),
+            "evaluate_fn": Parameter(str, user_code=True),
             "thresholds": Parameter(str, "{}", "JSON: metric -> {min|max|max_metric}"),
             "comparison_metric": Parameter(str),
             "higher_is_better": Parameter(bool, True),

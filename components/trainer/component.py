@@ -16,7 +16,7 @@ class Trainer(BaseComponent):
         inputs={"examples": InputSpec(Examples), "transform_graph": InputSpec(TransformGraph)},
         outputs={"model": Model},
         parameters={
-            "run_fn": Parameter(str, doc="module.path:function that trains and exports"),
+            "run_fn": Parameter(str, doc="module.path:function that trains and exports", user_code=True),
             "train_config": Parameter(str, "{}", "JSON of the pipeline's training config"),
             "model_name": Parameter(str),
             "train_split": Parameter(str, "train"),

@@ -16,7 +16,7 @@ class Transform(BaseComponent):
         inputs={"examples": InputSpec(Examples), "schema": InputSpec(Schema)},
         outputs={"transform_graph": TransformGraph, "transformed_examples": Examples},
         parameters={
-            "preprocessing_fn": Parameter(str, doc="module.path:factory returning a preprocessing_fn"),
+            "preprocessing_fn": Parameter(str, doc="module.path:factory returning a preprocessing_fn", user_code=True),
             "preprocessing_params": Parameter(str, "{}", "JSON object passed to the factory"),
             "analyze_split": Parameter(str, "train"),
         },

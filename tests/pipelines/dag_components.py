@@ -15,6 +15,7 @@ from components.base import (
     Parameter,
 )
 from components.base.component import InputSpec
+from components.base.functions import load_function
 
 
 class Total(Artifact):
@@ -88,3 +89,22 @@ class Report(BaseComponent):
         outputs={"report": Total},
     )
     EXECUTOR = ReportExecutor
+
+
+class ApplyExecutor(BaseExecutor):
+    def Do(self, input_dict, output_dict, exec_properties):
+        [numbers] = input_dict["numbers"]
+        [out] = output_dict["total"]
+        with open(os.path.join(out.uri, "total.txt"), "w") as f:
+            f.write(str(load_function(exec_properties["fn"])(read_numbers(numbers))))
+
+
+class Apply(BaseComponent):
+    """Applies user code (`module.path:function`) to the numbers, as a Trainer applies its run_fn."""
+
+    SPEC = ComponentSpec(
+        inputs={"numbers": InputSpec(Examples)},
+        outputs={"total": Total},
+        parameters={"fn": Parameter(str, user_code=True)},
+    )
+    EXECUTOR = ApplyExecutor

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import io
 import os
+import sys
+import time
 
 import pytest
 
 from pipelines.metadata import MetadataStore, sqlite_config
 from pipelines.pipeline import Pipeline, PipelineDefinitionError
 from pipelines.runner import ComponentFailed, LocalRunner
-from tests.pipelines.dag_components import NumbersGen, Report, Sum, read_numbers
+from components.base.functions import code_fingerprint
+from tests.pipelines.dag_components import Apply, NumbersGen, Report, Sum, read_numbers
 
 
 def make_pipeline(count=10, scale=1, fail=False, listed_order=False):
@@ -103,6 +106,58 @@ def test_changed_code_version_is_a_cache_miss(runner, monkeypatch):
     result = runner.run(make_pipeline())
     assert result.components["NumbersGen"].cached
     assert not result.components["Sum"].cached
+
+
+@pytest.fixture
+def user_package(tmp_path, monkeypatch):
+    """A package of user code on sys.path: `userfns.main:total` calls into `userfns.helpers`."""
+    package = tmp_path / "code" / "userfns"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "helpers.py").write_text("def scale():\n    return 1\n")
+    (package / "unrelated.py").write_text("X = 1\n")
+    (package / "main.py").write_text("from userfns.helpers import scale\n\ndef total(values):\n    return sum(values) * scale()\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "code"))
+    yield package
+    for name in [m for m in sys.modules if m.startswith("userfns")]:
+        del sys.modules[name]
+
+
+def rewrite(path, text):
+    path.write_text(text)
+    os.utime(path, (time.time() + 5, time.time() + 5))  # a new mtime, so Python does not reuse its bytecode cache
+    for name in [m for m in sys.modules if m.startswith("userfns")]:
+        del sys.modules[name]
+
+
+def test_user_code_fingerprint_follows_the_module_and_what_it_imports(user_package):
+    before = code_fingerprint("userfns.main:total")
+    assert before and before == code_fingerprint("userfns.main:total")
+    rewrite(user_package / "unrelated.py", "X = 2\n")
+    assert code_fingerprint("userfns.main:total") == before  # not imported by main
+    rewrite(user_package / "helpers.py", "def scale():\n    return 3\n")
+    assert code_fingerprint("userfns.main:total") != before
+    assert code_fingerprint("no_such_module:f") == ""
+    assert len(code_fingerprint("pipelines.captcha.model:run_fn")) == 16
+
+
+def test_edited_user_code_is_a_cache_miss(runner, user_package):
+    def pipeline():
+        numbers = NumbersGen(count=4)
+        return Pipeline("user-code", [numbers, Apply(numbers=numbers.outputs["numbers"], fn="userfns.main:total")])
+
+    def total(result):
+        [out] = result.outputs("Apply", "total")
+        with open(os.path.join(out.uri, "total.txt")) as f:
+            return f.read()
+
+    assert total(runner.run(pipeline())) == "6"
+    again = runner.run(pipeline())
+    assert again.components["Apply"].cached
+    rewrite(user_package / "helpers.py", "def scale():\n    return 10\n")  # the run_fn's helper, not the run_fn
+    edited = runner.run(pipeline())
+    assert edited.components["NumbersGen"].cached and not edited.components["Apply"].cached
+    assert total(edited) == "60"
 
 
 def test_no_cache_forces_every_component_to_run(store, runner, tmp_path):
