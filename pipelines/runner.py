@@ -92,12 +92,14 @@ class LocalRunner:
         print(message, file=self.out, flush=True)
 
     @staticmethod
-    def cache_key(component: BaseComponent, inputs: dict[str, list[Artifact]]) -> str:
+    def cache_key(component: BaseComponent, inputs: dict[str, list[Artifact]], code_version: str, parameters: str) -> str:
+        """`code_version` and `parameters` as the component gives them (read once per execution:
+        the parameters include the hashed source of user code)."""
         digest = hashlib.sha256()
         digest.update(type(component).__name__.encode())
         digest.update(component.id.encode())
-        digest.update(component.code_version().encode())
-        digest.update(component.parameters_fingerprint().encode())
+        digest.update(code_version.encode())
+        digest.update(parameters.encode())
         for key in sorted(inputs):
             digest.update(f"{key}={[a.id for a in inputs[key]]}".encode())
         return digest.hexdigest()
@@ -134,13 +136,14 @@ class LocalRunner:
         return RunResult(pipeline.name, run_id, results)
 
     def _run_component(self, component, inputs, contexts, pipeline_name, prefix, seconds_left=None) -> ComponentResult:
-        cache_key = self.cache_key(component, inputs)
+        code_version, parameters = component.code_version(), component.parameters_fingerprint()
+        cache_key = self.cache_key(component, inputs, code_version, parameters)
         properties = {
             "component_id": component.id,
             "pipeline_name": pipeline_name,
             "cache_key": cache_key,
-            "code_version": component.code_version(),
-            "parameters": component.parameters_fingerprint(),
+            "code_version": code_version,
+            "parameters": parameters,
         }
         component_type = type(component).__name__
         if self.enable_cache and component.CACHEABLE:
