@@ -12,6 +12,7 @@ model), so a lone client pays no batching latency; under load, requests
 queue behind the running batch and are merged as TF Serving merges them."""
 from __future__ import annotations
 
+import asyncio
 import collections
 import threading
 import time
@@ -28,15 +29,30 @@ Tensors = dict[str, np.ndarray]
 
 
 class _Task:
-    __slots__ = ("inputs", "size", "key", "future", "enqueued")
+    """One request's rows. Its future is a concurrent.futures.Future, or an asyncio.Future of
+    `loop` for callers on an event loop (settled on that loop, once per batch)."""
 
-    def __init__(self, inputs: Tensors) -> None:
+    __slots__ = ("inputs", "size", "key", "future", "loop", "enqueued")
+
+    def __init__(self, inputs: Tensors, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.inputs = inputs
         self.size = len(next(iter(inputs.values())))
         # Tasks batch together only when every input has the same shape past the batch dimension.
         self.key = tuple((k, v.shape[1:]) for k, v in sorted(inputs.items()))
-        self.future: Future = Future()
+        self.loop = loop
+        self.future = loop.create_future() if loop is not None else Future()
         self.enqueued = time.monotonic()
+
+
+def _settle(results: list) -> None:
+    """On an event loop: hand each waiting request its rows or its error (skipping any whose
+    client has gone and whose future was cancelled)."""
+    for future, value, error in results:
+        if not future.done():
+            if error is None:
+                future.set_result(value)
+            else:
+                future.set_exception(error)
 
 
 class BatchScheduler:
@@ -70,7 +86,15 @@ class BatchScheduler:
         return self.submit(inputs).result()
 
     def submit(self, inputs: Tensors) -> Future:
-        task = _Task(inputs)
+        """A concurrent.futures.Future of this task's outputs, for callers on plain threads."""
+        return self._enqueue(_Task(inputs))
+
+    def submit_async(self, inputs: Tensors) -> asyncio.Future:
+        """An asyncio.Future of the running loop: the batch thread settles every task of a batch
+        that waits on one loop with a single call_soon_threadsafe, not one hand-off per request."""
+        return self._enqueue(_Task(inputs, asyncio.get_running_loop()))
+
+    def _enqueue(self, task: _Task):
         if task.size > self._params.max_batch_size:
             raise invalid(
                 f"Task size {task.size} is larger than maximum input batch size {self._params.max_batch_size}"
@@ -152,9 +176,9 @@ class BatchScheduler:
                 inputs[key] = merged
             self._on_batch(rows, padded)
             outputs = self._run(inputs)
-            start = 0
+            results, start = [], 0
             for task in batch:
-                task.future.set_result({k: v[start : start + task.size] for k, v in outputs.items()})
+                results.append((task, {k: v[start : start + task.size] for k, v in outputs.items()}, None))
                 start += task.size
         except ServingError as e:
             if len(batch) > 1 and e.code == grpc.StatusCode.INVALID_ARGUMENT:
@@ -162,10 +186,24 @@ class BatchScheduler:
                 for task in batch:
                     self._run_batch([task])
                 return
-            for task in batch:
-                if not task.future.done():
-                    task.future.set_exception(e)
+            results = [(task, None, e) for task in batch]
         except Exception as e:  # noqa: BLE001 - every waiting request gets the error, none hangs
-            for task in batch:
-                if not task.future.done():
-                    task.future.set_exception(e)
+            results = [(task, None, e) for task in batch]
+        self._deliver(results)
+
+    @staticmethod
+    def _deliver(results: list) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+        for task, value, error in results:
+            if task.loop is None:
+                if error is None:
+                    task.future.set_result(value)
+                else:
+                    task.future.set_exception(error)
+            else:
+                by_loop.setdefault(task.loop, []).append((task.future, value, error))
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, items)
+            except RuntimeError:  # the loop has closed: the server is stopping and nobody waits
+                pass

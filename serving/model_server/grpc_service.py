@@ -12,7 +12,6 @@ import time
 from concurrent import futures
 
 import grpc
-import tensorflow as tf
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -23,7 +22,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from serving.model_server import inference
+from serving.model_server import inference, tensors
 from serving.model_server.config import ConfigError, check_model_config_list
 from serving.model_server.errors import ServingError, invalid
 from serving.model_server.manager import ModelManager
@@ -37,15 +36,17 @@ def target_of(model_spec) -> inference.Target:
     return inference.Target(model_spec.name, version, model_spec.version_label or None, model_spec.signature_name)
 
 
+_INFERENCE_APIS = frozenset(("predict", "classify", "regress", "multi_inference"))
+
+
 class _Call:
     """One RPC's metrics: the request count by outcome and the latency."""
 
+    __slots__ = ("api", "metrics", "started", "spec", "code", "version")
+
     def __init__(self, api: str, request, metrics: ServerMetrics) -> None:
         self.api, self.metrics, self.started = api, metrics, time.perf_counter()
-        spec = getattr(request, "model_spec", None)
-        self.spec = spec
-        self.name = spec.name if spec is not None else ""
-        self.signature = (spec.signature_name if spec is not None else "") or "serving_default"
+        self.spec = getattr(request, "model_spec", None)
         self.code, self.version = "OK", ""
 
     def answered(self, response) -> None:
@@ -53,10 +54,11 @@ class _Call:
             self.version = str(response.model_spec.version.value)
 
     def done(self) -> None:
-        if self.api in ("predict", "classify", "regress", "multi_inference"):
-            m = self.metrics
-            m.request_count.labels(self.name, self.version, self.signature, self.api, "GRPC", self.code).inc()
-            m.request_latency.labels(self.name, self.api, "GRPC").observe((time.perf_counter() - self.started) * 1e6)
+        if self.api in _INFERENCE_APIS:
+            spec = self.spec
+            name, signature = (spec.name, spec.signature_name) if spec is not None else ("", "")
+            self.metrics.request_done(name, self.version, signature or "serving_default", self.api, "GRPC",
+                                      self.code, (time.perf_counter() - self.started) * 1e6)
 
 
 def _rpc(api: str):
@@ -118,21 +120,21 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         if not request.inputs:
             raise invalid("input tensor map is empty")
         try:
-            inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+            inputs = {k: tensors.to_ndarray(v) for k, v in request.inputs.items()}
         except (TypeError, ValueError) as e:
             raise invalid(f"cannot read input tensors: {e}") from None
         with self.manager.lease(target.model, target.version, target.label) as servable:
             signature, checked, wanted = inference.prepare_predict(servable, target.signature, inputs, request.output_filter)
-            pending = servable.submit(signature, checked)
+            pending = servable.submit_async(signature, checked)
             if pending is not None:
-                outputs = await asyncio.wrap_future(pending)
+                outputs = await pending
             else:
                 outputs = await asyncio.get_running_loop().run_in_executor(self.pool, servable.run, signature, checked)
             version = servable.version
         response = predict_pb2.PredictResponse()
         _spec(response.model_spec, target.model, version, signature.name)
         for key in wanted or outputs:
-            response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key]))
+            tensors.fill_tensor_proto(response.outputs[key], outputs[key])
         return response
 
     def _examples_rpc(self, request, run, response_class):

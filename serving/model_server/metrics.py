@@ -9,6 +9,7 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 class ServerMetrics:
     def __init__(self) -> None:
+        self._children: dict[tuple, object] = {}  # labelled children of successful requests, looked up once
         self.registry = CollectorRegistry(auto_describe=True)
         self.request_count = Counter(
             ":tensorflow:serving:request_count",
@@ -56,3 +57,15 @@ class ServerMetrics:
             buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120),
             registry=self.registry,
         )
+
+    def request_done(self, model: str, version: str, signature: str, api: str, entrypoint: str, status: str,
+                     latency_us: float) -> None:
+        """One finished inference request: its count by outcome and its latency."""
+        key = (model, version, signature, api, entrypoint, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (self.request_count.labels(*key), self.request_latency.labels(model, api, entrypoint))
+            if status == "OK":  # names from failed requests (unknown models) are not kept twice
+                self._children[key] = children
+        children[0].inc()
+        children[1].observe(latency_us)

@@ -3,6 +3,7 @@ so the event loop only moves bytes; every error becomes {"error": ...} with TF S
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import time
@@ -24,6 +25,16 @@ MODEL_PATH = re.compile(
     r"(?:/versions/(?P<version>[0-9]+)|/labels/(?P<label>[^/:]+))?"
     r"(?:(?P<metadata>/metadata)|:(?P<verb>predict|classify|regress))?$"
 )
+
+
+@dataclasses.dataclass
+class _Outcome:
+    """What the request metrics are labelled with, filled in as a request is served."""
+
+    model: str
+    version: str = ""
+    signature: str = ""
+    code: str = "OK"
 
 
 class RestApi:
@@ -61,54 +72,51 @@ class RestApi:
         started = time.perf_counter()
         match = MODEL_PATH.match(request.path)
         verb = match and match["verb"]
+        outcome = _Outcome(match["name"] if match else "")
         try:
             if not match or (request.method == "GET") == bool(verb) or request.method not in ("GET", "POST"):
                 raise invalid(f"Malformed request: {request.method} {request.path}")
             body = await request.read() if verb else b""
-            if verb == "predict":
-                call = self._predict(match, body)
-            else:
-                call = asyncio.get_running_loop().run_in_executor(self.pool, self._handle, match, body)
-            status, payload = 200, await asyncio.wait_for(call, self.timeout)
+            async with asyncio.timeout(self.timeout):
+                if verb == "predict":
+                    payload = await self._predict(match, body, outcome)
+                else:
+                    payload = await asyncio.get_running_loop().run_in_executor(self.pool, self._handle, match, body, outcome)
+            status = 200
         except ServingError as e:
+            outcome.code = e.code.name
             status, payload = e.http_status, {"error": e.message}
-        except asyncio.TimeoutError:
+        except TimeoutError:
             e = ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline exceeded")
+            outcome.code = e.code.name
             status, payload = e.http_status, {"error": e.message}
         if verb:
-            name = match["name"]
-            self.metrics.request_latency.labels(name, verb, "REST").observe((time.perf_counter() - started) * 1e6)
+            self.metrics.request_done(outcome.model, outcome.version, outcome.signature or "serving_default", verb,
+                                      "REST", outcome.code, (time.perf_counter() - started) * 1e6)
         return web.Response(body=json.dumps(payload).encode(), status=status, content_type="application/json")
 
-    async def _predict(self, match: re.Match, body: bytes) -> dict:
+    async def _predict(self, match: re.Match, body: bytes, outcome: _Outcome) -> dict:
         """Parsing and encoding run on the event loop; the model call goes to the batch scheduler
         (awaited without a thread of its own) or, with batching off, to the thread pool."""
-        name = match["name"]
         version = int(match["version"]) if match["version"] else None
         request = json_codec.parse_body(body)
-        signature_name = request.get("signature_name", "")
-        code, served = "OK", ""
-        try:
-            if not isinstance(signature_name, str):
-                raise invalid("'signature_name' must be a string")
-            with self.manager.lease(name, version, match["label"]) as servable:
-                served = str(servable.version)
-                signature = servable.signature(signature_name)
-                inputs, form = json_codec.predict_inputs(request, signature)
-                checked = signature.check_inputs(inputs)
-                pending = servable.submit(signature, checked)
-                if pending is not None:
-                    outputs = await asyncio.wrap_future(pending)
-                else:
-                    outputs = await asyncio.get_running_loop().run_in_executor(self.pool, servable.run, signature, checked)
-            return json_codec.predict_response(outputs, form)
-        except ServingError as e:
-            code = e.code.name
-            raise
-        finally:
-            self.metrics.request_count.labels(name, served, signature_name or "serving_default", "predict", "REST", code).inc()
+        outcome.signature = signature_name = request.get("signature_name", "")
+        if not isinstance(signature_name, str):
+            outcome.signature = ""
+            raise invalid("'signature_name' must be a string")
+        with self.manager.lease(outcome.model, version, match["label"]) as servable:
+            outcome.version = str(servable.version)
+            signature = servable.signature(signature_name)
+            inputs, form = json_codec.predict_inputs(request, signature)
+            checked = signature.check_inputs(inputs)
+            pending = servable.submit_async(signature, checked)
+            if pending is not None:
+                outputs = await pending
+            else:
+                outputs = await asyncio.get_running_loop().run_in_executor(self.pool, servable.run, signature, checked)
+        return json_codec.predict_response(outputs, form)
 
-    def _handle(self, match: re.Match, body: bytes) -> dict:
+    def _handle(self, match: re.Match, body: bytes, outcome: _Outcome) -> dict:
         """Status, metadata, classify and regress, on a pool thread."""
         name, verb = match["name"], match["verb"]
         version = int(match["version"]) if match["version"] else None
@@ -128,22 +136,16 @@ class RestApi:
         signature_name = request.get("signature_name", "")
         if not isinstance(signature_name, str):
             raise invalid("'signature_name' must be a string")
+        outcome.signature = signature_name
         target = inference.Target(name, version, label, signature_name)
-        code, served = "OK", ""
-        try:
-            request_input = json_codec.examples_input(request)
-            if verb == "classify":
-                answer = inference.classify(self.manager, target, request_input)
-                served = str(answer.version)
-                return json_codec.classify_response(answer.outputs)
-            answer = inference.regress(self.manager, target, request_input)
-            served = str(answer.version)
-            return json_codec.regress_response(answer.outputs)
-        except ServingError as e:
-            code = e.code.name
-            raise
-        finally:
-            self.metrics.request_count.labels(name, served, signature_name or "serving_default", verb, "REST", code).inc()
+        request_input = json_codec.examples_input(request)
+        if verb == "classify":
+            answer = inference.classify(self.manager, target, request_input)
+            outcome.version = str(answer.version)
+            return json_codec.classify_response(answer.outputs)
+        answer = inference.regress(self.manager, target, request_input)
+        outcome.version = str(answer.version)
+        return json_codec.regress_response(answer.outputs)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

@@ -67,6 +67,8 @@ class Signature:
         self.output_specs: dict[str, tf.TensorSpec] = dict(function.structured_outputs)
         # A signature can be batched across requests when every input and output has a batch dimension.
         self.batchable = all(spec.shape.rank for spec in [*self.input_specs.values(), *self.output_specs.values()])
+        # Declared shapes as tuples (None: any size), checked per request without building TensorShapes.
+        self._shapes = {k: None if s.shape.rank is None else tuple(s.shape.as_list()) for k, s in self.input_specs.items()}
 
     def check_inputs(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Names, dtypes and shapes as the signature declares them; INVALID_ARGUMENT otherwise."""
@@ -82,7 +84,7 @@ class Signature:
         for key, spec in self.input_specs.items():
             value = inputs[key]
             checked[key] = cast(value, spec.dtype, key)
-            if not spec.shape.is_compatible_with(checked[key].shape):
+            if not _shape_fits(self._shapes[key], checked[key].shape):
                 raise invalid(
                     f"input {key!r} has shape {list(checked[key].shape)}; signature {self.name!r} "
                     f"expects {spec.shape.as_list() if spec.shape.rank is not None else 'any shape'}"
@@ -100,13 +102,19 @@ class Signature:
         return {k: v.numpy() for k, v in outputs.items()}
 
 
+def _shape_fits(declared: tuple | None, shape: tuple) -> bool:
+    if declared is None:
+        return True
+    return len(declared) == len(shape) and all(d is None or d == n for d, n in zip(declared, shape))
+
+
 def cast(value: np.ndarray, dtype: tf.DType, key: str) -> np.ndarray:
     if dtype == tf.string:
         if value.dtype.kind not in ("O", "S", "U"):
             raise invalid(f"input {key!r} must be a string (DT_STRING), got {value.dtype}")
         if value.dtype.kind == "U":
             value = np.char.encode(value, "utf-8")
-        return value.astype(object)
+        return value if value.dtype.kind == "O" else value.astype(object)
     if value.dtype.kind in ("O", "S", "U"):
         raise invalid(f"input {key!r} must be {dtype.name}, got strings")
     if dtype.is_bool:
@@ -157,10 +165,11 @@ class Servable:
         """Through the signature's batch scheduler when batching is on."""
         return self.runners[signature.name](inputs)
 
-    def submit(self, signature: Signature, inputs: dict[str, np.ndarray]):
-        """A Future of the outputs when the signature is batched; None when it runs in the caller."""
+    def submit_async(self, signature: Signature, inputs: dict[str, np.ndarray]):
+        """An asyncio.Future of the outputs when the signature is batched; None when it is not,
+        and the caller runs it on a thread of its own."""
         runner = self.runners[signature.name]
-        return runner.submit(inputs) if hasattr(runner, "submit") else None
+        return runner.submit_async(inputs) if hasattr(runner, "submit_async") else None
 
     def acquire(self) -> None:
         with self._idle:

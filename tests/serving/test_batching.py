@@ -63,6 +63,56 @@ def test_tasks_queued_while_a_batch_runs_are_merged():
         np.testing.assert_array_equal(result["y"], [2.0 * i, 2.0 * i + 1.0])
 
 
+def test_coroutines_awaiting_one_batch_are_settled_together_on_their_loop():
+    """submit_async: requests from an event loop share a batch; the batch thread hands all the
+    answers to the loop in one call, each gets its own rows, and a waiter that went away
+    (cancelled) neither gets an answer nor stops the others from getting theirs."""
+    import asyncio
+
+    model = Recorder(delay=0.3)
+    scheduler = BatchScheduler(model, params(batch_timeout_micros=100_000), "t")
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        handed = []
+        original = loop.call_soon_threadsafe
+        loop.call_soon_threadsafe = lambda *a, **k: (handed.append(a[0]), original(*a, **k))[1]
+        first = scheduler.submit_async({"x": np.array([9.0])})
+        await asyncio.sleep(0.05)  # the first batch is running
+        waiting = [scheduler.submit_async({"x": np.array([float(i)])}) for i in range(4)]
+        waiting[1].cancel()  # its client went away
+        results = await asyncio.gather(first, waiting[0], waiting[2], waiting[3])
+        return handed, results, waiting[1]
+
+    try:
+        handed, results, gone = asyncio.run(scenario())
+    finally:
+        scheduler.close()
+    assert model.sizes == [1, 4]
+    assert len(handed) == 2  # one hand-off per batch, not one per request
+    assert [r["y"].tolist() for r in results] == [[18.0], [0.0], [4.0], [6.0]]
+    assert gone.cancelled()
+
+
+def test_an_error_reaches_every_coroutine_of_the_batch():
+    import asyncio
+
+    def broken(inputs):
+        raise RuntimeError("model fell over")
+
+    scheduler = BatchScheduler(broken, params(), "t")
+
+    async def scenario():
+        futures = [scheduler.submit_async({"x": np.array([1.0])}) for _ in range(3)]
+        return await asyncio.gather(*futures, return_exceptions=True)
+
+    try:
+        outcomes = asyncio.run(asyncio.wait_for(scenario(), 5))
+    finally:
+        scheduler.close()
+    assert [type(o) for o in outcomes] == [RuntimeError] * 3
+
+
 def test_batches_are_padded_to_an_allowed_size():
     model = Recorder()
     scheduler = BatchScheduler(model, params(batch_timeout_micros=1000, allowed_batch_sizes=(4, 8)), "t")

@@ -1,0 +1,78 @@
+"""The gRPC tensor codec agrees with TensorFlow's make_ndarray / make_tensor_proto, and writes
+outputs in TF Serving's default form (typed value fields, not tensor_content)."""
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2, types_pb2
+
+from serving.model_server import tensors
+
+ARRAYS = [
+    np.array([[1.5, -2.25], [3.0, 4.125]], dtype=np.float32),
+    np.arange(6, dtype=np.float64).reshape(3, 2) / 7,
+    np.array([1, -2, 3], dtype=np.int32),
+    np.array([[1 << 40, -5]], dtype=np.int64),
+    np.array([0, 200, 255], dtype=np.uint8),
+    np.array([-7, 7], dtype=np.int8),
+    np.array([True, False, True]),
+    np.array([b"png bytes \x00\xff", b""], dtype=object),
+    np.array(2.5, dtype=np.float32),  # a scalar
+    np.zeros((0, 3), dtype=np.float32),  # no rows
+    np.array([1.0, 2.0], dtype=np.float16),  # not in the fast table: TensorFlow's own path
+    np.array([1, 2], dtype=np.uint32),
+]
+
+
+@pytest.mark.parametrize("array", ARRAYS, ids=lambda a: f"{a.dtype}{list(a.shape)}")
+def test_reads_what_tensorflow_writes(array):
+    proto = tf.make_tensor_proto(array)
+    got = tensors.to_ndarray(proto)
+    want = tf.make_ndarray(proto)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("array", ARRAYS, ids=lambda a: f"{a.dtype}{list(a.shape)}")
+def test_writes_what_tensorflow_reads(array):
+    proto = tensor_pb2.TensorProto()
+    tensors.fill_tensor_proto(proto, array)
+    back = tf.make_ndarray(proto)
+    assert back.shape == array.shape
+    np.testing.assert_array_equal(back, array)
+
+
+def test_outputs_use_typed_fields_as_tf_serving_does():
+    proto = tensor_pb2.TensorProto()
+    tensors.fill_tensor_proto(proto, np.array([[0.25, 0.5]], dtype=np.float32))
+    assert proto.dtype == types_pb2.DT_FLOAT and not proto.tensor_content
+    assert list(proto.float_val) == [0.25, 0.5]
+    assert [d.size for d in proto.tensor_shape.dim] == [1, 2]
+    text = tensor_pb2.TensorProto()
+    tensors.fill_tensor_proto(text, np.array(["4821", b"0007"], dtype=object))
+    assert text.dtype == types_pb2.DT_STRING and list(text.string_val) == [b"4821", b"0007"]
+
+
+def test_reads_value_fields_and_tensor_content():
+    by_field = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[1.0, 2.0, 3.0, 4.0])
+    by_field.tensor_shape.dim.add().size = 2
+    by_field.tensor_shape.dim.add().size = 2
+    np.testing.assert_array_equal(tensors.to_ndarray(by_field), [[1.0, 2.0], [3.0, 4.0]])
+    content = tensor_pb2.TensorProto(dtype=types_pb2.DT_INT64, tensor_content=np.array([5, 6], "<i8").tobytes())
+    content.tensor_shape.dim.add().size = 2
+    got = tensors.to_ndarray(content)
+    assert got.dtype == np.int64 and got.tolist() == [5, 6]
+    got[0] = 9  # a copy, not a view of the request's bytes
+    assert tensors.to_ndarray(content).tolist() == [5, 6]
+
+
+def test_a_single_value_fills_the_shape_as_tensorflow_does():
+    proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, string_val=[b"x"])
+    proto.tensor_shape.dim.add().size = 3
+    assert tensors.to_ndarray(proto).tolist() == [b"x", b"x", b"x"]
+
+
+def test_content_of_the_wrong_length_is_an_error():
+    proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_content=b"\x00" * 6)
+    proto.tensor_shape.dim.add().size = 2
+    with pytest.raises((ValueError, TypeError)):
+        tensors.to_ndarray(proto)
