@@ -4,7 +4,13 @@
 nghttp2's C load generator, sending the same HTTP/2 frames a gRPC client sends; the asyncio
 client in bench/grpc_load.py when h2load is absent or --python-grpc-client), (c) the same with batching off, (d) the book's Flask app calling
 `model.predict` per request, (e) the in-process limit: the SavedModel called directly on
-batches as large as the number of clients.
+batches as large as the number of clients; and, with h2load, (f) the gRPC floor: a grpc.aio
+server answering a canned PredictResponse with no model (bench/grpc_floor.py).
+
+Every row also has the CPU time it cost per request: the serving process's (`cpu_ms`, all its
+threads) and the load generator's (`load_cpu_ms`). From the in-process CPU per image and the
+floor's CPU per request follows an upper bound for gRPC on this machine (cores / CPU per request),
+printed after the table.
 
 python -m bench.serving_bench [--serving-dir DIR] [--clients 1,8,32,64] [--seconds 8]
 """
@@ -16,6 +22,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -40,6 +47,30 @@ batch_timeout_micros {{ value: {timeout_us} }}
 num_batch_threads {{ value: {threads} }}
 max_enqueued_batches {{ value: 1000 }}
 """
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, all its threads, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def metered(pid: int, load):
+    """Runs `load()` (a dict with rps) and adds the CPU per request of process `pid` and of the
+    load generator (this process's finished children)."""
+    server_before, load_before, started = cpu_seconds(pid), children_cpu_seconds(), time.perf_counter()
+    found = load()
+    wall = time.perf_counter() - started
+    requests_done = max(1.0, found["rps"] * wall)
+    found["cpu_ms"] = (cpu_seconds(pid) - server_before) / requests_done * 1000
+    found["load_cpu_ms"] = (children_cpu_seconds() - load_before) / requests_done * 1000
+    return found
 
 
 def captcha_model(serving_dir: str | None) -> str:
@@ -68,13 +99,17 @@ def in_process(version_dir: str, image: bytes, clients: list[int], seconds: floa
         for _ in range(3):
             signature(image_bytes=batch)
         times, deadline = [], time.perf_counter() + seconds
+        cpu_before = os.times()
         while time.perf_counter() < deadline:
             started = time.perf_counter()
             signature(image_bytes=batch)
             times.append(time.perf_counter() - started)
+        cpu_after = os.times()
+        cpu = cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system
         ms = np.array(times) * 1000
         rows.append({"what": "(e) in-process, batch = clients", "clients": n, "rps": n * len(times) / sum(times),
-                     "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)), "errors": 0})
+                     "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)), "errors": 0,
+                     "cpu_ms": cpu / (n * len(times)) * 1000, "load_cpu_ms": 0.0})
     return rows
 
 
@@ -194,17 +229,21 @@ def main(argv: list[str]) -> int:
     for label, config in (("batching on", batching), ("batching off", None)):
         server = serve(base, workdir, config)
         try:
+            pid = server.process.pid
             for n in clients:
+                rest_url = f"{server.rest_url}/v1/models/captcha:predict"
                 rows.append({"what": f"(a) REST, {label}", "clients": n,
-                              **wrk(f"{server.rest_url}/v1/models/captcha:predict", rest_body, n, args.seconds, workdir)})
+                              **metered(pid, lambda: wrk(rest_url, rest_body, n, args.seconds, workdir))})
                 if use_h2load:
-                    found = h2load_grpc(server.grpc_target, grpc_body_path, n, args.seconds, workdir)
+                    found = metered(pid, lambda: h2load_grpc(server.grpc_target, grpc_body_path, n, args.seconds, workdir))
                 else:
-                    found = grpc_load(server.grpc_target, image_path, n, args.seconds)
+                    found = metered(pid, lambda: grpc_load(server.grpc_target, image_path, n, args.seconds))
                 rows.append({"what": f"(b) gRPC, {label}", "clients": n, **found})
                 print(f"  {label}: {n} clients done", file=sys.stderr)
         finally:
             server.stop()
+    if use_h2load:
+        rows += grpc_floor(grpc_body_path, clients, args.seconds, workdir)
     port = free_port()
     flask = subprocess.Popen([sys.executable, "-m", "bench.flask_baseline", version_dir, str(port)], cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -214,7 +253,7 @@ def main(argv: list[str]) -> int:
         wait_for(lambda: _answers(requests, f"http://127.0.0.1:{port}/predict", encoded), timeout=120, interval=0.5)
         for n in clients:
             rows.append({"what": "(d) Flask + model.predict per request", "clients": n,
-                         **wrk(f"http://127.0.0.1:{port}/predict", flask_body, n, args.seconds, workdir)})
+                         **metered(flask.pid, lambda: wrk(f"http://127.0.0.1:{port}/predict", flask_body, n, args.seconds, workdir))})
     finally:
         flask.terminate()
         flask.wait(15)
@@ -222,8 +261,51 @@ def main(argv: list[str]) -> int:
     for r in rows:
         r["vs in-process"] = r["rps"] / limit[r["clients"]]
     print_table("Serving the captcha model (PNG in), requests/s and latency", rows)
-    print(f"\nraw: {record('serving', rows)}")
+    bounds = grpc_bounds(rows)
+    if bounds:
+        print_table("Upper bound for a Python gRPC server on this machine (cores / CPU per request)", bounds)
+    print(f"\nraw: {record('serving', rows + bounds)}")
     return 0
+
+
+def grpc_floor(body_path: str, clients: list[int], seconds: float, workdir: str) -> list[dict]:
+    """(f): grpc.aio with a canned answer under the same h2load load."""
+    port = free_port()
+    floor = subprocess.Popen([sys.executable, "-m", "bench.grpc_floor", "--port", str(port)], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    rows = []
+    try:
+        if floor.stdout.readline().strip() != "ready":
+            raise RuntimeError("bench.grpc_floor did not start")
+        for n in clients:
+            rows.append({"what": "(f) gRPC floor: grpc.aio, canned answer, no model", "clients": n,
+                         **metered(floor.pid, lambda: h2load_grpc(f"127.0.0.1:{port}", body_path, n, seconds, workdir))})
+    finally:
+        floor.terminate()
+        floor.wait(15)
+    return rows
+
+
+def grpc_bounds(rows: list[dict]) -> list[dict]:
+    """At most cores / (model CPU per image in process + gRPC's own CPU per request + the load
+    generator's) requests per second: what any Python gRPC server could reach here, as a share of
+    the in-process limit. (The model's CPU per image is the in-process figure at a batch as large as
+    the number of clients, the most a server can merge.)"""
+    cores = os.cpu_count() or 1
+    by = {(r["what"][:3], r["clients"]): r for r in rows}
+    bounds = []
+    for (kind, n), in_process in sorted(by.items()):
+        floor = by.get(("(f)", n))
+        if kind != "(e)" or floor is None:
+            continue
+        per_request_ms = in_process["cpu_ms"] + floor["cpu_ms"] + floor["load_cpu_ms"]
+        bound = cores / per_request_ms * 1000
+        served = next((r for r in rows if r["what"] == "(b) gRPC, batching on" and r["clients"] == n), None)
+        bounds.append({"clients": n, "model_cpu_ms": in_process["cpu_ms"], "grpc_floor_cpu_ms": floor["cpu_ms"],
+                       "load_cpu_ms": floor["load_cpu_ms"], "bound_rps": bound,
+                       "bound_vs_in_process": bound / in_process["rps"],
+                       "grpc_measured_vs_bound": (served["rps"] / bound) if served else float("nan")})
+    return bounds
 
 
 def _answers(requests, url, encoded) -> bool:

@@ -8,8 +8,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 
 import numpy as np
+import orjson
 import tensorflow as tf
 from tensorflow_serving.apis import input_pb2
 
@@ -32,9 +34,14 @@ def decode_b64(value: dict) -> bytes:
 
 def parse_body(body: bytes) -> dict:
     try:
-        parsed = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise invalid(f"JSON Parse error: {e}") from None
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        # What orjson refuses but TF Serving reads: NaN / Infinity literals, integers past 64 bits,
+        # UTF-16/32 bodies; the standard library parses those, or says what is wrong.
+        try:
+            parsed = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise invalid(f"JSON Parse error: {e}") from None
     if not isinstance(parsed, dict):
         raise invalid("JSON Value: the request body must be a JSON object")
     return parsed
@@ -176,6 +183,26 @@ def predict_response(outputs: dict[str, np.ndarray], form: str) -> dict:
     columns = {k: tensor_to_json(k, v) for k, v in outputs.items()}
     (size,) = sizes
     return {"predictions": [{k: columns[k][i] for k in columns} for i in range(size)]}
+
+
+def dumps(payload) -> bytes:
+    """The response body. orjson writes NaN and infinities as null; TF Serving writes them as
+    NaN / Infinity, so a payload holding any (seen only when "null" appears) takes the standard
+    library's encoder, which writes them that way."""
+    body = orjson.dumps(payload)
+    if b"null" in body and _has_non_finite(payload):
+        return json.dumps(payload).encode()
+    return body
+
+
+def _has_non_finite(value) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_non_finite(v) for v in value)
+    return False
 
 
 # --- classify / regress bodies -----------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -93,7 +92,7 @@ class RestApi:
         if verb:
             self.metrics.request_done(outcome.model, outcome.version, outcome.signature or "serving_default", verb,
                                       "REST", outcome.code, (time.perf_counter() - started) * 1e6)
-        return web.Response(body=json.dumps(payload).encode(), status=status, content_type="application/json")
+        return web.Response(body=json_codec.dumps(payload), status=status, content_type="application/json")
 
     async def _predict(self, match: re.Match, body: bytes, outcome: _Outcome) -> dict:
         """Parsing and encoding run on the event loop; the model call goes to the batch scheduler
