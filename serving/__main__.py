@@ -53,6 +53,9 @@ def main(argv=None) -> int:
     frontend = None
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    # Ctrl-C stops both even when this was started with SIGINT ignored (a background job of a
+    # shell without job control), in which case Python would not raise KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         server.wait_ready()
         frontend = subprocess.Popen(
