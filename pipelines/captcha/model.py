@@ -3,6 +3,7 @@ captcha metrics that mean something, and the SavedModel that takes encoded image
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 
 import tensorflow as tf
@@ -142,7 +143,7 @@ def augment(
     batch = tf.shape(images)[0]
     height, width = tf.cast(tf.shape(images)[1], tf.float32), tf.cast(tf.shape(images)[2], tf.float32)
     uniform = lambda limit: tf.random.uniform([batch], -limit, limit)  # noqa: E731
-    angle = uniform(max_degrees * 3.141592653589793 / 180)
+    angle = uniform(math.radians(max_degrees))
     scale = 1.0 + uniform(zoom)  # > 1 samples a larger area: the text looks smaller
     dy, dx = uniform(shift[0]) * height, uniform(shift[1]) * width
     cy, cx = (height - 1) / 2, (width - 1) / 2

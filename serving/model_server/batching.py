@@ -45,8 +45,8 @@ class _Task:
 
 
 def _settle(results: list) -> None:
-    """On an event loop: hand each waiting request its rows or its error (skipping any whose
-    client has gone and whose future was cancelled)."""
+    """Hands each waiting request its rows or its error, skipping any whose future was
+    cancelled (its client has gone); on the futures' event loop for asyncio futures."""
     for future, value, error in results:
         if not future.done():
             if error is None:
@@ -193,16 +193,14 @@ class BatchScheduler:
 
     @staticmethod
     def _deliver(results: list) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+        """Thread futures are settled here; the futures of each event loop on that loop, in one call."""
+        by_loop: dict[asyncio.AbstractEventLoop | None, list] = {}
         for task, value, error in results:
-            if task.loop is None:
-                if error is None:
-                    task.future.set_result(value)
-                else:
-                    task.future.set_exception(error)
-            else:
-                by_loop.setdefault(task.loop, []).append((task.future, value, error))
+            by_loop.setdefault(task.loop, []).append((task.future, value, error))
         for loop, items in by_loop.items():
+            if loop is None:
+                _settle(items)
+                continue
             try:
                 loop.call_soon_threadsafe(_settle, items)
             except RuntimeError:  # the loop has closed: the server is stopping and nobody waits

@@ -5,7 +5,6 @@ scheduler (no thread per waiting request, as REST's predict); the other calls ar
 methods that grpc.aio runs on its thread pool."""
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import time
@@ -125,11 +124,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             raise invalid(f"cannot read input tensors: {e}") from None
         with self.manager.lease(target.model, target.version, target.label) as servable:
             signature, checked, wanted = inference.prepare_predict(servable, target.signature, inputs, request.output_filter)
-            pending = servable.submit_async(signature, checked)
-            if pending is not None:
-                outputs = await pending
-            else:
-                outputs = await asyncio.get_running_loop().run_in_executor(self.pool, servable.run, signature, checked)
+            outputs = await servable.run_async(signature, checked, self.pool)
             version = servable.version
         response = predict_pb2.PredictResponse()
         _spec(response.model_spec, target.model, version, signature.name)

@@ -99,20 +99,15 @@ class RestApi:
         (awaited without a thread of its own) or, with batching off, to the thread pool."""
         version = int(match["version"]) if match["version"] else None
         request = json_codec.parse_body(body)
-        outcome.signature = signature_name = request.get("signature_name", "")
+        signature_name = request.get("signature_name", "")
         if not isinstance(signature_name, str):
-            outcome.signature = ""
             raise invalid("'signature_name' must be a string")
+        outcome.signature = signature_name
         with self.manager.lease(outcome.model, version, match["label"]) as servable:
             outcome.version = str(servable.version)
             signature = servable.signature(signature_name)
             inputs, form = json_codec.predict_inputs(request, signature)
-            checked = signature.check_inputs(inputs)
-            pending = servable.submit_async(signature, checked)
-            if pending is not None:
-                outputs = await pending
-            else:
-                outputs = await asyncio.get_running_loop().run_in_executor(self.pool, servable.run, signature, checked)
+            outputs = await servable.run_async(signature, signature.check_inputs(inputs), self.pool)
         return json_codec.predict_response(outputs, form)
 
     def _handle(self, match: re.Match, body: bytes, outcome: _Outcome) -> dict:

@@ -3,6 +3,8 @@
 This is the model layer; it knows nothing about HTTP or gRPC."""
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
 import threading
 from typing import Callable
@@ -165,11 +167,14 @@ class Servable:
         """Through the signature's batch scheduler when batching is on."""
         return self.runners[signature.name](inputs)
 
-    def submit_async(self, signature: Signature, inputs: dict[str, np.ndarray]):
-        """An asyncio.Future of the outputs when the signature is batched; None when it is not,
-        and the caller runs it on a thread of its own."""
+    async def run_async(self, signature: Signature, inputs: dict[str, np.ndarray],
+                        pool: concurrent.futures.Executor) -> dict[str, np.ndarray]:
+        """`run` for a caller on an event loop: awaits the batch scheduler when the signature is
+        batched (no thread per waiting request), and runs the model on `pool` when it is not."""
         runner = self.runners[signature.name]
-        return runner.submit_async(inputs) if hasattr(runner, "submit_async") else None
+        if hasattr(runner, "submit_async"):
+            return await runner.submit_async(inputs)
+        return await asyncio.get_running_loop().run_in_executor(pool, runner, inputs)
 
     def acquire(self) -> None:
         with self._idle:

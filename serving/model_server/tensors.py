@@ -11,6 +11,8 @@ values in the typed repeated field such as `float_val` or `string_val`, not
 `tensor_content`), so clients that read those fields directly work unchanged."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2, types_pb2
@@ -53,9 +55,7 @@ def to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
     if shape_proto.unknown_rank:
         return tf.make_ndarray(proto)
     shape = tuple(d.size for d in shape_proto.dim)
-    count = 1
-    for size in shape:
-        count *= size
+    count = math.prod(shape)
     if proto.dtype == types_pb2.DT_STRING:
         values = proto.string_val
         if len(values) == count:
