@@ -61,16 +61,24 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def metered(pid: int, load):
-    """Runs `load()` (a dict with rps) and adds the CPU per request of process `pid` and of the
-    load generator (this process's finished children)."""
-    server_before, load_before, started = cpu_seconds(pid), children_cpu_seconds(), time.perf_counter()
-    found = load()
-    wall = time.perf_counter() - started
-    requests_done = max(1.0, found["rps"] * wall)
-    found["cpu_ms"] = (cpu_seconds(pid) - server_before) / requests_done * 1000
-    found["load_cpu_ms"] = (children_cpu_seconds() - load_before) / requests_done * 1000
-    return found
+class Meter:
+    """CPU time over a `with` block: of process `pid` (all its threads) and of this process's
+    children that finished in it (the load generator), per request once the count is known."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def __enter__(self) -> "Meter":
+        self.server, self.load = cpu_seconds(self.pid), children_cpu_seconds()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server = cpu_seconds(self.pid) - self.server
+        self.load = children_cpu_seconds() - self.load
+
+    def per_request(self, requests: int) -> dict:
+        requests = max(1, requests)
+        return {"cpu_ms": self.server / requests * 1000, "load_cpu_ms": self.load / requests * 1000}
 
 
 def captcha_model(serving_dir: str | None) -> str:
@@ -99,17 +107,15 @@ def in_process(version_dir: str, image: bytes, clients: list[int], seconds: floa
         for _ in range(3):
             signature(image_bytes=batch)
         times, deadline = [], time.perf_counter() + seconds
-        cpu_before = os.times()
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            signature(image_bytes=batch)
-            times.append(time.perf_counter() - started)
-        cpu_after = os.times()
-        cpu = cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system
+        with Meter(os.getpid()) as meter:
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                signature(image_bytes=batch)
+                times.append(time.perf_counter() - started)
         ms = np.array(times) * 1000
         rows.append({"what": "(e) in-process, batch = clients", "clients": n, "rps": n * len(times) / sum(times),
                      "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)), "errors": 0,
-                     "cpu_ms": cpu / (n * len(times)) * 1000, "load_cpu_ms": 0.0})
+                     **meter.per_request(n * len(times))})
     return rows
 
 
@@ -118,19 +124,22 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(url: str, body_path: str, clients: int, seconds: float, workdir: str) -> dict:
+def wrk(url: str, body_path: str, clients: int, seconds: float, workdir: str, pid: int) -> dict:
+    """REST load from wrk; CPU per request of process `pid` and of wrk over the timed run only."""
     script = os.path.join(workdir, "post.lua")
     with open(script, "w") as f:
         f.write(WRK_SCRIPT.format(body=body_path))
     subprocess.run(["wrk", "-t1", "-c1", "-d1s", "-s", script, url], capture_output=True, check=True)  # warm up
-    out = subprocess.run(["wrk", f"-t{min(2, clients)}", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "30s",
-                          "-s", script, url], capture_output=True, text=True, check=True).stdout
+    with Meter(pid) as meter:
+        out = subprocess.run(["wrk", f"-t{min(2, clients)}", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--latency",
+                              "--timeout", "30s", "-s", script, url], capture_output=True, text=True, check=True).stdout
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
             "p50_ms": _ms(re.search(r"\s50%\s+(\S+)", out).group(1)),
             "p99_ms": _ms(re.search(r"\s99%\s+(\S+)", out).group(1)),
-            "errors": (int(errors.group(1)) if errors else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0)}
+            "errors": (int(errors.group(1)) if errors else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0),
+            **meter.per_request(int(re.search(r"(\d+) requests in", out).group(1)))}
 
 
 def grpc_body(image: bytes, path: str) -> str:
@@ -149,17 +158,19 @@ def grpc_body(image: bytes, path: str) -> str:
     return path
 
 
-def h2load_grpc(target: str, body_path: str, clients: int, seconds: float, workdir: str) -> dict:
+def h2load_grpc(target: str, body_path: str, clients: int, seconds: float, workdir: str, pid: int) -> dict:
     """gRPC load from h2load (nghttp2, C): the same HTTP/2 request a gRPC client sends, without a Python client
-    competing for the two cores. Percentiles come from its per-request log."""
+    competing for the two cores. Percentiles come from its per-request log; CPU per request (of process
+    `pid` and of h2load) over the timed run only."""
     url = f"http://{target}/tensorflow.serving.PredictionService/Predict"
     log = os.path.join(workdir, "h2load.log")
     flags = ["-d", body_path, "-H", "content-type: application/grpc", "-H", "te: trailers", "-m", "1"]
     subprocess.run(["h2load", "-n", "20", "-c", "1", *flags, url], capture_output=True, check=True)  # warm up
     if os.path.exists(log):
         os.remove(log)  # h2load appends
-    out = subprocess.run(["h2load", "-c", str(clients), "-D", str(max(1, round(seconds))), "--log-file", log, *flags, url],
-                         capture_output=True, text=True, check=True).stdout
+    with Meter(pid) as meter:
+        out = subprocess.run(["h2load", "-c", str(clients), "-D", str(max(1, round(seconds))), "--log-file", log, *flags, url],
+                             capture_output=True, text=True, check=True).stdout
     rows = [line.split("\t") for line in open(log) if line.strip()]
     ok = [int(r[2]) / 1000 for r in rows if r[1] == "200"]
     finished = re.search(r"finished in ([\d.]+)(ms|s)", out)
@@ -169,15 +180,17 @@ def h2load_grpc(target: str, body_path: str, clients: int, seconds: float, workd
     if not data or int(data.group(1)) / max(1, len(rows)) < 100:
         raise RuntimeError(f"gRPC answers carry no outputs; the requests failed:\n{out}")
     return {"rps": len(ok) / wall, "p50_ms": float(np.percentile(ok, 50)), "p99_ms": float(np.percentile(ok, 99)),
-            "errors": len(rows) - len(ok)}
+            "errors": len(rows) - len(ok), **meter.per_request(len(rows))}
 
 
-def grpc_load(target: str, image_path: str, clients: int, seconds: float) -> dict:
-    out = subprocess.run([sys.executable, "-m", "bench.grpc_load", "--target", target, "--image", image_path,
-                          "--clients", str(clients), "--seconds", str(seconds)],
-                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+def grpc_load(target: str, image_path: str, clients: int, seconds: float, pid: int) -> dict:
+    """gRPC load from the asyncio client; its CPU per request includes its own start-up (TensorFlow's import)."""
+    with Meter(pid) as meter:
+        out = subprocess.run([sys.executable, "-m", "bench.grpc_load", "--target", target, "--image", image_path,
+                              "--clients", str(clients), "--seconds", str(seconds)],
+                             cwd=ROOT, capture_output=True, text=True, check=True).stdout
     result = json.loads(out.strip().splitlines()[-1])
-    return {k: result[k] for k in ("rps", "p50_ms", "p99_ms", "errors")}
+    return {**{k: result[k] for k in ("rps", "p50_ms", "p99_ms", "errors")}, **meter.per_request(result["requests"])}
 
 
 def serve(base: str, workdir: str, batching: str | None) -> ServerProcess:
@@ -229,15 +242,14 @@ def main(argv: list[str]) -> int:
     for label, config in (("batching on", batching), ("batching off", None)):
         server = serve(base, workdir, config)
         try:
-            pid = server.process.pid
+            pid, rest_url = server.process.pid, f"{server.rest_url}/v1/models/captcha:predict"
             for n in clients:
-                rest_url = f"{server.rest_url}/v1/models/captcha:predict"
                 rows.append({"what": f"(a) REST, {label}", "clients": n,
-                              **metered(pid, lambda: wrk(rest_url, rest_body, n, args.seconds, workdir))})
+                              **wrk(rest_url, rest_body, n, args.seconds, workdir, pid)})
                 if use_h2load:
-                    found = metered(pid, lambda: h2load_grpc(server.grpc_target, grpc_body_path, n, args.seconds, workdir))
+                    found = h2load_grpc(server.grpc_target, grpc_body_path, n, args.seconds, workdir, pid)
                 else:
-                    found = metered(pid, lambda: grpc_load(server.grpc_target, image_path, n, args.seconds))
+                    found = grpc_load(server.grpc_target, image_path, n, args.seconds, pid)
                 rows.append({"what": f"(b) gRPC, {label}", "clients": n, **found})
                 print(f"  {label}: {n} clients done", file=sys.stderr)
         finally:
@@ -253,7 +265,7 @@ def main(argv: list[str]) -> int:
         wait_for(lambda: _answers(requests, f"http://127.0.0.1:{port}/predict", encoded), timeout=120, interval=0.5)
         for n in clients:
             rows.append({"what": "(d) Flask + model.predict per request", "clients": n,
-                         **metered(flask.pid, lambda: wrk(f"http://127.0.0.1:{port}/predict", flask_body, n, args.seconds, workdir))})
+                         **wrk(f"http://127.0.0.1:{port}/predict", flask_body, n, args.seconds, workdir, flask.pid)})
     finally:
         flask.terminate()
         flask.wait(15)
@@ -279,7 +291,7 @@ def grpc_floor(body_path: str, clients: list[int], seconds: float, workdir: str)
             raise RuntimeError("bench.grpc_floor did not start")
         for n in clients:
             rows.append({"what": "(f) gRPC floor: grpc.aio, canned answer, no model", "clients": n,
-                         **metered(floor.pid, lambda: h2load_grpc(f"127.0.0.1:{port}", body_path, n, seconds, workdir))})
+                         **h2load_grpc(f"127.0.0.1:{port}", body_path, n, seconds, workdir, floor.pid)})
     finally:
         floor.terminate()
         floor.wait(15)
