@@ -2,7 +2,8 @@
 
 Exit codes: 0 success, 1 a component failed (one line says which and why),
 2 bad usage or unusable input, 3 an internal error (a bug: run with -v for the
-traceback), 130 interrupted.
+traceback), 4 the engine asked for is not there (e.g. no Flink cluster) or its
+job failed outside any component, 130 interrupted.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import warnings
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\..*")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_ENGINE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 
 class UsageError(Exception):
@@ -49,6 +50,17 @@ def _add_store_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_engine_args(parser) -> None:
+    parser.add_argument(
+        "--runner",
+        help="Beam runner (default DirectRunner). `flink`: the cluster `make flink-up` started, or the one at "
+        "--flink-master; any other name (PortableRunner, SparkRunner, DataflowRunner, ...) goes to Beam as it is",
+    )
+    parser.add_argument("--flink-master", metavar="HOST:PORT", help="with --runner flink: an existing Flink cluster's REST address")
+    parser.add_argument("--direct_num_workers", type=int, help="DirectRunner parallelism")
+    parser.add_argument("--direct_running_mode", choices=["in_memory", "multi_threading", "multi_processing"])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m pipelines", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -64,10 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-cache", action="store_true", help="re-run every component even if its inputs are unchanged")
     beam = run.add_argument_group("Beam pipeline options (passed to every Beam component unchanged)")
-    beam.add_argument("--runner", help="Beam runner (default DirectRunner): FlinkRunner, SparkRunner, DataflowRunner, ...")
-    beam.add_argument("--direct_num_workers", type=int, help="DirectRunner parallelism")
-    beam.add_argument("--direct_running_mode", choices=["in_memory", "multi_threading", "multi_processing"])
-    run.epilog = "Any other --option Beam knows (e.g. --flink_master=HOST:PORT) is passed through to Beam."
+    _add_engine_args(beam)
+    run.epilog = "Any other --option Beam knows (e.g. --environment_config=HOST:PORT) is passed through to Beam."
     _add_store_args(run)
 
     sub.add_parser("list", help="list known pipelines", description="List the pipelines this repository knows.")
@@ -105,9 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="schema environment (e.g. TRAINING, SERVING); default: the one the data's columns fit",
     )
-    validate.add_argument("--runner", help="Beam runner (default DirectRunner)")
-    validate.add_argument("--direct_num_workers", type=int)
-    validate.add_argument("--direct_running_mode", choices=["in_memory", "multi_threading", "multi_processing"])
+    _add_engine_args(validate)
     return parser
 
 
@@ -145,19 +153,20 @@ def _parse_params(pairs: list[str]) -> dict[str, str]:
 
 
 def _beam_args(args, extra: list[str]) -> list[str]:
+    """Beam options for every Beam component; checks that the engine asked for answers (EngineUnavailable)."""
     from components.base.beam import UnknownBeamOption, check_beam_args
+    from pipelines.engines import beam_args
 
-    beam_args = []
-    if args.runner:
-        beam_args.append(f"--runner={args.runner}")
+    user_args = []
     if args.direct_num_workers is not None:
-        beam_args.append(f"--direct_num_workers={args.direct_num_workers}")
+        user_args.append(f"--direct_num_workers={args.direct_num_workers}")
     if args.direct_running_mode:
-        beam_args.append(f"--direct_running_mode={args.direct_running_mode}")
+        user_args.append(f"--direct_running_mode={args.direct_running_mode}")
     try:
-        return check_beam_args(beam_args + extra)
+        check_beam_args(user_args + extra)
     except UnknownBeamOption as error:
         raise UsageError(str(error)) from None
+    return beam_args(args.runner, args.flink_master, user_args + extra)
 
 
 def cmd_run(args, extra: list[str]) -> int:
@@ -207,6 +216,7 @@ def cmd_run(args, extra: list[str]) -> int:
 
 
 def cmd_validate(args, extra: list[str]) -> int:
+    from components.base.beam import BeamJobFailed
     from components.schema_gen.schema_io import SchemaError
     from pipelines.validate import EXIT_UNUSABLE, UnusableInput, validate
 
@@ -223,6 +233,9 @@ def cmd_validate(args, extra: list[str]) -> int:
     except (UnusableInput, SchemaError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_UNUSABLE
+    except BeamJobFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_ENGINE
 
 
 def cmd_compare(args) -> int:
@@ -322,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger(name).setLevel(logging.ERROR)
     if args.command in ("run", "validate"):
         _import_quietly()
+    from pipelines.engines import EngineUnavailable
+
     try:
         if args.command == "run":
             return cmd_run(args, extra)
@@ -336,6 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         print(f"python -m pipelines {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except EngineUnavailable as error:
+        print(f"python -m pipelines {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_ENGINE
     except KeyboardInterrupt:
         print("interrupted: the running component is recorded as failed; re-run to resume", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -5,12 +5,19 @@ Nothing else in the project talks to the MLMD store directly.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import datetime
+import fcntl
+import functools
 import os
+import random
+import socket
 import time
-from typing import Iterable
+from typing import Callable, Iterable, Iterator
 
 from google.protobuf import text_format
+from ml_metadata import errors as mlmd_errors
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2 as mlmd
 
@@ -111,11 +118,104 @@ def _read_props(message) -> dict:
     return out
 
 
+class StoreBusy(RuntimeError):
+    """Another runner holds the SQLite store and did not let go in time."""
+
+
+# MySQL answers concurrent writers with deadlocks and lock timeouts; the transaction was
+# rolled back, so the same call can simply be made again.
+_TRANSIENT = ("deadlock", "lock wait timeout", "try restarting transaction", "database is locked")
+
+
+def _transient(error: Exception) -> bool:
+    if isinstance(error, (mlmd_errors.AbortedError, mlmd_errors.UnavailableError)):
+        return True
+    return isinstance(error, mlmd_errors.StatusError) and any(t in str(error).lower() for t in _TRANSIENT)
+
+
+class _RetryingStore:
+    """ML Metadata's store, each call retried (with jittered back-off) on transient errors."""
+
+    def __init__(self, store: metadata_store.MetadataStore, attempts: int = 8) -> None:
+        self._store = store
+        self._attempts = attempts
+
+    def __getattr__(self, name: str):
+        method = getattr(self._store, name)
+
+        @functools.wraps(method)
+        def call(*args, **kwargs):
+            for attempt in range(self._attempts):
+                try:
+                    return method(*args, **kwargs)
+                except Exception as error:  # noqa: BLE001 - only the transient ones are retried
+                    if attempt == self._attempts - 1 or not _transient(error):
+                        raise
+                    time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))
+            raise AssertionError("unreachable")
+
+        return call
+
+
+def _put_type(put: Callable[[], int]) -> int:
+    """Two writers registering the same type at once: the loser's insert fails, its retry finds the type."""
+    try:
+        return put()
+    except mlmd_errors.AlreadyExistsError:
+        return put()
+
+
 class MetadataStore:
     def __init__(self, config: mlmd.ConnectionConfig) -> None:
         self.config = config
-        self.store = metadata_store.MetadataStore(config)
+        self.store = _RetryingStore(metadata_store.MetadataStore(config))
         self._type_ids: dict[tuple[str, str], int] = {}
+
+    @property
+    def sqlite_path(self) -> str | None:
+        return self.config.sqlite.filename_uri if self.config.HasField("sqlite") else None
+
+    @contextlib.contextmanager
+    def exclusive(self, wait_s: float | None = None, say: Callable[[str], None] = print) -> Iterator[None]:
+        """On SQLite, one runner at a time: wait for the store's lock (up to `wait_s`, None = as long as it
+        takes), saying who holds it; raise StoreBusy when the wait runs out. MySQL takes concurrent runners."""
+        if self.sqlite_path is None:
+            yield
+            return
+        lock_path = self.sqlite_path + ".lock"
+        with open(lock_path, "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.seek(0)
+                holder = lock.read().strip() or "another runner"
+                say(
+                    f"waiting for {self.sqlite_path}: {holder} is using it (runs on one SQLite store go one at "
+                    "a time; a MySQL store takes concurrent runs)"
+                )
+                deadline = None if wait_s is None else time.monotonic() + wait_s
+                while True:
+                    try:
+                        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if deadline is not None and time.monotonic() > deadline:
+                            raise StoreBusy(
+                                f"{self.sqlite_path} is in use by {holder}; gave up after {wait_s:.0f}s"
+                            ) from None
+                        time.sleep(0.5)
+            lock.seek(0)
+            lock.truncate()
+            started = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+            lock.write(f"pid {os.getpid()} on {socket.gethostname()} since {started}")
+            lock.flush()
+            try:
+                yield
+            finally:
+                lock.seek(0)
+                lock.truncate()
+                lock.flush()
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     # --- types -----------------------------------------------------------------
     def _artifact_type_id(self, cls: type[Artifact]) -> int:
@@ -124,7 +224,7 @@ class MetadataStore:
             t = mlmd.ArtifactType(name=cls.TYPE_NAME)
             for name, kind in cls.PROPERTIES.items():
                 t.properties[name] = _KINDS[kind]
-            self._type_ids[key] = self.store.put_artifact_type(t, can_add_fields=True)
+            self._type_ids[key] = _put_type(lambda: self.store.put_artifact_type(t, can_add_fields=True))
         return self._type_ids[key]
 
     def _execution_type_id(self, name: str) -> int:
@@ -133,7 +233,7 @@ class MetadataStore:
             t = mlmd.ExecutionType(name=name)
             for prop, kind in _EXECUTION_PROPERTIES.items():
                 t.properties[prop] = kind
-            self._type_ids[key] = self.store.put_execution_type(t, can_add_fields=True)
+            self._type_ids[key] = _put_type(lambda: self.store.put_execution_type(t, can_add_fields=True))
         return self._type_ids[key]
 
     def _context_type_id(self, name: str) -> int:
@@ -141,7 +241,7 @@ class MetadataStore:
         if key not in self._type_ids:
             t = mlmd.ContextType(name=name)
             t.properties["pipeline_name"] = mlmd.STRING
-            self._type_ids[key] = self.store.put_context_type(t, can_add_fields=True)
+            self._type_ids[key] = _put_type(lambda: self.store.put_context_type(t, can_add_fields=True))
         return self._type_ids[key]
 
     # --- contexts ----------------------------------------------------------------
@@ -151,7 +251,10 @@ class MetadataStore:
             return existing
         context = mlmd.Context(type_id=self._context_type_id(type_name), name=name)
         context.properties["pipeline_name"].string_value = pipeline_name
-        [context.id] = self.store.put_contexts([context])
+        try:
+            [context.id] = self.store.put_contexts([context])
+        except mlmd_errors.AlreadyExistsError:  # a concurrent run created it first
+            return self.store.get_context_by_type_and_name(type_name, name)
         return context
 
     def start_run(self, pipeline_name: str, run_id: str) -> list[mlmd.Context]:

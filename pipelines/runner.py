@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -80,6 +81,7 @@ class LocalRunner:
         enable_cache: bool = True,
         out: TextIO | None = None,
         clock: Callable[[], float] = time.monotonic,
+        store_wait_s: float | None = None,
     ) -> None:
         self.store = store
         self.pipeline_root = os.path.abspath(pipeline_root)
@@ -87,6 +89,7 @@ class LocalRunner:
         self.enable_cache = enable_cache
         self.out = out or sys.stderr
         self.clock = clock
+        self.store_wait_s = store_wait_s  # how long to wait for a SQLite store another runner holds
 
     def _say(self, message: str) -> None:
         print(message, file=self.out, flush=True)
@@ -105,6 +108,11 @@ class LocalRunner:
         return digest.hexdigest()
 
     def run(self, pipeline: Pipeline, run_id: str | None = None) -> RunResult:
+        """Run every component in order; on a SQLite store, only after other runners on it are done."""
+        with self.store.exclusive(self.store_wait_s, say=self._say):
+            return self._run(pipeline, run_id)
+
+    def _run(self, pipeline: Pipeline, run_id: str | None) -> RunResult:
         run_id = run_id or datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
         contexts = self.store.start_run(pipeline.name, run_id)
         ordered = pipeline.ordered()
@@ -144,6 +152,8 @@ class LocalRunner:
             "cache_key": cache_key,
             "code_version": code_version,
             "parameters": parameters,
+            "runner_pid": os.getpid(),
+            "runner_host": socket.gethostname(),
         }
         component_type = type(component).__name__
         if self.enable_cache and component.CACHEABLE:

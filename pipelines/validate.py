@@ -15,7 +15,7 @@ import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
-from components.base.beam import CountProgress, make_pipeline
+from components.base.beam import CountProgress, make_pipeline, run_pipeline
 from components.example_gen import csv_source
 from components.example_validator.anomalies_io import anomaly_rows, format_rows, write_anomalies
 from components.schema_gen.schema_io import load_schema
@@ -89,30 +89,32 @@ def compute_csv_statistics(path, layout, schema, beam_args, stats_path):
     from tensorflow_data_validation.coders import csv_decoder
 
     floats = frozenset(f.name for f in schema.feature if f.type == schema_pb2.FLOAT)
-    with make_pipeline(beam_args) as pipeline:
-        _ = (
-            pipeline
-            | "ReadCsv" >> beam.io.ReadFromText(path, skip_header_lines=1 if layout.has_header else 0)
-            | "DropBlankLines" >> beam.Filter(lambda line: line.strip())
-            | "Progress" >> beam.ParDo(CountProgress("validate: rows", every=100_000, total=layout.rows))
-            | "DecodeCsv" >> csv_decoder.DecodeCSV(column_names=layout.column_names)
-            | "WidenToSchemaFloats" >> beam.Map(_widen_to_schema_floats, floats)
-            | "GenerateStatistics" >> tfdv.GenerateStatistics(tfdv.StatsOptions())
-            | "WriteStatistics" >> tfdv.WriteStatisticsToBinaryFile(stats_path)
-        )
+    pipeline = make_pipeline(beam_args)
+    _ = (
+        pipeline
+        | "ReadCsv" >> beam.io.ReadFromText(path, skip_header_lines=1 if layout.has_header else 0)
+        | "DropBlankLines" >> beam.Filter(lambda line: line.strip())
+        | "Progress" >> beam.ParDo(CountProgress("validate: rows", every=100_000, total=layout.rows))
+        | "DecodeCsv" >> csv_decoder.DecodeCSV(column_names=layout.column_names)
+        | "WidenToSchemaFloats" >> beam.Map(_widen_to_schema_floats, floats)
+        | "GenerateStatistics" >> tfdv.GenerateStatistics(tfdv.StatsOptions())
+        | "WriteStatistics" >> tfdv.WriteStatisticsToBinaryFile(stats_path)
+    )
+    run_pipeline(pipeline)
     return tfdv.load_stats_binary(stats_path)
 
 
 def compute_tfrecord_statistics(path, beam_args, stats_path):
     from tfx_bsl.public import tfxio
 
-    with make_pipeline(beam_args) as pipeline:
-        _ = (
-            pipeline
-            | "ReadExamples" >> tfxio.TFExampleRecord(file_pattern=path, telemetry_descriptors=["validate"]).BeamSource()
-            | "GenerateStatistics" >> tfdv.GenerateStatistics(tfdv.StatsOptions())
-            | "WriteStatistics" >> tfdv.WriteStatisticsToBinaryFile(stats_path)
-        )
+    pipeline = make_pipeline(beam_args)
+    _ = (
+        pipeline
+        | "ReadExamples" >> tfxio.TFExampleRecord(file_pattern=path, telemetry_descriptors=["validate"]).BeamSource()
+        | "GenerateStatistics" >> tfdv.GenerateStatistics(tfdv.StatsOptions())
+        | "WriteStatistics" >> tfdv.WriteStatisticsToBinaryFile(stats_path)
+    )
+    run_pipeline(pipeline)
     stats = tfdv.load_stats_binary(stats_path)
     if not stats.datasets or stats.datasets[0].num_examples == 0:
         raise UnusableInput(f"{path}: no tf.Example records")

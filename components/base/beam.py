@@ -10,12 +10,31 @@ import sys
 import time
 
 import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
 
 DEFAULT_BEAM_ARGS: list[str] = []
 
 
 class UnknownBeamOption(ValueError):
     pass
+
+
+class BeamJobFailed(RuntimeError):
+    """A Beam job ended in a state other than DONE, or outlived its deadline (then it was cancelled)."""
+
+
+class JobOptions(PipelineOptions):
+    """Options of ours that ride along with Beam's (so `check_beam_args` knows them)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument(
+            "--job_timeout_s",
+            type=float,
+            default=1800.0,
+            help="cancel a Beam job still running after this many seconds (a portable runner whose "
+            "workers cannot start waits forever otherwise); 0 = no deadline",
+        )
 
 
 def _all_option_classes():
@@ -46,9 +65,33 @@ def check_beam_args(args: list[str]) -> list[str]:
 
 
 def make_pipeline(args: list[str]):
-    from apache_beam.options.pipeline_options import PipelineOptions
-
     return beam.Pipeline(options=PipelineOptions(list(args)))
+
+
+def run_pipeline(pipeline: beam.Pipeline):
+    """Run `pipeline` to completion within its `--job_timeout_s`; one clear error otherwise."""
+    from apache_beam.runners.runner import PipelineState
+
+    timeout_s = pipeline.options.view_as(JobOptions).job_timeout_s
+    runner = pipeline.options.get_all_options().get("runner") or "DirectRunner"
+    try:
+        result = pipeline.run()
+        state = result.wait_until_finish(duration=int(timeout_s * 1000) if timeout_s else None)
+    except Exception as error:  # noqa: BLE001 - every runner raises its own kinds; one line for the user
+        lines = [line for line in str(error).strip().splitlines() if line.strip()]
+        detail = lines[-1] if lines else type(error).__name__
+        raise BeamJobFailed(f"Beam job on {runner} failed: {detail}") from error
+    if state not in (PipelineState.DONE, None) and not PipelineState.is_terminal(state):
+        try:
+            result.cancel()
+        finally:
+            raise BeamJobFailed(
+                f"Beam job on {runner} still {state} after {timeout_s:.0f}s (--job_timeout_s); cancelled it. "
+                "On a portable runner this usually means its SDK workers could not start: see the worker pool's log"
+            )
+    if state not in (PipelineState.DONE, None):
+        raise BeamJobFailed(f"Beam job on {runner} ended {state}")
+    return result
 
 
 class CountProgress(beam.DoFn):

@@ -45,3 +45,7 @@ class BaseBeamExecutor(BaseExecutor):
 
     def _make_beam_pipeline(self):
         return beam_support.make_pipeline(self.context.beam_pipeline_args)
+
+    def _run_beam_pipeline(self, pipeline):
+        """Run to completion within the job deadline (`--job_timeout_s`); raises BeamJobFailed."""
+        return beam_support.run_pipeline(pipeline)

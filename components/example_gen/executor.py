@@ -65,8 +65,7 @@ class _ExampleGenExecutor(BaseBeamExecutor):
             CountProgress(f"{self.context.component_id}: examples", every=2000)
         )
         _ = keyed | "WriteSplits" >> WriteSplits(splits, examples.uri)
-        result = pipeline.run()
-        result.wait_until_finish()
+        result = self._run_beam_pipeline(pipeline)
         counts = split_counts.read(result, splits.names)
         for name in splits.names:
             # Beam writes no shard for an empty split; readers expect the folder.

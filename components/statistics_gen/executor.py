@@ -50,16 +50,20 @@ class StatisticsGenExecutor(BaseBeamExecutor):
         [statistics] = output_dict["statistics"]
         options = tfdv.StatsOptions(num_top_values=exec_properties["num_top_values"])
         splits = examples.split_names
-        with self._make_beam_pipeline() as pipeline:
-            for split in splits:
-                out_dir = statistics.split_uri(split)
-                os.makedirs(out_dir, exist_ok=True)
-                if not tf.io.gfile.glob(examples_file_pattern(examples, split)):
-                    write_empty_statistics(os.path.join(out_dir, STATS_FILE))
-                    continue
-                _ = pipeline | f"Statistics[{split}]" >> ComputeStatistics(
-                    examples_file_pattern(examples, split), os.path.join(out_dir, STATS_FILE), options
-                )
+        pipeline = self._make_beam_pipeline()
+        submitted = False
+        for split in splits:
+            out_dir = statistics.split_uri(split)
+            os.makedirs(out_dir, exist_ok=True)
+            if not tf.io.gfile.glob(examples_file_pattern(examples, split)):
+                write_empty_statistics(os.path.join(out_dir, STATS_FILE))
+                continue
+            _ = pipeline | f"Statistics[{split}]" >> ComputeStatistics(
+                examples_file_pattern(examples, split), os.path.join(out_dir, STATS_FILE), options
+            )
+            submitted = True
+        if submitted:
+            self._run_beam_pipeline(pipeline)
         statistics.split_names = splits
         by_split = {split: load_split_statistics(statistics, split) for split in splits}
         with open(os.path.join(statistics.uri, HTML_FILE), "w", encoding="utf-8") as f:

@@ -39,7 +39,8 @@ class TransformExecutor(BaseBeamExecutor):
                 telemetry_descriptors=["Transform"],
             )
 
-        with self._make_beam_pipeline() as pipeline, tft_beam.Context(temp_dir=self.context.tmp_dir):
+        pipeline = self._make_beam_pipeline()
+        with tft_beam.Context(temp_dir=self.context.tmp_dir):
             analyze_source = raw_source(analyze_split)
             raw_data = pipeline | f"Read[{analyze_split}]" >> analyze_source.BeamSource()
             transform_fn = (
@@ -65,6 +66,7 @@ class TransformExecutor(BaseBeamExecutor):
                         compression_type=beam.io.filesystem.CompressionTypes.GZIP,
                     )
                 )
+        self._run_beam_pipeline(pipeline)
         # The raw schema beside the graph: serving parses raw inputs with it.
         metadata_io.write_metadata(
             dataset_metadata.DatasetMetadata(raw_schema),

@@ -1,0 +1,1 @@
+"""Running the pipelines beyond one process: a Flink session cluster, two-host training, a shared MariaDB."""

@@ -1,0 +1,531 @@
+"""A Flink session cluster on this machine, for Beam's portable runner.
+
+`python -m cluster.flink up` (`make flink-up`) starts, on 127.0.0.1:
+
+- a Flink JobManager and N TaskManagers (default 2), separate JVMs, from the
+  pinned Flink distribution (cluster/downloads.py);
+- Beam's Python SDK worker pool (EXTERNAL environment) beside them, whose
+  workers install each job's staged packages (cluster/beam_boot.py);
+- Beam's Flink job server, which turns Beam jobs into Flink jobs.
+
+Everything it starts is recorded by pid in `<state-dir>/cluster.json`, logs go
+to `<state-dir>/logs/`; `down` stops exactly those processes. `up` on a running
+cluster starts only what is missing (a TaskManager that died, say).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from cluster import downloads
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_STATE_DIR = os.environ.get("FLINK_STATE_DIR") or os.path.join(REPO_ROOT, ".flink")
+STATE_FILE = "cluster.json"
+
+# What Flink's own scripts pass on Java 17 (env.java.opts.all in Flink 1.18's default config).
+JAVA17_FLAGS = [
+    "--add-exports=java.base/sun.net.util=ALL-UNNAMED",
+    "--add-exports=java.rmi/sun.rmi.registry=ALL-UNNAMED",
+    "--add-exports=java.security.jgss/sun.security.krb5=ALL-UNNAMED",
+    *(
+        f"--add-opens=java.base/{package}=ALL-UNNAMED"
+        for package in (
+            "java.lang", "java.net", "java.io", "java.nio", "sun.nio.ch", "java.lang.reflect", "java.text",
+            "java.time", "java.util", "java.util.concurrent", "java.util.concurrent.atomic",
+            "java.util.concurrent.locks", "java.lang.invoke", "java.math", "java.security",
+        )
+    ),
+]
+
+LOG4J = """\
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = MainAppender
+appender.main.name = MainAppender
+appender.main.type = File
+appender.main.append = true
+appender.main.fileName = ${sys:log.file}
+appender.main.layout.type = PatternLayout
+appender.main.layout.pattern = %d{yyyy-MM-dd HH:mm:ss,SSS} %-5p %-60c %x - %m%n
+logger.akka.name = akka
+logger.akka.level = WARN
+"""
+
+
+class ClusterError(RuntimeError):
+    pass
+
+
+@dataclasses.dataclass
+class ClusterConfig:
+    host: str = "127.0.0.1"
+    rest_port: int = 8081
+    rpc_port: int = 6123
+    job_port: int = 8099
+    artifact_port: int = 8098
+    expansion_port: int = 8097
+    worker_pool_port: int = 50000
+    taskmanagers: int = 2
+    slots: int = 2
+    parallelism: int = 2
+    jobmanager_memory: str = "1024m"
+    taskmanager_memory: str = "2048m"
+    managed_memory: str = "768m"
+    restart_attempts: int = 3
+    restart_delay_s: int = 2
+
+    @property
+    def web_ui(self) -> str:
+        return f"http://{self.host}:{self.rest_port}"
+
+    @property
+    def flink_master(self) -> str:
+        return f"{self.host}:{self.rest_port}"
+
+    @property
+    def job_endpoint(self) -> str:
+        return f"{self.host}:{self.job_port}"
+
+    @property
+    def worker_pool(self) -> str:
+        return f"{self.host}:{self.worker_pool_port}"
+
+
+def flink_conf(config: ClusterConfig) -> str:
+    return "\n".join(
+        f"{key}: {value}"
+        for key, value in {
+            "jobmanager.rpc.address": config.host,
+            "jobmanager.rpc.port": config.rpc_port,
+            "jobmanager.bind-host": config.host,
+            "jobmanager.memory.process.size": config.jobmanager_memory,
+            "taskmanager.bind-host": config.host,
+            "taskmanager.host": config.host,
+            "taskmanager.rpc.port": 0,
+            "taskmanager.data.port": 0,
+            "taskmanager.memory.process.size": config.taskmanager_memory,
+            # Flink's batch operators sort and combine in managed memory, shared by every operator of a
+            # slot; TFDV's statistics job has dozens, and each needs room for a whole image record.
+            "taskmanager.memory.managed.size": config.managed_memory,
+            "taskmanager.numberOfTaskSlots": config.slots,
+            # Beam's batch jobs have many shuffles; Flink 1.16's sort-shuffle asks 512 buffers per
+            # result partition by default, more than a small TaskManager has.
+            "taskmanager.memory.network.min": "192mb",
+            "taskmanager.memory.network.max": "192mb",
+            "taskmanager.network.sort-shuffle.min-buffers": 64,
+            # TFDV's and tf.Transform's combiner accumulators can exceed a sort buffer: spill them
+            # instead of failing with "Record too large".
+            "taskmanager.runtime.large-record-handler": "true",
+            "parallelism.default": config.parallelism,
+            "rest.address": config.host,
+            "rest.bind-address": config.host,
+            "rest.port": config.rest_port,
+            "blob.server.port": 0,
+            "query.server.port": 0,
+            # A TaskManager lost mid-job: Flink restarts the job on the slots that are left.
+            "restart-strategy": "fixed-delay",
+            "restart-strategy.fixed-delay.attempts": config.restart_attempts,
+            "restart-strategy.fixed-delay.delay": f"{config.restart_delay_s} s",
+            "heartbeat.timeout": 20000,
+            "heartbeat.interval": 5000,
+            "slot.request.timeout": 60000,
+        }.items()
+    ) + "\n"
+
+
+# --- process bookkeeping ---------------------------------------------------------------------------------------
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _ours(pid: int | None, marker: str) -> bool:
+    """Alive and still the process we started (a recycled pid is not ours)."""
+    return _alive(pid) and marker in _cmdline(pid)
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
+        return True
+    return False
+
+
+def rest_get_url(base_url: str, path: str, timeout: float = 2.0) -> dict | None:
+    """GET a Flink REST resource as JSON; None when nothing (or no JSON) answers."""
+    try:
+        with urllib.request.urlopen(f"{base_url}{path}", timeout=timeout) as response:
+            return json.load(response)
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
+
+
+def rest_get(config: ClusterConfig, path: str, timeout: float = 2.0) -> dict | None:
+    return rest_get_url(config.web_ui, path, timeout)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class JobServer:
+    """Beam's Flink job server for one run, pointed at an existing cluster's REST address."""
+
+    def __init__(self, flink_master: str, host: str = "127.0.0.1", log_dir: str | None = None) -> None:
+        self.flink_master = flink_master
+        self.host = host
+        self.log_dir = log_dir
+        self.process: subprocess.Popen | None = None
+        self.port = 0
+
+    def start(self, timeout: float = 90.0) -> str:
+        classpath = downloads.job_server_classpath()
+        self.port = free_port(self.host)
+        log = open(os.path.join(self.log_dir, "job-server.out"), "ab") if self.log_dir else subprocess.DEVNULL
+        self.process = subprocess.Popen(
+            ["java", *JAVA17_FLAGS, "-Xmx768m", "-cp", classpath, downloads.JOB_SERVER_MAIN,
+             f"--flink-master={self.flink_master}", f"--job-host={self.host}", f"--job-port={self.port}",
+             f"--artifact-port={free_port(self.host)}", f"--expansion-port={free_port(self.host)}"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while not port_open(self.host, self.port):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise ClusterError(f"Beam's job server for {self.flink_master} did not start")
+            time.sleep(0.5)
+        return f"{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+class FlinkCluster:
+    """Start, inspect and stop the processes of one local cluster (state in `state_dir`)."""
+
+    def __init__(self, state_dir: str = DEFAULT_STATE_DIR, config: ClusterConfig | None = None, out=None) -> None:
+        self.state_dir = os.path.abspath(state_dir)
+        self.out = out or sys.stdout
+        self.state = self._load()
+        if config is not None:
+            self.config = config
+        elif "config" in self.state and any(self.running(name) for name in self.processes()):
+            self.config = ClusterConfig(**self.state["config"])  # the settings of the running cluster
+        else:
+            self.config = ClusterConfig()
+
+    # state ---------------------------------------------------------------------------------------------------
+    @property
+    def logs_dir(self) -> str:
+        return os.path.join(self.state_dir, "logs")
+
+    def _load(self) -> dict:
+        with contextlib.suppress(OSError, ValueError):
+            with open(os.path.join(self.state_dir, STATE_FILE)) as f:
+                return json.load(f)
+        return {}
+
+    def _save(self) -> None:
+        os.makedirs(self.state_dir, exist_ok=True)
+        path = os.path.join(self.state_dir, STATE_FILE)
+        with open(path + ".tmp", "w") as f:
+            json.dump({**self.state, "config": dataclasses.asdict(self.config)}, f, indent=2)
+        os.replace(path + ".tmp", path)
+
+    def _say(self, message: str) -> None:
+        print(message, file=self.out, flush=True)
+
+    def processes(self) -> dict[str, dict]:
+        return self.state.setdefault("processes", {})
+
+    def running(self, name: str) -> bool:
+        entry = self.processes().get(name)
+        return bool(entry) and _ours(entry["pid"], entry["marker"])
+
+    # starting ------------------------------------------------------------------------------------------------
+    def _spawn(self, name: str, command: list[str], marker: str, env: dict | None = None) -> int:
+        os.makedirs(self.logs_dir, exist_ok=True)
+        log_path = os.path.join(self.logs_dir, f"{name}.out")
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.state_dir,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,  # outlives `make flink-up`; Ctrl-C in that shell does not reach it
+            )
+        self.processes()[name] = {"pid": process.pid, "marker": marker, "log": log_path}
+        self._save()
+        return process.pid
+
+    def _write_conf(self) -> str:
+        conf_dir = os.path.join(self.state_dir, "conf")
+        os.makedirs(conf_dir, exist_ok=True)
+        with open(os.path.join(conf_dir, "flink-conf.yaml"), "w") as f:
+            f.write(flink_conf(self.config))
+        with open(os.path.join(conf_dir, "log4j.properties"), "w") as f:
+            f.write(LOG4J)
+        return conf_dir
+
+    @staticmethod
+    def _resource_params(home: str, conf_dir: str, which: str) -> tuple[list[str], list[str]]:
+        """JVM flags and dynamic properties as Flink's scripts compute them (BashJavaUtils)."""
+        classpath = os.path.join(home, "bin", "bash-java-utils.jar") + os.pathsep + os.path.join(home, "lib", "*")
+        done = subprocess.run(
+            ["java", "-cp", classpath, "org.apache.flink.runtime.util.bash.BashJavaUtils", which, "--configDir", conf_dir],
+            capture_output=True, text=True,
+        )
+        results = [line.split(":", 1)[1] for line in done.stdout.splitlines() if line.startswith("BASH_JAVA_UTILS_EXEC_RESULT:")]
+        if done.returncode != 0 or len(results) < 2:
+            reasons = [line for line in (done.stdout + done.stderr).splitlines() if "IllegalConfigurationException" in line]
+            raise ClusterError(f"Flink refuses the memory settings ({which}): {(reasons or [done.stderr.strip()[-300:]])[-1]}")
+        return results[0].split(), results[1].split()
+
+    def _java(self, home: str, conf_dir: str, name: str, main: str, jvm: list[str], args: list[str]) -> list[str]:
+        return [
+            "java", *JAVA17_FLAGS, *jvm,
+            f"-Dlog.file={os.path.join(self.logs_dir, name + '.log')}",
+            f"-Dlog4j.configurationFile=file:{os.path.join(conf_dir, 'log4j.properties')}",
+            f"-Dflink.cluster.state={self.state_dir}",
+            "-cp", os.path.join(home, "lib", "*"), main, "--configDir", conf_dir, *args,
+        ]
+
+    def _boot_executable(self) -> str:
+        """The worker pool's container executable: this interpreter running beam_boot.py by path."""
+        path = os.path.join(self.state_dir, "beam-boot")
+        boot = os.path.join(os.path.dirname(os.path.abspath(__file__)), "beam_boot.py")
+        with open(path, "w") as f:
+            f.write(f'#!/bin/sh\nexec "{sys.executable}" "{boot}" "$@"\n')
+        os.chmod(path, 0o755)
+        return path
+
+    def _check_ports_free(self, wanted: list[tuple[str, int]]) -> None:
+        for name, port in wanted:
+            if not self.running(name) and port_open(self.config.host, port):
+                raise ClusterError(
+                    f"{self.config.host}:{port} (for the {name}) is taken by another program; "
+                    "stop it, or run `make flink-down` if it is an earlier cluster"
+                )
+
+    def up(self, timeout: float = 180.0) -> None:
+        config = self.config
+        if shutil_which("java") is None:
+            raise ClusterError("Java is needed for Flink: apt-get install openjdk-17-jre-headless")
+        self._check_ports_free(
+            [("jobmanager", config.rest_port), ("job-server", config.job_port), ("worker-pool", config.worker_pool_port)]
+        )
+        home = downloads.flink_home()
+        job_server_cp = downloads.job_server_classpath()
+        os.makedirs(self.logs_dir, exist_ok=True)
+        conf_dir = self._write_conf()
+        started = []
+        marker = f"-Dflink.cluster.state={self.state_dir}"
+        # Both computed before anything starts: a bad memory setting starts nothing.
+        jm_jvm, jm_props = self._resource_params(home, conf_dir, "GET_JM_RESOURCE_PARAMS")
+        tm_jvm, tm_props = self._resource_params(home, conf_dir, "GET_TM_RESOURCE_PARAMS")
+
+        if not self.running("jobmanager"):
+            jvm, props = jm_jvm, jm_props
+            self._spawn(
+                "jobmanager",
+                self._java(home, conf_dir, "jobmanager", "org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint", jvm, props),
+                marker,
+            )
+            started.append("jobmanager")
+        for index in range(1, config.taskmanagers + 1):
+            name = f"taskmanager-{index}"
+            if not self.running(name):
+                jvm, props = tm_jvm, tm_props
+                self._spawn(
+                    name,
+                    self._java(home, conf_dir, name, "org.apache.flink.runtime.taskexecutor.TaskManagerRunner", jvm,
+                               [*props, "-D", f"taskmanager.resource-id={name}"]),
+                    marker,
+                )
+                started.append(name)
+        if not self.running("worker-pool"):
+            pool = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker_pool.py")
+            workers_dir = os.path.join(self.state_dir, "workers")
+            self._spawn(
+                "worker-pool",
+                [sys.executable, pool, "--host", config.host, "--port", str(config.worker_pool_port),
+                 "--container_executable", self._boot_executable()],
+                pool,
+                env={"BEAM_WORKER_DIR": workers_dir, "PYTHONUNBUFFERED": "1"},
+            )
+            started.append("worker-pool")
+        if not self.running("job-server"):
+            self._spawn(
+                "job-server",
+                ["java", *JAVA17_FLAGS, "-Xmx768m", marker, "-cp", job_server_cp, downloads.JOB_SERVER_MAIN,
+                 f"--flink-master={config.flink_master}", f"--job-host={config.host}",
+                 f"--job-port={config.job_port}", f"--artifact-port={config.artifact_port}",
+                 f"--expansion-port={config.expansion_port}",
+                 f"--artifacts-dir={os.path.join(self.state_dir, 'artifacts')}"],
+                marker,
+            )
+            started.append("job-server")
+        self._say(f"starting: {', '.join(started)}" if started else "cluster already running")
+        self.wait_ready(timeout)
+        self._say(
+            f"Flink {downloads.FLINK_VERSION} session cluster ready: {config.taskmanagers} TaskManagers, "
+            f"{config.taskmanagers * config.slots} slots\n"
+            f"  Flink web UI:    {config.web_ui}\n"
+            f"  Beam job server: {config.job_endpoint}  (python -m pipelines run captcha --runner flink)\n"
+            f"  worker pool:     {config.worker_pool}\n"
+            f"  logs:            {self.logs_dir}"
+        )
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            problems = self.problems()
+            if not problems:
+                return
+            dead = [name for name in self.processes() if not self.running(name)]
+            if dead:
+                logs = ", ".join(self.processes()[n]["log"] for n in dead)
+                raise ClusterError(f"{', '.join(dead)} exited during start-up; see {logs}")
+            if time.monotonic() > deadline:
+                raise ClusterError(f"cluster not ready after {timeout:.0f}s: {'; '.join(problems)}; logs in {self.logs_dir}")
+            time.sleep(1.0)
+
+    def problems(self) -> list[str]:
+        """What keeps the cluster from taking jobs (empty when it is ready)."""
+        config = self.config
+        found = []
+        overview = rest_get(config, "/overview")
+        if overview is None:
+            found.append(f"no Flink REST API at {config.web_ui}")
+        elif overview.get("taskmanagers", 0) < config.taskmanagers:
+            found.append(f"{overview.get('taskmanagers', 0)} of {config.taskmanagers} TaskManagers registered")
+        if not port_open(config.host, config.job_port):
+            found.append(f"no job server at {config.job_endpoint}")
+        if not port_open(config.host, config.worker_pool_port):
+            found.append(f"no worker pool at {config.worker_pool}")
+        return found
+
+    # stopping ------------------------------------------------------------------------------------------------
+    def stop_process(self, name: str, sig: int = signal.SIGTERM, wait: float = 15.0) -> bool:
+        entry = self.processes().get(name)
+        if not entry or not _ours(entry["pid"], entry["marker"]):
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(entry["pid"], sig)
+        deadline = time.monotonic() + wait
+        while _alive(entry["pid"]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _alive(entry["pid"]):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(entry["pid"], signal.SIGKILL)
+        return True
+
+    def down(self) -> None:
+        order = ["job-server", "worker-pool"] + sorted(n for n in self.processes() if n.startswith("taskmanager")) + ["jobmanager"]
+        stopped = [name for name in order if self.stop_process(name)]
+        self.state["processes"] = {}
+        self._save()
+        self._say(f"stopped: {', '.join(stopped)}" if stopped else "no cluster processes were running")
+
+    def status(self) -> int:
+        for name, entry in sorted(self.processes().items()):
+            state = "running" if self.running(name) else "not running"
+            self._say(f"{name:<14} pid {entry['pid']:<8} {state}")
+        problems = self.problems()
+        if problems:
+            self._say("not ready: " + "; ".join(problems))
+            return 1
+        overview = rest_get(self.config, "/overview") or {}
+        self._say(
+            f"ready: {overview.get('taskmanagers')} TaskManagers, {overview.get('slots-total')} slots, "
+            f"jobs finished {overview.get('jobs-finished')}, failed {overview.get('jobs-failed')}, "
+            f"running {overview.get('jobs-running')}; web UI {self.config.web_ui}"
+        )
+        return 0
+
+
+def shutil_which(name: str) -> str | None:
+    import shutil
+
+    return shutil.which(name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cluster.flink", description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=["up", "down", "status", "fetch"])
+    parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help="pids, config and logs (default .flink/, or $FLINK_STATE_DIR)")
+    parser.add_argument("--taskmanagers", type=int, default=None, help="TaskManager processes (default 2)")
+    parser.add_argument("--slots", type=int, default=None, help="task slots per TaskManager (default 2)")
+    parser.add_argument("--rest-port", type=int, default=None, help="Flink web UI / REST port (default 8081)")
+    parser.add_argument("--job-port", type=int, default=None, help="Beam job server port (default 8099)")
+    parser.add_argument("--worker-pool-port", type=int, default=None, help="Beam worker pool port (default 50000)")
+    parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the cluster to be ready")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "fetch":
+            print(downloads.flink_home())
+            print(downloads.job_server_classpath())
+            return 0
+        cluster = FlinkCluster(args.state_dir)
+        if args.command == "up":
+            overrides = {
+                k: v
+                for k, v in {
+                    "taskmanagers": args.taskmanagers, "slots": args.slots, "rest_port": args.rest_port,
+                    "job_port": args.job_port, "worker_pool_port": args.worker_pool_port,
+                }.items()
+                if v is not None
+            }
+            if overrides:
+                if any(cluster.running(n) for n in cluster.processes()):
+                    current = dataclasses.asdict(cluster.config)
+                    changed = {k: v for k, v in overrides.items() if current[k] != v}
+                    if changed:
+                        raise ClusterError(f"a cluster is running with other settings ({changed}); run `make flink-down` first")
+                cluster.config = dataclasses.replace(cluster.config, **overrides)
+            cluster.up(timeout=args.timeout)
+            return 0
+        if args.command == "down":
+            cluster.down()
+            return 0
+        return cluster.status()
+    except (ClusterError, downloads.DownloadError) as error:
+        print(f"flink: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
