@@ -99,3 +99,10 @@ def beam_args(runner: str | None, flink_master: str | None, extra: list[str]) ->
     if runner is not None and runner.lower() == FLINK:
         return flink_args(flink_master, extra) + extra
     return ([f"--runner={runner}"] if runner else []) + extra
+
+
+def module_origin(name: str) -> str:
+    """Where `name` is imported from in this process; run on workers, it shows which copy of the code they run."""
+    import importlib
+
+    return importlib.import_module(name).__file__ or ""

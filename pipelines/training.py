@@ -4,6 +4,7 @@ schedules, early stopping, regularisation knobs, distribution strategies, and th
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import sys
@@ -30,6 +31,10 @@ class TrainingConfig:
     l2: float = 0.0
     dropout: float = 0.0
     distribution: str = "default"
+    workers: int = 2  # distribution=multi_worker: how many TensorFlow workers (each its own host where possible)
+    # lr_schedule=time: the wall-clock start (time.time()) the rate falls from; 0 = when training starts.
+    # The multi-worker Trainer sets one for all workers, so every replica applies the same rate.
+    lr_start: float = 0.0
     time_budget_minutes: float = 0.0  # stop after the epoch that crosses it; 0: no limit
     # In a pipeline run with a time budget: what the run needs after training (export,
     # evaluation, infra validation, push). The training budget shrinks to what is left.
@@ -41,6 +46,7 @@ class TrainingConfig:
             (self.lr_schedule in LR_SCHEDULES, f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}"),
             (self.distribution in DISTRIBUTIONS, f"distribution must be one of {DISTRIBUTIONS}, got {self.distribution!r}"),
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.workers >= 1, f"workers must be >= 1, got {self.workers}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
             (self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}"),
             (0 < self.lr_decay_rate <= 1, f"lr_decay_rate must be in (0, 1], got {self.lr_decay_rate}"),
@@ -84,14 +90,30 @@ def fit_time_budget(config: TrainingConfig, seconds_left: float | None):
     return dataclasses.replace(config, time_budget_minutes=minutes)
 
 
+@functools.cache
+def multi_worker_strategy() -> tf.distribute.MultiWorkerMirroredStrategy:
+    """One per process, made before any other TF op (collective ops are configured at start-up);
+    components/trainer/worker.py makes it first thing."""
+    if "TF_CONFIG" not in os.environ:
+        raise ValueError("distribution=multi_worker needs TF_CONFIG (cluster and task) in the environment")
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
 def distribution_strategy(config: TrainingConfig) -> tf.distribute.Strategy:
     if config.distribution == "mirrored":
         return tf.distribute.MirroredStrategy()
     if config.distribution == "multi_worker":
-        if "TF_CONFIG" not in os.environ:
-            raise ValueError("distribution=multi_worker needs TF_CONFIG (cluster and task) in the environment")
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return multi_worker_strategy()
     return tf.distribute.get_strategy()
+
+
+def agreed(strategy: tf.distribute.Strategy, decision: bool) -> bool:
+    """True on every worker if it is True on any: a stop that only some workers take would leave
+    the others waiting in the next step's all-reduce."""
+    if strategy.extended._in_multi_worker_mode():  # noqa: SLF001 - TF's own test for it
+        votes = strategy.run(lambda: tf.constant(1.0 if decision else 0.0))
+        return bool(strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None).numpy() > 0)
+    return decision
 
 
 class TimeDecay(keras.optimizers.schedules.LearningRateSchedule):
@@ -126,7 +148,9 @@ def make_optimizer(config: TrainingConfig, steps_per_epoch: int) -> keras.optimi
             config.learning_rate, decay_steps=max(1, steps_per_epoch), decay_rate=config.lr_decay_rate
         )
     elif config.lr_schedule == "time":
-        learning_rate = TimeDecay(config.learning_rate, config.time_budget_minutes * 60, config.lr_floor)
+        learning_rate = TimeDecay(
+            config.learning_rate, config.time_budget_minutes * 60, config.lr_floor, start=config.lr_start or None
+        )
     return {
         "adam": keras.optimizers.Adam,
         "rmsprop": keras.optimizers.RMSprop,
@@ -186,15 +210,19 @@ class TimeBudget(keras.callbacks.Callback):
         self.epoch_started = time.monotonic()
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.within_epoch and time.monotonic() - self.started >= self.seconds:
+        # Within an epoch only on one worker: several would have to agree at every step.
+        if self.within_epoch and time.monotonic() - self.started >= self.seconds and not self._multi_worker():
             self.model.stop_training = True
+
+    def _multi_worker(self) -> bool:
+        return self.model.distribute_strategy.extended._in_multi_worker_mode()  # noqa: SLF001
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is not None and value < self.best:
             self.best, self.best_weights = value, self.model.get_weights()
-        epoch_seconds = 0.0 if self.within_epoch else time.monotonic() - self.epoch_started
-        if time.monotonic() - self.started + epoch_seconds >= self.seconds:
+        epoch_seconds = 0.0 if self.within_epoch and not self._multi_worker() else time.monotonic() - self.epoch_started
+        if agreed(self.model.distribute_strategy, time.monotonic() - self.started + epoch_seconds >= self.seconds):
             print(f"  time budget of {self.seconds / 60:.1f} min reached after epoch {epoch + 1}", file=sys.stderr)
             self.model.stop_training = True
             if self.best_weights is not None:

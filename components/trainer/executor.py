@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import dataclasses
+import glob
 import json
 import os
+import shutil
+import time
 
 from components.base import BaseExecutor
 from components.base.functions import load_function
+from components.trainer import multi_worker
 from components.trainer.fn_args import FnArgs
 
 
@@ -16,16 +21,34 @@ class TrainerExecutor(BaseExecutor):
         for split in (exec_properties["train_split"], exec_properties["eval_split"]):
             if split not in examples.split_names:
                 raise ValueError(f"split {split!r} is not in the examples ({examples.split_names})")
+        config = json.loads(exec_properties["train_config"] or "{}")
         fn_args = FnArgs(
             train_files=os.path.join(examples.split_uri(exec_properties["train_split"]), "*"),
             eval_files=os.path.join(examples.split_uri(exec_properties["eval_split"]), "*"),
             transform_graph_dir=transform_graph.uri,
             model_dir=model.uri,
-            config=json.loads(exec_properties["train_config"] or "{}"),
+            config=config,
             model_name=exec_properties["model_name"],
             seconds_left=self.context.seconds_left,
         )
-        load_function(exec_properties["run_fn"])(fn_args)
+        if config.get("distribution") == "multi_worker":
+            # One clock for every worker's time-annealed learning rate.
+            fn_args = dataclasses.replace(fn_args, config={**config, "lr_start": config.get("lr_start") or time.time()})
+            self._train_on_workers(fn_args, exec_properties["run_fn"], int(config.get("workers", 2)))
+        else:
+            load_function(exec_properties["run_fn"])(fn_args)
         if not os.path.exists(os.path.join(fn_args.serving_model_dir, "saved_model.pb")):
             raise RuntimeError(f"run_fn wrote no SavedModel to {fn_args.serving_model_dir}")
         model.set("model_name", exec_properties["model_name"])
+
+    def _train_on_workers(self, fn_args: FnArgs, run_fn: str, workers: int) -> None:
+        """MultiWorkerMirroredStrategy needs fresh processes: collectives are set up before any TF op."""
+        # Beside the Model artifact, inside the execution's directory: worker logs stay with a failed execution.
+        work_dir = os.path.join(os.path.dirname(fn_args.model_dir.rstrip("/")), "workers")
+        os.makedirs(work_dir, exist_ok=True)
+        if os.environ.get("TF_CONFIG"):
+            multi_worker.run_external_task(fn_args, run_fn, work_dir)
+        else:
+            multi_worker.run_workers(fn_args, run_fn, workers, work_dir)
+        for scratch in glob.glob(os.path.join(work_dir, "trainer-*")):  # the other workers' copies
+            shutil.rmtree(scratch, ignore_errors=True)

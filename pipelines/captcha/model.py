@@ -99,11 +99,14 @@ def make_dataset(file_pattern: str, feature_spec: dict, config: CaptchaTrainConf
     # for tf.data's optimisation thread, which on 2 busy cores stalled 40-55 s between epochs
     # (py-spy: RootDataset::Iterator::~Iterator). The pipeline is small; one call per core does.
     parallel = max(2, os.cpu_count() or 2)
+    # Several workers each read every record and keep their share of each global batch
+    # (AutoShardPolicy.DATA): they must see the records in the same order.
+    multi_worker = config.distribution == "multi_worker"
     files = tf.data.Dataset.list_files(file_pattern, shuffle=training, seed=1)
     records = files.interleave(
         lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
         num_parallel_calls=parallel,
-        deterministic=not training,
+        deterministic=not training or multi_worker,
     )
     spec = {IMAGE_KEY: feature_spec[IMAGE_KEY], LABEL_KEY: feature_spec[LABEL_KEY]}
 
@@ -117,12 +120,14 @@ def make_dataset(file_pattern: str, feature_spec: dict, config: CaptchaTrainConf
     if config.cache:
         dataset = dataset.cache()
     if training:
-        dataset = dataset.shuffle(config.shuffle_buffer, seed=None, reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(config.shuffle_buffer, seed=1 if multi_worker else None, reshuffle_each_iteration=True)
     dataset = dataset.batch(config.batch_size)
     if training and config.augment:
         dataset = dataset.map(lambda x, y: (augment(x), y), num_parallel_calls=parallel)
     options = tf.data.Options()
     options.autotune.enabled = False
+    if multi_worker:
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.prefetch(2).with_options(options)
 
 

@@ -1,0 +1,198 @@
+"""The Beam components on a real Flink session cluster (JobManager, 2 TaskManagers, job server, worker pool)."""
+import glob
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import apache_beam as beam
+import pytest
+import tensorflow as tf
+from tensorflow_metadata.proto.v0 import statistics_pb2
+
+from cluster.flink import FlinkCluster, rest_get
+from components.base.beam import make_pipeline, run_pipeline
+from components.example_gen import CaptchaExampleGen
+from pipelines.engines import beam_args, flink_args, module_origin
+from pipelines.metadata import MetadataStore, sqlite_config
+from pipelines.runner import ComponentFailed, LocalRunner
+from pipelines.pipeline import Pipeline
+from tests.conftest import ROOT
+
+SPLITS = ("train", "eval", "test")
+
+
+def _output_dir(run_root: str, component: str, key: str) -> str:
+    found = [p for p in glob.glob(os.path.join(run_root, "captcha", component, "*", key)) if "." not in os.path.basename(os.path.dirname(p))]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def _records(directory: str, split: str) -> list[bytes]:
+    files = sorted(glob.glob(os.path.join(directory, f"Split-{split}", "*")))
+    return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")] if files else []
+
+
+def _parsed(directory: str, split: str) -> list:
+    """Examples as sorted (feature, values) tuples: a proto map's byte order is not fixed."""
+    out = []
+    for record in _records(directory, split):
+        example = tf.train.Example.FromString(record)
+        out.append(tuple(sorted(
+            (name, tuple(getattr(f, f.WhichOneof("kind")).value)) for name, f in example.features.feature.items()
+        )))
+    return sorted(out)
+
+
+def _statistics(run_root: str, split: str) -> statistics_pb2.DatasetFeatureStatisticsList:
+    path = os.path.join(_output_dir(run_root, "StatisticsGen", "statistics"), f"Split-{split}", "FeatureStats.pb")
+    with open(path, "rb") as f:
+        return statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read())
+
+
+def _finished_jobs(cluster: FlinkCluster) -> set[str]:
+    jobs = (rest_get(cluster.config, "/jobs/overview") or {}).get("jobs", [])
+    return {job["jid"] for job in jobs if job["state"] == "FINISHED"}
+
+
+def test_quick_pipeline_on_flink_matches_the_direct_runner(flink_cluster, captcha_quick_run, tmp_path):
+    before = _finished_jobs(flink_cluster)
+    out, serving = str(tmp_path / "runs"), str(tmp_path / "serving")
+    env = {**os.environ, "FLINK_STATE_DIR": flink_cluster.state_dir}
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines", "run", "captcha", "--quick", "--runner", "flink",
+         "--output-dir", out, "--serving-dir", serving],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"jobs go to {flink_cluster.config.job_endpoint}" in result.stderr
+    # ExampleGen, StatisticsGen and Transform each ran as a Flink job that the web UI lists as finished.
+    assert len(_finished_jobs(flink_cluster) - before) >= 3
+    assert os.path.isfile(os.path.join(serving, "captcha", "1", "saved_model.pb"))
+
+    direct = captcha_quick_run["out"]
+    for split in SPLITS:
+        # Same split sizes, same examples (so the same keys went to the same splits).
+        flink_examples = sorted(_records(_output_dir(out, "CaptchaExampleGen", "examples"), split))
+        direct_examples = sorted(_records(_output_dir(direct, "CaptchaExampleGen", "examples"), split))
+        assert flink_examples == direct_examples and flink_examples
+        assert _statistics(out, split) == _statistics(direct, split)
+        assert _parsed(_output_dir(out, "Transform", "transformed_examples"), split) == _parsed(
+            _output_dir(direct, "Transform", "transformed_examples"), split
+        )
+
+
+def test_workers_import_the_staged_wheel_through_a_job_server_for_flink_master(flink_cluster, capsys):
+    """--flink-master: a job server is started for the run; workers get the project only as the staged wheel."""
+    config = flink_cluster.config
+    args = beam_args("flink", config.flink_master, [f"--environment_config={config.worker_pool}"])
+    assert "--runner=PortableRunner" in args and any(a.startswith("--extra_package=") for a in args)
+    assert f"--job_endpoint={config.job_endpoint}" not in args  # its own job server, not the cluster's
+
+    # Importable callables only: a function of this test module does not exist on the workers.
+    pipeline = make_pipeline(args)
+    result_path = os.path.join(flink_cluster.state_dir, "where.txt")
+    _ = (
+        pipeline
+        | beam.Create(["components", "pipelines.engines"])
+        | beam.Map(module_origin)
+        | beam.io.WriteToText(result_path, shard_name_template="")
+    )
+    run_pipeline(pipeline)
+    with open(result_path) as f:
+        locations = [line.strip() for line in f if line.strip()]
+    installed = os.path.join(flink_cluster.state_dir, "workers", "installed")
+    assert locations and all(path.startswith(installed) for path in locations), locations
+    assert not any(path.startswith(os.path.join(ROOT, "components")) for path in locations)
+
+
+def test_validate_on_flink_gives_the_direct_runners_verdict(flink_cluster, shared_data, tmp_path):
+    data = os.path.join(shared_data, "house_price", "data1.csv")
+    env = {**os.environ, "FLINK_STATE_DIR": flink_cluster.state_dir}
+    verdicts = {}
+    for runner in ("DirectRunner", "flink"):
+        result = subprocess.run(
+            [sys.executable, "-m", "pipelines", "validate", "--data", data, "--schema", "schemas/house_price/schema.pbtxt",
+             "--report", str(tmp_path / runner), "--runner", runner],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        )
+        verdicts[runner] = result.returncode
+        assert result.returncode == 0, result.stderr[-2000:]
+    stats = {
+        runner: statistics_pb2.DatasetFeatureStatisticsList.FromString((tmp_path / runner / "FeatureStats.pb").read_bytes())
+        for runner in verdicts
+    }
+    assert stats["flink"].datasets[0].num_examples == stats["DirectRunner"].datasets[0].num_examples == 47
+
+
+def test_a_taskmanager_killed_mid_job_is_recovered_and_up_restarts_it(flink_cluster, tmp_path):
+    """Flink's restart strategy reruns the job on the TaskManager that is left; never a half-written LIVE artifact."""
+    store = MetadataStore(sqlite_config(str(tmp_path / "metadata.sqlite")))
+    runner = LocalRunner(store, str(tmp_path / "root"), beam_pipeline_args=flink_args(None, [], state_dir=flink_cluster.state_dir))
+    pipeline = Pipeline("killtest", [CaptchaExampleGen(num_examples=3000, seed=11)])
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = runner.run(pipeline)
+        except ComponentFailed as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        jobs = (rest_get(flink_cluster.config, "/jobs/overview") or {}).get("jobs", [])
+        if any(j["state"] == "RUNNING" and j["tasks"].get("running", 0) > 0 for j in jobs):
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("the job never started running")
+    time.sleep(3)
+    victim = flink_cluster.processes()["taskmanager-2"]["pid"]
+    os.killpg(victim, signal.SIGKILL)
+    thread.join(timeout=600)
+    assert not thread.is_alive()
+
+    [run_record] = store.runs("killtest")
+    [execution] = run_record.executions
+    if "result" in outcome:
+        [examples] = outcome["result"].outputs("CaptchaExampleGen", "examples")
+        assert examples.get("num_examples") == 3000
+        assert sum(len(_records(examples.uri, s)) for s in SPLITS) == 3000
+        assert execution.state == "COMPLETE"
+    else:  # the job could not be recovered: a clean failure, nothing LIVE, and a re-run would start afresh
+        assert execution.state == "FAILED" and not execution.outputs
+        assert "failed" in str(outcome["error"])
+
+    restarted = FlinkCluster(flink_cluster.state_dir)
+    assert not restarted.running("taskmanager-2")
+    restarted.up(timeout=120)
+    assert restarted.running("taskmanager-2") and not restarted.problems()
+    flink_cluster.state = restarted.state  # the session fixture stops the new TaskManager too
+
+
+def test_no_cluster_means_one_clear_line_and_nothing_recorded(tmp_path):
+    env = {**os.environ, "FLINK_STATE_DIR": str(tmp_path / "no-cluster")}
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines", "run", "captcha", "--quick", "--runner", "flink",
+         "--output-dir", str(tmp_path / "runs"), "--serving-dir", str(tmp_path / "serving")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 4
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and "make flink-up" in errors[0], result.stderr[-2000:]
+    assert not os.path.exists(tmp_path / "runs" / "metadata.sqlite")
+    assert not os.path.exists(tmp_path / "serving")
+
+
+def test_flink_master_without_a_cluster_behind_it_is_refused(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines", "validate", "--data", "x.csv", "--schema", "schemas/house_price/schema.pbtxt",
+         "--runner", "flink", "--flink-master", "127.0.0.1:9"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 4
+    assert "no Flink REST API answers at 127.0.0.1:9" in result.stderr

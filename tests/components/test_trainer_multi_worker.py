@@ -1,0 +1,134 @@
+"""The Trainer on two TensorFlow workers, each on a host of its own (a network namespace) where root allows."""
+import dataclasses
+import json
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from components.base import ExecutorContext, Model
+from components.trainer import multi_worker
+from components.trainer.executor import TrainerExecutor
+from pipelines.metadata import MetadataStore, sqlite_config
+from pipelines.registry import PIPELINES, RunOptions
+from pipelines.runner import ComponentFailed, LocalRunner
+
+RUN_FN = "pipelines.captcha.model:run_fn"
+
+
+@pytest.fixture(scope="module")
+def quick_captcha(tmp_path_factory):
+    """The quick captcha pipeline's config and its data stages, run once for this module in a store of its own."""
+    root = tmp_path_factory.mktemp("multi-worker")
+    pipeline = PIPELINES["captcha"].create(RunOptions(quick=True, serving_dir=str(root / "serving")))
+    store = MetadataStore(sqlite_config(str(root / "metadata.sqlite")))
+    result = LocalRunner(store, str(root / "runs")).run(pipeline.up_to("Transform"))
+    [trainer] = [c for c in pipeline.components if c.id == "Trainer"]
+    return {
+        "root": root,
+        "pipeline": pipeline,
+        "config": json.loads(trainer.parameters["train_config"]),
+        "inputs": {
+            "examples": result.outputs("Transform", "transformed_examples"),
+            "transform_graph": result.outputs("Transform", "transform_graph"),
+        },
+    }
+
+
+def _train(quick_captcha, tmp_path, **overrides) -> dict:
+    config = {**quick_captcha["config"], "epochs": 4, "early_stopping_patience": 0, **overrides}
+    model = Model(uri=str(tmp_path / "model"))
+    os.makedirs(model.uri)
+    TrainerExecutor(ExecutorContext(component_id="Trainer")).Do(
+        quick_captcha["inputs"],
+        {"model": [model]},
+        {"run_fn": RUN_FN, "train_config": json.dumps(config), "model_name": "captcha", "train_split": "train", "eval_split": "eval"},
+    )
+    assert os.path.isfile(os.path.join(model.uri, "Format-Serving", "saved_model.pb"))
+    with open(os.path.join(model.uri, "history.json")) as f:
+        return json.load(f)
+
+
+def test_two_workers_learn_like_one_for_the_same_steps(quick_captcha, tmp_path, capfd):
+    reason = multi_worker.netns_available()
+    one = _train(quick_captcha, tmp_path / "one")
+    two = _train(quick_captcha, tmp_path / "two", distribution="multi_worker", workers=2)
+    err = capfd.readouterr().err
+    assert "2 replicas in sync" in err
+    if reason is None:
+        assert "2 hosts (network namespaces" in err
+    for history in (one, two):
+        assert len(history["loss"]) == 4
+        assert history["loss"][-1] < history["loss"][0]  # it learns
+    # Same global batch, same steps: the two-worker run lands in the single worker's band.
+    assert abs(two["loss"][-1] - one["loss"][-1]) < 0.1
+    assert abs(two["val_character_accuracy"][-1] - one["val_character_accuracy"][-1]) < 0.1
+    assert not [n for n in os.popen("ip netns list 2>/dev/null").read().split() if n.startswith("tfx")]
+
+
+def _worker_pids(index: int) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"components.trainer.worker" not in f.read():
+                    continue
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                environ = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
+        except OSError:
+            continue
+        task = json.loads(environ.get(b"TF_CONFIG", b"{}") or b"{}").get("task", {})
+        if task.get("index") == index:
+            found.append(int(pid))
+    return found
+
+
+def test_a_killed_worker_fails_the_trainer_and_nothing_is_published(quick_captcha, tmp_path):
+    base = quick_captcha["pipeline"]
+    params = {"distribution": "multi_worker", "workers": "2", "epochs": "30"}
+    pipeline = PIPELINES["captcha"].create(RunOptions(quick=True, serving_dir=str(tmp_path / "serving"), params=params))
+    store = MetadataStore(sqlite_config(str(tmp_path / "metadata.sqlite")))
+    runner = LocalRunner(store, str(tmp_path / "runs"))
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.setdefault("error", _run_expecting_failure(runner, pipeline)))
+    thread.start()
+    deadline = time.monotonic() + 240
+    victims = []
+    while time.monotonic() < deadline and not victims:
+        victims = _worker_pids(1)
+        time.sleep(0.5)
+    assert victims, "worker 1 never started"
+    time.sleep(15)  # into training: both workers past start-up and in their collectives
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    thread.join(timeout=300)
+    assert not thread.is_alive()
+    error = outcome["error"]
+    assert isinstance(error, ComponentFailed) and error.component_id == "Trainer"
+    assert "worker 1 failed" in str(error)
+    [run] = store.runs(base.name)
+    states = {e.component_id: (e.state, e.outputs) for e in run.executions}
+    assert states["Trainer"][0] == "FAILED" and not states["Trainer"][1]
+    assert "Pusher" not in states and not os.path.exists(tmp_path / "serving" / "captcha")
+    assert not _worker_pids(0) and not _worker_pids(1)
+
+
+def _run_expecting_failure(runner, pipeline):
+    try:
+        runner.run(pipeline)
+    except ComponentFailed as error:
+        return error
+    return None
+
+
+def test_worker_spec_round_trips_fn_args(tmp_path):
+    from components.trainer.fn_args import FnArgs
+
+    fn_args = FnArgs("a/*", "b/*", "graph", str(tmp_path / "model"), {"epochs": 1}, "m", 12.5)
+    path = multi_worker.write_spec(fn_args, RUN_FN, str(tmp_path))
+    with open(path) as f:
+        spec = json.load(f)
+    assert spec["run_fn"] == RUN_FN and FnArgs(**spec["fn_args"]) == fn_args
+    assert dataclasses.asdict(fn_args) == spec["fn_args"]
