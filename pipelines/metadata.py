@@ -165,10 +165,24 @@ def _put_type(put: Callable[[], int]) -> int:
         return put()
 
 
+def _connect(config: mlmd.ConnectionConfig, attempts: int = 10) -> metadata_store.MetadataStore:
+    """Two first connections to an empty MySQL database race to create MLMD's tables; the loser
+    sees a half-made schema and MLMD asks to retry."""
+    for attempt in range(attempts):
+        try:
+            return metadata_store.MetadataStore(config)
+        except RuntimeError as error:
+            message = str(error).lower()
+            if attempt == attempts - 1 or not ("retry" in message or any(t in message for t in _TRANSIENT)):
+                raise
+            time.sleep(0.2 * (attempt + 1) * (0.5 + random.random()))
+    raise AssertionError("unreachable")
+
+
 class MetadataStore:
     def __init__(self, config: mlmd.ConnectionConfig) -> None:
         self.config = config
-        self.store = _RetryingStore(metadata_store.MetadataStore(config))
+        self.store = _RetryingStore(_connect(config))
         self._type_ids: dict[tuple[str, str], int] = {}
 
     @property
