@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PIP_FLAGS := --disable-pip-version-check --no-input
 ARGS ?=
 
-.PHONY: install pipeline serve validate test bench freeze clean help
+.PHONY: install pipeline serve validate test bench freeze clean help flink-up flink-down flink-status
 
 help:
 	@echo "make pipeline   run the captcha pipeline end to end (ARGS='--quick' for a short run)"
@@ -16,6 +16,8 @@ help:
 	@echo "make serve      model server + demo frontend over serving_models/"
 	@echo "make bench      benchmarks, side by side with their baselines"
 	@echo "make install    build .venv from constraints.txt (idempotent)"
+	@echo "make flink-up   a Flink session cluster on 127.0.0.1 for ARGS='--runner flink' (needs Java 17 and Maven)"
+	@echo "make flink-down stop everything flink-up started"
 
 # The stamp is newer than constraints.txt and pyproject.toml once an install
 # succeeded, so a second `make install` does nothing.
@@ -44,6 +46,16 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench $(ARGS)
+
+# A Flink session cluster (JobManager, 2 TaskManagers, Beam's job server and worker pool) on 127.0.0.1.
+flink-up: $(STAMP)
+	$(PY) -m cluster.flink up $(ARGS)
+
+flink-down:
+	@if [ -x $(PY) ]; then $(PY) -m cluster.flink down; else $(PYTHON) -m cluster.flink down; fi
+
+flink-status: $(STAMP)
+	$(PY) -m cluster.flink status
 
 freeze: $(STAMP)
 	$(PY) -m pip freeze --exclude-editable

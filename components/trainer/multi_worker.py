@@ -203,6 +203,11 @@ def run_external_task(fn_args, run_fn: str, work_dir: str, out=None) -> None:
     """TF_CONFIG given by the user: run the task it names here; the other hosts start theirs with the same spec."""
     out = out or sys.stderr
     spec = write_spec(fn_args, run_fn, work_dir)
+    shared = os.environ.get("TRAINER_SPEC_PATH")
+    if shared:  # where workers on other hosts wait for it (cluster/k8s/training-job.yaml)
+        os.makedirs(os.path.dirname(os.path.abspath(shared)), exist_ok=True)
+        shutil.copyfile(spec, shared + ".tmp")
+        os.replace(shared + ".tmp", shared)
     print(
         f"  Trainer: TF_CONFIG names this task {json.loads(os.environ['TF_CONFIG']).get('task')}; start every other "
         f"task with its own TF_CONFIG: {' '.join(worker_argv(spec))}",

@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf-keras: Keras 3 cannot fit under this strategy on TF 2.16
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -32,7 +33,16 @@ def is_chief(tf_config: dict) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--spec", required=True, help="JSON written by the Trainer: run_fn and its FnArgs")
+    parser.add_argument(
+        "--wait", type=float, default=0.0,
+        help="seconds to wait for the spec to appear (a worker pod started before the chief's Trainer reached training)",
+    )
     args = parser.parse_args(argv)
+    deadline = time.monotonic() + args.wait
+    while not os.path.isfile(args.spec) and time.monotonic() < deadline:
+        time.sleep(1.0)
+    if not os.path.isfile(args.spec):
+        parser.error(f"no spec at {args.spec}")
     tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
     if not tf_config.get("cluster"):
         parser.error("TF_CONFIG with a cluster and a task is required in the environment")
