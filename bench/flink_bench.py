@@ -57,12 +57,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="20000,60000")
     parser.add_argument("--engines", default="direct,flink1,flink2")
+    parser.add_argument("--logs", help="keep each Flink cluster's logs under this folder (default: discarded)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = []
     for engine in args.engines.split(","):
         cluster = None
-        with tempfile.TemporaryDirectory() as state:
+        with tempfile.TemporaryDirectory() as scratch:
+            state = os.path.join(args.logs, engine) if args.logs else scratch
             try:
                 if engine == "direct":
                     beam_args: list[str] = []

@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -342,7 +343,7 @@ class FlinkCluster:
 
     def up(self, timeout: float = 180.0) -> None:
         config = self.config
-        if shutil_which("java") is None:
+        if shutil.which("java") is None:
             raise ClusterError("Java is needed for Flink: apt-get install openjdk-17-jre-headless")
         self._check_ports_free(
             [("jobmanager", config.rest_port), ("job-server", config.job_port), ("worker-pool", config.worker_pool_port)]
@@ -458,6 +459,9 @@ class FlinkCluster:
         stopped = [name for name in order if self.stop_process(name)]
         self.state["processes"] = {}
         self._save()
+        # What the jobs left: each worker's install of a staged wheel, the job server's staged files.
+        for leftover in ("workers", "artifacts"):
+            shutil.rmtree(os.path.join(self.state_dir, leftover), ignore_errors=True)
         self._say(f"stopped: {', '.join(stopped)}" if stopped else "no cluster processes were running")
 
     def status(self) -> int:
@@ -475,12 +479,6 @@ class FlinkCluster:
             f"running {overview.get('jobs-running')}; web UI {self.config.web_ui}"
         )
         return 0
-
-
-def shutil_which(name: str) -> str | None:
-    import shutil
-
-    return shutil.which(name)
 
 
 def main(argv: list[str] | None = None) -> int:

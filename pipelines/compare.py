@@ -11,6 +11,7 @@ import time
 
 from pipelines.registry import PipelineEntry, RunOptions
 from pipelines.runner import LocalRunner
+from components.base import fileio
 
 TRAINER_ID = "Trainer"
 
@@ -42,7 +43,7 @@ def run_variants(
         started = time.monotonic()
         result = runner.run(pipeline.up_to(TRAINER_ID))
         [model] = result.outputs(TRAINER_ID, "model")
-        with open(os.path.join(model.uri, "history.json")) as f:
+        with fileio.open(os.path.join(model.uri, "history.json")) as f:
             history = json.load(f)
         variants.append(Variant(value, history, time.monotonic() - started, model.uri))
     return variants, metric

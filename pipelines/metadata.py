@@ -21,6 +21,7 @@ from ml_metadata import errors as mlmd_errors
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2 as mlmd
 
+from components.base import fileio
 from components.base.artifacts import DOUBLE, INT, STRING, Artifact
 
 PIPELINE_CONTEXT = "pipeline"
@@ -391,7 +392,7 @@ class MetadataStore:
         for execution in sorted(candidates, key=lambda e: e.id, reverse=True):
             outputs = self._outputs_of(execution.id)
             flat = [a for artifacts in outputs.values() for a in artifacts]
-            if all(self.is_live(a.id) and os.path.exists(a.uri) for a in flat):
+            if all(self.is_live(a.id) and fileio.exists(a.uri) for a in flat):
                 return execution.id, outputs
         return None
 

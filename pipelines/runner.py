@@ -13,15 +13,13 @@ import datetime
 import hashlib
 import logging
 import os
-import shutil
 import socket
 import sys
-import tempfile
 import time
 import traceback
 from typing import Callable, TextIO
 
-from components.base import Artifact, BaseComponent, ExecutorContext
+from components.base import Artifact, BaseComponent, ExecutorContext, fileio
 from pipelines.metadata import MetadataStore
 from pipelines.pipeline import Pipeline
 
@@ -84,7 +82,7 @@ class LocalRunner:
         store_wait_s: float | None = None,
     ) -> None:
         self.store = store
-        self.pipeline_root = os.path.abspath(pipeline_root)
+        self.pipeline_root = os.path.abspath(pipeline_root) if fileio.is_local(pipeline_root) else pipeline_root
         self.beam_pipeline_args = list(beam_pipeline_args or [])
         self.enable_cache = enable_cache
         self.out = out or sys.stderr
@@ -170,32 +168,41 @@ class LocalRunner:
         component_root = os.path.join(self.pipeline_root, component.id)
         final_dir = os.path.join(component_root, str(execution_id))
         staging_dir = final_dir + ".staging"
-        shutil.rmtree(staging_dir, ignore_errors=True)
-        os.makedirs(staging_dir)
+        if fileio.exists(staging_dir):  # left by a runner that died mid-execution
+            fileio.rmtree(staging_dir)
+        fileio.makedirs(staging_dir)
         outputs = {
             key: [artifact_type(uri=os.path.join(staging_dir, key))]
             for key, artifact_type in component.SPEC.outputs.items()
         }
         for artifacts in outputs.values():
-            os.makedirs(artifacts[0].uri)
+            fileio.makedirs(artifacts[0].uri)
+        # Scratch space on the artifacts' filesystem, so Beam workers on other hosts reach it too
+        # (tf.Transform writes its analyzers' temporary files there).
+        tmp_dir = os.path.join(staging_dir, ".tmp")
+        fileio.makedirs(tmp_dir)
         try:
-            with tempfile.TemporaryDirectory(prefix=f"{component.id}-") as tmp_dir:
-                context = ExecutorContext(
-                    pipeline_name=pipeline_name,
-                    component_id=component.id,
-                    execution_id=execution_id,
-                    beam_pipeline_args=component.beam_pipeline_args + self.beam_pipeline_args,
-                    tmp_dir=tmp_dir,
-                    seconds_left=seconds_left,
-                )
+            context = ExecutorContext(
+                pipeline_name=pipeline_name,
+                component_id=component.id,
+                execution_id=execution_id,
+                beam_pipeline_args=component.beam_pipeline_args + self.beam_pipeline_args,
+                tmp_dir=tmp_dir,
+                seconds_left=seconds_left,
+            )
+            try:
                 component.EXECUTOR(context).Do(inputs, outputs, dict(component.parameters))
-            os.rename(staging_dir, final_dir)
+            finally:
+                if fileio.exists(tmp_dir):
+                    fileio.rmtree(tmp_dir)
+            fileio.rename_no_replace(staging_dir, final_dir)
         except BaseException as error:  # noqa: BLE001 - KeyboardInterrupt too: record, then re-raise
             message = "interrupted" if isinstance(error, KeyboardInterrupt) else _one_line(error)
             failed_dir = final_dir + ".failed"
-            if os.path.isdir(staging_dir):
-                shutil.rmtree(failed_dir, ignore_errors=True)
-                os.rename(staging_dir, failed_dir)
+            if fileio.isdir(staging_dir):
+                if fileio.exists(failed_dir):
+                    fileio.rmtree(failed_dir)
+                fileio.rename(staging_dir, failed_dir)
             detail = "".join(traceback.format_exception(error))
             self.store.fail_execution(execution_id, contexts, detail)
             log.debug("execution %s failed:\n%s", execution_id, detail)

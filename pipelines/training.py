@@ -13,6 +13,8 @@ import time
 import tensorflow as tf
 import tf_keras as keras
 
+from components.base import fileio
+
 OPTIMIZERS = ("adam", "rmsprop", "adagrad", "sgd")
 LR_SCHEDULES = ("none", "exponential", "plateau", "time")
 DISTRIBUTIONS = ("default", "mirrored", "multi_worker")
@@ -250,7 +252,7 @@ def callbacks(config: TrainingConfig, log_dir: str, log_every: int = 1) -> list:
 
 def write_history(history: dict[str, list[float]], path: str) -> None:
     clean = {k: [float(v) for v in values] for k, values in history.items()}
-    with open(path, "w") as f:
+    with fileio.open(path, "w") as f:
         json.dump(clean, f, indent=2)
 
 
@@ -274,5 +276,6 @@ def plot_curves(history: dict[str, list[float]], path: str, metrics: list[str], 
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    with fileio.open(path, "wb") as f:
+        fig.savefig(f, dpi=90, format="png")
     plt.close(fig)

@@ -13,6 +13,7 @@ from components.base.artifacts import (
     Schema,
     TransformGraph,
 )
+from components.base import fileio  # noqa: F401 - registers the Beam side of the layer
 from components.base.component import BaseComponent, Channel, ComponentSpec, Parameter
 from components.base.executor import BaseBeamExecutor, BaseExecutor, ExecutorContext
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 
+from components.base import fileio
+
 
 def check_thresholds(metrics: dict, thresholds: dict) -> list[str]:
     failures = []
@@ -41,11 +43,11 @@ def compare_to_baseline(
 
 def latest_version_dir(model_base_path: str | None) -> str | None:
     """The highest integer version under a TF-Serving model base path that holds a SavedModel."""
-    if not model_base_path or not os.path.isdir(model_base_path):
+    if not model_base_path or not fileio.isdir(model_base_path):
         return None
     versions = [
-        int(name)
-        for name in os.listdir(model_base_path)
-        if name.isdigit() and os.path.exists(os.path.join(model_base_path, name, "saved_model.pb"))
+        int(name.rstrip("/"))
+        for name in fileio.listdir(model_base_path)
+        if name.rstrip("/").isdigit() and fileio.exists(os.path.join(model_base_path, name.rstrip("/"), "saved_model.pb"))
     ]
     return os.path.join(model_base_path, str(max(versions))) if versions else None

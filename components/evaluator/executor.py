@@ -7,6 +7,7 @@ from components.base import BaseExecutor
 from components.evaluator.blessing import check_thresholds, compare_to_baseline, latest_version_dir
 from components.base.functions import load_function
 from components.trainer.fn_args import SERVING_DIR
+from components.base import fileio
 
 METRICS_FILE = "metrics.json"
 BLESSED_FILE, NOT_BLESSED_FILE = "BLESSED", "NOT_BLESSED"
@@ -51,9 +52,9 @@ class EvaluatorExecutor(BaseExecutor):
         reason = "meets every threshold" if blessed else "; ".join(reasons)
         if blessed and baseline_dir is not None and report["baseline"] is not None:
             reason += f" and is not worse than {baseline_dir}"
-        with open(os.path.join(evaluation.uri, METRICS_FILE), "w") as f:
+        with fileio.open(os.path.join(evaluation.uri, METRICS_FILE), "w") as f:
             json.dump(report, f, indent=2)
-        with open(os.path.join(blessing.uri, BLESSED_FILE if blessed else NOT_BLESSED_FILE), "w") as f:
+        with fileio.open(os.path.join(blessing.uri, BLESSED_FILE if blessed else NOT_BLESSED_FILE), "w") as f:
             f.write(reason + "\n")
         blessing.set("blessed", int(blessed))
         blessing.set("reason", reason)

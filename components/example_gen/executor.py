@@ -12,6 +12,7 @@ from components.example_gen import csv_source
 from components.example_gen.captcha_source import CaptchaConfig, CaptchaRenderer
 from components.example_gen.image_source import list_images, read_image
 from components.example_gen.splits import SplitConfig
+from components.base import fileio
 
 TFRECORD_SUFFIX = ".tfrecord.gz"
 
@@ -69,7 +70,7 @@ class _ExampleGenExecutor(BaseBeamExecutor):
         counts = split_counts.read(result, splits.names)
         for name in splits.names:
             # Beam writes no shard for an empty split; readers expect the folder.
-            os.makedirs(examples.split_uri(name), exist_ok=True)
+            fileio.makedirs(examples.split_uri(name))
         examples.split_names = list(splits.names)
         examples.set("payload_format", "FORMAT_TF_EXAMPLE")
         if counts is not None:

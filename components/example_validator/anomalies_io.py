@@ -7,6 +7,8 @@ import os
 from google.protobuf import json_format, text_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 
+from components.base import fileio
+
 ANOMALIES_PBTXT = "SchemaDiff.pbtxt"
 ANOMALIES_JSON = "anomalies.json"
 
@@ -62,16 +64,16 @@ def format_rows(rows: list[dict], header: str = "") -> str:
 
 
 def write_anomalies(directory: str, anomalies: anomalies_pb2.Anomalies, rows: list[dict]) -> None:
-    os.makedirs(directory, exist_ok=True)
-    with open(os.path.join(directory, ANOMALIES_PBTXT), "w", encoding="utf-8") as f:
+    fileio.makedirs(directory)
+    with fileio.open(os.path.join(directory, ANOMALIES_PBTXT), "w") as f:
         f.write(text_format.MessageToString(anomalies))
-    with open(os.path.join(directory, ANOMALIES_JSON), "w", encoding="utf-8") as f:
+    with fileio.open(os.path.join(directory, ANOMALIES_JSON), "w") as f:
         json.dump({"anomalies": rows, "raw": json_format.MessageToDict(anomalies)}, f, indent=2)
 
 
 def read_rows(directory: str) -> list[dict]:
     path = os.path.join(directory, ANOMALIES_JSON)
-    if not os.path.exists(path):
+    if not fileio.exists(path):
         return []
-    with open(path, encoding="utf-8") as f:
+    with fileio.open(path) as f:
         return json.load(f)["anomalies"]

@@ -8,6 +8,7 @@ import sys
 from components.base import BaseExecutor
 from components.infra_validator.requests import WARMUP_FILE, raw_requests, write_warmup_records
 from components.trainer.fn_args import SERVING_DIR
+from components.base import fileio
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -35,7 +36,7 @@ class InfraValidatorExecutor(BaseExecutor):
             report = json.loads(lines[-1]) if lines else {"ok": False, "error": probe.stderr.strip()[-500:]}
         except subprocess.TimeoutExpired:
             report = {"ok": False, "error": f"no answer within {exec_properties['timeout_seconds']}s"}
-        with open(os.path.join(blessing.uri, "report.json"), "w") as f:
+        with fileio.open(os.path.join(blessing.uri, "report.json"), "w") as f:
             json.dump(report, f, indent=2)
         blessing.set("blessed", int(bool(report.get("ok"))))
         reason = (

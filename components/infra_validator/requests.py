@@ -1,18 +1,19 @@
 """Requests built from raw examples, and TF Serving warmup records made from them."""
 from __future__ import annotations
 
-import glob
 import os
 
 import numpy as np
 import tensorflow as tf
+
+from components.base import fileio
 
 WARMUP_FILE = "tf_serving_warmup_requests"
 
 
 def raw_requests(examples_artifact, split: str, input_mapping: dict[str, str], count: int) -> list[dict[str, np.ndarray]]:
     """One request per example: {signature input: a batch of one value}."""
-    files = sorted(glob.glob(os.path.join(examples_artifact.split_uri(split), "*")))
+    files = sorted(fileio.glob(os.path.join(examples_artifact.split_uri(split), "*")))
     requests = []
     for record in tf.data.TFRecordDataset(files, compression_type="GZIP").take(count):
         example = tf.train.Example.FromString(record.numpy())
@@ -35,7 +36,7 @@ def write_warmup_records(requests: list[dict[str, np.ndarray]], model_name: str,
     """TF Serving's warmup format: a TFRecord of PredictionLog{predict_log{request}}."""
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fileio.makedirs(os.path.dirname(path))
     with tf.io.TFRecordWriter(path) as writer:
         for inputs in requests:
             request = predict_pb2.PredictRequest(

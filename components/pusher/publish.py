@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import uuid
 
 from google.protobuf import text_format
+
+from components.base import fileio
 
 MODELS_CONFIG = "models.config"
 
@@ -16,9 +17,9 @@ class VersionExists(RuntimeError):
 
 
 def versions(base_path: str) -> list[int]:
-    if not os.path.isdir(base_path):
+    if not fileio.isdir(base_path):
         return []
-    return sorted(int(name) for name in os.listdir(base_path) if name.isdigit())
+    return sorted(int(name.rstrip("/")) for name in fileio.listdir(base_path) if name.rstrip("/").isdigit())
 
 
 def publish(saved_model_dir: str, base_path: str, extra_files: dict[str, str] | None = None) -> int:
@@ -28,25 +29,25 @@ def publish(saved_model_dir: str, base_path: str, extra_files: dict[str, str] | 
     version directory appears complete or not at all. Rename refuses to replace
     a non-empty directory, so an existing version is never overwritten.
     """
-    os.makedirs(base_path, exist_ok=True)
+    fileio.makedirs(base_path)
     version = (versions(base_path) or [0])[-1] + 1
     staging = os.path.join(base_path, f".staging-{version}-{uuid.uuid4().hex[:8]}")
     try:
-        shutil.copytree(saved_model_dir, staging)
+        fileio.copytree(saved_model_dir, staging)
         for relative, source in (extra_files or {}).items():
             extra = os.path.join(staging, relative)
-            os.makedirs(os.path.dirname(extra), exist_ok=True)
-            shutil.copyfile(source, extra)
+            fileio.makedirs(os.path.dirname(extra))
+            fileio.gfile.copy(source, extra, overwrite=True)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        _remove_quietly(staging)
         raise
     target = os.path.join(base_path, str(version))
     try:
-        if os.path.exists(target):
+        if fileio.exists(target):
             raise FileExistsError(errno.EEXIST, "exists", target)
-        os.rename(staging, target)  # refuses a non-empty target: a version that appeared meanwhile
+        fileio.rename_no_replace(staging, target)  # refuses a version that appeared meanwhile
     except OSError as error:
-        shutil.rmtree(staging, ignore_errors=True)
+        _remove_quietly(staging)
         if error.errno in (errno.EEXIST, errno.ENOTEMPTY):
             raise VersionExists(f"version {version} appeared in {base_path} while publishing; nothing overwritten") from None
         raise
@@ -57,13 +58,13 @@ def _fingerprint(saved_model_dir: str) -> str:
     import hashlib
 
     digest = hashlib.sha256()
-    for root, dirs, files in os.walk(saved_model_dir):
-        dirs[:] = sorted(d for d in dirs if d != "assets.extra")
-        for name in sorted(files):
-            path = os.path.join(root, name)
-            digest.update(os.path.relpath(path, saved_model_dir).encode())
-            with open(path, "rb") as f:
-                digest.update(f.read())
+    root = saved_model_dir.rstrip("/")
+    for path in sorted(fileio.walk_files(root)):
+        relative = path[len(root) :].lstrip("/")
+        if relative.startswith("assets.extra/"):
+            continue
+        digest.update(relative.encode())
+        digest.update(fileio.read_bytes(path))
     return digest.hexdigest()
 
 
@@ -83,8 +84,8 @@ def prune(base_path: str, keep: int) -> list[int]:
     removed = []
     for version in versions(base_path)[:-keep] if keep > 0 else []:
         doomed = os.path.join(base_path, f".deleting-{version}-{uuid.uuid4().hex[:8]}")
-        os.rename(os.path.join(base_path, str(version)), doomed)
-        shutil.rmtree(doomed, ignore_errors=True)
+        fileio.rename(os.path.join(base_path, str(version)), doomed)
+        _remove_quietly(doomed)
         removed.append(version)
     return removed
 
@@ -94,18 +95,24 @@ def write_models_config(serving_dir: str) -> str:
     from tensorflow_serving.config import model_server_config_pb2
 
     config = model_server_config_pb2.ModelServerConfig()
-    for name in sorted(os.listdir(serving_dir)):
+    for name in sorted(n.rstrip("/") for n in fileio.listdir(serving_dir)):
         base_path = os.path.join(serving_dir, name)
-        if name.startswith(".") or not os.path.isdir(base_path) or not versions(base_path):
+        if name.startswith(".") or not fileio.isdir(base_path) or not versions(base_path):
             continue
         model = config.model_config_list.config.add()
         model.name = name
-        model.base_path = os.path.abspath(base_path)
+        model.base_path = os.path.abspath(base_path) if fileio.is_local(base_path) else base_path
         model.model_platform = "tensorflow"
         model.model_version_policy.latest.num_versions = 1
     path = os.path.join(serving_dir, MODELS_CONFIG)
     staging = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
-    with open(staging, "w") as f:
-        f.write(text_format.MessageToString(config))
-    os.replace(staging, path)
+    fileio.write_text(staging, text_format.MessageToString(config))
+    fileio.rename(staging, path, overwrite=True)
     return path
+
+
+def _remove_quietly(uri: str) -> None:
+    try:
+        fileio.rmtree(uri)
+    except Exception:  # noqa: BLE001 - best effort: a leftover hidden folder is ignored by readers
+        pass

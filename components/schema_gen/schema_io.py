@@ -6,6 +6,8 @@ import os
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
+from components.base import fileio
+
 SCHEMA_FILE = "schema.pbtxt"
 
 
@@ -14,12 +16,12 @@ class SchemaError(ValueError):
 
 
 def load_schema(path: str) -> schema_pb2.Schema:
-    if os.path.isdir(path):
+    if fileio.isdir(path):
         path = os.path.join(path, SCHEMA_FILE)
-    if not os.path.isfile(path):
+    if not fileio.exists(path):
         raise SchemaError(f"schema file not found: {path}")
     try:
-        with open(path, encoding="utf-8") as f:
+        with fileio.open(path) as f:
             schema = text_format.Parse(f.read(), schema_pb2.Schema())
     except (text_format.ParseError, UnicodeDecodeError) as error:
         raise SchemaError(f"schema file {path} does not parse: {error}") from None
@@ -29,8 +31,8 @@ def load_schema(path: str) -> schema_pb2.Schema:
 
 
 def write_schema(schema: schema_pb2.Schema, directory: str) -> str:
-    os.makedirs(directory, exist_ok=True)
+    fileio.makedirs(directory)
     path = os.path.join(directory, SCHEMA_FILE)
-    with open(path, "w", encoding="utf-8") as f:
+    with fileio.open(path, "w") as f:
         f.write(text_format.MessageToString(schema))
     return path

@@ -11,6 +11,7 @@ from tfx_bsl.public import tfxio
 from components.base import BaseBeamExecutor
 from components.statistics_gen.stats_html import statistics_html
 from components.statistics_gen.stats_io import HTML_FILE, STATS_FILE, load_split_statistics
+from components.base import fileio
 
 
 def examples_file_pattern(examples_artifact, split: str) -> str:
@@ -21,7 +22,7 @@ def write_empty_statistics(path: str) -> None:
     """An empty split still gets statistics (zero examples), so validators can say so."""
     stats = statistics_pb2.DatasetFeatureStatisticsList()
     stats.datasets.add(num_examples=0)
-    with open(path, "wb") as f:
+    with fileio.open(path, "wb") as f:
         f.write(stats.SerializeToString())
 
 
@@ -54,7 +55,7 @@ class StatisticsGenExecutor(BaseBeamExecutor):
         submitted = False
         for split in splits:
             out_dir = statistics.split_uri(split)
-            os.makedirs(out_dir, exist_ok=True)
+            fileio.makedirs(out_dir)
             if not tf.io.gfile.glob(examples_file_pattern(examples, split)):
                 write_empty_statistics(os.path.join(out_dir, STATS_FILE))
                 continue
@@ -66,5 +67,5 @@ class StatisticsGenExecutor(BaseBeamExecutor):
             self._run_beam_pipeline(pipeline)
         statistics.split_names = splits
         by_split = {split: load_split_statistics(statistics, split) for split in splits}
-        with open(os.path.join(statistics.uri, HTML_FILE), "w", encoding="utf-8") as f:
+        with fileio.open(os.path.join(statistics.uri, HTML_FILE), "w") as f:
             f.write(statistics_html(by_split, f"{self.context.pipeline_name}: example statistics"))

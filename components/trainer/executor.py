@@ -5,12 +5,14 @@ import glob
 import json
 import os
 import shutil
+import tempfile
 import time
 
 from components.base import BaseExecutor
 from components.base.functions import load_function
 from components.trainer import multi_worker
 from components.trainer.fn_args import FnArgs
+from components.base import fileio
 
 
 class TrainerExecutor(BaseExecutor):
@@ -37,15 +39,19 @@ class TrainerExecutor(BaseExecutor):
             self._train_on_workers(fn_args, exec_properties["run_fn"], int(config.get("workers", 2)))
         else:
             load_function(exec_properties["run_fn"])(fn_args)
-        if not os.path.exists(os.path.join(fn_args.serving_model_dir, "saved_model.pb")):
+        if not fileio.exists(os.path.join(fn_args.serving_model_dir, "saved_model.pb")):
             raise RuntimeError(f"run_fn wrote no SavedModel to {fn_args.serving_model_dir}")
         model.set("model_name", exec_properties["model_name"])
 
     def _train_on_workers(self, fn_args: FnArgs, run_fn: str, workers: int) -> None:
         """MultiWorkerMirroredStrategy needs fresh processes: collectives are set up before any TF op."""
-        # Beside the Model artifact, inside the execution's directory: worker logs stay with a failed execution.
-        work_dir = os.path.join(os.path.dirname(fn_args.model_dir.rstrip("/")), "workers")
-        os.makedirs(work_dir, exist_ok=True)
+        # The workers' spec and logs are local files: beside the Model artifact when artifacts are local
+        # (so they stay with a failed execution), else in a local temporary folder.
+        if fileio.is_local(fn_args.model_dir):
+            work_dir = os.path.join(os.path.dirname(fn_args.model_dir.rstrip("/")), "workers")
+            os.makedirs(work_dir, exist_ok=True)
+        else:
+            work_dir = tempfile.mkdtemp(prefix="trainer-workers-")
         if os.environ.get("TF_CONFIG"):
             multi_worker.run_external_task(fn_args, run_fn, work_dir)
         else:

@@ -6,6 +6,8 @@ import os
 
 from tensorflow.core.protobuf import saved_model_pb2
 
+from components.base import fileio
+
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
 PREDICT_METHOD = "tensorflow/serving/predict"
@@ -14,12 +16,12 @@ PREDICT_METHOD = "tensorflow/serving/predict"
 def set_method_names(saved_model_dir: str, methods: dict[str, str]) -> None:
     path = os.path.join(saved_model_dir, "saved_model.pb")
     saved_model = saved_model_pb2.SavedModel()
-    with open(path, "rb") as f:
+    with fileio.open(path, "rb") as f:
         saved_model.ParseFromString(f.read())
     for meta_graph in saved_model.meta_graphs:
         for name, method in methods.items():
             if name not in meta_graph.signature_def:
                 raise KeyError(f"no signature {name!r} in {saved_model_dir}")
             meta_graph.signature_def[name].method_name = method
-    with open(path, "wb") as f:
+    with fileio.open(path, "wb") as f:
         f.write(saved_model.SerializeToString())

@@ -15,6 +15,7 @@ from components.base.beam import CountProgress
 from components.example_gen.executor import TFRECORD_SUFFIX
 from components.schema_gen.schema_io import load_schema
 from components.statistics_gen.executor import examples_file_pattern
+from components.base import fileio
 
 TRANSFORM_FN_DIR = tft.TFTransformOutput.TRANSFORM_FN_DIR
 
@@ -73,7 +74,7 @@ class TransformExecutor(BaseBeamExecutor):
             os.path.join(graph.uri, tft.TFTransformOutput.RAW_METADATA_DIR),
         )
         for split in examples.split_names:
-            os.makedirs(transformed.split_uri(split), exist_ok=True)
+            fileio.makedirs(transformed.split_uri(split))
         transformed.split_names = examples.split_names
         transformed.set("payload_format", "FORMAT_TF_EXAMPLE")
 

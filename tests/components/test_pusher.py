@@ -41,7 +41,7 @@ def test_versions_increase_and_existing_ones_are_untouched(tmp_path):
 def test_a_version_that_appears_meanwhile_is_never_overwritten(tmp_path, monkeypatch):
     base = str(tmp_path / "captcha")
     publish(fake_saved_model(tmp_path / "m1", b"one"), base)
-    real_copytree = shutil.copytree
+    real_copytree = publishing.fileio.copytree
 
     def copy_then_race(src, dst, *args, **kwargs):
         result = real_copytree(src, dst, *args, **kwargs)
@@ -50,7 +50,7 @@ def test_a_version_that_appears_meanwhile_is_never_overwritten(tmp_path, monkeyp
             fake_saved_model(os.path.join(base, "2"), b"theirs", files=1)
         return result
 
-    monkeypatch.setattr(publishing.shutil, "copytree", copy_then_race)
+    monkeypatch.setattr(publishing.fileio, "copytree", copy_then_race)
     with pytest.raises(VersionExists):
         publish(fake_saved_model(tmp_path / "m2", b"mine"), base)
     assert open(os.path.join(base, "2", "saved_model.pb"), "rb").read() == b"theirs"
@@ -65,7 +65,7 @@ def test_a_failed_copy_leaves_no_version_directory(tmp_path, monkeypatch):
         open(os.path.join(dst, "saved_model.pb"), "wb").close()
         raise OSError("disk full")
 
-    monkeypatch.setattr(publishing.shutil, "copytree", broken_copy)
+    monkeypatch.setattr(publishing.fileio, "copytree", broken_copy)
     with pytest.raises(OSError, match="disk full"):
         publish(fake_saved_model(tmp_path / "m1"), base)
     assert versions(base) == []

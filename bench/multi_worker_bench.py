@@ -1,0 +1,82 @@
+"""Captcha training on one TensorFlow worker vs two (MultiWorkerMirroredStrategy, a host each).
+
+    python -m bench.multi_worker_bench [--examples 4000] [--epochs 1,4]
+
+The same Transform output and global batch for both. Each is timed for the
+fewer and the more epochs; the difference divided by the extra epochs is the
+steady time per epoch (start-up, graph tracing and export cancel out), so
+examples/s = training examples per epoch / that time. Start-up is the rest.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import tempfile
+import time
+
+from bench.common import print_table, record
+from components.base import ExecutorContext, Model
+from components.trainer import multi_worker
+from components.trainer.executor import TrainerExecutor
+from pipelines.metadata import MetadataStore, sqlite_config
+from pipelines.registry import PIPELINES, RunOptions
+from pipelines.runner import LocalRunner
+
+RUN_FN = "pipelines.captcha.model:run_fn"
+
+
+def train_seconds(inputs: dict, config: dict, tmp: str) -> float:
+    model = Model(uri=tempfile.mkdtemp(dir=tmp))
+    started = time.monotonic()
+    TrainerExecutor(ExecutorContext(component_id="Trainer")).Do(
+        inputs, {"model": [model]},
+        {"run_fn": RUN_FN, "train_config": json.dumps(config), "model_name": "captcha", "train_split": "train", "eval_split": "eval"},
+    )
+    return time.monotonic() - started
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--examples", type=int, default=4000)
+    parser.add_argument("--epochs", default="1,4")
+    args = parser.parse_args(argv)
+    few, many = (int(e) for e in args.epochs.split(","))
+    with tempfile.TemporaryDirectory() as tmp:
+        pipeline = PIPELINES["captcha"].create(
+            RunOptions(quick=True, serving_dir=os.path.join(tmp, "serving"), params={"num_examples": str(args.examples)})
+        )
+        store = MetadataStore(sqlite_config(os.path.join(tmp, "metadata.sqlite")))
+        result = LocalRunner(store, os.path.join(tmp, "runs"), out=io.StringIO()).run(pipeline.up_to("Transform"))
+        [transformed] = result.outputs("Transform", "transformed_examples")
+        inputs = {"examples": [transformed], "transform_graph": result.outputs("Transform", "transform_graph")}
+        [trainer] = [c for c in pipeline.components if c.id == "Trainer"]
+        base = {**json.loads(trainer.parameters["train_config"]), "early_stopping_patience": 0, "time_budget_minutes": 30}
+        [raw] = result.outputs("CaptchaExampleGen", "examples")
+        train_examples = raw.properties.get("num_examples_train") or 0
+        rows = []
+        for label, extra in (("1 worker", {}), ("2 workers", {"distribution": "multi_worker", "workers": 2})):
+            short = train_seconds(inputs, {**base, **extra, "epochs": few}, tmp)
+            long = train_seconds(inputs, {**base, **extra, "epochs": many}, tmp)
+            per_epoch = (long - short) / (many - few)
+            rows.append({
+                "trainer": label,
+                "train examples": train_examples,
+                f"{few} epoch(s) s": short,
+                f"{many} epochs s": long,
+                "s per epoch": per_epoch,
+                "examples/s": train_examples / per_epoch if per_epoch > 0 else float("nan"),
+                "start-up s": short - few * per_epoch,
+            })
+        rows[1]["vs 1 worker"] = rows[1]["examples/s"] / rows[0]["examples/s"]
+        isolation = multi_worker.netns_available() or "network namespaces"
+    print_table(f"captcha training, 1 vs 2 workers (2 workers on: {isolation})", rows)
+    record("multi_worker", rows)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
