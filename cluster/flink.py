@@ -80,7 +80,7 @@ class ClusterConfig:
     slots: int = 2
     parallelism: int = 2
     jobmanager_memory: str = "1024m"
-    taskmanager_memory: str = "2048m"
+    taskmanager_memory: str = "2560m"
     managed_memory: str = "768m"
     restart_attempts: int = 3
     restart_delay_s: int = 2
@@ -118,6 +118,9 @@ def flink_conf(config: ClusterConfig) -> str:
             # Flink's batch operators sort and combine in managed memory, shared by every operator of a
             # slot; TFDV's statistics job has dozens, and each needs room for a whole image record.
             "taskmanager.memory.managed.size": config.managed_memory,
+            # The data plane to Beam's Python workers is gRPC on direct buffers: without room for
+            # them a large bundle fails the task ("OutOfMemoryError: Direct buffer memory").
+            "taskmanager.memory.task.off-heap.size": "512m",
             "taskmanager.numberOfTaskSlots": config.slots,
             # Beam's batch jobs have many shuffles; Flink 1.16's sort-shuffle asks 512 buffers per
             # result partition by default, more than a small TaskManager has.
