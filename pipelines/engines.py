@@ -86,6 +86,11 @@ def flink_args(flink_master: str | None, extra: list[str], state_dir: str | None
         f"--job_endpoint={job_endpoint}",
         "--environment_type=EXTERNAL",
         f"--environment_config={worker_pool}",
+        # Flink's default pipelined exchanges deadlock on diamond-shaped batch plans (ExampleGen's
+        # three split writes) once the data outgrows the network buffers: 60k captchas hung with
+        # every task idle. BATCH_FORCED materialises each exchange (Java FlinkPipelineOptions;
+        # Python has no flag for it, the portable runner passes it through).
+        "--execution_mode_for_batch=BATCH_FORCED",
     ]
     if not (_has_option(extra, "extra_package") or _has_option(extra, "setup_file")):
         args.append(f"--extra_package={_staged_wheel()}")

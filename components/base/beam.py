@@ -35,6 +35,14 @@ class JobOptions(PipelineOptions):
             help="cancel a Beam job still running after this many seconds (a portable runner whose "
             "workers cannot start waits forever otherwise); 0 = no deadline",
         )
+        # Beam's Java FlinkPipelineOptions has it, Python's FlinkRunnerOptions not: declared here so the
+        # portable runner sends it to the job server (it drops options nobody declared).
+        parser.add_argument(
+            "--execution_mode_for_batch",
+            choices=["PIPELINED", "BATCH", "PIPELINED_FORCED", "BATCH_FORCED"],
+            default=None,
+            help="Flink's data exchange mode for batch jobs (the Flink runner's default: PIPELINED)",
+        )
 
 
 def _all_option_classes():

@@ -81,11 +81,6 @@ def read_bytes(uri: str) -> bytes:
         return f.read()
 
 
-def write_bytes(uri: str, data: bytes) -> None:
-    with gfile.GFile(uri, "wb") as f:
-        f.write(data)
-
-
 def rename(src: str, dst: str, overwrite: bool = False) -> None:
     """A file or a whole directory. Object stores (and TF's ram://) have no directory rename:
     there a directory is copied, then deleted, which is not atomic."""
