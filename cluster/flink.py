@@ -179,6 +179,16 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     return False
 
 
+def wait_for_port(host: str, port: int, process: subprocess.Popen, timeout: float) -> bool:
+    """True once `host:port` accepts connections; False if `process` exits or `timeout` passes first."""
+    deadline = time.monotonic() + timeout
+    while not port_open(host, port):
+        if process.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.3)
+    return True
+
+
 def rest_get_url(base_url: str, path: str, timeout: float = 2.0) -> dict | None:
     """GET a Flink REST resource as JSON; None when nothing (or no JSON) answers."""
     try:
@@ -218,12 +228,9 @@ class JobServer:
              f"--artifact-port={free_port(self.host)}", f"--expansion-port={free_port(self.host)}"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + timeout
-        while not port_open(self.host, self.port):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise ClusterError(f"Beam's job server for {self.flink_master} did not start")
-            time.sleep(0.5)
+        if not wait_for_port(self.host, self.port, self.process, timeout):
+            self.stop()
+            raise ClusterError(f"Beam's job server for {self.flink_master} did not start")
         return f"{self.host}:{self.port}"
 
     def stop(self) -> None:

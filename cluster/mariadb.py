@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 
-from cluster.flink import free_port, port_open
+from cluster.flink import free_port, wait_for_port
 
 DEFAULT_DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".mariadb")
 BINARIES = ("mariadb-install-db", "mariadbd", "mariadb")
@@ -76,12 +76,9 @@ class MariaDB:
         log = open(os.path.join(self.root, "mariadbd.log"), "ab")
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                         start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while not port_open(self.host, self.port):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise MariaDBError(f"MariaDB did not start on {self.host}:{self.port}; see {self.root}/mariadbd.log")
-            time.sleep(0.3)
+        if not wait_for_port(self.host, self.port, self.process, timeout):
+            self.stop()
+            raise MariaDBError(f"MariaDB did not start on {self.host}:{self.port}; see {self.root}/mariadbd.log")
         self.sql(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
         return self
 

@@ -202,7 +202,8 @@ class GfileBeamFileSystem(FileSystem):
             results.append(MatchResult(pattern, [FileMetadata(p, size(p)) for p in paths if not gfile.isdir(p)]))
         return results
 
-    def _wrap(self, raw, path: str, mime_type: str, compression_type: str, writing: bool):
+    @staticmethod
+    def _wrap(raw, path: str, compression_type: str):
         if compression_type == CompressionTypes.AUTO:
             compression_type = CompressionTypes.detect_compression_type(path)
         if compression_type == CompressionTypes.UNCOMPRESSED:
@@ -213,10 +214,10 @@ class GfileBeamFileSystem(FileSystem):
 
     def create(self, path, mime_type="application/octet-stream", compression_type=CompressionTypes.AUTO):
         gfile.makedirs(posixpath.dirname(path))
-        return self._wrap(_CountingWriter(gfile.GFile(path, "wb")), path, mime_type, compression_type, True)
+        return self._wrap(_CountingWriter(gfile.GFile(path, "wb")), path, compression_type)
 
     def open(self, path, mime_type="application/octet-stream", compression_type=CompressionTypes.AUTO):
-        return self._wrap(gfile.GFile(path, "rb"), path, mime_type, compression_type, False)
+        return self._wrap(gfile.GFile(path, "rb"), path, compression_type)
 
     def copy(self, source_file_names, destination_file_names):
         errors = {}
