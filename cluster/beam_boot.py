@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     channel.close()
 
     work_root = os.environ.get("BEAM_WORKER_DIR") or os.path.join(tempfile.gettempdir(), "beam-workers")
-    worker_dir = os.path.join(work_root, "workers", args.id)
+    # Ids are unique per TaskManager only: two TaskManagers sharing a pool both start a "1-1".
+    worker_dir = os.path.join(work_root, "workers", f"{args.id}-{os.getpid()}")
     staged_dir = os.path.join(worker_dir, "staged")
     os.makedirs(staged_dir, exist_ok=True)
     paths = fetch_artifacts(args.artifact_endpoint, info.dependencies, staged_dir)

@@ -72,10 +72,13 @@ def flink_args(flink_master: str | None, extra: list[str], state_dir: str | None
                 "or give --flink-master HOST:PORT for an existing cluster"
             )
         job_endpoint, worker_pool = local.config.job_endpoint, local.config.worker_pool
+        parallelism = local.config.parallelism
         print(f"Flink: jobs go to {job_endpoint} (web UI {local.config.web_ui})", file=out, flush=True)
     else:
-        if rest_get_url(f"http://{flink_master}", "/overview") is None:
+        overview = rest_get_url(f"http://{flink_master}", "/overview")
+        if overview is None:
             raise EngineUnavailable(f"no Flink REST API answers at {flink_master} (--flink-master HOST:PORT)")
+        parallelism = cluster_parallelism(flink_master, overview)
         server = JobServer(flink_master)
         job_endpoint = server.start()
         atexit.register(server.stop)
@@ -92,9 +95,24 @@ def flink_args(flink_master: str | None, extra: list[str], state_dir: str | None
         # Python has no flag for it, the portable runner passes it through).
         "--execution_mode_for_batch=BATCH_FORCED",
     ]
+    # Beam's job server reads no Flink configuration: without --parallelism every job runs at 1.
+    if not _has_option(extra, "parallelism"):
+        args.append(f"--parallelism={parallelism}")
     if not (_has_option(extra, "extra_package") or _has_option(extra, "setup_file")):
         args.append(f"--extra_package={_staged_wheel()}")
     return args
+
+
+def cluster_parallelism(flink_master: str, overview: dict) -> int:
+    """The cluster's own `parallelism.default`, else every slot it has (at least 1)."""
+    from cluster.flink import rest_get_url
+
+    entries = rest_get_url(f"http://{flink_master}", "/jobmanager/config") or []
+    configured = {e.get("key"): e.get("value") for e in entries if isinstance(e, dict)}.get("parallelism.default")
+    try:
+        return max(1, int(configured))
+    except (TypeError, ValueError):
+        return max(1, int(overview.get("slots-total") or 1))
 
 
 def beam_args(runner: str | None, flink_master: str | None, extra: list[str]) -> list[str]:

@@ -68,8 +68,13 @@ def test_quick_pipeline_on_flink_matches_the_direct_runner(flink_cluster, captch
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"jobs go to {flink_cluster.config.job_endpoint}" in result.stderr
-    # ExampleGen, StatisticsGen and Transform each ran as a Flink job that the web UI lists as finished.
-    assert len(_finished_jobs(flink_cluster) - before) >= 3
+    # ExampleGen, StatisticsGen and Transform each ran as a Flink job that the web UI lists as finished,
+    # spread over the cluster's slots (Beam's job server alone would run every job at parallelism 1).
+    new_jobs = _finished_jobs(flink_cluster) - before
+    assert len(new_jobs) >= 3
+    for jid in new_jobs:
+        vertices = rest_get(flink_cluster.config, f"/jobs/{jid}")["vertices"]
+        assert max(v["parallelism"] for v in vertices) == flink_cluster.config.parallelism > 1
     assert os.path.isfile(os.path.join(serving, "captcha", "1", "saved_model.pb"))
 
     direct = captcha_quick_run["out"]
