@@ -42,7 +42,7 @@ validate: $(STAMP)
 	$(PY) -m pipelines validate --data "$(DATA)" --schema "$(SCHEMA)" $(ARGS)
 
 test: $(STAMP)
-	$(PY) -m pytest -m "not slow" $(ARGS)
+	$(PY) -m pytest -m "not slow" --random-order-bucket=module $(ARGS)
 
 bench: $(STAMP)
 	$(PY) -m bench $(ARGS)

@@ -301,6 +301,8 @@ def cmd_runs(args) -> int:
         for e in run.executions:
             cache = f" (cache hit of execution {e.cached_from})" if e.state == "CACHED" else ""
             print(f"  {e.component_id:<20} {e.state:<9} {e.duration:7.1f}s  execution {e.id}{cache}")
+            if e.state == "ABANDONED":
+                print("      its runner died before it finished (the next run starts this step again)")
             for key, artifact in e.outputs:
                 producer = store.producer_of(artifact.id)
                 print(f"      {key}: {artifact.type_name} #{artifact.id} {artifact.uri}  (produced by execution {producer})")

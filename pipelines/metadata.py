@@ -43,6 +43,8 @@ _EXECUTION_PROPERTIES = {
     "cached_from": mlmd.INT,
 }
 
+ABANDONED = "ABANDONED"  # shown for an execution whose runner died (stored as CANCELED, abandoned=1)
+
 STATE_NAMES = {
     mlmd.Execution.RUNNING: "RUNNING",
     mlmd.Execution.COMPLETE: "COMPLETE",
@@ -117,6 +119,31 @@ def _read_props(message) -> dict:
             field = value.WhichOneof("value")
             out[name] = getattr(value, field) if field else None
     return out
+
+
+def _process_start(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot; /proc/PID/stat field 22), or None if there is none.
+    A pid with another start time is another process that reused the number."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def runner_identity() -> dict:
+    """Execution properties that let a later runner or listing tell whether this runner still lives."""
+    return {"runner_pid": os.getpid(), "runner_host": socket.gethostname(), "runner_start": _process_start(os.getpid()) or ""}
+
+
+def runner_alive(props: dict) -> bool | None:
+    """Whether the runner an execution names is alive: None when that cannot be told here (another host,
+    or an execution recorded without the runner's identity)."""
+    pid, host = props.get("runner_pid"), props.get("runner_host")
+    if not pid or host != socket.gethostname():
+        return None
+    started = _process_start(int(pid))
+    return started is not None and (not props.get("runner_start") or started == props["runner_start"])
 
 
 class StoreBusy(RuntimeError):
@@ -419,8 +446,47 @@ class MetadataStore:
         return None
 
     # --- queries for `pipelines runs` -------------------------------------------
+    def sqlite_idle(self) -> bool:
+        """On SQLite: no runner holds the store now (so none of its executions can still be running)."""
+        if self.sqlite_path is None or not os.path.exists(self.sqlite_path + ".lock"):
+            return self.sqlite_path is not None
+        with open(self.sqlite_path + ".lock") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            return True
+
+    def _abandoned(self, execution: mlmd.Execution, idle: bool) -> bool:
+        if execution.last_known_state == mlmd.Execution.CANCELED:
+            return bool(_read_props(execution).get("abandoned"))
+        if execution.last_known_state != mlmd.Execution.RUNNING:
+            return False
+        return idle or runner_alive(_read_props(execution)) is False
+
+    def abandon_dead_executions(self, contexts: list[mlmd.Context] | None = None, *, exclusive: bool = False) -> list[int]:
+        """Marks RUNNING executions whose runner died as abandoned (CANCELED, abandoned=1, the reason as
+        the error) and returns their ids. `exclusive`: the caller holds the SQLite store, so no other
+        runner can be running and every RUNNING execution is dead, whatever host it names."""
+        marked = []
+        for execution in self.store.get_executions():
+            if execution.last_known_state != mlmd.Execution.RUNNING:
+                continue
+            props = _read_props(execution)
+            if not exclusive and runner_alive(props) is not False:
+                continue
+            execution.last_known_state = mlmd.Execution.CANCELED
+            who = f"pid {props.get('runner_pid', '?')} on {props.get('runner_host', '?')}"
+            _props(execution, {"abandoned": 1, "end_time": time.time(),
+                               "error": f"abandoned: its runner ({who}) died before it finished"}, _EXECUTION_PROPERTIES)
+            self.store.put_execution(execution, [], [], reuse_context_if_already_exist=True)
+            marked.append(execution.id)
+        return marked
+
     def runs(self, pipeline_name: str) -> list[RunRecord]:
         records = []
+        idle = self.sqlite_idle()
         for context in self.store.get_contexts_by_type(RUN_CONTEXT):
             if context.properties["pipeline_name"].string_value != pipeline_name:
                 continue
@@ -431,19 +497,19 @@ class MetadataStore:
                     name=context.name,
                     pipeline_name=pipeline_name,
                     create_time=context.create_time_since_epoch / 1000.0,
-                    executions=[self._execution_record(e) for e in executions],
+                    executions=[self._execution_record(e, idle) for e in executions],
                 )
             )
         return sorted(records, key=lambda r: r.id)
 
-    def _execution_record(self, execution: mlmd.Execution) -> ExecutionRecord:
+    def _execution_record(self, execution: mlmd.Execution, idle: bool = False) -> ExecutionRecord:
         props = _read_props(execution)
         inputs = self.artifacts_by_id(e.artifact_id for e in self._events(execution.id, mlmd.Event.INPUT))
         outputs = [(key, a) for key, artifacts in self._outputs_of(execution.id).items() for a in artifacts]
         return ExecutionRecord(
             id=execution.id,
             component_id=props.get("component_id", ""),
-            state=STATE_NAMES.get(execution.last_known_state, "UNKNOWN"),
+            state=ABANDONED if self._abandoned(execution, idle) else STATE_NAMES.get(execution.last_known_state, "UNKNOWN"),
             start_time=props.get("start_time") or 0.0,
             end_time=props.get("end_time") or 0.0,
             error=props.get("error") or "",

@@ -13,14 +13,13 @@ import datetime
 import hashlib
 import logging
 import os
-import socket
 import sys
 import time
 import traceback
 from typing import Callable, TextIO
 
 from components.base import Artifact, BaseComponent, ExecutorContext, fileio
-from pipelines.metadata import MetadataStore
+from pipelines.metadata import MetadataStore, runner_identity
 from pipelines.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -112,6 +111,10 @@ class LocalRunner:
 
     def _run(self, pipeline: Pipeline, run_id: str | None) -> RunResult:
         run_id = run_id or datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+        # On SQLite this runner holds the store: any execution still RUNNING belongs to a runner that died.
+        abandoned = self.store.abandon_dead_executions(exclusive=self.store.sqlite_path is not None)
+        if abandoned:
+            self._say(f"marked execution(s) {', '.join(map(str, abandoned))} abandoned: their runner died before they finished")
         contexts = self.store.start_run(pipeline.name, run_id)
         ordered = pipeline.ordered()
         produced: dict[tuple[str, str], list[Artifact]] = {}
@@ -150,8 +153,7 @@ class LocalRunner:
             "cache_key": cache_key,
             "code_version": code_version,
             "parameters": parameters,
-            "runner_pid": os.getpid(),
-            "runner_host": socket.gethostname(),
+            **runner_identity(),
         }
         component_type = type(component).__name__
         if self.enable_cache and component.CACHEABLE:

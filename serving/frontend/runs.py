@@ -37,7 +37,7 @@ def _summary(run) -> dict:
     states = [e.state for e in run.executions]
     return {
         "id": run.id, "name": run.name, "started": run.create_time,
-        "status": "FAILED" if "FAILED" in states else ("RUNNING" if "RUNNING" in states else "COMPLETE"),
+        "status": next((s for s in ("FAILED", "ABANDONED", "RUNNING") if s in states), "COMPLETE"),
         "components": [{"component": e.component_id, "state": e.state, "seconds": e.duration,
                         "cached": e.state == "CACHED", "execution": e.id} for e in run.executions],
     }

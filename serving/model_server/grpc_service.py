@@ -38,6 +38,39 @@ def target_of(model_spec) -> inference.Target:
 _INFERENCE_APIS = frozenset(("predict", "classify", "regress", "multi_inference"))
 
 
+class Undecodable:
+    """What a request that is not a valid message deserializes to; its handler answers INVALID_ARGUMENT
+    (gRPC's own deserializer failure would answer UNKNOWN or INTERNAL)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _tolerant(deserialize):
+    def read(data: bytes):
+        try:
+            return deserialize(data)
+        except Exception as e:  # noqa: BLE001 - DecodeError, RecursionError: any bytes that are not the message
+            return Undecodable(e)
+
+    return read
+
+
+class DecodeErrorsAsInvalidArgument(grpc.aio.ServerInterceptor):
+    """Gives every method a deserializer that never raises; `_rpc` turns an Undecodable into INVALID_ARGUMENT."""
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        return handler._replace(request_deserializer=_tolerant(handler.request_deserializer))
+
+
+def _check_decoded(api: str, request) -> None:
+    if isinstance(request, Undecodable):
+        raise invalid(f"Could not parse the {api} request: {type(request.error).__name__}: {request.error}"[:300])
+
+
 class _Call:
     """One RPC's metrics: the request count by outcome and the latency."""
 
@@ -71,6 +104,7 @@ def _rpc(api: str):
             async def async_handler(self, request, context):
                 call = _Call(api, request, self.metrics)
                 try:
+                    _check_decoded(api, request)
                     response = await method(self, request, context)
                     call.answered(response)
                     return response
@@ -86,6 +120,7 @@ def _rpc(api: str):
         def handler(self, request, context):
             call = _Call(api, request, self.metrics)
             try:
+                _check_decoded(api, request)
                 response = method(self, request, context)
                 call.answered(response)
                 return response
@@ -201,7 +236,7 @@ async def start_grpc_server(manager: ModelManager, metrics: ServerMetrics, addre
     options = [("grpc.max_receive_message_length", max_message_bytes),
                ("grpc.max_send_message_length", max_message_bytes), *channel_arguments]
     pool = futures.ThreadPoolExecutor(max_workers, thread_name_prefix="grpc")
-    server = grpc.aio.server(migration_thread_pool=pool, options=options)
+    server = grpc.aio.server(migration_thread_pool=pool, options=options, interceptors=[DecodeErrorsAsInvalidArgument()])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(manager, metrics, pool), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(manager, metrics), server)
     try:

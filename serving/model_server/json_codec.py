@@ -18,6 +18,11 @@ from tensorflow_serving.apis import input_pb2
 from serving.model_server.errors import invalid
 from serving.model_server.servable import Signature
 
+# Deeper JSON than any tensor needs (TensorFlow's rank limit is 254; real requests nest a few levels).
+# Checked while shapes are read, so a hostile body costs no more than its own size to refuse.
+MAX_NESTING = 64
+TOO_DEEP = f"JSON Parse error: the body nests deeper than {MAX_NESTING} levels"
+
 
 def is_b64(value) -> bool:
     return isinstance(value, dict) and len(value) == 1 and "b64" in value
@@ -42,22 +47,34 @@ def parse_body(body: bytes) -> dict:
             parsed = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise invalid(f"JSON Parse error: {e}") from None
+        except RecursionError:  # orjson stops at 1024 levels, the standard library at Python's stack
+            raise invalid(TOO_DEEP) from None
     if not isinstance(parsed, dict):
         raise invalid("JSON Value: the request body must be a JSON object")
     return parsed
 
 
-def _shape(value, key: str) -> list[int]:
+def _preview(value, limit: int) -> str:
+    """The start of a value as JSON, for messages; never fails on a deep or odd value."""
+    try:
+        return orjson.dumps(value)[:limit].decode("utf-8", "replace")
+    except (orjson.JSONEncodeError, TypeError):
+        return f"<{type(value).__name__}>"
+
+
+def _shape(value, key: str, depth: int = 0) -> list[int]:
     """The shape of a nested list; ragged lists are refused (a tensor is rectangular)."""
     if isinstance(value, list):
+        if depth >= MAX_NESTING:
+            raise invalid(TOO_DEEP)
         if not value:
             return [0]
-        shapes = [_shape(v, key) for v in value]
+        shapes = [_shape(v, key, depth + 1) for v in value]
         if any(s != shapes[0] for s in shapes):
             raise invalid(f"input {key!r}: expected all lists at the same depth to have the same length (ragged tensor)")
         return [len(value), *shapes[0]]
     if isinstance(value, dict) and not is_b64(value):
-        raise invalid(f"input {key!r}: unexpected JSON object {json.dumps(value)[:60]}")
+        raise invalid(f"input {key!r}: unexpected JSON object {_preview(value, 60)}")
     return []
 
 
@@ -68,7 +85,7 @@ def _strings(value, key: str):
         return decode_b64(value)
     if isinstance(value, str):
         return value.encode("utf-8")
-    raise invalid(f"input {key!r} must be strings (DT_STRING), got {json.dumps(value)[:40]}")
+    raise invalid(f"input {key!r} must be strings (DT_STRING), got {_preview(value, 40)}")
 
 
 def _check_scalars(value, key: str) -> None:
@@ -76,7 +93,7 @@ def _check_scalars(value, key: str) -> None:
         for v in value:
             _check_scalars(v, key)
     elif isinstance(value, str) or is_b64(value) or value is None:
-        raise invalid(f"input {key!r} must be numbers, got {json.dumps(value)[:40]}")
+        raise invalid(f"input {key!r} must be numbers, got {_preview(value, 40)}")
 
 
 def _flatten(value, into: list) -> list:

@@ -85,6 +85,10 @@ class RestApi:
         except ServingError as e:
             outcome.code = e.code.name
             status, payload = e.http_status, {"error": e.message}
+        except RecursionError:  # a body nested past every depth check: still the client's error
+            e = invalid(json_codec.TOO_DEEP)
+            outcome.code = e.code.name
+            status, payload = e.http_status, {"error": e.message}
         except TimeoutError:
             e = ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline exceeded")
             outcome.code = e.code.name

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import re
 import threading
 from typing import Callable
 
@@ -55,6 +56,7 @@ def status_from_tf_error(error: tf.errors.OpError) -> ServingError:
 
     by_value = {code.value[0]: code for code in grpc.StatusCode}
     message = error.message.split("\n")[0] if error.message else type(error).__name__
+    message = re.sub(r"^(\{\{[^}]*\}\}\s*)+", "", message) or type(error).__name__  # "{{function_node ...}}" prefixes
     return ServingError(by_value.get(error.error_code, grpc.StatusCode.INTERNAL), message)
 
 

@@ -17,6 +17,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2, types_pb2
 
+from serving.model_server.errors import invalid
+
 # dtype enum -> (numpy dtype, TensorProto field holding the values)
 _READ = {
     types_pb2.DT_FLOAT: (np.float32, "float_val"),
@@ -49,29 +51,61 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
+# Claimed shapes are checked before anything is allocated: a request tensor holds at most
+# MAX_ELEMENTS, and one whose message carries fewer values than its shape claims (TensorFlow fills the
+# rest from the last value) may make the server build at most MAX_FILL_BYTES that way.
+MAX_ELEMENTS = 1 << 28
+MAX_FILL_BYTES = 64 << 20
+MAX_RANK = 254  # TensorShape::kMaxDims
+
+
+def _claimed(proto: tensor_pb2.TensorProto) -> tuple[tuple[int, ...], int]:
+    """The shape and element count a TensorProto claims, refused (INVALID_ARGUMENT) when impossible or too large."""
+    dims = proto.tensor_shape.dim
+    if len(dims) > MAX_RANK:
+        raise invalid(f"Shape has {len(dims)} dimensions which is over the limit of {MAX_RANK}")
+    shape = tuple(d.size for d in dims)
+    for size in shape:
+        if size < 0:
+            raise invalid(f"Dimension {size} must be >= 0")
+    count = math.prod(shape)
+    if count > MAX_ELEMENTS:
+        raise invalid(f"tensor shape {list(shape)} claims {count} elements; a request tensor may hold {MAX_ELEMENTS}")
+    return shape, count
+
+
+def _filled(proto: tensor_pb2.TensorProto, shape: tuple[int, ...], count: int, carried: int, itemsize: int) -> np.ndarray:
+    """TensorFlow's reading of a tensor whose values do not match its shape, within MAX_FILL_BYTES."""
+    if count * itemsize > MAX_FILL_BYTES:
+        carries = f"carries {carried}" if carried >= 0 else "does not carry them"
+        raise invalid(f"tensor shape {list(shape)} claims {count} elements but the request {carries}")
+    return tf.make_ndarray(proto)
+
+
 def to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
     """The array a TensorProto holds (what tf.make_ndarray returns)."""
     shape_proto = proto.tensor_shape
     if shape_proto.unknown_rank:
-        return tf.make_ndarray(proto)
-    shape = tuple(d.size for d in shape_proto.dim)
-    count = math.prod(shape)
+        return tf.make_ndarray(proto)  # a scalar to TensorFlow: nothing to allocate
+    shape, count = _claimed(proto)
     if proto.dtype == types_pb2.DT_STRING:
         values = proto.string_val
         if len(values) == count:
             return np.array(list(values), dtype=object).reshape(shape)
-        return tf.make_ndarray(proto)  # a single value broadcast to the shape, or an error
+        return _filled(proto, shape, count, len(values), 8)  # one value broadcast to the shape, or an error
     read = _READ.get(proto.dtype)
-    if read is None:
-        return tf.make_ndarray(proto)
+    if read is None:  # half, complex, ...: TensorFlow reads them, within the same bound
+        return _filled(proto, shape, count, -1, 16)
     numpy_type, field = read
+    itemsize = np.dtype(numpy_type).itemsize
     if proto.tensor_content:
-        if len(proto.tensor_content) != count * np.dtype(numpy_type).itemsize:
-            return tf.make_ndarray(proto)  # TensorFlow's error for a wrong length
+        if len(proto.tensor_content) != count * itemsize:
+            raise invalid(f"tensor_content holds {len(proto.tensor_content)} bytes; shape {list(shape)} "
+                          f"of {np.dtype(numpy_type).name} needs {count * itemsize}")
         return np.frombuffer(proto.tensor_content, dtype=numpy_type).reshape(shape).copy()
     values = getattr(proto, field)
     if len(values) != count:
-        return tf.make_ndarray(proto)
+        return _filled(proto, shape, count, len(values), itemsize)
     return np.array(values, dtype=numpy_type).reshape(shape)
 
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -58,3 +60,37 @@ def test_read_captcha_reports_text_confidences_version_and_transport(captcha_ser
     assert len(reading.text) == 4 and len(reading.character_confidences) == 4
     assert 0 < reading.confidence <= min(reading.character_confidences) + 1e-6
     assert reading.version == in_process[0] and reading.transport == "grpc" and reading.seconds > 0
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A valid grey PNG of width x height zeros: a few hundred KB on the wire, width*height bytes decoded."""
+    compressor = zlib.compressobj(9)
+    row = b"\0" * (width + 1)
+    body = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+
+
+def _rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+
+
+@pytest.mark.parametrize("client_class,address", [(RestClient, "rest_url"), (GrpcClient, "grpc_target")])
+def test_an_image_claiming_too_many_pixels_is_refused_before_it_is_decoded(captcha_server, client_class, address):
+    """The exported graph reads the header first: a 16000x16000 PNG (~250 KB) never becomes 256 MB of pixels."""
+    bomb = png_claiming(16000, 16000)
+    assert len(bomb) < 400_000
+    client = client_class(getattr(captcha_server, address))
+    before = _rss_bytes(captcha_server.process.pid)
+    for _ in range(4):
+        with pytest.raises(ModelServerError) as raised:
+            client.predict("captcha", {"image_bytes": [bomb]})
+        assert raised.value.code == "INVALID_ARGUMENT"
+        assert "too large" in str(raised.value)
+    assert _rss_bytes(captcha_server.process.pid) - before < 64 << 20
+    assert read_captcha(client, "captcha", png("1234")).text.isdigit()

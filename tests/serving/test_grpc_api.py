@@ -135,6 +135,30 @@ def test_bad_predict_requests_get_tf_serving_status_codes(predictions, request_f
     assert raised.value.details()
 
 
+@pytest.mark.parametrize("method", ["Predict", "Classify", "GetModelMetadata"])
+@pytest.mark.parametrize("payload", [b"\xff\xff\xff", b"\x0a\x05ab", b"\x12" + b"\x0a\x7f" * 3, b"\x0a" * 50])
+def test_bytes_that_are_not_the_request_message_are_invalid_argument(channel, method, payload):
+    call = channel.unary_unary(f"/tensorflow.serving.PredictionService/{method}",
+                               request_serializer=lambda raw: raw, response_deserializer=lambda raw: raw)
+    with pytest.raises(grpc.RpcError) as raised:
+        call(payload, timeout=30)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, raised.value.details()
+    assert "Could not parse" in raised.value.details()
+
+
+def test_a_string_tensor_with_a_negative_dimension_is_invalid_argument(predictions):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "toy"
+    tensor = request.inputs["x"]
+    tensor.dtype = tf.string.as_datatype_enum
+    tensor.tensor_shape.dim.add().size = -1
+    tensor.string_val.append(b"a")
+    with pytest.raises(grpc.RpcError) as raised:
+        predictions.Predict(request, timeout=30)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "must be >= 0" in raised.value.details()
+
+
 def test_unknown_model_status_is_not_found(models):
     request = get_model_status_pb2.GetModelStatusRequest()
     request.model_spec.name = "nope"

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 import requests
@@ -30,17 +31,23 @@ def served(captcha_quick_run, tmp_path_factory):
         cwd=str(workdir), env={**os.environ, "PYTHONPATH": ROOT}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     url = f"http://127.0.0.1:{ports['web']}"
+    lines: list[str] = []  # read as they come, so no test depends on another having waited
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()
 
     def up():
         if process.poll() is not None:
-            raise RuntimeError(process.stdout.read())
+            reader.join(5)
+            raise RuntimeError("".join(lines))
+        if not any(line.startswith("demo:") for line in list(lines)):
+            return False  # the server prints the line once both processes answer and Ctrl-C is handled
         try:
             return requests.get(url + "/ping", timeout=1).ok
         except requests.ConnectionError:
             return False
 
     wait_for(up, timeout=180, interval=0.5)
-    yield {"process": process, "url": url, "ports": ports}
+    yield {"process": process, "url": url, "ports": ports, "lines": lines, "reader": reader}
     if process.poll() is None:
         process.kill()
 
@@ -86,7 +93,9 @@ def test_browser_uploads_a_captcha_and_reads_the_prediction(served, tmp_path):
 def test_ctrl_c_stops_both_processes(served):
     process = served["process"]
     process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=60)
+    process.wait(timeout=60)
+    served["reader"].join(10)
+    output = "".join(served["lines"])
     assert process.returncode == 0, output
     assert "demo:" in output and "stopping" in output
     for port in served["ports"].values():

@@ -126,6 +126,18 @@ def test_unparsable_json_is_a_400(api_server):
     assert "JSON" in response.json()["error"]
 
 
+@pytest.mark.parametrize("depth", [100, 2_000, 100_000])
+@pytest.mark.parametrize("opening,closing", [(b"[", b"]"), (b'{"a":', b"}")])
+def test_deeply_nested_bodies_are_a_400_not_a_crash(api_server, depth, opening, closing):
+    for body in (b'{"instances": ' + opening * depth + b"1" + closing * depth + b"}",
+                 b'{"instances": [{"x": ' + opening * depth + b"1" + closing * depth + b"}]}",
+                 b'{"examples": [' + opening * depth + b"1" + closing * depth + b"]}"):
+        response = post(api_server, "/v1/models/toy:predict", data=body)
+        assert response.status_code == 400, response.text[:300]
+        assert response.json()["error"]
+    assert post(api_server, "/v1/models/toy:predict", {"instances": [1.0]}).status_code == 200
+
+
 def test_unknown_model_status_is_a_404(api_server):
     response = get(api_server, "/v1/models/nope")
     assert response.status_code == 404

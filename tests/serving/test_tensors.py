@@ -1,11 +1,13 @@
 """The gRPC tensor codec agrees with TensorFlow's make_ndarray / make_tensor_proto, and writes
 outputs in TF Serving's default form (typed value fields, not tensor_content)."""
+import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2, types_pb2
 
 from serving.model_server import tensors
+from serving.model_server.errors import ServingError
 
 ARRAYS = [
     np.array([[1.5, -2.25], [3.0, 4.125]], dtype=np.float32),
@@ -71,8 +73,29 @@ def test_a_single_value_fills_the_shape_as_tensorflow_does():
     assert tensors.to_ndarray(proto).tolist() == [b"x", b"x", b"x"]
 
 
-def test_content_of_the_wrong_length_is_an_error():
-    proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_content=b"\x00" * 6)
-    proto.tensor_shape.dim.add().size = 2
-    with pytest.raises((ValueError, TypeError)):
+def _claiming(dtype, *dims, **fields) -> tensor_pb2.TensorProto:
+    proto = tensor_pb2.TensorProto(dtype=dtype, **fields)
+    for size in dims:
+        proto.tensor_shape.dim.add().size = size
+    return proto
+
+
+@pytest.mark.parametrize(
+    "proto,fragment",
+    [
+        (_claiming(types_pb2.DT_FLOAT, 2, tensor_content=b"\x00" * 6), "needs 8"),
+        # 2^40 elements and no data: refused before TensorFlow would try to allocate 4 TiB.
+        (_claiming(types_pb2.DT_FLOAT, 1 << 20, 1 << 20), "claims 1099511627776 elements"),
+        (_claiming(types_pb2.DT_STRING, 1 << 40), "claims"),
+        # Under the element limit, but filling it from one value would build 400 MB.
+        (_claiming(types_pb2.DT_FLOAT, 100_000_000, float_val=[1.0]), "carries 1"),
+        (_claiming(types_pb2.DT_HALF, 100_000_000), "does not carry"),
+        (_claiming(types_pb2.DT_STRING, -1, string_val=[b"a"]), "Dimension -1 must be >= 0"),
+        (_claiming(types_pb2.DT_INT32, *([1] * 255)), "over the limit of 254"),
+    ],
+)
+def test_impossible_or_oversized_shapes_are_invalid_argument_before_any_allocation(proto, fragment):
+    with pytest.raises(ServingError) as raised:
         tensors.to_ndarray(proto)
+    assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert fragment in raised.value.message
