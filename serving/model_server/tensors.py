@@ -84,10 +84,10 @@ def _filled(proto: tensor_pb2.TensorProto, shape: tuple[int, ...], count: int, c
 
 def to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
     """The array a TensorProto holds (what tf.make_ndarray returns)."""
-    shape_proto = proto.tensor_shape
-    if shape_proto.unknown_rank:
-        return tf.make_ndarray(proto)  # a scalar to TensorFlow: nothing to allocate
-    shape, count = _claimed(proto)
+    if proto.tensor_shape.unknown_rank and proto.tensor_shape.dim:
+        # TensorFlow's reader would ignore the flag and allocate whatever the dimensions claim.
+        raise invalid("a tensor shape of unknown rank cannot list dimensions")
+    shape, count = _claimed(proto)  # unknown rank and no dimensions: a scalar, as TensorFlow reads it
     if proto.dtype == types_pb2.DT_STRING:
         values = proto.string_val
         if len(values) == count:

@@ -73,6 +73,12 @@ def test_a_single_value_fills_the_shape_as_tensorflow_does():
     assert tensors.to_ndarray(proto).tolist() == [b"x", b"x", b"x"]
 
 
+def _unknown_rank():
+    from tensorflow.core.framework import tensor_shape_pb2
+
+    return tensor_shape_pb2.TensorShapeProto(unknown_rank=True)
+
+
 def _claiming(dtype, *dims, **fields) -> tensor_pb2.TensorProto:
     proto = tensor_pb2.TensorProto(dtype=dtype, **fields)
     for size in dims:
@@ -92,6 +98,8 @@ def _claiming(dtype, *dims, **fields) -> tensor_pb2.TensorProto:
         (_claiming(types_pb2.DT_HALF, 100_000_000), "does not carry"),
         (_claiming(types_pb2.DT_STRING, -1, string_val=[b"a"]), "Dimension -1 must be >= 0"),
         (_claiming(types_pb2.DT_INT32, *([1] * 255)), "over the limit of 254"),
+        # Found by tests/fuzz: TensorFlow's reader ignores unknown_rank and allocates what the dims claim.
+        (_claiming(types_pb2.DT_FLOAT, 1 << 27, 8, tensor_shape=_unknown_rank()), "unknown rank"),
     ],
 )
 def test_impossible_or_oversized_shapes_are_invalid_argument_before_any_allocation(proto, fragment):
