@@ -13,7 +13,7 @@ help:
 	@echo "make pipeline   run the captcha pipeline end to end (ARGS='--quick' for a short run)"
 	@echo "make test       the whole test suite (what CI runs)"
 	@echo "make validate   DATA=file.csv SCHEMA=schemas/house_price/schema.pbtxt"
-	@echo "make serve      model server + demo frontend over serving_models/"
+	@echo "make serve      model server + demo frontend over serving_models/ (REPLICAS=N: N server processes)"
 	@echo "make bench      benchmarks, side by side with their baselines"
 	@echo "make install    build .venv from constraints.txt (idempotent)"
 	@echo "make flink-up   a Flink session cluster on 127.0.0.1 for ARGS='--runner flink' (needs Java 17 and Maven)"
@@ -35,7 +35,7 @@ pipeline: $(STAMP)
 	$(PY) -m pipelines run captcha $(ARGS)
 
 serve: $(STAMP)
-	$(PY) -m serving $(ARGS)
+	$(PY) -m serving $(if $(REPLICAS),--replicas $(REPLICAS)) $(ARGS)
 
 validate: $(STAMP)
 	@if [ -z "$(DATA)" ] || [ -z "$(SCHEMA)" ]; then echo "usage: make validate DATA=file.csv SCHEMA=schemas/<pipeline>/schema.pbtxt" >&2; exit 2; fi

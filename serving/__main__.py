@@ -35,6 +35,7 @@ def main(argv=None) -> int:
     p.add_argument("--frontend-port", type=int, default=5000)
     p.add_argument("--transport", choices=("rest", "grpc"), default="rest")
     p.add_argument("--captcha-charset", default="0123456789")
+    p.add_argument("--replicas", type=int, default=1, help="model-server processes sharing the ports (default 1)")
     args = p.parse_args(argv)
     models = pushed_models(args.serving_dir)
     if not models:
@@ -47,7 +48,7 @@ def main(argv=None) -> int:
     server = ServerProcess(
         "--model_config_file", config, "--model_config_file_poll_wait_seconds", "5",
         "--enable_batching", "--batching_parameters_file", os.path.join(DEPLOY, "batching_parameters.txt"),
-        "--monitoring_config_file", os.path.join(DEPLOY, "monitoring.config"),
+        "--monitoring_config_file", os.path.join(DEPLOY, "monitoring.config"), "--replicas", str(args.replicas),
         log_path="serving_logs/model_server.log", grpc_port=args.grpc_port, rest_port=args.rest_port,
     )
     frontend = None

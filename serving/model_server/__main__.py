@@ -42,6 +42,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="largest request body (REST) or message (gRPC) accepted")
     p.add_argument("--grpc_channel_arguments", default="",
                    help="comma-separated key=value gRPC channel arguments, as tensorflow_model_server takes them")
+    p.add_argument("--ssl_config_file", help="SSLConfig in text format: TLS (and client certificates) on both ports")
+    p.add_argument("--replicas", type=int, default=1,
+                   help="server processes sharing the ports (SO_REUSEPORT), restarted when they die (default 1)")
+    p.add_argument("--reuse_port", action="store_true", help=argparse.SUPPRESS)  # set for each replica
     p.add_argument("--tensorflow_intra_op_parallelism", type=int, default=0)
     p.add_argument("--tensorflow_inter_op_parallelism", type=int, default=0)
     return p.parse_args(argv)
@@ -58,9 +62,17 @@ def channel_arguments(text: str) -> tuple:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname).1s %(message)s", stream=sys.stderr)
-    from serving.model_server.config import ConfigError, read_batching_parameters, read_monitoring_path
+    if args.replicas < 1:
+        print("model_server: --replicas must be >= 1", file=sys.stderr)
+        return 2
+    if args.replicas > 1:
+        from serving.model_server.replicas import supervise
+
+        return supervise(argv, args)
+    from serving.model_server.config import ConfigError, read_batching_parameters, read_monitoring_path, read_ssl_config
     import tensorflow as tf
 
     if args.tensorflow_intra_op_parallelism:
@@ -80,6 +92,7 @@ def main(argv=None) -> int:
             rest_api_timeout_in_ms=args.rest_api_timeout_in_ms, rest_api_num_threads=args.rest_api_num_threads,
             grpc_max_threads=args.grpc_max_threads, max_request_bytes=args.max_request_bytes,
             grpc_channel_arguments=channel_arguments(args.grpc_channel_arguments),
+            reuse_port=args.reuse_port, ssl=read_ssl_config(args.ssl_config_file),
         )
         server = ModelServer(options)
     except (ConfigError, ValueError) as e:

@@ -23,8 +23,9 @@ class ConfigError(ValueError):
 
 
 def _declare_messages():
-    """tensorflow_serving/servables/tensorflow/session_bundle_config.proto (BatchingParameters)
-    and tensorflow_serving/config/monitoring_config.proto (MonitoringConfig)."""
+    """tensorflow_serving/servables/tensorflow/session_bundle_config.proto (BatchingParameters),
+    tensorflow_serving/config/monitoring_config.proto (MonitoringConfig) and
+    tensorflow_serving/config/ssl_config.proto (SSLConfig): tensorflow-serving-api ships none of them."""
     f = descriptor_pb2.FieldDescriptorProto
     proto = descriptor_pb2.FileDescriptorProto(
         name="tensorflow_serving/local/server_files.proto",
@@ -61,16 +62,19 @@ def _declare_messages():
     )
     add("PrometheusConfig", [("enable", f.TYPE_BOOL, "", False), ("path", f.TYPE_STRING, "", False)])
     add("MonitoringConfig", [("prometheus_config", f.TYPE_MESSAGE, ".tensorflow.serving.PrometheusConfig", False)])
+    add("SSLConfig", [("server_key", f.TYPE_STRING, "", False), ("server_cert", f.TYPE_STRING, "", False),
+                      ("custom_ca", f.TYPE_STRING, "", False), ("client_verify", f.TYPE_BOOL, "", False)])
     pool = descriptor_pool.DescriptorPool()
     pool.Add(descriptor_pb2.FileDescriptorProto.FromString(wrappers_pb2.DESCRIPTOR.serialized_pb))
     pool.Add(proto)
     return (
         message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters")),
         message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.MonitoringConfig")),
+        message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.SSLConfig")),
     )
 
 
-BatchingParametersProto, MonitoringConfigProto = _declare_messages()
+BatchingParametersProto, MonitoringConfigProto, SSLConfigProto = _declare_messages()
 
 
 def _parse_text(path: str, message, what: str):
@@ -168,3 +172,25 @@ def read_monitoring_path(path: str | None) -> str | None:
     if not proto.prometheus_config.enable:
         return None
     return proto.prometheus_config.path or DEFAULT_MONITORING_PATH
+
+
+@dataclasses.dataclass(frozen=True)
+class SslConfig:
+    """--ssl_config_file: PEM text of the server's key and certificate, the CA that client certificates
+    must chain to, and whether a client must present one."""
+
+    server_key: str
+    server_cert: str
+    custom_ca: str = ""
+    client_verify: bool = False
+
+
+def read_ssl_config(path: str | None) -> SslConfig | None:
+    if not path:
+        return None
+    proto = _parse_text(path, SSLConfigProto(), "SSLConfig")
+    if not proto.server_key or not proto.server_cert:
+        raise ConfigError(f"{path}: SSLConfig needs server_key and server_cert (PEM text)")
+    if proto.client_verify and not proto.custom_ca:
+        raise ConfigError(f"{path}: client_verify needs custom_ca, the CA client certificates are checked against")
+    return SslConfig(proto.server_key, proto.server_cert, proto.custom_ca, proto.client_verify)

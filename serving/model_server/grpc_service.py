@@ -22,7 +22,7 @@ from tensorflow_serving.apis import (
 )
 
 from serving.model_server import inference, tensors
-from serving.model_server.config import ConfigError, check_model_config_list
+from serving.model_server.config import ConfigError, SslConfig, check_model_config_list
 from serving.model_server.errors import ServingError, invalid
 from serving.model_server.manager import ModelManager
 from serving.model_server.metrics import ServerMetrics
@@ -231,16 +231,26 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
 async def start_grpc_server(manager: ModelManager, metrics: ServerMetrics, address: str, *,
                             max_workers: int = 64, max_message_bytes: int = 64 << 20,
-                            channel_arguments: list[tuple[str, object]] = ()) -> tuple[grpc.aio.Server, int]:
-    """A started grpc.aio server on the running event loop, and the port it bound."""
+                            channel_arguments: list[tuple[str, object]] = (), reuse_port: bool = False,
+                            ssl: SslConfig | None = None) -> tuple[grpc.aio.Server, int]:
+    """A started grpc.aio server on the running event loop, and the port it bound. gRPC sets
+    SO_REUSEPORT unless told otherwise, which would let a second server share a taken port
+    silently: it is on only for replicas."""
     options = [("grpc.max_receive_message_length", max_message_bytes),
-               ("grpc.max_send_message_length", max_message_bytes), *channel_arguments]
+               ("grpc.max_send_message_length", max_message_bytes), ("grpc.so_reuseport", int(reuse_port)),
+               *channel_arguments]
     pool = futures.ThreadPoolExecutor(max_workers, thread_name_prefix="grpc")
     server = grpc.aio.server(migration_thread_pool=pool, options=options, interceptors=[DecodeErrorsAsInvalidArgument()])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(manager, metrics, pool), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(manager, metrics), server)
     try:
-        port = server.add_insecure_port(address)
+        if ssl is None:
+            port = server.add_insecure_port(address)
+        else:
+            credentials = grpc.ssl_server_credentials(
+                [(ssl.server_key.encode(), ssl.server_cert.encode())],
+                root_certificates=ssl.custom_ca.encode() or None, require_client_auth=ssl.client_verify)
+            port = server.add_secure_port(address, credentials)
     except RuntimeError:
         port = 0
     if port == 0:

@@ -6,6 +6,8 @@ import asyncio
 import dataclasses
 import logging
 import os
+import ssl
+import tempfile
 import threading
 
 from aiohttp import web
@@ -16,6 +18,7 @@ from serving.model_server.batching import BatchScheduler
 from serving.model_server.config import (
     BatchingParameters,
     ConfigError,
+    SslConfig,
     read_model_server_config,
     single_model_config,
 )
@@ -45,10 +48,27 @@ class ServerOptions:
     grpc_max_threads: int = 64
     max_request_bytes: int = 64 << 20
     grpc_channel_arguments: tuple = ()
+    reuse_port: bool = False  # SO_REUSEPORT: replicas of this server share its ports (--replicas)
+    ssl: SslConfig | None = None  # --ssl_config_file: TLS on both ports
 
     def __post_init__(self) -> None:
         if bool(self.model_base_path) == bool(self.model_config_file):
             raise ConfigError("give exactly one of --model_base_path (with --model_name) or --model_config_file")
+
+
+def server_ssl_context(config: SslConfig) -> ssl.SSLContext:
+    """The REST port's TLS, from the same SSLConfig as gRPC's: PEM text, so the key and certificate
+    pass through a private temporary file (the ssl module loads chains only from files)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    with tempfile.TemporaryDirectory() as scratch:
+        chain = os.path.join(scratch, "server.pem")
+        with open(os.open(chain, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write(config.server_key.rstrip() + "\n" + config.server_cert)
+        context.load_cert_chain(chain)
+    if config.custom_ca:
+        context.load_verify_locations(cadata=config.custom_ca)
+    context.verify_mode = ssl.CERT_REQUIRED if config.client_verify else ssl.CERT_NONE
+    return context
 
 
 class ModelServer:
@@ -101,6 +121,7 @@ class ModelServer:
         self._grpc, self.grpc_port = self._loop.run_until_complete(start_grpc_server(
             self.manager, self.metrics, f"{o.host}:{o.port}", max_workers=o.grpc_max_threads,
             max_message_bytes=o.max_request_bytes, channel_arguments=list(o.grpc_channel_arguments),
+            reuse_port=o.reuse_port, ssl=o.ssl,
         ))
         log.info("Running gRPC ModelServer at %s:%d ...", o.host, self.grpc_port)
         if o.rest_api_port >= 0:
@@ -118,7 +139,8 @@ class ModelServer:
                              monitoring_path=o.monitoring_path)
         runner = web.AppRunner(self._rest.app(), access_log=None)
         self._loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, o.host, o.rest_api_port, reuse_address=True)
+        site = web.TCPSite(runner, o.host, o.rest_api_port, reuse_address=True, reuse_port=o.reuse_port or None,
+                           ssl_context=server_ssl_context(o.ssl) if o.ssl else None)
         self._loop.run_until_complete(site.start())
         self.rest_port = site._server.sockets[0].getsockname()[1]
         self._runner = runner
