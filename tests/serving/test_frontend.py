@@ -48,6 +48,12 @@ def make_client(stack, transport="rest"):
     return create_app(config).test_client()
 
 
+def submit(client, path: str, data: dict):
+    """POSTs a form as a browser does: with the CSRF token of the page it was loaded from."""
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).data.decode()).group(1)
+    return client.post(path, data={**data, "csrf_token": token})
+
+
 @pytest.fixture(scope="module")
 def web(stack):
     return make_client(stack)
@@ -122,7 +128,7 @@ def test_model_server_down_is_a_503_with_a_clear_message(web_without_server):
     assert response.status_code == 503
     body = response.get_json()
     assert body["success"] is False and "model server is unavailable" in body["error"]
-    page = web_without_server.post("/", data={"action": "generate"})
+    page = submit(web_without_server, "/", {"action": "generate"})
     assert page.status_code == 503
     assert b"model server is unavailable" in page.data and b"Traceback" not in page.data
 
@@ -135,7 +141,7 @@ def test_captcha_page_works_without_javascript(web):
 
 
 def test_generated_captcha_is_shown_with_its_reading(web):
-    page = web.post("/", data={"action": "generate"})
+    page = submit(web, "/", {"action": "generate"})
     assert page.status_code == 200
     html = page.data.decode()
     assert 'src="data:image/png;base64,' in html
@@ -145,7 +151,7 @@ def test_generated_captcha_is_shown_with_its_reading(web):
 
 
 def test_uploaded_captcha_is_read(web):
-    page = web.post("/", data={"action": "upload", "image": (io.BytesIO(png("5555")), "c.png")})
+    page = submit(web, "/", {"action": "upload", "image": (io.BytesIO(png("5555")), "c.png")})
     assert page.status_code == 200
     assert re.search(r'id="prediction">[0-9]{4}<', page.data.decode())
 
@@ -155,13 +161,13 @@ def test_uploaded_captcha_is_read(web):
     ({"action": "upload", "image": (io.BytesIO(b"hello"), "x.png")}, b"not an image"),
 ])
 def test_captcha_page_bad_upload_says_why(web, data, fragment):
-    page = web.post("/", data=data)
+    page = submit(web, "/", data)
     assert page.status_code == 400 and fragment in page.data
 
 
 # --- house prices --------------------------------------------------------------------------------------
 def test_house_price_form_returns_the_models_price(web):
-    page = web.post("/house-price", data={"area": "2000", "bedrooms": "3"})
+    page = submit(web, "/house-price", {"area": "2000", "bedrooms": "3"})
     assert page.status_code == 200
     assert 'id="price">215,000<' in page.data.decode()  # 100 * 2000 + 5000 * 3
 
@@ -176,7 +182,7 @@ def test_house_price_form_returns_the_models_price(web):
     ({"area": "1000", "bedrooms": "0"}, "1 to 20"),
 ])
 def test_house_price_inputs_are_validated(web, form, fragment):
-    page = web.post("/house-price", data=form)
+    page = submit(web, "/house-price", form)
     assert page.status_code == 400
     assert fragment in page.data.decode()
 
@@ -209,10 +215,56 @@ def test_run_page_links_statistics_curves_metrics_and_blessing(web):
     assert web.get(statistics).status_code == 200
 
 
-def test_artifact_route_serves_only_run_files(web):
-    assert web.get("/artifacts/../../etc/passwd").status_code == 404
-    assert web.get("/artifacts/metadata.sqlite").status_code == 404
-    assert web.get("/runs/captcha/999999").status_code == 404
+@pytest.mark.parametrize("path", [
+    "/artifacts/../../etc/passwd", "/artifacts/%2e%2e/%2e%2e/etc/passwd", "/artifacts/..%2f..%2fetc%2fpasswd.json",
+    "/artifacts/%2fetc%2fpasswd.json", "/artifacts//etc/hostname.json", "/artifacts/metadata.sqlite",
+    "/artifacts/..%5c..%5cetc%5cpasswd.html", "/artifacts/captcha/%00.json", "/static/../serving/frontend/__init__.py",
+    "/static/%2e%2e/__init__.py", "/runs/captcha/999999", "/runs/..%2f..%2fetc/1",
+])
+def test_file_routes_refuse_paths_outside_their_folder(web, path):
+    response = web.get(path, follow_redirects=True)  # Werkzeug merges "//" with a redirect inside the route
+    assert response.status_code in (400, 404), path
+    assert b"root:" not in response.data and b"import" not in response.data
+
+
+def test_a_file_outside_the_runs_folder_is_not_served_by_absolute_or_relative_paths(web, stack):
+    outside = stack["root"] / "secret.json"
+    outside.write_text('{"secret": 1}')
+    for path in (f"/artifacts/{outside}", "/artifacts/" + os.path.relpath(outside, stack["runs"])):
+        response = web.get(path, follow_redirects=True)
+        assert response.status_code == 404 and b"secret" not in response.data
+
+
+# --- security headers and CSRF ---------------------------------------------------------------------
+@pytest.mark.parametrize("path", ["/", "/house-price", "/models", "/runs", "/nope"])
+def test_pages_send_csp_nosniff_and_refuse_framing(web, path):
+    headers = web.get(path).headers
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    assert "default-src 'self'" in headers["Content-Security-Policy"] and headers["X-Frame-Options"] == "DENY"
+
+
+def test_artifacts_are_sandboxed(web):
+    run_link = re.search(r'href="(/runs/captcha/\d+)"', web.get("/runs").data.decode()).group(1)
+    statistics = re.search(r'href="(/artifacts/[^"]+statistics\.html)"', web.get(run_link).data.decode()).group(1)
+    policy = web.get(statistics).headers["Content-Security-Policy"]
+    assert "sandbox" in policy and "default-src 'none'" in policy
+
+
+@pytest.mark.parametrize("path,data", [("/", {"action": "generate"}), ("/house-price", {"area": "2000", "bedrooms": "3"})])
+def test_forms_without_this_sites_token_are_refused(web, stack, path, data):
+    for token in (None, "forged"):
+        page = web.post(path, data=data if token is None else {**data, "csrf_token": token})
+        assert page.status_code == 400 and b"did not come from this site" in page.data
+    other_browser = make_client(stack)  # a token from one session is worthless in another
+    token = re.search(r'name="csrf_token" value="([^"]+)"', web.get(path).data.decode()).group(1)
+    assert other_browser.post(path, data={**data, "csrf_token": token}).status_code == 400
+    assert submit(web, path, data).status_code == 200
+
+
+def test_the_predict_api_needs_no_token(web):
+    response = web.post("/predict", data={"image": (io.BytesIO(png("1234")), "c.png")})
+    assert response.status_code == 200 and response.get_json()["success"] is True
 
 
 def test_runs_page_without_a_store_says_to_run_the_pipeline(web_without_server):
