@@ -103,11 +103,20 @@ class BatchScheduler:
             if self._closed:
                 raise unavailable(f"batch scheduler for {self._name} is shutting down")
             if self._queued_rows + task.size > self._capacity:
+                self._drop_abandoned()
+            if self._queued_rows + task.size > self._capacity:
                 raise unavailable("The batch scheduling queue to which this task was submitted is full")
             self._queue.append(task)
             self._queued_rows += task.size
             self._changed.notify_all()
         return task.future
+
+    def _drop_abandoned(self) -> None:
+        """Removes queued tasks whose caller gave up (under the lock): a full queue of requests nobody
+        waits for any more must not refuse new ones."""
+        kept = collections.deque(t for t in self._queue if not t.future.done())
+        self._queued_rows = sum(t.size for t in kept)
+        self._queue = kept
 
     def close(self) -> None:
         with self._changed:
@@ -123,7 +132,8 @@ class BatchScheduler:
                 batch = self._gather()
             if batch is None:
                 return
-            self._execute(batch)
+            if batch:
+                self._execute(batch)
 
     def _gather(self) -> list[_Task] | None:
         with self._changed:
@@ -137,16 +147,21 @@ class BatchScheduler:
                 if left <= 0:
                     break
                 self._changed.wait(left)
-            batch, rows, key, kept = [], 0, self._queue[0].key, collections.deque()
+            batch, rows, key, kept, dropped = [], 0, self._queue[0].key, collections.deque(), 0
             while self._queue:
                 task = self._queue.popleft()
+                if task.future.done():  # its caller gave up (deadline passed, client gone): no work for nobody
+                    dropped += task.size
+                    continue
                 if task.key == key and rows + task.size <= self._params.max_batch_size:
                     batch.append(task)
                     rows += task.size
                 else:
                     kept.append(task)
             self._queue = kept
-            self._queued_rows -= rows
+            self._queued_rows -= rows + dropped
+            if not batch:
+                return []
             self._running += 1
             return batch
 

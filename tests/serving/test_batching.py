@@ -88,7 +88,7 @@ def test_coroutines_awaiting_one_batch_are_settled_together_on_their_loop():
         handed, results, gone = asyncio.run(scenario())
     finally:
         scheduler.close()
-    assert model.sizes == [1, 4]
+    assert model.sizes == [1, 3]  # the cancelled request is dropped from the batch, not run
     assert len(handed) == 2  # one hand-off per batch, not one per request
     assert [r["y"].tolist() for r in results] == [[18.0], [0.0], [4.0], [6.0]]
     assert gone.cancelled()
@@ -145,6 +145,23 @@ def test_a_full_queue_answers_unavailable_instead_of_piling_up():
             scheduler.submit({"x": np.zeros(1)})
         assert raised.value.code == grpc.StatusCode.UNAVAILABLE
         first.result(5), queued.result(5)
+    finally:
+        scheduler.close()
+
+
+def test_requests_whose_caller_gave_up_are_dropped_not_run_and_free_the_queue():
+    model = Recorder(delay=0.4)
+    scheduler = BatchScheduler(model, params(max_batch_size=2, max_enqueued_batches=2, batch_timeout_micros=0), "t")
+    try:
+        first = scheduler.submit({"x": np.array([1.0])})
+        time.sleep(0.1)  # the only batch thread is busy with it
+        abandoned = [scheduler.submit({"x": np.array([5.0, 5.0])}) for _ in range(2)]  # the queue is full now
+        for future in abandoned:
+            assert future.cancel()  # what a passed deadline or a closed connection does
+        kept = scheduler.submit({"x": np.array([3.0])})  # room again: cancelled rows do not count...
+        np.testing.assert_array_equal(kept.result(5)["y"], [6.0])
+        first.result(5)
+        assert model.sizes == [1, 1]  # ...and never reach the model
     finally:
         scheduler.close()
 
