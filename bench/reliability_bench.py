@@ -1,0 +1,362 @@
+"""Reliability under load, for the captcha model served as `make serve` serves it (batching on):
+
+  hostile   thousands of generated bad REST and gRPC requests: answers by status, server RSS before and after
+  overload  capacity first (closed loop), then 4x capacity open loop for 30 s per protocol with a 1 s
+            deadline: how much is shed (503 / UNAVAILABLE) and how fast, answered latency, RSS, and the
+            seconds until latency is back to normal once the load stops
+  replicas  gRPC and REST at 32 clients with 1 and 2 replicas against the in-process limit (the SavedModel
+            called directly on batches of 32), and the requests lost when one replica is SIGKILLed under load
+  soak      `--soak-seconds` (default 600) at half capacity: RSS growth and p99 drift, first minute vs last
+
+python -m bench.reliability_bench [hostile,overload,replicas,soak] [--serving-dir DIR] [--soak-seconds 600]
+
+The load generators run as separate processes (wrk and h2load when installed, else bench/grpc_load.py;
+bench/open_loop.py for open-loop load). Everything targets 127.0.0.1 only and is bounded in time.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+from bench.common import print_table, record  # noqa: E402
+from bench.serving_bench import captcha_model, grpc_body, grpc_load, h2load_grpc, in_process, latest_version_dir, wrk  # noqa: E402
+from serving.model_server.process import ROOT, ServerProcess, wait_for  # noqa: E402
+
+DEPLOY = os.path.join(ROOT, "serving", "deploy")
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process and its children (replicas), MiB."""
+    total = 0
+    for p in [pid, *children(pid)]:
+        try:
+            with open(f"/proc/{p}/status") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            pass
+    return total / 1024
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found += [int(c) for c in f.read().split()]
+    except OSError:
+        pass
+    return found
+
+
+def serve(base: str, workdir: str, replicas: int = 1) -> ServerProcess:
+    config = os.path.join(workdir, "models.config")
+    with open(config, "w") as f:
+        f.write(f'model_config_list {{ config {{ name: "captcha" base_path: "{base}" model_platform: "tensorflow" }} }}\n')
+    server = ServerProcess("--model_config_file", config, "--enable_batching", "--batching_parameters_file",
+                           os.path.join(DEPLOY, "batching_parameters.txt"), "--replicas", str(replicas),
+                           "--file_system_poll_wait_seconds", "0",
+                           log_path=os.path.join(workdir, f"server-{replicas}.log")).wait_ready(timeout=300)
+    if replicas > 1:
+        wait_for(lambda: len(children(server.process.pid)) == replicas, timeout=120)
+    return server
+
+
+def open_loop(protocol: str, target: str, image_path: str, rate: float, seconds: float, **flags) -> dict:
+    command = [sys.executable, "-m", "bench.open_loop", "--protocol", protocol, "--target", target,
+               "--image", image_path, "--rate", str(rate), "--seconds", str(seconds)]
+    for key, value in flags.items():
+        command += [f"--{key.replace('_', '-')}", str(value)]
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 300)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+class RssSampler:
+    def __init__(self, pid: int, every: float = 1.0) -> None:
+        self.pid, self.every, self.samples, self._stop = pid, every, [], threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.wait(self.every):
+            self.samples.append(rss_mib(self.pid))
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+# --- hostile ------------------------------------------------------------------------------------
+def bad_rest_bodies(rng: random.Random, image: bytes, count: int) -> list[bytes]:
+    b64 = base64.b64encode(image).decode()
+    makers = [
+        lambda: bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 200))),
+        lambda: b'{"instances": ' + b"[" * rng.randint(50, 100_000) + b"]" * rng.randint(0, 10) + b"}",
+        lambda: b'{"inputs": ' + b'{"a":' * rng.randint(50, 5000) + b"1" + b"}" * rng.randint(0, 5000) + b"}",
+        lambda: json.dumps({"instances": [{"b64": b64[: rng.randint(0, len(b64))] + "!"}]}).encode(),
+        lambda: json.dumps({"instances": [[rng.random()] * rng.randint(1, 50)]}).encode(),
+        lambda: json.dumps({"instances": [{"b64": base64.b64encode(bytes(rng.getrandbits(8) for _ in range(64))).decode()}]}).encode(),
+        lambda: json.dumps({"signature_name": rng.choice([1, None, "nope", ""]), "instances": []}).encode(),
+        lambda: json.dumps({"inputs": {"image_bytes": [{"b64": b64}], "extra": [1]}}).encode(),
+        lambda: json.dumps({"instances": [{"b64": b64}], "inputs": [1]}).encode(),
+        lambda: b'{"instances": [NaN, Infinity, -1e999, 123456789012345678901234567890]}',
+        lambda: ('{"instances": ["' + "\\ud800" * rng.randint(1, 100) + '"]}').encode(),
+        lambda: json.dumps({"instances": [{"b64": base64.b64encode(png_bomb()).decode()}]}).encode(),
+    ]
+    return [rng.choice(makers)() for _ in range(count)]
+
+
+_BOMB = None
+
+
+def png_bomb() -> bytes:
+    global _BOMB
+    if _BOMB is None:
+        from tests.serving.test_captcha_serving import png_claiming
+
+        _BOMB = png_claiming(16000, 16000)
+    return _BOMB
+
+
+def bad_grpc_messages(rng: random.Random, image: bytes, count: int) -> list[bytes]:
+    import tensorflow as tf
+    from tensorflow.core.framework import types_pb2
+    from tensorflow_serving.apis import predict_pb2
+
+    def request(**tensor) -> bytes:
+        message = predict_pb2.PredictRequest()
+        message.model_spec.name = "captcha"
+        proto = message.inputs["image_bytes"]
+        proto.dtype = tensor.pop("dtype", types_pb2.DT_STRING)
+        for size in tensor.pop("dims", [1]):
+            proto.tensor_shape.dim.add().size = size
+        proto.string_val.extend(tensor.pop("strings", []))
+        proto.tensor_content = tensor.pop("content", b"")
+        return message.SerializeToString()
+
+    makers = [
+        lambda: bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 300))),
+        lambda: request(dims=[1 << rng.randint(20, 62)]),
+        lambda: request(dims=[1 << 20, 1 << 20], dtype=types_pb2.DT_FLOAT),
+        lambda: request(dims=[-rng.randint(1, 5)], strings=[image]),
+        lambda: request(dims=[1], strings=[bytes(rng.getrandbits(8) for _ in range(50))]),
+        lambda: request(dims=[1], strings=[png_bomb()]),
+        lambda: request(dims=[2], strings=[image]),  # one value broadcast: allowed, answered
+        lambda: request(dims=[1], dtype=types_pb2.DT_FLOAT, content=b"\0" * rng.randint(0, 9)),
+        lambda: request(dims=[1] * 300, strings=[image]),
+        lambda: predict_pb2.PredictRequest().SerializeToString(),
+        lambda: request(dims=[1], strings=[image])[: rng.randint(1, 40)],
+    ]
+    _ = tf  # imported for the proto classes' registration
+    return [rng.choice(makers)() for _ in range(count)]
+
+
+def hostile(server: ServerProcess, image: bytes, count: int) -> list[dict]:
+    import grpc
+    import requests
+
+    rng = random.Random(13)
+    rows = []
+    for protocol in ("rest", "grpc"):
+        before = rss_mib(server.process.pid)
+        statuses: dict[str, int] = {}
+        started = time.perf_counter()
+        if protocol == "rest":
+            with requests.Session() as session:
+                for body in bad_rest_bodies(rng, image, count):
+                    response = session.post(server.rest_url + "/v1/models/captcha:predict", data=body, timeout=60)
+                    statuses[str(response.status_code)] = statuses.get(str(response.status_code), 0) + 1
+        else:
+            with grpc.insecure_channel(server.grpc_target, options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
+                call = channel.unary_unary("/tensorflow.serving.PredictionService/Predict",
+                                           request_serializer=lambda raw: raw, response_deserializer=lambda raw: raw)
+                for message in bad_grpc_messages(rng, image, count):
+                    try:
+                        call(message, timeout=60)
+                        code = "OK"
+                    except grpc.RpcError as e:
+                        code = e.code().name
+                    statuses[code] = statuses.get(code, 0) + 1
+        seconds = time.perf_counter() - started
+        server_errors = sum(n for code, n in statuses.items() if code in ("UNKNOWN", "INTERNAL") or code.startswith("5"))
+        rows.append({"protocol": protocol, "requests": count, "seconds": seconds,
+                     "answers": ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items())),
+                     "5xx/UNKNOWN/INTERNAL": server_errors, "RSS before MiB": before, "RSS after MiB": rss_mib(server.process.pid)})
+    return rows
+
+
+# --- overload -----------------------------------------------------------------------------------
+def capacity(server: ServerProcess, image_path: str) -> float:
+    """Answers/s with 16 gRPC clients back to back: what the server sustains."""
+    out = subprocess.run([sys.executable, "-m", "bench.grpc_load", "--target", server.grpc_target, "--image", image_path,
+                          "--clients", "16", "--seconds", "8"], cwd=ROOT, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["rps"]
+
+
+def recovery_seconds(after: dict, normal_p50: float) -> float | None:
+    """Seconds after the overload until the per-second p50 is within 1.5x of the quiet p50 (and stays)."""
+    seconds = [s for s in after["seconds"] if s.get("p50_ms") is not None]
+    for i, s in enumerate(seconds):
+        if all(t["p50_ms"] <= 1.5 * normal_p50 + 5 for t in seconds[i:]):
+            return float(s["second"])
+    return None
+
+
+def overload(server: ServerProcess, image_path: str, rate: float, seconds: float) -> list[dict]:
+    rows = []
+    target = {"grpc": server.grpc_target, "rest": server.rest_url.removeprefix("http://")}
+    for protocol in ("grpc", "rest"):
+        quiet = open_loop(protocol, target[protocol], image_path, rate * 0.25, 5)
+        before = rss_mib(server.process.pid)
+        with RssSampler(server.process.pid) as rss:
+            loaded = open_loop(protocol, target[protocol], image_path, rate * 4, seconds, deadline_ms=1000)
+        after = open_loop(protocol, target[protocol], image_path, rate * 0.25, 10)
+        outcomes = loaded["outcomes"]
+        sent = loaded["sent"]
+        rows.append({
+            "protocol": protocol, "capacity rps": rate, "offered rps": rate * 4, "sent rps": loaded["sent_rps"],
+            "ok %": 100 * outcomes.get("ok", 0) / sent, "shed %": 100 * outcomes.get("shed", 0) / sent,
+            "deadline %": 100 * outcomes.get("deadline", 0) / sent,
+            "other": sum(v for k, v in outcomes.items() if k.startswith("other")),
+            "ok p50 ms": loaded["p50_ms"], "ok p99 ms": loaded["p99_ms"],
+            "quiet p50 ms": quiet["p50_ms"], "RSS before MiB": before, "RSS max MiB": max(rss.samples or [before]),
+            "RSS after MiB": rss_mib(server.process.pid), "back to normal s": recovery_seconds(after, quiet["p50_ms"]),
+        })
+        print_table("overload", rows[-1:])
+    return rows
+
+
+# --- replicas -----------------------------------------------------------------------------------
+def replicas(base: str, image: bytes, image_path: str, workdir: str, clients: int = 32, seconds: float = 10) -> list[dict]:
+    rest_body = os.path.join(workdir, "rest.json")
+    with open(rest_body, "w") as f:
+        json.dump({"instances": [{"b64": base64.b64encode(image).decode()}]}, f)
+    grpc_body_path = grpc_body(image, os.path.join(workdir, "grpc.bin"))
+    limit = in_process(latest_version_dir(base), image, [clients], seconds)[0]["rps"]
+    rows = [{"what": "in-process limit (batch = clients)", "replicas": "-", "clients": clients, "rps": limit, "vs limit": 1.0}]
+    for count in (1, 2):
+        server = serve(base, workdir, count)
+        try:
+            for protocol in ("grpc", "rest"):
+                if protocol == "rest" and shutil.which("wrk"):
+                    found = wrk(server.rest_url + "/v1/models/captcha:predict", rest_body, clients, seconds, workdir, server.process.pid)
+                elif protocol == "grpc" and shutil.which("h2load"):
+                    found = h2load_grpc(server.grpc_target, grpc_body_path, clients, seconds, workdir, server.process.pid)
+                elif protocol == "grpc":
+                    found = grpc_load(server.grpc_target, image_path, clients, seconds, server.process.pid)
+                else:
+                    continue
+                rows.append({"what": protocol, "replicas": count, "clients": clients, "rps": found["rps"],
+                             "vs limit": found["rps"] / limit, "p50_ms": found.get("p50_ms"), "p99_ms": found.get("p99_ms")})
+                print_table("replicas", rows[-1:])
+            if count == 2:
+                rows += kill_one_replica(server, image_path)
+        finally:
+            server.stop()
+    return rows
+
+
+def kill_one_replica(server: ServerProcess, image_path: str) -> list[dict]:
+    """Open-loop REST and gRPC load on two replicas; one is SIGKILLed 4 s in. Without retries the lost
+    requests are those in flight on it (and, for gRPC, sent on its connections before clients notice);
+    with up to 3 retries none should be lost."""
+    rows = []
+    target = {"grpc": server.grpc_target, "rest": server.rest_url.removeprefix("http://")}
+    for protocol in ("grpc", "rest"):
+        for retries in (0, 3):
+            victim = sorted(children(server.process.pid))[0]
+            timer = threading.Timer(4.0, os.kill, (victim, signal.SIGKILL))
+            timer.start()
+            found = open_loop(protocol, target[protocol], image_path, 60, 12, deadline_ms=5000, retries=retries)
+            timer.join()
+            failed = sum(v for k, v in found["outcomes"].items() if k != "ok" and not k.startswith("retried"))
+            rows.append({"what": f"{protocol}: one of 2 replicas SIGKILLed at 4 s", "replicas": 2, "clients": "60 rps",
+                         "retries": retries, "sent": found["sent"], "failed": failed,
+                         "retried": sum(v for k, v in found["outcomes"].items() if k.startswith("retried"))})
+            print_table("replica killed", rows[-1:])
+            wait_for(lambda: len(children(server.process.pid)) == 2, timeout=120)
+            time.sleep(8)  # the restarted replica loads the model
+    return rows
+
+
+# --- soak ---------------------------------------------------------------------------------------
+def soak(server: ServerProcess, image_path: str, rate: float, seconds: float) -> list[dict]:
+    with RssSampler(server.process.pid, every=10) as rss:
+        start_rss = rss_mib(server.process.pid)
+        found = open_loop("grpc", server.grpc_target, image_path, rate * 0.5, seconds, deadline_ms=5000)
+    per_second = found["seconds"]
+
+    def p99(window):
+        # per-second p99s are averaged over the window (the open-loop client reports per second)
+        values = [s["p99_ms"] for s in window if s.get("p99_ms") is not None]
+        return float(np.mean(values)) if values else None
+
+    first, last = p99(per_second[5:65]), p99(per_second[-60:])
+    end_rss = rss.samples[-1] if rss.samples else rss_mib(server.process.pid)
+    return [{"seconds": seconds, "rate rps": rate * 0.5, "sent": found["sent"],
+             "failed": sum(v for k, v in found["outcomes"].items() if k != "ok"),
+             "RSS start MiB": start_rss, "RSS end MiB": end_rss, "RSS growth %": 100 * (end_rss - start_rss) / start_rss,
+             "p99 first min ms": first, "p99 last min ms": last,
+             "p99 drift %": 100 * (last - first) / first if first and last else None}]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("steps", nargs="?", default="hostile,overload,replicas")
+    parser.add_argument("--serving-dir")
+    parser.add_argument("--hostile-requests", type=int, default=2000)
+    parser.add_argument("--overload-seconds", type=float, default=30)
+    parser.add_argument("--soak-seconds", type=float, default=600)
+    args = parser.parse_args(argv)
+    steps = args.steps.split(",")
+    base = captcha_model(args.serving_dir)
+    from tests.pipelines.test_captcha_pipeline import png
+
+    image = png("4821")
+    results = {}
+    with tempfile.TemporaryDirectory() as workdir:
+        image_path = os.path.join(workdir, "captcha.png")
+        with open(image_path, "wb") as f:
+            f.write(image)
+        if {"hostile", "overload", "soak"} & set(steps):
+            server = serve(base, workdir)
+            try:
+                if "hostile" in steps:
+                    results["hostile"] = hostile(server, image, args.hostile_requests)
+                    print_table("hostile requests", results["hostile"])
+                rate = capacity(server, image_path) if {"overload", "soak"} & set(steps) else 0.0
+                if "overload" in steps:
+                    results["overload"] = overload(server, image_path, rate, args.overload_seconds)
+                    print_table("overload: 4x capacity", results["overload"])
+                if "soak" in steps:
+                    results["soak"] = soak(server, image_path, rate, args.soak_seconds)
+                    print_table("soak: half capacity", results["soak"])
+            finally:
+                server.stop()
+        if "replicas" in steps:
+            results["replicas"] = replicas(base, image, image_path, workdir)
+            print_table("replicas at 32 clients vs the in-process limit", results["replicas"])
+    record("reliability", [{"step": k, "rows": v} for k, v in results.items()])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
