@@ -6,6 +6,9 @@ The same Transform output and global batch for both. Each is timed for the
 fewer and the more epochs; the difference divided by the extra epochs is the
 steady time per epoch (start-up, graph tracing and export cancel out), so
 examples/s = training examples per epoch / that time. Start-up is the rest.
+Every training runs in a fresh process (the two workers are always fresh
+processes; a single worker trained twice in this process would find its
+functions traced already and look faster than it is).
 """
 from __future__ import annotations
 
@@ -13,11 +16,13 @@ import argparse
 import io
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 
 from bench.common import print_table, record
-from components.base import ExecutorContext, Model
+from components.base import Artifact, ExecutorContext, Model
 from components.trainer import multi_worker
 from components.trainer.executor import TrainerExecutor
 from pipelines.metadata import MetadataStore, sqlite_config
@@ -27,7 +32,7 @@ from pipelines.runner import LocalRunner
 RUN_FN = "pipelines.captcha.model:run_fn"
 
 
-def train_seconds(inputs: dict, config: dict, tmp: str) -> float:
+def _train(inputs: dict, config: dict, tmp: str) -> float:
     model = Model(uri=tempfile.mkdtemp(dir=tmp))
     started = time.monotonic()
     TrainerExecutor(ExecutorContext(component_id="Trainer")).Do(
@@ -37,11 +42,31 @@ def train_seconds(inputs: dict, config: dict, tmp: str) -> float:
     return time.monotonic() - started
 
 
+def train_seconds(inputs: dict, config: dict, tmp: str) -> float:
+    """One training in a fresh process (this module with --train-one); its seconds."""
+    job = {"inputs": {k: [{"type": a.type_name, "uri": a.uri, "properties": a.properties} for a in v] for k, v in inputs.items()},
+           "config": config, "tmp": tmp}
+    out = subprocess.run([sys.executable, "-m", "bench.multi_worker_bench", "--train-one", json.dumps(job)],
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _train_one(job_json: str) -> None:
+    job = json.loads(job_json)
+    inputs = {k: [Artifact.type_for(a["type"])(uri=a["uri"], properties=a["properties"]) for a in v]
+              for k, v in job["inputs"].items()}
+    print(_train(inputs, job["config"], job["tmp"]))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--examples", type=int, default=4000)
     parser.add_argument("--epochs", default="1,4")
+    parser.add_argument("--train-one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.train_one:
+        _train_one(args.train_one)
+        return 0
     few, many = (int(e) for e in args.epochs.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         pipeline = PIPELINES["captcha"].create(
@@ -77,6 +102,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    import sys
-
     sys.exit(main())
