@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from serving.model_server.process import ServerProcess, free_port, wait_for
+from serving.model_server.process import ServerProcess, wait_for
 from tests.serving.toy_model import write_toy_model
 
 
