@@ -96,7 +96,7 @@ async def run(args) -> dict:
             except aiohttp.ClientError as e:
                 return f"other:{type(e).__name__}"
 
-    async def request(i: int, sent_at: float) -> None:
+    async def send(i: int, sent_at: float) -> None:
         async with in_flight:
             for attempt in range(args.retries + 1):
                 t0 = time.perf_counter()
@@ -116,7 +116,7 @@ async def run(args) -> dict:
         delay = target_time - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.ensure_future(request(i, time.perf_counter())))
+        tasks.append(asyncio.ensure_future(send(i, time.perf_counter())))
     sending_s = time.perf_counter() - started
     await asyncio.gather(*tasks)
     if args.protocol == "grpc":

@@ -54,6 +54,23 @@ def parse_body(body: bytes) -> dict:
     return parsed
 
 
+def _utf8(text: str, where: str) -> bytes:
+    """JSON may escape lone UTF-16 surrogates ("\\ud800"), which are no text at all."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise invalid(f"{where}: a string is not valid Unicode (an unpaired surrogate escape)") from None
+
+
+def signature_name(body: dict) -> str:
+    """The request's "signature_name" ("" for the default), checked: it names metrics and errors."""
+    name = body.get("signature_name", "")
+    if not isinstance(name, str):
+        raise invalid("'signature_name' must be a string")
+    _utf8(name, "'signature_name'")
+    return name
+
+
 def _preview(value, limit: int) -> str:
     """The start of a value as JSON, for messages; never fails on a deep or odd value."""
     try:
@@ -84,7 +101,7 @@ def _strings(value, key: str):
     if is_b64(value):
         return decode_b64(value)
     if isinstance(value, str):
-        return value.encode("utf-8")
+        return _utf8(value, f"input {key!r}")
     raise invalid(f"input {key!r} must be strings (DT_STRING), got {_preview(value, 40)}")
 
 
@@ -206,7 +223,10 @@ def dumps(payload) -> bytes:
     """The response body. orjson writes NaN and infinities as null; TF Serving writes them as
     NaN / Infinity, so a payload holding any (seen only when "null" appears) takes the standard
     library's encoder, which writes them that way."""
-    body = orjson.dumps(payload)
+    try:
+        body = orjson.dumps(payload)
+    except orjson.JSONEncodeError:  # text that is not Unicode (a client's surrogates echoed in a message)
+        return json.dumps(payload).encode()
     if b"null" in body and _has_non_finite(payload):
         return json.dumps(payload).encode()
     return body
@@ -233,7 +253,7 @@ def _feature(value, key: str) -> tf.train.Feature:
         return tf.train.Feature(float_list=tf.train.FloatList(value=values))
     if all(isinstance(v, str) or is_b64(v) for v in values):
         return tf.train.Feature(bytes_list=tf.train.BytesList(
-            value=[decode_b64(v) if is_b64(v) else v.encode("utf-8") for v in values]))
+            value=[decode_b64(v) if is_b64(v) else _utf8(v, f"feature {key!r}") for v in values]))
     raise invalid(f"feature {key!r}: all values of a feature must have one type")
 
 

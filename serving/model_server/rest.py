@@ -85,8 +85,8 @@ class RestApi:
         except ServingError as e:
             outcome.code = e.code.name
             status, payload = e.http_status, {"error": e.message}
-        except RecursionError:  # a body nested past every depth check: still the client's error
-            e = invalid(json_codec.TOO_DEEP)
+        except (RecursionError, UnicodeError) as error:  # nested past every depth check, or not text: the client's error
+            e = invalid(json_codec.TOO_DEEP if isinstance(error, RecursionError) else f"JSON Parse error: {error}")
             outcome.code = e.code.name
             status, payload = e.http_status, {"error": e.message}
         except TimeoutError:
@@ -103,9 +103,7 @@ class RestApi:
         (awaited without a thread of its own) or, with batching off, to the thread pool."""
         version = int(match["version"]) if match["version"] else None
         request = json_codec.parse_body(body)
-        signature_name = request.get("signature_name", "")
-        if not isinstance(signature_name, str):
-            raise invalid("'signature_name' must be a string")
+        signature_name = json_codec.signature_name(request)
         outcome.signature = signature_name
         with self.manager.lease(outcome.model, version, match["label"]) as servable:
             outcome.version = str(servable.version)
@@ -131,9 +129,7 @@ class RestApi:
             return json_format.MessageToDict(self.manager.status_response(name, version, label),
                                              preserving_proto_field_name=True, including_default_value_fields=True)
         request = json_codec.parse_body(body)
-        signature_name = request.get("signature_name", "")
-        if not isinstance(signature_name, str):
-            raise invalid("'signature_name' must be a string")
+        signature_name = json_codec.signature_name(request)
         outcome.signature = signature_name
         target = inference.Target(name, version, label, signature_name)
         request_input = json_codec.examples_input(request)

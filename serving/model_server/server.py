@@ -137,7 +137,9 @@ class ModelServer:
         self._rest = RestApi(self.manager, self.metrics, num_threads=o.rest_api_num_threads,
                              timeout_ms=o.rest_api_timeout_in_ms, max_request_bytes=o.max_request_bytes,
                              monitoring_path=o.monitoring_path)
-        runner = web.AppRunner(self._rest.app(), access_log=None)
+        # A client that closes its connection (its deadline passed) cancels its handler: a queued request
+        # nobody waits for is dropped from the batch queue instead of run.
+        runner = web.AppRunner(self._rest.app(), access_log=None, handler_cancellation=True)
         self._loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, o.host, o.rest_api_port, reuse_address=True, reuse_port=o.reuse_port or None,
                            ssl_context=server_ssl_context(o.ssl) if o.ssl else None)

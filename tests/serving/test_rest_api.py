@@ -138,6 +138,21 @@ def test_deeply_nested_bodies_are_a_400_not_a_crash(api_server, depth, opening, 
     assert post(api_server, "/v1/models/toy:predict", {"instances": [1.0]}).status_code == 200
 
 
+@pytest.mark.parametrize("body", [
+    b'{"instances": [{"tag": "\\ud800", "x": 1.0}], "signature_name": "multi"}',
+    b'{"inputs": {"tag": ["a\\udfff"], "x": [1.0]}, "signature_name": "multi"}',
+    b'{"signature_name": "\\ud800", "instances": [1.0]}',
+])
+def test_unpaired_surrogates_in_strings_are_a_400(api_server, body):
+    response = post(api_server, "/v1/models/toy:predict", data=body)
+    assert response.status_code in (400, 404) and response.json()["error"], response.text
+
+
+def test_unpaired_surrogates_in_classify_features_are_a_400(api_server):
+    response = post(api_server, "/v1/models/toy:classify", data=b'{"examples": [{"x": "\\ud800"}]}')
+    assert response.status_code == 400, response.text
+
+
 def test_unknown_model_status_is_a_404(api_server):
     response = get(api_server, "/v1/models/nope")
     assert response.status_code == 404
