@@ -43,6 +43,10 @@ def run_summary(result) -> str:
     if model is not None:
         lines.append(f"  model:       {model.uri}")
         lines.append(f"  curves:      {os.path.join(model.uri, CURVES_FILE)}")
+        if model.get("training_reason"):
+            restored = f", weights of epoch {model.get('training_restored_epoch')} restored" if model.get("training_restored_epoch") else ""
+            lines.append(f"  training:    stopped by {model.get('training_reason')} after epoch {model.get('training_epochs')} "
+                         f"at learning rate {model.get('training_lr'):.2e} (peak {model.get('training_peak_lr'):.2e}){restored}")
     evaluation = _first(result, "Evaluator", "evaluation")
     if evaluation is not None:
         metrics = {k: v for k, v in evaluation.properties.items() if isinstance(v, float) and k != "num_examples"}

@@ -30,6 +30,10 @@ class TrainingConfig:
     lr_decay_rate: float = 0.9  # exponential: factor per epoch; plateau: factor on a plateau
     lr_floor: float = 0.01  # time: the last learning rate, as a fraction of the first
     early_stopping_patience: int = 4  # epochs without val_loss improvement; 0 turns it off
+    # With a schedule that falls (time, exponential), early stopping may end training only once the
+    # learning rate is at or below this fraction of its peak: a model stopped while the rate is
+    # still high is a worse model, and a faster machine reaches that point sooner.
+    early_stop_lr_fraction: float = 0.1
     l2: float = 0.0
     dropout: float = 0.0
     distribution: str = "default"
@@ -56,6 +60,7 @@ class TrainingConfig:
             (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
             (self.time_budget_minutes >= 0, f"time_budget_minutes must be >= 0, got {self.time_budget_minutes}"),
             (0 <= self.lr_floor <= 1, f"lr_floor must be in [0, 1], got {self.lr_floor}"),
+            (0 <= self.early_stop_lr_fraction <= 1, f"early_stop_lr_fraction must be in [0, 1], got {self.early_stop_lr_fraction}"),
             (self.run_reserve_seconds >= 0, f"run_reserve_seconds must be >= 0, got {self.run_reserve_seconds}"),
             (
                 self.lr_schedule != "time" or self.time_budget_minutes > 0,
@@ -161,6 +166,89 @@ def make_optimizer(config: TrainingConfig, steps_per_epoch: int) -> keras.optimi
     }[config.optimizer](learning_rate=learning_rate)
 
 
+def current_lr(model: keras.Model) -> float:
+    """The learning rate the optimizer applies at its current step (schedules evaluated)."""
+    lr = model.optimizer.learning_rate
+    if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
+        return float(lr(model.optimizer.iterations))
+    value = keras.backend.get_value(lr)
+    return float(value(model.optimizer.iterations)) if callable(value) else float(value)
+
+
+class AnnealedEarlyStopping(keras.callbacks.EarlyStopping):
+    """Early stopping on val_loss that cannot end training while the learning rate is above
+    `lr_fraction` of its peak: until then it tracks the best epoch but does not count patience
+    (a plateau at a high rate is the schedule's job, not a reason to stop). Keras' own rule
+    applies once the rate has annealed."""
+
+    def __init__(self, lr_fraction: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.lr_fraction = lr_fraction
+        self._patience = self.patience
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.peak_lr = 0.0
+
+    def on_epoch_end(self, epoch, logs=None):
+        lr = current_lr(self.model)
+        self.peak_lr = max(self.peak_lr, lr)
+        annealed = lr <= self.lr_fraction * self.peak_lr
+        self.patience = self._patience if annealed else 2**31
+        super().on_epoch_end(epoch, logs)  # tracks the best epoch and its weights either way
+        if not annealed:
+            self.wait = 0  # patience counts only from the first annealed epoch
+
+
+class TrainingEnd(keras.callbacks.Callback):
+    """Adds the learning rate to every epoch's logs (so history.json and the curves have it) and,
+    when training ends, says why: the time budget, early stopping, or all epochs run; at which
+    rate; and which epoch's weights were restored."""
+
+    def __init__(self, siblings: list) -> None:
+        super().__init__()
+        self.siblings = siblings  # the callbacks that may stop training
+        self.summary: dict = {}
+
+    def on_train_begin(self, logs=None):
+        self.lrs: list[float] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        lr = current_lr(self.model)
+        self.lrs.append(lr)
+        if logs is not None:
+            logs.setdefault("lr", lr)
+
+    def on_train_end(self, logs=None):
+        epochs = len(self.lrs)
+        reason, restored = "all epochs run", None
+        for callback in self.siblings:
+            if isinstance(callback, TimeBudget) and getattr(callback, "stopped", False):
+                reason, restored = "time budget", callback.restored_epoch
+            elif isinstance(callback, keras.callbacks.EarlyStopping) and callback.stopped_epoch > 0:
+                reason = "early stopping"
+                restored = callback.best_epoch + 1 if callback.restore_best_weights and callback.best_weights is not None else None
+        self.summary = {"reason": reason, "epochs": epochs, "lr": self.lrs[-1] if self.lrs else None,
+                        "peak_lr": max(self.lrs) if self.lrs else None, "restored_epoch": restored}
+
+    def describe(self) -> str:
+        s = self.summary
+        if not s:
+            return "training did not run"
+        restored = f"; weights of epoch {s['restored_epoch']} restored" if s.get("restored_epoch") else ""
+        return (f"stopped by {s['reason']} after epoch {s['epochs']} at learning rate {s['lr']:.2e} "
+                f"({s['lr'] / s['peak_lr']:.0%} of its peak {s['peak_lr']:.2e}){restored}")
+
+
+def finish_training(found: list, path: str) -> dict:
+    """After fit: the TrainingEnd summary of `found` (callbacks()), printed and written to `path`."""
+    end = next(c for c in found if isinstance(c, TrainingEnd))
+    print(f"  training: {end.describe()}", file=sys.stderr, flush=True)
+    with fileio.open(path, "w") as f:
+        json.dump(end.summary, f, indent=2)
+    return end.summary
+
+
 class EpochLine(keras.callbacks.Callback):
     """One line every `every` epochs on stderr: the metrics, the learning rate, the time taken."""
 
@@ -206,7 +294,8 @@ class TimeBudget(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.started = time.monotonic()
-        self.best, self.best_weights = float("inf"), None
+        self.best, self.best_weights, self.best_epoch = float("inf"), None, None
+        self.stopped, self.restored_epoch = False, None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_started = time.monotonic()
@@ -222,23 +311,28 @@ class TimeBudget(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is not None and value < self.best:
-            self.best, self.best_weights = value, self.model.get_weights()
+            self.best, self.best_weights, self.best_epoch = value, self.model.get_weights(), epoch + 1
         epoch_seconds = 0.0 if self.within_epoch and not self._multi_worker() else time.monotonic() - self.epoch_started
         if agreed(self.model.distribute_strategy, time.monotonic() - self.started + epoch_seconds >= self.seconds):
             print(f"  time budget of {self.seconds / 60:.1f} min reached after epoch {epoch + 1}", file=sys.stderr)
             self.model.stop_training = True
+            self.stopped = True
             if self.best_weights is not None:
                 self.model.set_weights(self.best_weights)
+                self.restored_epoch = self.best_epoch
 
 
 def callbacks(config: TrainingConfig, log_dir: str, log_every: int = 1) -> list:
+    """The Trainer's callbacks; pass the list to finish_training after fit."""
     found = [EpochLine(log_every), keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch", profile_batch=0)]
     if config.early_stopping_patience > 0:
-        found.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True
-            )
-        )
+        if config.lr_schedule in ("time", "exponential"):
+            found.append(AnnealedEarlyStopping(
+                config.early_stop_lr_fraction, monitor="val_loss", patience=config.early_stopping_patience,
+                restore_best_weights=True))
+        else:
+            found.append(keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True))
     if config.time_budget_minutes > 0:
         found.append(TimeBudget(config.time_budget_minutes, within_epoch=config.lr_schedule == "time"))
     if config.lr_schedule == "plateau":
@@ -247,6 +341,8 @@ def callbacks(config: TrainingConfig, log_dir: str, log_every: int = 1) -> list:
                 monitor="val_loss", factor=config.lr_decay_rate, patience=max(1, config.early_stopping_patience // 2 or 1)
             )
         )
+    end = TrainingEnd(list(found))
+    found.insert(0, end)  # first: the learning rate is in the logs before the others see them
     return found
 
 
@@ -256,22 +352,28 @@ def write_history(history: dict[str, list[float]], path: str) -> None:
         json.dump(clean, f, indent=2)
 
 
-def plot_curves(history: dict[str, list[float]], path: str, metrics: list[str], title: str) -> None:
-    """Train vs validation, one panel per metric (loss first), per epoch."""
+def plot_curves(history: dict[str, list[float]], path: str, metrics: list[str], title: str,
+                restored_epoch: int | None = None) -> None:
+    """Train vs validation, one panel per metric (loss first), per epoch; the learning rate in a panel
+    of its own; a dashed line at the epoch whose weights were restored."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [m for m in ["loss", *metrics] if m in history]
+    names = [m for m in ["loss", *metrics, "lr"] if m in history]
     fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4), squeeze=False)
     for ax, name in zip(axes[0], names):
         epochs = range(1, len(history[name]) + 1)
-        ax.plot(epochs, history[name], marker="o", label=f"train {name}")
+        ax.plot(epochs, history[name], marker="o", label="learning rate" if name == "lr" else f"train {name}")
         if f"val_{name}" in history:
             ax.plot(epochs, history[f"val_{name}"], marker="o", label=f"validation {name}")
+        if name == "lr":
+            ax.set_yscale("log")
+        if restored_epoch:
+            ax.axvline(restored_epoch, color="grey", linestyle="--", label=f"restored (epoch {restored_epoch})")
         ax.set_xlabel("epoch")
-        ax.set_title(name.replace("_", " "))
+        ax.set_title("learning rate" if name == "lr" else name.replace("_", " "))
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)

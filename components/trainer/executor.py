@@ -42,6 +42,9 @@ class TrainerExecutor(BaseExecutor):
         if not fileio.exists(os.path.join(fn_args.serving_model_dir, "saved_model.pb")):
             raise RuntimeError(f"run_fn wrote no SavedModel to {fn_args.serving_model_dir}")
         model.set("model_name", exec_properties["model_name"])
+        if fileio.exists(fn_args.training_end_path):  # why training stopped, for the run's summary
+            end = json.loads(fileio.read_text(fn_args.training_end_path))
+            model.properties.update({f"training_{k}": v for k, v in end.items() if v is not None})
 
     def _train_on_workers(self, fn_args: FnArgs, run_fn: str, workers: int) -> None:
         """MultiWorkerMirroredStrategy needs fresh processes: collectives are set up before any TF op."""

@@ -6,6 +6,7 @@ import os
 
 SERVING_DIR = "Format-Serving"
 HISTORY_FILE = "history.json"
+TRAINING_END_FILE = "training_end.json"  # why training stopped, at which rate, which epoch was restored
 CURVES_FILE = "curves.png"
 LOG_DIR = "logs"
 
@@ -29,6 +30,10 @@ class FnArgs:
     @property
     def history_path(self) -> str:
         return os.path.join(self.model_dir, HISTORY_FILE)
+
+    @property
+    def training_end_path(self) -> str:
+        return os.path.join(self.model_dir, TRAINING_END_FILE)
 
     @property
     def curves_path(self) -> str:

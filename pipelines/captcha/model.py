@@ -17,6 +17,7 @@ from pipelines.training import (
     TrainingConfig,
     callbacks,
     distribution_strategy,
+    finish_training,
     fit_time_budget,
     make_optimizer,
     plot_curves,
@@ -325,18 +326,15 @@ def run_fn(fn_args: FnArgs) -> None:
     with distribution_strategy(config).scope():
         model = build_model(image_shape, config)
         compile_model(model, config, steps_per_epoch)
-    history = model.fit(
-        train,
-        validation_data=evaluation,
-        epochs=config.epochs,
-        callbacks=callbacks(config, fn_args.log_dir),
-        verbose=0,
-    )
+    used = callbacks(config, fn_args.log_dir)
+    history = model.fit(train, validation_data=evaluation, epochs=config.epochs, callbacks=used, verbose=0)
+    end = finish_training(used, fn_args.training_end_path)
     write_history(history.history, fn_args.history_path)
     plot_curves(
         history.history,
         fn_args.curves_path,
         ["full_string_accuracy", "character_accuracy"],
         f"{fn_args.model_name}: train vs validation",
+        restored_epoch=end["restored_epoch"],
     )
     export(model, fn_args.transform_graph_dir, config.charset, fn_args.serving_model_dir)

@@ -12,7 +12,15 @@ import tf_keras as keras
 from components.trainer.fn_args import FnArgs
 from components.trainer.signatures import REGRESS_METHOD, set_method_names
 from pipelines.house_price.preprocessing import FEATURE_KEYS, LABEL_KEY
-from pipelines.training import TrainingConfig, callbacks, distribution_strategy, make_optimizer, plot_curves, write_history
+from pipelines.training import (
+    TrainingConfig,
+    callbacks,
+    distribution_strategy,
+    finish_training,
+    make_optimizer,
+    plot_curves,
+    write_history,
+)
 
 MODELS = ("linear", "dnn")
 
@@ -137,11 +145,13 @@ def train(fn_args: FnArgs) -> keras.Model:
         batch_size=config.batch_size,
         epochs=config.epochs,
         shuffle=True,
-        callbacks=callbacks(config, fn_args.log_dir, log_every=max(1, config.epochs // 10)),
+        callbacks=(used := callbacks(config, fn_args.log_dir, log_every=max(1, config.epochs // 10))),
         verbose=0,
     )
+    end = finish_training(used, fn_args.training_end_path)
     write_history(history.history, fn_args.history_path)
-    plot_curves(history.history, fn_args.curves_path, ["rmse"], f"{fn_args.model_name}: train vs validation")
+    plot_curves(history.history, fn_args.curves_path, ["rmse"], f"{fn_args.model_name}: train vs validation",
+                restored_epoch=end["restored_epoch"])
     return with_price_scale(model, mean, std)
 
 

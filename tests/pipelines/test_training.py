@@ -20,6 +20,7 @@ from pipelines.training import (
     TimeDecay,
     TrainingConfig,
     callbacks,
+    finish_training,
     fit_time_budget,
     make_optimizer,
     plot_curves,
@@ -214,4 +215,70 @@ def test_history_and_curves_are_written(tmp_path):
     write_history(history, str(tmp_path / "history.json"))
     assert json.load(open(tmp_path / "history.json")) == history
     plot_curves(history, str(tmp_path / "curves.png"), ["rmse"], "test")
+    assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
+
+
+def _drive(used: list, model, epochs: int, lr_at, val_loss_at) -> int:
+    """Fast fake epochs: the callbacks see the epoch ends a fit would give them, with the learning
+    rate `lr_at(epoch)` and val_loss `val_loss_at(epoch)`; returns the epochs run until one stops training."""
+    for callback in used:
+        callback.set_model(model)
+        callback.set_params({"epochs": epochs, "verbose": 0})
+        callback.on_train_begin()
+    for epoch in range(epochs):
+        model.optimizer.learning_rate.assign(lr_at(epoch))
+        logs = {"loss": 1.0, "val_loss": val_loss_at(epoch)}
+        for callback in used:
+            callback.on_epoch_begin(epoch)
+            callback.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    for callback in used:
+        callback.on_train_end()
+    return epoch + 1
+
+
+@pytest.mark.parametrize("schedule", ["time", "exponential"])
+def test_early_stopping_cannot_end_training_while_the_learning_rate_is_high(tmp_path, schedule):
+    """A fast machine plateaus early (issue #14: stopped at 70% of the peak rate, 0.985 instead of 0.99):
+    patience counts only once the rate has annealed below early_stop_lr_fraction of its peak."""
+    config = TrainingConfig(epochs=200, early_stopping_patience=3, early_stop_lr_fraction=0.1, lr_schedule=schedule,
+                            time_budget_minutes=60 if schedule == "time" else 0)
+    used = [c for c in callbacks(config, str(tmp_path)) if type(c).__name__ in ("AnnealedEarlyStopping", "TrainingEnd")]
+    assert len(used) == 2
+    model = keras.Sequential([keras.layers.Dense(1, input_shape=(1,))])
+    model.compile(keras.optimizers.SGD(keras.backend.variable(1e-3)), "mse")
+    model.stop_training = False
+    peak = 3e-3
+    lr_at = lambda epoch: peak * 0.9**epoch  # noqa: E731 - falls 10% an epoch: below 10% of the peak from epoch 22
+    ran = _drive(used, model, 200, lr_at, lambda epoch: 1.0 if epoch else 0.5)  # never improves after epoch 1
+    first_annealed = next(e for e in range(200) if lr_at(e) <= 0.1 * peak)
+    assert ran == first_annealed + 3  # the 3rd epoch without improvement, counted from the first annealed one
+    end = used[0].summary
+    assert end["reason"] == "early stopping" and end["restored_epoch"] == 1
+    assert end["lr"] <= 0.1 * end["peak_lr"]
+    assert len(used[0].lrs) == ran and used[0].lrs[0] == pytest.approx(peak)
+
+
+def test_plain_early_stopping_is_kept_for_schedules_that_do_not_anneal(tmp_path):
+    names = [type(c).__name__ for c in callbacks(TrainingConfig(lr_schedule="plateau"), str(tmp_path))]
+    assert "EarlyStopping" in names and "AnnealedEarlyStopping" not in names
+    config = TrainingConfig(lr_schedule="time", time_budget_minutes=1)
+    assert "AnnealedEarlyStopping" in [type(c).__name__ for c in callbacks(config, str(tmp_path))]
+
+
+def test_training_end_says_why_it_stopped_and_curves_show_the_rate(tmp_path):
+    x = np.random.RandomState(0).rand(32, 2).astype("float32")
+    y = x @ np.array([[1.0], [2.0]], dtype="float32")
+    model = keras.Sequential([keras.layers.Dense(1, input_shape=(2,))])
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    config = TrainingConfig(epochs=3, early_stopping_patience=0, lr_schedule="none", time_budget_minutes=0.0001)
+    used = callbacks(config, str(tmp_path / "logs"))
+    history = model.fit(x, y, validation_data=(x, -y), epochs=3, verbose=0, callbacks=used)
+    end = finish_training(used, str(tmp_path / "training_end.json"))
+    assert json.load(open(tmp_path / "training_end.json")) == end
+    assert end["reason"] == "time budget" and end["epochs"] == 1 and end["restored_epoch"] == 1
+    assert end["lr"] == pytest.approx(0.1)
+    assert history.history["lr"] == [pytest.approx(0.1)]  # the rate per epoch is in the history
+    plot_curves(history.history, str(tmp_path / "curves.png"), [], "t", restored_epoch=end["restored_epoch"])
     assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
