@@ -50,13 +50,28 @@ def read_signature_defs(version_dir: str) -> dict[str, meta_graph_pb2.SignatureD
     raise ValueError(f"{path} has no MetaGraph tagged 'serve'")
 
 
+_TF_NOISE = ("Graph execution error:", "Detected at node", "in user code:", "File ", "<stack traces unavailable>")
+
+
+def tf_error_message(message: str) -> str:
+    """The line of a TensorFlow error that says what is wrong: graph errors start with "Graph execution
+    error:" and the Python stack of the node, and end with the op's own message (an assertion's text)."""
+    for line in message.splitlines():
+        text = line.strip()
+        if not text or line[:1].isspace() or text.startswith(_TF_NOISE):
+            continue
+        text = re.sub(r"^(\{\{[^}]*\}\}\s*)+", "", text)  # "{{function_node ...}}" prefixes
+        if text:
+            return text
+    return message.strip().splitlines()[0] if message.strip() else ""
+
+
 def status_from_tf_error(error: tf.errors.OpError) -> ServingError:
     """TF's error codes are the same numbers as gRPC's."""
     import grpc
 
     by_value = {code.value[0]: code for code in grpc.StatusCode}
-    message = error.message.split("\n")[0] if error.message else type(error).__name__
-    message = re.sub(r"^(\{\{[^}]*\}\}\s*)+", "", message) or type(error).__name__  # "{{function_node ...}}" prefixes
+    message = tf_error_message(error.message or "") or type(error).__name__
     return ServingError(by_value.get(error.error_code, grpc.StatusCode.INTERNAL), message)
 
 

@@ -20,10 +20,9 @@ CHROMEDRIVER = shutil.which("chromedriver")
 REPORTS = os.path.join(ROOT, "reports")
 
 
-@pytest.fixture(scope="module")
-def served(captcha_quick_run, tmp_path_factory):
+def _start_serve(captcha_quick_run, workdir) -> dict:
+    """`python -m serving` (what `make serve` runs) on free ports, once it says it is ready."""
     ports = {"grpc": free_port(), "rest": free_port(), "web": free_port()}
-    workdir = tmp_path_factory.mktemp("make_serve")
     process = subprocess.Popen(
         [sys.executable, "-m", "serving", "--serving-dir", captcha_quick_run["serving"],
          "--runs-dir", captcha_quick_run["out"], "--grpc-port", str(ports["grpc"]), "--rest-port", str(ports["rest"]),
@@ -47,9 +46,15 @@ def served(captcha_quick_run, tmp_path_factory):
             return False
 
     wait_for(up, timeout=180, interval=0.5)
-    yield {"process": process, "url": url, "ports": ports, "lines": lines, "reader": reader}
-    if process.poll() is None:
-        process.kill()
+    return {"process": process, "url": url, "ports": ports, "lines": lines, "reader": reader}
+
+
+@pytest.fixture(scope="module")
+def served(captcha_quick_run, tmp_path_factory):
+    started = _start_serve(captcha_quick_run, tmp_path_factory.mktemp("make_serve"))
+    yield started
+    if started["process"].poll() is None:
+        started["process"].kill()
 
 
 def test_make_serve_answers_the_book_api_over_http(served):
@@ -90,17 +95,22 @@ def test_browser_uploads_a_captcha_and_reads_the_prediction(served, tmp_path):
         driver.quit()
 
 
-def test_ctrl_c_stops_both_processes(served):
+def test_ctrl_c_stops_both_processes(captcha_quick_run, tmp_path):
+    served = _start_serve(captcha_quick_run, tmp_path)  # its own: the other tests keep theirs running
     process = served["process"]
-    process.send_signal(signal.SIGINT)
-    process.wait(timeout=60)
-    served["reader"].join(10)
-    output = "".join(served["lines"])
-    assert process.returncode == 0, output
-    assert "demo:" in output and "stopping" in output
-    for port in served["ports"].values():
-        with pytest.raises(requests.ConnectionError):
-            requests.get(f"http://127.0.0.1:{port}/", timeout=2)
+    try:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+        served["reader"].join(10)
+        output = "".join(served["lines"])
+        assert process.returncode == 0, output
+        assert "demo:" in output and "stopping" in output
+        for port in served["ports"].values():
+            with pytest.raises(requests.ConnectionError):
+                requests.get(f"http://127.0.0.1:{port}/", timeout=2)
+    finally:
+        if process.poll() is None:
+            process.kill()
 
 
 def test_make_serve_without_a_pushed_model_says_to_run_the_pipeline(tmp_path):
