@@ -42,6 +42,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="largest request body (REST) or message (gRPC) accepted")
     p.add_argument("--grpc_channel_arguments", default="",
                    help="comma-separated key=value gRPC channel arguments, as tensorflow_model_server takes them")
+    p.add_argument("--max_in_flight", type=int, default=0,
+                   help="inference requests inside the server at once before it answers 503 / UNAVAILABLE "
+                        "(0: what batching can queue and run plus one batch, or 4x the threads)")
     p.add_argument("--ssl_config_file", help="SSLConfig in text format: TLS (and client certificates) on both ports")
     p.add_argument("--replicas", type=int, default=1,
                    help="server processes sharing the ports (SO_REUSEPORT), restarted when they die (default 1)")
@@ -92,7 +95,7 @@ def main(argv=None) -> int:
             rest_api_timeout_in_ms=args.rest_api_timeout_in_ms, rest_api_num_threads=args.rest_api_num_threads,
             grpc_max_threads=args.grpc_max_threads, max_request_bytes=args.max_request_bytes,
             grpc_channel_arguments=channel_arguments(args.grpc_channel_arguments),
-            reuse_port=args.reuse_port, ssl=read_ssl_config(args.ssl_config_file),
+            reuse_port=args.reuse_port, ssl=read_ssl_config(args.ssl_config_file), max_in_flight=args.max_in_flight,
         )
         server = ModelServer(options)
     except (ConfigError, ValueError) as e:

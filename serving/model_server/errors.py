@@ -56,3 +56,23 @@ def failed_precondition(message: str) -> ServingError:
 
 def unavailable(message: str) -> ServingError:
     return ServingError(grpc.StatusCode.UNAVAILABLE, message)
+
+
+class Admission:
+    """How many inference requests may be inside the server at once (both protocols share it, on the
+    event loop). Past the limit a request is refused with UNAVAILABLE (503) before its body is parsed:
+    under overload the server spends its CPU on requests it can answer in time, not on parsing ones
+    that will wait past their deadline."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.inside = 0
+
+    def __enter__(self) -> "Admission":
+        if self.inside >= self.limit:
+            raise unavailable(f"server overloaded: {self.inside} requests in progress (the limit is {self.limit}); retry later")
+        self.inside += 1
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.inside -= 1

@@ -23,7 +23,7 @@ from tensorflow_serving.apis import (
 
 from serving.model_server import inference, tensors
 from serving.model_server.config import ConfigError, SslConfig, check_model_config_list
-from serving.model_server.errors import ServingError, invalid
+from serving.model_server.errors import Admission, ServingError, invalid
 from serving.model_server.manager import ModelManager
 from serving.model_server.metrics import ServerMetrics
 
@@ -143,13 +143,19 @@ def _spec(response_spec, name: str, version: int, signature: str | None = None) 
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, manager: ModelManager, metrics: ServerMetrics, pool: futures.Executor) -> None:
+    def __init__(self, manager: ModelManager, metrics: ServerMetrics, pool: futures.Executor,
+                 admission: Admission | None = None) -> None:
         self.manager = manager
         self.metrics = metrics
         self.pool = pool  # model calls when batching is off
+        self.admission = admission or Admission(1 << 30)
 
     @_rpc("predict")
     async def Predict(self, request, context):
+        with self.admission:
+            return await self._predict(request)
+
+    async def _predict(self, request):
         target = target_of(request.model_spec)
         if not request.inputs:
             raise invalid("input tensor map is empty")
@@ -232,7 +238,7 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 async def start_grpc_server(manager: ModelManager, metrics: ServerMetrics, address: str, *,
                             max_workers: int = 64, max_message_bytes: int = 64 << 20,
                             channel_arguments: list[tuple[str, object]] = (), reuse_port: bool = False,
-                            ssl: SslConfig | None = None) -> tuple[grpc.aio.Server, int]:
+                            ssl: SslConfig | None = None, admission: Admission | None = None) -> tuple[grpc.aio.Server, int]:
     """A started grpc.aio server on the running event loop, and the port it bound. gRPC sets
     SO_REUSEPORT unless told otherwise, which would let a second server share a taken port
     silently: it is on only for replicas."""
@@ -241,7 +247,7 @@ async def start_grpc_server(manager: ModelManager, metrics: ServerMetrics, addre
                *channel_arguments]
     pool = futures.ThreadPoolExecutor(max_workers, thread_name_prefix="grpc")
     server = grpc.aio.server(migration_thread_pool=pool, options=options, interceptors=[DecodeErrorsAsInvalidArgument()])
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(manager, metrics, pool), server)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(manager, metrics, pool, admission), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(manager, metrics), server)
     try:
         if ssl is None:

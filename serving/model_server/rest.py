@@ -3,6 +3,7 @@ so the event loop only moves bytes; every error becomes {"error": ...} with TF S
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import re
 import time
@@ -15,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tensorflow_serving.apis import get_model_metadata_pb2
 
 from serving.model_server import inference, json_codec
-from serving.model_server.errors import ServingError, invalid
+from serving.model_server.errors import Admission, ServingError, invalid
 from serving.model_server.manager import ModelManager
 from serving.model_server.metrics import ServerMetrics
 
@@ -39,8 +40,9 @@ class _Outcome:
 class RestApi:
     def __init__(self, manager: ModelManager, metrics: ServerMetrics, *, num_threads: int = 64,
                  timeout_ms: int = 30_000, max_request_bytes: int = 64 << 20,
-                 monitoring_path: str | None = None) -> None:
+                 monitoring_path: str | None = None, admission: Admission | None = None) -> None:
         self.manager = manager
+        self.admission = admission or Admission(1 << 30)
         self.metrics = metrics
         self.pool = ThreadPoolExecutor(num_threads, thread_name_prefix="rest")
         self.timeout = timeout_ms / 1000 if timeout_ms > 0 else None
@@ -75,12 +77,13 @@ class RestApi:
         try:
             if not match or (request.method == "GET") == bool(verb) or request.method not in ("GET", "POST"):
                 raise invalid(f"Malformed request: {request.method} {request.path}")
-            body = await request.read() if verb else b""
-            async with asyncio.timeout(self.timeout):
-                if verb == "predict":
-                    payload = await self._predict(match, body, outcome)
-                else:
-                    payload = await asyncio.get_running_loop().run_in_executor(self.pool, self._handle, match, body, outcome)
+            with self.admission if verb else contextlib.nullcontext():
+                body = await request.read() if verb else b""
+                async with asyncio.timeout(self.timeout):
+                    if verb == "predict":
+                        payload = await self._predict(match, body, outcome)
+                    else:
+                        payload = await asyncio.get_running_loop().run_in_executor(self.pool, self._handle, match, body, outcome)
             status = 200
         except ServingError as e:
             outcome.code = e.code.name

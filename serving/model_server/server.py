@@ -22,6 +22,7 @@ from serving.model_server.config import (
     read_model_server_config,
     single_model_config,
 )
+from serving.model_server.errors import Admission
 from serving.model_server.grpc_service import start_grpc_server
 from serving.model_server.manager import ModelManager
 from serving.model_server.metrics import ServerMetrics
@@ -49,6 +50,7 @@ class ServerOptions:
     max_request_bytes: int = 64 << 20
     grpc_channel_arguments: tuple = ()
     reuse_port: bool = False  # SO_REUSEPORT: replicas of this server share its ports (--replicas)
+    max_in_flight: int = 0  # inference requests inside the server at once; 0: what batching can hold, or 4x the threads
     ssl: SslConfig | None = None  # --ssl_config_file: TLS on both ports
 
     def __post_init__(self) -> None:
@@ -113,15 +115,25 @@ class ModelServer:
             log.info("Finished reading warmup data for model at %s. Number of warmup records read: %d.",
                      servable.path, count)
 
+    def _admission_limit(self) -> int:
+        o = self.options
+        if o.max_in_flight > 0:
+            return o.max_in_flight
+        if o.batching is not None:  # what may wait in the queue and run, and one batch more being parsed
+            b = o.batching
+            return b.max_batch_size * (b.max_enqueued_batches + b.num_batch_threads + 1)
+        return 4 * max(o.rest_api_num_threads, o.grpc_max_threads)
+
     def start(self) -> None:
         """Both APIs on one event loop, in a thread of its own."""
         self.manager.start()
         o = self.options
+        self.admission = Admission(self._admission_limit())
         self._loop = asyncio.new_event_loop()
         self._grpc, self.grpc_port = self._loop.run_until_complete(start_grpc_server(
             self.manager, self.metrics, f"{o.host}:{o.port}", max_workers=o.grpc_max_threads,
             max_message_bytes=o.max_request_bytes, channel_arguments=list(o.grpc_channel_arguments),
-            reuse_port=o.reuse_port, ssl=o.ssl,
+            reuse_port=o.reuse_port, ssl=o.ssl, admission=self.admission,
         ))
         log.info("Running gRPC ModelServer at %s:%d ...", o.host, self.grpc_port)
         if o.rest_api_port >= 0:
@@ -136,7 +148,7 @@ class ModelServer:
         o = self.options
         self._rest = RestApi(self.manager, self.metrics, num_threads=o.rest_api_num_threads,
                              timeout_ms=o.rest_api_timeout_in_ms, max_request_bytes=o.max_request_bytes,
-                             monitoring_path=o.monitoring_path)
+                             monitoring_path=o.monitoring_path, admission=self.admission)
         # A client that closes its connection (its deadline passed) cancels its handler: a queued request
         # nobody waits for is dropped from the batch queue instead of run.
         runner = web.AppRunner(self._rest.app(), access_log=None, handler_cancellation=True)

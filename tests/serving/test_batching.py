@@ -230,3 +230,35 @@ def test_server_merges_concurrent_requests_into_one_model_call(toy_models, tmp_p
         assert calls <= 3, metrics
     finally:
         server.stop()
+
+
+def test_past_max_in_flight_requests_are_refused_at_once_on_both_protocols(tmp_path):
+    """Admission: with room for one request inside the server, concurrent slow requests get 503 /
+    UNAVAILABLE immediately instead of queueing; the one admitted is answered."""
+    from tests.serving.toy_model import write_toy_model
+
+    write_toy_model(str(tmp_path / "toy"), 1)
+    server = ServerProcess("--model_name", "toy", "--model_base_path", str(tmp_path / "toy"), "--max_in_flight", "1",
+                           log_path=str(tmp_path / "server.log")).wait_ready()
+    try:
+        url = server.rest_url + "/v1/models/toy:predict"
+        body = {"signature_name": "slow", "instances": [1.0]}
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(lambda _: requests.post(url, json=body, timeout=60), range(8)))
+        codes = sorted(r.status_code for r in statuses)
+        assert 200 in codes and 503 in codes, codes
+        assert "overloaded" in next(r for r in statuses if r.status_code == 503).json()["error"]
+        client = GrpcClient(server.grpc_target)
+
+        def grpc_call(_):
+            try:
+                client.predict("toy", {"x": np.array([1.0], np.float32)}, signature_name="slow")
+                return "OK"
+            except Exception as e:  # noqa: BLE001 - ModelServerError carries the status
+                return getattr(e, "code", type(e).__name__)
+
+        with ThreadPoolExecutor(8) as pool:
+            outcomes = list(pool.map(grpc_call, range(8)))
+        assert "OK" in outcomes and "UNAVAILABLE" in outcomes, outcomes
+    finally:
+        server.stop()
