@@ -13,6 +13,7 @@ counts those that failed every time.
 from __future__ import annotations
 
 import argparse
+import array
 import asyncio
 import base64
 import json
@@ -22,10 +23,15 @@ import numpy as np
 
 
 class Tally:
+    """Counts and latencies kept in flat arrays, not per-request Python objects: a long run (a soak sends
+    hundreds of thousands) must not slow its own event loop with garbage-collector work that would show
+    up as server latency."""
+
     def __init__(self, started: float) -> None:
         self.started = started
         self.outcomes: dict[str, int] = {}
-        self.latencies: list[tuple[float, float]] = []  # (second of the run, ms)
+        self.seconds = array.array("i")  # second of the run of each answered request
+        self.ms = array.array("d")  # its latency
         self.per_second: dict[int, dict[str, int]] = {}
         self.lost = 0
 
@@ -35,7 +41,8 @@ class Tally:
         bucket = self.per_second.setdefault(second, {})
         bucket[outcome] = bucket.get(outcome, 0) + 1
         if outcome == "ok" and ms is not None:
-            self.latencies.append((second, ms))
+            self.seconds.append(second)
+            self.ms.append(ms)
 
 
 def _grpc_outcome(code) -> str:
@@ -56,7 +63,6 @@ async def run(args) -> dict:
     started = time.perf_counter()
     tally = Tally(started)
     in_flight = asyncio.Semaphore(args.max_in_flight)
-    tasks = []
 
     if args.protocol == "grpc":
         import grpc
@@ -111,27 +117,31 @@ async def run(args) -> dict:
     total = int(args.rate * args.seconds)
     started = time.perf_counter()
     tally.started = started
+    pending: set = set()
     for i in range(total):
         target_time = started + i / args.rate
         delay = target_time - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.ensure_future(send(i, time.perf_counter())))
+        task = asyncio.ensure_future(send(i, time.perf_counter()))
+        pending.add(task)
+        task.add_done_callback(pending.discard)  # finished requests are not kept
     sending_s = time.perf_counter() - started
-    await asyncio.gather(*tasks)
+    await asyncio.gather(*list(pending))
     if args.protocol == "grpc":
         for channel in channels:
             await channel.close()
     else:
         await session.close()
-    ms = np.array([m for _, m in tally.latencies]) if tally.latencies else np.array([])
+    ms = np.frombuffer(tally.ms, dtype=np.float64) if len(tally.ms) else np.array([])
+    at = np.frombuffer(tally.seconds, dtype=np.int32) if len(tally.seconds) else np.array([], dtype=np.int32)
 
     def pct(values, q):
         return float(np.percentile(values, q)) if len(values) else None
 
     seconds = []
     for second in sorted(tally.per_second):
-        answered = np.array([m for s, m in tally.latencies if s == second])
+        answered = ms[at == second]
         seconds.append({"second": second, **tally.per_second[second], "p50_ms": pct(answered, 50), "p99_ms": pct(answered, 99)})
     return {"protocol": args.protocol, "offered_rps": args.rate, "sent": total, "sent_rps": total / sending_s,
             "outcomes": tally.outcomes, "lost": tally.lost, "p50_ms": pct(ms, 50), "p99_ms": pct(ms, 99), "seconds": seconds}

@@ -315,7 +315,8 @@ def soak(server: ServerProcess, image_path: str, rate: float, seconds: float) ->
              "failed": sum(v for k, v in found["outcomes"].items() if k != "ok"),
              "RSS start MiB": start_rss, "RSS end MiB": end_rss, "RSS growth %": 100 * (end_rss - start_rss) / start_rss,
              "p99 first min ms": first, "p99 last min ms": last,
-             "p99 drift %": 100 * (last - first) / first if first and last else None}]
+             "p99 drift %": 100 * (last - first) / first if first and last else None,
+             "p99 by minute ms": [round(p99(per_second[m * 60:(m + 1) * 60]) or 0, 1) for m in range(len(per_second) // 60)]}]
 
 
 def main(argv=None) -> int:
