@@ -147,21 +147,19 @@ class BatchScheduler:
                 if left <= 0:
                     break
                 self._changed.wait(left)
-            batch, rows, key, kept, dropped = [], 0, self._queue[0].key, collections.deque(), 0
+            self._drop_abandoned()  # callers that gave up while waiting (deadline passed, client gone)
+            if not self._queue:
+                return []
+            batch, rows, key, kept = [], 0, self._queue[0].key, collections.deque()
             while self._queue:
                 task = self._queue.popleft()
-                if task.future.done():  # its caller gave up (deadline passed, client gone): no work for nobody
-                    dropped += task.size
-                    continue
                 if task.key == key and rows + task.size <= self._params.max_batch_size:
                     batch.append(task)
                     rows += task.size
                 else:
                     kept.append(task)
             self._queue = kept
-            self._queued_rows -= rows + dropped
-            if not batch:
-                return []
+            self._queued_rows -= rows
             self._running += 1
             return batch
 

@@ -37,6 +37,18 @@ class _Outcome:
     code: str = "OK"
 
 
+def _as_serving_error(error: Exception) -> ServingError:
+    """The status a failed request answers with: its own, or the client's error for bodies nested past
+    every depth check or holding text that is not Unicode, or DEADLINE_EXCEEDED for the REST timeout."""
+    if isinstance(error, ServingError):
+        return error
+    if isinstance(error, RecursionError):
+        return invalid(json_codec.TOO_DEEP)
+    if isinstance(error, UnicodeError):
+        return invalid(f"JSON Parse error: {error}")
+    return ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline exceeded")
+
+
 class RestApi:
     def __init__(self, manager: ModelManager, metrics: ServerMetrics, *, num_threads: int = 64,
                  timeout_ms: int = 30_000, max_request_bytes: int = 64 << 20,
@@ -85,15 +97,8 @@ class RestApi:
                     else:
                         payload = await asyncio.get_running_loop().run_in_executor(self.pool, self._handle, match, body, outcome)
             status = 200
-        except ServingError as e:
-            outcome.code = e.code.name
-            status, payload = e.http_status, {"error": e.message}
-        except (RecursionError, UnicodeError) as error:  # nested past every depth check, or not text: the client's error
-            e = invalid(json_codec.TOO_DEEP if isinstance(error, RecursionError) else f"JSON Parse error: {error}")
-            outcome.code = e.code.name
-            status, payload = e.http_status, {"error": e.message}
-        except TimeoutError:
-            e = ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline exceeded")
+        except (ServingError, RecursionError, UnicodeError, TimeoutError) as error:
+            e = _as_serving_error(error)
             outcome.code = e.code.name
             status, payload = e.http_status, {"error": e.message}
         if verb:
