@@ -49,12 +49,22 @@ def _start_serve(captcha_quick_run, workdir) -> dict:
     return {"process": process, "url": url, "ports": ports, "lines": lines, "reader": reader}
 
 
+def _stop(process) -> None:
+    """Ctrl-C, so `make serve` stops its model server and frontend too (SIGKILL would orphan them)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @pytest.fixture(scope="module")
 def served(captcha_quick_run, tmp_path_factory):
     started = _start_serve(captcha_quick_run, tmp_path_factory.mktemp("make_serve"))
     yield started
-    if started["process"].poll() is None:
-        started["process"].kill()
+    _stop(started["process"])
 
 
 def test_make_serve_answers_the_book_api_over_http(served):
@@ -109,8 +119,7 @@ def test_ctrl_c_stops_both_processes(captcha_quick_run, tmp_path):
             with pytest.raises(requests.ConnectionError):
                 requests.get(f"http://127.0.0.1:{port}/", timeout=2)
     finally:
-        if process.poll() is None:
-            process.kill()
+        _stop(process)
 
 
 def test_make_serve_without_a_pushed_model_says_to_run_the_pipeline(tmp_path):
