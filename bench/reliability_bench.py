@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import json
 import os
 import random
@@ -124,20 +125,14 @@ def bad_rest_bodies(rng: random.Random, image: bytes, count: int) -> list[bytes]
     return [rng.choice(makers)() for _ in range(count)]
 
 
-_BOMB = None
-
-
+@functools.cache
 def png_bomb() -> bytes:
-    global _BOMB
-    if _BOMB is None:
-        from tests.serving.test_captcha_serving import png_claiming
+    from tests.serving.test_captcha_serving import png_claiming
 
-        _BOMB = png_claiming(16000, 16000)
-    return _BOMB
+    return png_claiming(16000, 16000)
 
 
 def bad_grpc_messages(rng: random.Random, image: bytes, count: int) -> list[bytes]:
-    import tensorflow as tf
     from tensorflow.core.framework import types_pb2
     from tensorflow_serving.apis import predict_pb2
 
@@ -165,7 +160,6 @@ def bad_grpc_messages(rng: random.Random, image: bytes, count: int) -> list[byte
         lambda: predict_pb2.PredictRequest().SerializeToString(),
         lambda: request(dims=[1], strings=[image])[: rng.randint(1, 40)],
     ]
-    _ = tf  # imported for the proto classes' registration
     return [rng.choice(makers)() for _ in range(count)]
 
 
