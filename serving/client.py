@@ -348,6 +348,8 @@ class CaptchaReading:
     version: int | None
     transport: str
     seconds: float
+    # The model's own verdict (confidence >= its reject_below); None for models exported without one.
+    accepted: bool | None = None
 
 
 def read_captcha(client, model: str, image: bytes) -> CaptchaReading:
@@ -355,6 +357,8 @@ def read_captcha(client, model: str, image: bytes) -> CaptchaReading:
     text = prediction.outputs["text"][0]
     text = text.decode("utf-8") if isinstance(text, bytes) else str(text)
     probabilities = np.asarray(prediction.outputs["probabilities"], dtype=float)[0]
+    accepted = prediction.outputs.get("accepted")
     return CaptchaReading(text, float(np.asarray(prediction.outputs["confidence"], dtype=float)[0]),
                           [float(p) for p in probabilities.max(axis=-1)], prediction.version,
-                          prediction.transport, prediction.seconds)
+                          prediction.transport, prediction.seconds,
+                          None if accepted is None else bool(np.asarray(accepted).ravel()[0]))

@@ -1,20 +1,31 @@
-"""Deterministic captcha rendering with the `captcha` package.
+"""Deterministic captcha rendering with the `captcha` package, over a family of renderings.
 
 `captcha` 0.7.1 draws every random choice from the `secrets` module, so
 seeding `random` changes nothing. `CaptchaRenderer` swaps the module's
 `secrets` for a seeded source while it renders one image; each image has its
 own seed derived from (seed, index), so any worker renders any index the same
 way, byte for byte, in any order.
+
+A `RenderStyle` is the family one renderer draws from: fonts, sizes,
+rotation, warp, offsets, spacing, colours, noise, output size and JPEG
+re-encoding, each a range sampled per image. `STYLES` names the presets:
+`library` is the package as it ships (one font), `varied` is what the
+pipeline trains on, and the `heldout_*` ones are rendered only to test a
+model on what its training never saw (BENCHMARKS.md, robustness).
 """
 from __future__ import annotations
 
 import dataclasses
 import io
+import json
+import os
 import random
 import string
 import threading
 
+import matplotlib
 from captcha import image as captcha_image
+from PIL import Image, ImageFilter
 
 DIGITS = string.digits
 ALPHANUMERIC = string.digits + string.ascii_uppercase
@@ -37,6 +48,132 @@ class _SeededSecrets:
 
     def choice(self, seq):
         return self._rng.choice(seq)
+
+
+# Fonts from pinned PyPI packages, so a fresh clone has them without root: the captcha package's
+# one font and the TrueType fonts matplotlib ships (DejaVu, STIX, Computer Modern).
+_MPL_FONTS = os.path.join(matplotlib.get_data_path(), "fonts", "ttf")
+FONTS = {
+    "DroidSansMono": os.path.join(captcha_image.DATA_DIR, "DroidSansMono.ttf"),
+    **{
+        name: os.path.join(_MPL_FONTS, f"{name}.ttf")
+        for name in (
+            "DejaVuSans", "DejaVuSans-Bold", "DejaVuSans-Oblique", "DejaVuSansMono", "DejaVuSansMono-Bold",
+            "DejaVuSerif", "DejaVuSerif-Bold", "DejaVuSerif-Italic", "STIXGeneral", "STIXGeneralBol",
+            "STIXGeneralItalic", "cmr10", "cmss10", "cmtt10",
+        )
+    },
+}
+
+Range = tuple  # (low, high), both inclusive
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderStyle:
+    """The ranges one renderer samples per image. Sizes are for a 60-pixel-high image and scale with it."""
+
+    fonts: tuple[str, ...] = ("DroidSansMono",)
+    font_sizes: tuple[int, ...] = (42, 50, 56)
+    rotate: Range = (-30.0, 30.0)  # degrees, per character
+    warp_dx: Range = (0.1, 0.3)  # fraction of the character's width
+    warp_dy: Range = (0.2, 0.3)
+    offset_dx: Range = (0, 4)  # pixels before each character
+    offset_dy: Range = (0, 6)
+    space_probability: float = 0.5  # a blank glyph before a character
+    overlap: Range = (0.25, 0.25)  # how far characters may overlap, fraction of their mean width
+    ink: Range = (10, 200)  # per RGB channel
+    paper: Range = (238, 255)
+    dots: Range = (30, 30)
+    dot_width: Range = (3, 3)
+    curves: Range = (1, 1)
+    sizes: tuple[tuple[int, int], ...] = ()  # (width, height) choices; () keeps the config's size
+    jpeg_probability: float = 0.0
+    jpeg_quality: Range = (75, 95)
+
+    def __post_init__(self) -> None:
+        unknown = [f for f in self.fonts if f not in FONTS]
+        if not self.fonts or unknown:
+            raise ValueError(f"fonts must be a non-empty list from {sorted(FONTS)}; unknown: {unknown}")
+        if not self.font_sizes or min(self.font_sizes) < 4:
+            raise ValueError(f"font_sizes must be sizes of at least 4, got {self.font_sizes}")
+        for name in ("rotate", "warp_dx", "warp_dy", "offset_dx", "offset_dy", "overlap", "ink", "paper",
+                     "dots", "dot_width", "curves", "jpeg_quality"):
+            value = getattr(self, name)
+            if len(value) != 2 or value[0] > value[1]:
+                raise ValueError(f"{name} must be a (low, high) pair with low <= high, got {value}")
+        if min(*self.offset_dx, *self.offset_dy, *self.dots, *self.curves, *self.overlap) < 0 or self.dot_width[0] < 1:
+            raise ValueError("offsets, dots, curves and overlap must be >= 0 and dot_width >= 1")
+        if not (0 <= self.ink[0] and self.ink[1] < self.paper[0] and self.paper[1] <= 255):
+            raise ValueError(f"ink {self.ink} must be darker than paper {self.paper}, both within 0-255")
+        if not (0 <= self.space_probability <= 1 and 0 <= self.jpeg_probability <= 1):
+            raise ValueError("space_probability and jpeg_probability must be within 0-1")
+        if not 1 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100:
+            raise ValueError(f"jpeg_quality must be within 1-100, got {self.jpeg_quality}")
+        if any(w < 16 or h < 16 for w, h in self.sizes):
+            raise ValueError(f"sizes must be at least 16x16, got {self.sizes}")
+
+    @classmethod
+    def parse(cls, text: str) -> "RenderStyle":
+        """A preset's name, or a JSON object of fields over the `varied` preset: '{"rotate": [-45, 45]}'."""
+        text = text.strip()
+        if text in STYLES:
+            return STYLES[text]
+        try:
+            fields = json.loads(text)
+        except json.JSONDecodeError:
+            raise ValueError(f"render_style must be one of {sorted(STYLES)} or a JSON object, got {text!r}") from None
+        if not isinstance(fields, dict):
+            raise ValueError(f"render_style JSON must be an object, got {text!r}")
+        preset = fields.pop("preset", TRAINING_STYLE)
+        if not isinstance(preset, str) or preset not in STYLES or fields.keys() - {f.name for f in dataclasses.fields(cls)}:
+            raise ValueError(f"unknown render_style fields or preset in {text!r}; presets: {sorted(STYLES)}")
+        base = STYLES[preset]
+        fields = {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+                  for k, v in fields.items()}
+        return dataclasses.replace(base, **fields)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+
+_TRAINING_FONTS = ("DroidSansMono", "DejaVuSans", "DejaVuSans-Bold", "DejaVuSansMono", "DejaVuSerif",
+                   "STIXGeneral", "cmr10")
+STYLES = {
+    "library": RenderStyle(),
+    # What the pipeline trains on: seven fonts, wider geometry than the library's, lighter and
+    # darker ink, more or less noise, three output sizes, a third of the images JPEG re-encoded.
+    "varied": RenderStyle(
+        fonts=_TRAINING_FONTS,
+        font_sizes=(40, 46, 52, 58),
+        rotate=(-35.0, 35.0),
+        warp_dx=(0.05, 0.35),
+        warp_dy=(0.1, 0.35),
+        offset_dx=(0, 6),
+        offset_dy=(0, 8),
+        overlap=(0.1, 0.3),
+        ink=(0, 190),
+        paper=(215, 255),
+        dots=(10, 50),
+        dot_width=(2, 4),
+        curves=(0, 2),
+        sizes=((160, 60), (144, 54), (176, 66)),
+        jpeg_probability=0.3,
+        jpeg_quality=(50, 95),
+    ),
+}
+# Never trained on: fonts of other families, and ranges beyond the training ones.
+STYLES["heldout_fonts"] = dataclasses.replace(
+    STYLES["varied"], fonts=("cmss10", "cmtt10", "DejaVuSerif-Bold", "STIXGeneralItalic", "DejaVuSans-Oblique")
+)
+STYLES["heldout_geometry"] = dataclasses.replace(
+    STYLES["varied"], rotate=(-45.0, 45.0), warp_dx=(0.3, 0.45), warp_dy=(0.3, 0.45), offset_dy=(4, 12),
+    overlap=(0.3, 0.4),
+)
+STYLES["heldout_sizes"] = dataclasses.replace(
+    STYLES["varied"], sizes=((200, 75), (128, 48), (240, 80)), jpeg_probability=1.0, jpeg_quality=(30, 50)
+)
+STYLES["heldout_noise"] = dataclasses.replace(STYLES["varied"], dots=(60, 100), curves=(3, 4), ink=(100, 170), paper=(190, 230))
+TRAINING_STYLE = "varied"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,11 +199,41 @@ class Captcha:
     png: bytes
 
 
+class _StyledCaptcha(captcha_image.ImageCaptcha):
+    """The package's renderer with a style's ranges instead of its class constants, per image."""
+
+    def __init__(self, style: RenderStyle, width: int, height: int) -> None:
+        scale = height / 60
+        sizes = tuple(max(4, round(s * scale)) for s in style.font_sizes)
+        super().__init__(width, height, fonts=[FONTS[f] for f in style.fonts], font_sizes=sizes)
+        self.style = style
+        self.character_offset_dx = tuple(round(v * scale) for v in style.offset_dx)
+        self.character_offset_dy = tuple(round(v * scale) for v in style.offset_dy)
+        self.character_rotate = style.rotate
+        self.character_warp_dx = style.warp_dx
+        self.character_warp_dy = style.warp_dy
+        self.word_space_probability = style.space_probability
+
+    def draw(self, text: str, rng: random.Random) -> Image.Image:
+        style = self.style
+        self.word_offset_dx = rng.uniform(*style.overlap)
+        paper = tuple(rng.randint(*style.paper) for _ in range(3))
+        ink = (*(rng.randint(*style.ink) for _ in range(3)), rng.randint(220, 255))
+        image = self.create_captcha_image(text, ink, paper)
+        self.create_noise_dots(image, ink, width=rng.randint(*style.dot_width), number=rng.randint(*style.dots))
+        for _ in range(rng.randint(*style.curves)):
+            self.create_noise_curve(image, ink)
+        return image.filter(ImageFilter.SMOOTH)
+
+
 class CaptchaRenderer:
-    def __init__(self, config: CaptchaConfig = CaptchaConfig(), seed: int = 0) -> None:
+    def __init__(self, config: CaptchaConfig = CaptchaConfig(), seed: int = 0,
+                 style: RenderStyle | str = "library") -> None:
         self.config = config
         self.seed = seed
-        self._generator = captcha_image.ImageCaptcha(width=config.width, height=config.height)
+        self.style = RenderStyle.parse(style) if isinstance(style, str) else style
+        sizes = self.style.sizes or ((config.width, config.height),)
+        self._generators = {size: _StyledCaptcha(self.style, *size) for size in sizes}
 
     def render(self, index: int) -> Captcha:
         key = f"{self.seed}:{index}"
@@ -75,15 +242,20 @@ class CaptchaRenderer:
         return Captcha(key=key, text=text, png=self.render_text(text, rng))
 
     def render_text(self, text: str, rng: random.Random | None = None) -> bytes:
-        """PNG bytes of `text`; reproducible when `rng` is seeded, fresh otherwise."""
+        """Encoded image bytes of `text` (PNG, or JPEG when the style re-encodes); reproducible
+        when `rng` is seeded, fresh otherwise."""
         rng = rng or random.Random()
+        generator = self._generators[rng.choice(sorted(self._generators))]
         with _RENDER_LOCK:
             original = captcha_image.secrets
             captcha_image.secrets = _SeededSecrets(rng)
             try:
-                picture = self._generator.generate_image(text)
+                picture = generator.draw(text, rng)
             finally:
                 captcha_image.secrets = original
         out = io.BytesIO()
-        picture.save(out, format="PNG")
+        if rng.random() < self.style.jpeg_probability:
+            picture.save(out, format="JPEG", quality=rng.randint(*self.style.jpeg_quality))
+        else:
+            picture.save(out, format="PNG")
         return out.getvalue()

@@ -2,7 +2,7 @@
 
 Three sources, one output contract (`examples`: Examples with one
 `Split-<name>/` folder per split):
-- CaptchaExampleGen renders `num_examples` captchas (features `image`: PNG, `label`: text);
+- CaptchaExampleGen renders `num_examples` captchas in a `render_style` (features `image`: PNG or JPEG, `label`: text);
 - CsvExampleGen reads a CSV (header row, or column names from `schema_path`);
 - ImageExampleGen reads an image folder (`<label>.<ext>` files or one subfolder per label).
 """
@@ -23,6 +23,7 @@ class CaptchaExampleGen(BaseComponent):
             "length": Parameter(int, 4),
             "width": Parameter(int, 160),
             "height": Parameter(int, 60),
+            "render_style": Parameter(str, "library", "a preset of captcha_source.STYLES or a JSON object of RenderStyle fields"),
             "splits": _SPLITS,
         },
     )

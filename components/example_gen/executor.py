@@ -9,7 +9,7 @@ import tensorflow as tf
 from components.base import BaseBeamExecutor
 from components.base.beam import CountProgress, split_counts
 from components.example_gen import csv_source
-from components.example_gen.captcha_source import CaptchaConfig, CaptchaRenderer
+from components.example_gen.captcha_source import CaptchaConfig, CaptchaRenderer, RenderStyle
 from components.example_gen.image_source import list_images, read_image
 from components.example_gen.splits import SplitConfig
 from components.base import fileio
@@ -88,10 +88,11 @@ class CaptchaExampleGenExecutor(_ExampleGenExecutor):
         if p["num_examples"] < 1:
             raise ValueError(f"num_examples must be >= 1, got {p['num_examples']}")
         seed = p["seed"]
+        style = RenderStyle.parse(p["render_style"])
 
         class Render(beam.DoFn):
             def setup(self):
-                self.renderer = CaptchaRenderer(config, seed)
+                self.renderer = CaptchaRenderer(config, seed, style)
 
             def process(self, index):
                 captcha = self.renderer.render(index)

@@ -6,7 +6,7 @@ import dataclasses
 import os
 
 from components.example_gen import CaptchaExampleGen
-from components.example_gen.captcha_source import ALPHANUMERIC, DIGITS, CaptchaConfig
+from components.example_gen.captcha_source import ALPHANUMERIC, DIGITS, TRAINING_STYLE, CaptchaConfig, RenderStyle
 from pipelines.captcha.model import CaptchaTrainConfig
 from pipelines.config import apply_overrides
 from pipelines.pipeline import Pipeline
@@ -30,6 +30,9 @@ class CaptchaPipelineConfig(CaptchaTrainConfig):
     seed: int = 42
     width: int = 160
     height: int = 60
+    # How the captchas are drawn: a preset of components/example_gen/captcha_source.STYLES
+    # (library | varied | heldout_*) or a JSON object of RenderStyle fields over `varied`.
+    render_style: str = TRAINING_STYLE
     image_height: int = 30  # model input size; images of any size are resized to it
     image_width: int = 80
     splits: str = "train:8,eval:1,test:1"
@@ -47,6 +50,7 @@ class CaptchaPipelineConfig(CaptchaTrainConfig):
         super().__post_init__()
         if self.run_budget_minutes < 0:
             raise ValueError(f"run_budget_minutes must be >= 0, got {self.run_budget_minutes}")
+        RenderStyle.parse(self.render_style)
 
     def train_config(self) -> CaptchaTrainConfig:
         return CaptchaTrainConfig.from_dict({**dataclasses.asdict(self), "charset": self.characters})
@@ -77,6 +81,7 @@ def create_pipeline(options: RunOptions) -> Pipeline:
         length=config.length,
         width=config.width,
         height=config.height,
+        render_style=config.render_style,
         splits=config.splits,
     )
     if not options.quick and config.render_workers > 1:

@@ -1,13 +1,16 @@
 """Captcha metrics through the exported model: full-string and per-character accuracy,
-sliced per character position and per true character."""
+sliced per character position and per true character; the confusion pairs; how well the
+confidence is calibrated and how the model's `accepted` answers fare."""
 from __future__ import annotations
 
 import collections
 import glob
 import os
 
+import numpy as np
 import tensorflow as tf
 
+from components.evaluator.calibration import reliability
 from pipelines.captcha.preprocessing import IMAGE_KEY, LABEL_KEY
 
 
@@ -21,31 +24,53 @@ def evaluate(saved_model_dir: str, examples_artifact, split: str, batch_size: in
     position_right: collections.Counter = collections.Counter()
     char_right: collections.Counter = collections.Counter()
     char_seen: collections.Counter = collections.Counter()
-    confidences = []
+    truths, texts, confidences, accepted = [], [], [], []
     for batch in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(batch_size):
-        truth = [t.decode() for t in tf.io.parse_example(batch, label_spec)[LABEL_KEY].numpy().ravel()]
+        truths += [t.decode() for t in tf.io.parse_example(batch, label_spec)[LABEL_KEY].numpy().ravel()]
         outputs = serve(examples=batch)
-        predicted = [t.decode() for t in outputs["text"].numpy()]
-        confidences.extend(outputs["confidence"].numpy().tolist())
-        for true_text, text in zip(truth, predicted):
-            total += 1
-            right_strings += true_text == text
-            for position, true_char in enumerate(true_text):
-                hit = position < len(text) and text[position] == true_char
-                position_right[position] += hit
-                char_right[true_char] += hit
-                char_seen[true_char] += 1
-    length = max(position_right) + 1 if position_right else 0
-    characters = sum(char_seen.values())
+        texts += [t.decode() for t in outputs["text"].numpy()]
+        confidences += outputs["confidence"].numpy().tolist()
+        if "accepted" in outputs:  # models exported before calibration have none
+            accepted += outputs["accepted"].numpy().tolist()
+    return score(truths, texts, confidences, accepted or None)
+
+
+def score(truths: list[str], texts: list[str], confidences: list[float], accepted: list[bool] | None = None) -> dict:
+    """The metrics report of answers `texts` (with their confidences) to labels `truths`."""
+    if not truths:
+        raise ValueError("no answers to score")
+    position_right: collections.Counter = collections.Counter()
+    char_right: collections.Counter = collections.Counter()
+    char_seen: collections.Counter = collections.Counter()
+    confusions: collections.Counter = collections.Counter()
+    for true_text, text in zip(truths, texts):
+        for position, true_char in enumerate(true_text):
+            hit = position < len(text) and text[position] == true_char
+            position_right[position] += hit
+            char_right[true_char] += hit
+            char_seen[true_char] += 1
+            if not hit and position < len(text):
+                confusions[f"{true_char}->{text[position]}"] += 1
+    right = np.array([t == x for t, x in zip(truths, texts)])
+    total, length = len(truths), max(position_right) + 1
+    overall = {
+        "full_string_accuracy": float(right.mean()),
+        "character_accuracy": sum(char_right.values()) / sum(char_seen.values()),
+        "mean_confidence": float(np.mean(confidences)),
+        "num_examples": total,
+    }
+    calibration = reliability(np.array(confidences), right)
+    overall["expected_calibration_error"] = calibration["ece"]
+    if accepted is not None:
+        taken = np.array(accepted, dtype=bool)
+        overall["accepted_share"] = float(taken.mean())
+        overall["accepted_accuracy"] = float(right[taken].mean()) if taken.any() else 0.0
     return {
-        "overall": {
-            "full_string_accuracy": right_strings / total,
-            "character_accuracy": sum(char_right.values()) / characters,
-            "mean_confidence": sum(confidences) / len(confidences),
-            "num_examples": total,
-        },
+        "overall": overall,
         "slices": {
             "position": {str(p): position_right[p] / total for p in range(length)},
             "true_character": {c: char_right[c] / char_seen[c] for c in sorted(char_seen)},
         },
+        "confusions": dict(confusions.most_common(10)),  # "true->read": count, commonest first
+        "calibration": calibration,
     }

@@ -3,15 +3,20 @@ captcha metrics that mean something, and the SavedModel that takes encoded image
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
+import sys
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
+from components.base import fileio
 from components.trainer.fn_args import FnArgs
 from components.trainer.signatures import CLASSIFY_METHOD, set_method_names
+from components.evaluator import calibration
 from pipelines.captcha.preprocessing import IMAGE_KEY, LABEL_KEY
 from pipelines.training import (
     TrainingConfig,
@@ -53,6 +58,9 @@ class CaptchaTrainConfig(TrainingConfig):
     augment: bool = True
     shuffle_buffer: int = 10_000
     cache: bool = True
+    # Of the answers the served model marks `accepted`, at least this share is right on the eval
+    # split; the threshold (reject_below) is chosen there after a temperature is fitted.
+    accepted_precision: float = 0.995
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -66,6 +74,8 @@ class CaptchaTrainConfig(TrainingConfig):
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if not self.filters or any(f <= 0 for f in self.filters):
             raise ValueError(f"conv_filters must be positive integers, got {self.conv_filters!r}")
+        if not 0 < self.accepted_precision <= 1:
+            raise ValueError(f"accepted_precision must be within (0, 1], got {self.accepted_precision}")
 
     @property
     def filters(self) -> list[int]:
@@ -251,16 +261,21 @@ def compile_model(model: keras.Model, config: CaptchaTrainConfig, steps_per_epoc
 
 # --- export ----------------------------------------------------------------------------------
 class CaptchaServingModule(tf.Module):
-    """Encoded image bytes in; text, per-character probabilities and confidence out.
+    """Encoded image bytes in; text, per-character probabilities, confidence and accepted out.
 
     Decoding, grayscale and resizing run through the embedded tf.Transform graph,
-    so serving applies exactly the training preprocessing."""
+    so serving applies exactly the training preprocessing. The probabilities are
+    calibrated with the temperature fitted on the eval split; `accepted` is
+    confidence >= reject_below, the threshold chosen there (calibration.json)."""
 
-    def __init__(self, model: keras.Model, transform_output: tft.TFTransformOutput, charset: str) -> None:
+    def __init__(self, model: keras.Model, transform_output: tft.TFTransformOutput, charset: str,
+                 temperature: float = 1.0, reject_below: float = 0.0) -> None:
         super().__init__()
         self.model = model
         self.tft_layer = transform_output.transform_features_layer()
         self.charset = tf.constant(list(charset))
+        self.temperature = tf.constant(temperature, tf.float32)
+        self.reject_below = tf.constant(reject_below, tf.float32)
         raw_spec = transform_output.raw_feature_spec()
         self.raw_image_spec = {IMAGE_KEY: raw_spec[IMAGE_KEY]}
 
@@ -268,10 +283,12 @@ class CaptchaServingModule(tf.Module):
         transformed = self.tft_layer({IMAGE_KEY: tf.reshape(raw_images, [-1, 1])})
         probabilities = self.model(transformed[IMAGE_KEY], training=False)
         probabilities = probabilities / tf.reduce_sum(probabilities, axis=-1, keepdims=True)
+        probabilities = tf.nn.softmax(tf.math.log(tf.maximum(probabilities, 1e-7)) / self.temperature, axis=-1)
         best = tf.argmax(probabilities, axis=-1)
         text = tf.strings.reduce_join(tf.gather(self.charset, best), axis=-1)
         confidence = tf.reduce_prod(tf.reduce_max(probabilities, axis=-1), axis=-1)
-        return {"text": text, "probabilities": probabilities, "confidence": confidence}
+        return {"text": text, "probabilities": probabilities, "confidence": confidence,
+                "accepted": confidence >= self.reject_below}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serve_image_bytes(self, image_bytes):
@@ -292,8 +309,9 @@ class CaptchaServingModule(tf.Module):
         return {"classes": outputs["text"][:, None], "scores": outputs["confidence"][:, None]}
 
 
-def export(model: keras.Model, transform_graph_dir: str, charset: str, path: str) -> None:
-    module = CaptchaServingModule(model, tft.TFTransformOutput(transform_graph_dir), charset)
+def export(model: keras.Model, transform_graph_dir: str, charset: str, path: str,
+           temperature: float = 1.0, reject_below: float = 0.0) -> None:
+    module = CaptchaServingModule(model, tft.TFTransformOutput(transform_graph_dir), charset, temperature, reject_below)
     tf.saved_model.save(
         module,
         path,
@@ -304,6 +322,37 @@ def export(model: keras.Model, transform_graph_dir: str, charset: str, path: str
         },
     )
     set_method_names(path, {"classify": CLASSIFY_METHOD})
+
+
+# --- calibration -----------------------------------------------------------------------------
+CALIBRATION_FILE = "calibration.json"
+
+
+def calibrate(model: keras.Model, dataset: tf.data.Dataset, accepted_precision: float) -> dict:
+    """Fit the temperature and the reject_below threshold on `dataset` (the eval split)."""
+    probabilities, labels = [], []
+    for images, truth in dataset:
+        p = model(images, training=False).numpy()
+        probabilities.append(p / p.sum(axis=-1, keepdims=True))
+        labels.append(truth.numpy())
+    p, y = np.concatenate(probabilities), np.concatenate(labels).astype(np.int64)
+    temperature = calibration.fit_temperature(p, y)
+    calibrated = calibration.apply_temperature(p, temperature)
+    right = (calibrated.argmax(-1) == y).all(-1)
+    before = calibration.reliability(p.max(-1).prod(-1), right)["ece"]
+    confidence = calibrated.max(-1).prod(-1)
+    reject_below = calibration.reject_threshold(confidence, right, accepted_precision)
+    accepted = confidence >= reject_below
+    return {
+        "temperature": temperature,
+        "reject_below": reject_below,
+        "accepted_precision_target": accepted_precision,
+        "eval_examples": int(len(y)),
+        "eval_ece_before": before,
+        "eval_ece_after": calibration.reliability(confidence, right)["ece"],
+        "eval_accepted_share": float(accepted.mean()),
+        "eval_accepted_precision": float(right[accepted].mean()) if accepted.any() else None,
+    }
 
 
 # --- run_fn: what the Trainer calls ----------------------------------------------------------
@@ -337,4 +386,14 @@ def run_fn(fn_args: FnArgs) -> None:
         f"{fn_args.model_name}: train vs validation",
         restored_epoch=end["restored_epoch"],
     )
-    export(model, fn_args.transform_graph_dir, config.charset, fn_args.serving_model_dir)
+    fitted = calibrate(model, evaluation, config.accepted_precision)
+    with fileio.open(os.path.join(fn_args.model_dir, CALIBRATION_FILE), "w") as f:
+        json.dump(fitted, f, indent=2)
+    print(
+        f"  calibration: temperature {fitted['temperature']:.3f}, eval ECE {fitted['eval_ece_before']:.4f} -> "
+        f"{fitted['eval_ece_after']:.4f}; reject_below {fitted['reject_below']:.4f} accepts "
+        f"{fitted['eval_accepted_share']:.1%} of eval",
+        file=sys.stderr, flush=True,
+    )
+    export(model, fn_args.transform_graph_dir, config.charset, fn_args.serving_model_dir,
+           fitted["temperature"], fitted["reject_below"])

@@ -52,6 +52,7 @@ def predict():
         "success": True,
         "prediction": reading.text,
         "confidence": reading.confidence,
+        "accepted": reading.accepted,
         "character_confidences": reading.character_confidences,
         "model": s.config.captcha_model,
         "version": reading.version,

@@ -44,7 +44,7 @@ def captcha_read():
         return render_template("captcha.html", result=None, error=message), status
     result = {
         "image": data_url(image, fmt), "truth": truth, "text": reading.text, "confidence": reading.confidence,
-        "characters": list(zip(reading.text, reading.character_confidences)), "model": s.config.captcha_model,
+        "unsure": reading.accepted is False, "characters": list(zip(reading.text, reading.character_confidences)), "model": s.config.captcha_model,
         "version": reading.version, "transport": reading.transport, "latency_ms": reading.seconds * 1000,
     }
     return render_template("captcha.html", result=result, error=None), status

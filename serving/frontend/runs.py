@@ -93,6 +93,8 @@ def run_details(metadata_path: str, pipeline: str, run_id: int, runs_dir: str) -
                 links.append(("Training curves", _relative(os.path.join(uri, "curves.png"), runs_dir)))
             elif artifact.type_name == "ModelEvaluation":
                 metrics = _read_json(os.path.join(uri, "metrics.json"))
+                if os.path.exists(os.path.join(uri, "reliability.png")):
+                    links.append(("Confidence calibration", _relative(os.path.join(uri, "reliability.png"), runs_dir)))
             elif artifact.type_name == "ModelBlessing":
                 blessing = {"blessed": bool(artifact.properties.get("blessed")), "reason": artifact.properties.get("reason", "")}
             elif artifact.type_name == "PushedModel":

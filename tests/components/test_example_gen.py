@@ -8,7 +8,15 @@ import shutil
 import pytest
 
 from components.example_gen import CaptchaExampleGen, CsvExampleGen, ImageExampleGen
-from components.example_gen.captcha_source import ALPHANUMERIC, CaptchaConfig, CaptchaRenderer
+from components.example_gen.captcha_source import (
+    ALPHANUMERIC,
+    FONTS,
+    STYLES,
+    TRAINING_STYLE,
+    CaptchaConfig,
+    CaptchaRenderer,
+    RenderStyle,
+)
 from components.example_gen.splits import SplitConfig
 from pipelines.house_price import SCHEMA_PATH as HOUSE_SCHEMA
 from tests.components.helpers import feature_values, read_examples, run_components
@@ -34,6 +42,51 @@ def test_captcha_labels_follow_the_config():
     import io
 
     assert Image.open(io.BytesIO(renderer.render(0).png)).size == (200, 70)
+
+
+@pytest.mark.parametrize("style", sorted(STYLES))
+def test_every_style_is_deterministic_per_seed_and_index(style):
+    first = [CaptchaRenderer(seed=5, style=style).render(i).png for i in range(6)]
+    assert first == [CaptchaRenderer(seed=5, style=style).render(i).png for i in range(6)]
+    assert len(set(first)) == 6
+
+
+def test_the_training_style_varies_size_format_font_and_colour():
+    from PIL import Image
+    import io
+
+    renderer = CaptchaRenderer(seed=2, style=TRAINING_STYLE)
+    images = [Image.open(io.BytesIO(renderer.render(i).png)) for i in range(60)]
+    assert {im.size for im in images} == set(STYLES[TRAINING_STYLE].sizes)
+    assert {im.format for im in images} == {"PNG", "JPEG"}
+    papers = {im.convert("RGB").getpixel((0, 0)) for im in images}
+    assert len(papers) > 30
+    assert len(STYLES[TRAINING_STYLE].fonts) >= 5 and all(os.path.isfile(FONTS[f]) for f in STYLES[TRAINING_STYLE].fonts)
+
+
+def test_held_out_fonts_are_never_trained_on():
+    assert not set(STYLES["heldout_fonts"].fonts) & set(STYLES[TRAINING_STYLE].fonts)
+    assert STYLES["heldout_geometry"].rotate[1] > STYLES[TRAINING_STYLE].rotate[1]
+    assert not set(STYLES["heldout_sizes"].sizes) & set(STYLES[TRAINING_STYLE].sizes)
+
+
+def test_render_style_parses_presets_and_json_overrides():
+    assert RenderStyle.parse("library") == RenderStyle()
+    custom = RenderStyle.parse('{"rotate": [-45, 45], "sizes": [[200, 70]]}')
+    assert custom.rotate == (-45, 45) and custom.sizes == ((200, 70),)
+    assert custom.fonts == STYLES[TRAINING_STYLE].fonts  # the rest from the training style
+    assert RenderStyle.parse('{"preset": "library", "dots": [0, 0]}').fonts == ("DroidSansMono",)
+    assert RenderStyle.parse(custom.to_json()) == custom
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("fancy", "one of"), ("[1, 2]", "object"), ('{"colour": 1}', "unknown"), ('{"fonts": ["Comic Sans"]}', "unknown"),
+    ('{"rotate": [10, -10]}', "low <= high"), ('{"ink": [0, 240]}', "darker"), ('{"jpeg_quality": [0, 50]}', "1-100"),
+    ('{"sizes": [[8, 8]]}', "16x16"), ('{"preset": "nope"}', "unknown"), ('{"preset": 3}', "unknown"),
+])
+def test_render_style_rejects_nonsense(text, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        RenderStyle.parse(text)
 
 
 def test_unseeded_rendering_still_varies():

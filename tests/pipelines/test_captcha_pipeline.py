@@ -90,6 +90,32 @@ def test_training_record_history_curves_and_tensorboard(quick_run):
     assert events
 
 
+def test_calibration_is_fitted_on_eval_and_applied_by_the_export(quick_run, served):
+    trainer_root = os.path.join(quick_run["out"], "captcha", "Trainer")
+    [execution] = [d for d in os.listdir(trainer_root) if d.isdigit()]
+    fitted = json.load(open(os.path.join(trainer_root, execution, "model", "calibration.json")))
+    assert 0.05 <= fitted["temperature"] <= 20 and fitted["eval_examples"] > 0
+    assert fitted["eval_ece_after"] <= fitted["eval_ece_before"] + 1e-6
+    outputs = served.signatures["serving_default"](image_bytes=tf.constant([png("1234"), png("5678")]))
+    assert outputs["accepted"].dtype == tf.bool and outputs["accepted"].shape == (2,)
+    expected = outputs["confidence"].numpy() >= fitted["reject_below"]
+    assert outputs["accepted"].numpy().tolist() == expected.tolist()
+    # The quick model reads at chance: no confidence on eval earns 99.5% right, so it accepts nothing.
+    assert fitted["eval_accepted_share"] == 0.0 and not outputs["accepted"].numpy().any()
+
+
+def test_evaluator_reports_calibration_confusions_and_a_reliability_diagram(quick_run):
+    evaluator_root = os.path.join(quick_run["out"], "captcha", "Evaluator")
+    [execution] = [d for d in os.listdir(evaluator_root) if d.isdigit()]
+    evaluation = os.path.join(evaluator_root, execution, "evaluation")
+    report = json.load(open(os.path.join(evaluation, "metrics.json")))["candidate"]
+    overall = report["overall"]
+    assert 0 <= overall["expected_calibration_error"] <= 1 and overall["accepted_share"] == 0.0
+    assert sum(b["count"] for b in report["calibration"]["bins"]) == overall["num_examples"]
+    assert report["confusions"] and all(re.fullmatch(r"\d->\d", pair) for pair in report["confusions"])
+    assert open(os.path.join(evaluation, "reliability.png"), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
 def test_serving_default_reads_png_bytes(served):
     signature = served.signatures["serving_default"]
     outputs = signature(image_bytes=tf.constant([png("1234"), png("5678")]))

@@ -81,6 +81,7 @@ def test_predict_with_a_multipart_image(stack, transport):
     assert re.fullmatch(r"[0-9]{4}", body["prediction"])
     assert body["model"] == "captcha" and body["version"] == 1 and body["transport"] == transport
     assert len(body["character_confidences"]) == 4 and body["latency_ms"] > 0
+    assert body["accepted"] is False  # over both protocols: the quick model accepts nothing it reads
 
 
 def test_predict_with_json_base64_and_a_jpeg(web):
@@ -148,6 +149,7 @@ def test_generated_captcha_is_shown_with_its_reading(web):
     assert re.search(r'id="prediction">[0-9]{4}<', html) and re.search(r'id="truth">[0-9]{4}<', html)
     assert 'id="version">1<' in html and 'id="transport">rest<' in html
     assert html.count("<tr><td>") == 4  # one confidence row per character
+    assert 'id="unsure"' in html  # the quick model accepts nothing it reads
 
 
 def test_uploaded_captcha_is_read(web):
@@ -210,6 +212,8 @@ def test_run_page_links_statistics_curves_metrics_and_blessing(web):
     html = web.get(run_link).data.decode()
     assert 'id="blessing"' in html and 'id="metrics"' in html and "full_string_accuracy" in html
     curves = re.search(r'href="(/artifacts/[^"]+curves\.png)"', html).group(1)
+    reliability = re.search(r'href="(/artifacts/[^"]+reliability\.png)"', html).group(1)
+    assert web.get(reliability).data[:8] == b"\x89PNG\r\n\x1a\n"
     statistics = re.search(r'href="(/artifacts/[^"]+statistics\.html)"', html).group(1)
     assert web.get(curves).data[:8] == b"\x89PNG\r\n\x1a\n"
     assert web.get(statistics).status_code == 200

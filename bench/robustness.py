@@ -1,0 +1,102 @@
+"""Robustness sets: the captcha model on renderings its training never saw, beside a fresh
+sample of the ones it did.
+
+    python -m bench.robustness [--model DIR] [--per-set 1000] [--sets library,heldout_fonts,...]
+
+`--model` is a SavedModel folder (default: the newest version under serving_models/captcha,
+which `make pipeline` pushes). Each set is `--per-set` captchas rendered with one preset of
+components/example_gen/captcha_source.STYLES at a seed the pipeline never uses; per set it
+reports full-string and per-character accuracy, the share the model `accepted` and their
+accuracy, the expected calibration error and the commonest confusions ("true->read").
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from bench.common import record
+
+SETS = ("varied", "library", "heldout_fonts", "heldout_geometry", "heldout_sizes", "heldout_noise")
+SEED = 90_210  # the pipeline renders with seed 42: no index here is one it trained on
+GOAL = {"varied": 0.99}  # the issue's goals: >= 0.99 on the training family, >= 0.97 on every other set
+
+
+def latest_version(base: str) -> str:
+    versions = sorted((int(v) for v in os.listdir(base) if v.isdigit()), reverse=True) if os.path.isdir(base) else []
+    if not versions:
+        raise SystemExit(f"no model versions under {base}: run `make pipeline` first, or pass --model")
+    return os.path.join(base, str(versions[0]))
+
+
+def evaluate_set(serve, style: str, per_set: int, charset: str, length: int, batch: int = 128) -> dict:
+    import tensorflow as tf
+
+    from components.example_gen.captcha_source import CaptchaConfig, CaptchaRenderer
+    from pipelines.captcha.evaluation import score
+
+    renderer = CaptchaRenderer(CaptchaConfig(charset=charset, length=length), seed=SEED, style=style)
+    truths, texts, confidences, accepted = [], [], [], []
+    for start in range(0, per_set, batch):
+        captchas = [renderer.render(i) for i in range(start, min(start + batch, per_set))]
+        outputs = serve(image_bytes=tf.constant([c.png for c in captchas]))
+        truths += [c.text for c in captchas]
+        texts += [t.decode() for t in outputs["text"].numpy()]
+        confidences += outputs["confidence"].numpy().tolist()
+        if "accepted" in outputs:
+            accepted += outputs["accepted"].numpy().tolist()
+    return score(truths, texts, confidences, accepted or None)
+
+
+def table(results: dict) -> str:
+    rows = ["| set | captchas | full-string | per character | accepted | right when accepted | ECE | commonest confusions |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, report in results.items():
+        o = report["overall"]
+        confusions = ", ".join(f"{pair} ({n})" for pair, n in list(report["confusions"].items())[:4]) or "-"
+        accepted = f"{o['accepted_share']:.1%}" if "accepted_share" in o else "-"
+        right = f"{o['accepted_accuracy']:.4f}" if "accepted_accuracy" in o else "-"
+        rows.append(f"| {name} | {o['num_examples']} | {o['full_string_accuracy']:.4f} | {o['character_accuracy']:.4f} | "
+                    f"{accepted} | {right} | {o['expected_calibration_error']:.4f} | {confusions} |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", help="SavedModel folder (default: newest under serving_models/captcha)")
+    parser.add_argument("--per-set", type=int, default=1000)
+    parser.add_argument("--sets", default=",".join(SETS))
+    parser.add_argument("--charset", default="0123456789")
+    parser.add_argument("--length", type=int, default=4)
+    args = parser.parse_args(argv)
+    from components.example_gen.captcha_source import STYLES
+
+    sets = [s.strip() for s in args.sets.split(",") if s.strip()]
+    unknown = [s for s in sets if s not in STYLES]
+    if unknown or args.per_set < 1:
+        parser.error(f"unknown set(s) {unknown}; choose from {sorted(STYLES)}; --per-set must be >= 1")
+    model = args.model or latest_version(os.path.join("serving_models", "captcha"))
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(model).signatures["serving_default"]
+    results = {}
+    for name in sets:
+        started = time.monotonic()
+        results[name] = evaluate_set(serve, name, args.per_set, args.charset, args.length)
+        o = results[name]["overall"]
+        print(f"  {name}: full-string {o['full_string_accuracy']:.4f}, per character {o['character_accuracy']:.4f} "
+              f"({time.monotonic() - started:.0f}s)", file=sys.stderr, flush=True)
+    print(f"model {model}, {args.per_set} captchas per set, seed {SEED}\n")
+    print(table(results))
+    record("robustness", [{"model": model, "per_set": args.per_set, "seed": SEED, "set": name, **report}
+                          for name, report in results.items()])
+    floor = {name: GOAL.get(name, 0.97) for name in results}
+    missed = [n for n, r in results.items() if r["overall"]["full_string_accuracy"] < floor[n]]
+    print(f"\ngoal (>= 0.99 on varied, >= 0.97 elsewhere): {'met' if not missed else 'missed on ' + ', '.join(missed)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
