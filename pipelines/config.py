@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 
 
@@ -29,7 +30,7 @@ def apply_overrides(config, params: dict[str, str]):
             raise ValueError(f"unknown parameter {name!r}; known: {', '.join(sorted(fields))}")
         kind = hints[name]
         origin = typing.get_origin(kind)
-        if origin is typing.Union or str(origin) == "types.UnionType":
+        if origin in (typing.Union, types.UnionType):  # Optional[X] and X | None
             kind = next(a for a in typing.get_args(kind) if a is not type(None))
         changes[name] = _convert(name, text, kind)
     return dataclasses.replace(config, **changes)

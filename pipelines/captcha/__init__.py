@@ -16,6 +16,9 @@ from pipelines.stages import ModelSpec, data_stages, delivery_stages
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCHEMA_PATH = os.path.join(REPO_ROOT, "schemas", "captcha", "schema.pbtxt")
 CHARSETS = {"digits": DIGITS, "alphanumeric": ALPHANUMERIC}
+# The Evaluator's bar on the test split when min_full_string_accuracy is not given: a default run
+# reaches 0.99 on digits (BENCHMARKS.md); 36 classes per character are harder. Other charsets: 0.90.
+MIN_FULL_STRING_ACCURACY = {"digits": 0.98, "alphanumeric": 0.95}
 
 
 MODEL_NAME = "captcha"
@@ -38,7 +41,7 @@ class CaptchaPipelineConfig(CaptchaTrainConfig):
     splits: str = "train:8,eval:1,test:1"
     render_workers: int = 2  # DirectRunner processes for ExampleGen
     stop_on_anomalies: bool = True
-    min_full_string_accuracy: float = 0.95
+    min_full_string_accuracy: float | None = None  # None: MIN_FULL_STRING_ACCURACY for the charset
     tolerance: float = 0.005
     keep_versions: int = 5
     model_name: str = MODEL_NAME
@@ -59,6 +62,12 @@ class CaptchaPipelineConfig(CaptchaTrainConfig):
     @property
     def characters(self) -> str:
         return CHARSETS.get(self.charset, self.charset)
+
+    @property
+    def accuracy_bar(self) -> float:
+        if self.min_full_string_accuracy is not None:
+            return self.min_full_string_accuracy
+        return MIN_FULL_STRING_ACCURACY.get(self.charset, 0.90)
 
     def captcha_config(self) -> CaptchaConfig:
         return CaptchaConfig(charset=self.characters, length=self.length, width=self.width, height=self.height)
@@ -106,7 +115,7 @@ def create_pipeline(options: RunOptions) -> Pipeline:
         run_fn="pipelines.captcha.model:run_fn",
         train_config_json=train_config.to_json(),
         evaluate_fn="pipelines.captcha.evaluation:evaluate",
-        thresholds={"full_string_accuracy": {"min": config.min_full_string_accuracy}},
+        thresholds={"full_string_accuracy": {"min": config.accuracy_bar}},
         comparison_metric="full_string_accuracy",
         higher_is_better=True,
         tolerance=config.tolerance,

@@ -85,3 +85,24 @@ def test_runs_without_a_store_says_so(tmp_path):
     result = cli("runs", "captcha", "--output-dir", str(tmp_path))
     assert result.returncode == 0
     assert "no runs of captcha yet" in result.stdout
+
+
+def test_bad_render_style_is_one_line_and_exit_2(tmp_path):
+    result = cli("run", "captcha", "--param", 'render_style={"rotate": [30, -30]}', "--output-dir", str(tmp_path))
+    assert_one_line_usage_error(result, "rotate", "low <= high")
+
+
+@pytest.mark.parametrize("params,bar", [
+    ({}, 0.98), ({"charset": "alphanumeric"}, 0.95), ({"charset": "ABC"}, 0.90),
+    ({"charset": "alphanumeric", "min_full_string_accuracy": "0.5"}, 0.5),
+])
+def test_the_evaluators_bar_follows_the_charset(params, bar):
+    import json
+
+    from pipelines.registry import PIPELINES, RunOptions
+
+    pipeline = PIPELINES["captcha"].create(RunOptions(params=params))
+    [evaluator] = [c for c in pipeline.components if c.id == "Evaluator"]
+    assert json.loads(evaluator.parameters["thresholds"]) == {"full_string_accuracy": {"min": bar}}
+    [example_gen] = [c for c in pipeline.components if c.id == "CaptchaExampleGen"]
+    assert example_gen.parameters["render_style"] == "varied"
