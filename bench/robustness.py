@@ -5,7 +5,10 @@ sample of the ones it did.
 
 `--model` is a SavedModel folder (default: the newest version under serving_models/captcha,
 which `make pipeline` pushes). Each set is `--per-set` captchas rendered with one preset of
-components/example_gen/captcha_source.STYLES at a seed the pipeline never uses; per set it
+components/example_gen/captcha_source.STYLES at a seed the pipeline never uses, and `wheezy`
+is drawn by another generator altogether (wheezy.captcha 3.2.2, the library `captcha` was
+derived from, with its documented drawing chain: Bezier curves, its own warp, rotation,
+offset and noise, characters squeezed together, in a held-out bold monospace font); per set it
 reports full-string and per-character accuracy, the share the model `accepted` and their
 accuracy, the expected calibration error and the commonest confusions ("true->read").
 """
@@ -19,9 +22,11 @@ import time
 
 from bench.common import record
 
-SETS = ("varied", "library", "heldout_fonts", "heldout_geometry", "heldout_sizes", "heldout_noise")
+SETS = ("varied", "library", "heldout_fonts", "heldout_geometry", "heldout_sizes", "heldout_noise", "wheezy")
 SEED = 90_210  # the pipeline renders with seed 42: no index here is one it trained on
-GOAL = {"varied": 0.99}  # the issue's goals: >= 0.99 on the training family, >= 0.97 on every other set
+# The issue's goals: >= 0.99 on the training family, >= 0.97 on every held-out rendering, >= 0.95
+# on generators nobody here controls.
+GOAL = {"varied": 0.99, "wheezy": 0.95}
 
 
 def latest_version(base: str) -> str:
@@ -31,13 +36,52 @@ def latest_version(base: str) -> str:
     return os.path.join(base, str(versions[0]))
 
 
+class WheezyRenderer:
+    """wheezy.captcha's documented example (its README), seeded per index like ours."""
+
+    def __init__(self, charset: str, length: int) -> None:
+        from wheezy.captcha import image as w
+
+        from components.example_gen.captcha_source import FONTS
+
+        self.charset, self.length = charset, length
+        self.draw = w.captcha(width=200, height=75, drawings=[
+            w.background(),
+            w.text(fonts=[FONTS["DejaVuSansMono-Bold"]], drawings=[w.warp(), w.rotate(), w.offset()]),
+            w.curve(),
+            w.noise(),
+            w.smooth(),
+        ])
+
+    def render(self, index: int):
+        import io
+        import random
+
+        from components.example_gen.captcha_source import Captcha
+
+        rng = random.Random(f"wheezy:{SEED}:{index}")
+        text = "".join(rng.choice(self.charset) for _ in range(self.length))
+        state = random.getstate()
+        random.seed(f"wheezy-draw:{SEED}:{index}")  # wheezy draws from the random module
+        try:
+            image = self.draw(text)
+        finally:
+            random.setstate(state)
+        out = io.BytesIO()
+        image.save(out, format="PNG")
+        return Captcha(key=str(index), text=text, png=out.getvalue())
+
+
 def evaluate_set(serve, style: str, per_set: int, charset: str, length: int, batch: int = 128) -> dict:
     import tensorflow as tf
 
     from components.example_gen.captcha_source import CaptchaConfig, CaptchaRenderer
     from pipelines.captcha.evaluation import score
 
-    renderer = CaptchaRenderer(CaptchaConfig(charset=charset, length=length), seed=SEED, style=style)
+    if style == "wheezy":
+        renderer = WheezyRenderer(charset, length)
+    else:
+        renderer = CaptchaRenderer(CaptchaConfig(charset=charset, length=length), seed=SEED, style=style)
     truths, texts, confidences, accepted = [], [], [], []
     for start in range(0, per_set, batch):
         captchas = [renderer.render(i) for i in range(start, min(start + batch, per_set))]
@@ -74,9 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     from components.example_gen.captcha_source import STYLES
 
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
-    unknown = [s for s in sets if s not in STYLES]
+    unknown = [s for s in sets if s not in STYLES and s != "wheezy"]
     if unknown or args.per_set < 1:
-        parser.error(f"unknown set(s) {unknown}; choose from {sorted(STYLES)}; --per-set must be >= 1")
+        parser.error(f"unknown set(s) {unknown}; choose from {sorted(STYLES) + ['wheezy']}; --per-set must be >= 1")
     model = args.model or latest_version(os.path.join("serving_models", "captcha"))
     import tensorflow as tf
 
@@ -94,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
                           for name, report in results.items()])
     floor = {name: GOAL.get(name, 0.97) for name in results}
     missed = [n for n, r in results.items() if r["overall"]["full_string_accuracy"] < floor[n]]
-    print(f"\ngoal (>= 0.99 on varied, >= 0.97 elsewhere): {'met' if not missed else 'missed on ' + ', '.join(missed)}")
+    print(f"\ngoal (>= 0.99 on varied, >= 0.95 on wheezy, >= 0.97 elsewhere): "
+          f"{'met' if not missed else 'missed on ' + ', '.join(missed)}")
     return 0
 
 

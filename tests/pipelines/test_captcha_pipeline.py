@@ -193,11 +193,12 @@ def test_robustness_bench_scores_every_set_with_confusions(quick_run, tmp_path, 
     monkeypatch.setenv("BENCH_OUT", str(tmp_path))
     monkeypatch.setattr("bench.common.OUT_DIR", str(tmp_path))
     model = os.path.join(quick_run["serving"], "captcha", "1")
-    assert robustness.main(["--model", model, "--per-set", "24", "--sets", "library,heldout_fonts"]) == 0
+    assert robustness.main(["--model", model, "--per-set", "24", "--sets", "library,heldout_fonts,wheezy"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"\| library \| 24 \| [01]\.\d{4} \| [01]\.\d{4} \| 0\.0% \| ", out)
-    assert "| heldout_fonts | 24 |" in out and "goal (>= 0.99 on varied" in out
-    [library, fonts] = json.load(open(tmp_path / "robustness.json"))
+    assert "| heldout_fonts | 24 |" in out and "| wheezy | 24 |" in out and "goal (>= 0.99 on varied" in out
+    [library, fonts, wheezy] = json.load(open(tmp_path / "robustness.json"))
+    assert wheezy["set"] == "wheezy" and wheezy["overall"]["num_examples"] == 24
     assert library["set"] == "library" and library["overall"]["num_examples"] == 24
     assert sum(fonts["confusions"].values()) <= 24 * 4
     with pytest.raises(SystemExit):
