@@ -101,11 +101,15 @@ def plot_reliability(report: dict, path: str, title: str) -> None:
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.5, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     for row in report["bins"]:
         width = row["high"] - row["low"]
-        top.bar(row["low"], row["accuracy"], width=width, align="edge", color="#4C72B0", edgecolor="white")
-        top.bar(row["low"], row["confidence"] - row["accuracy"], bottom=row["accuracy"], width=width,
-                align="edge", color="#DD8452", alpha=0.5, edgecolor="white")
+        low, high = sorted((row["accuracy"], row["confidence"]))
+        top.bar(row["low"], low, width=width, align="edge", color="#4C72B0", edgecolor="white")
+        # The gap up to accuracy (under-confident) or up to confidence (over-confident).
+        top.bar(row["low"], high - low, bottom=low, width=width, align="edge",
+                color="#55A868" if row["accuracy"] > row["confidence"] else "#C44E52", alpha=0.6, edgecolor="white")
         bottom.bar(row["low"], row["count"], width=width, align="edge", color="#8C8C8C")
     top.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfectly calibrated")
+    top.bar(0, 0, color="#C44E52", alpha=0.6, label="over-confident: confidence above accuracy")
+    top.bar(0, 0, color="#55A868", alpha=0.6, label="under-confident: accuracy above confidence")
     top.set_ylabel("accuracy")
     top.set_ylim(0, 1)
     top.set_title(f"{title}\nECE {report['ece']:.4f} over {report['num_answers']} answers")
