@@ -29,11 +29,9 @@ SEED = 90_210  # the pipeline renders with seed 42: no index here is one it trai
 GOAL = {"varied": 0.99, "wheezy": 0.95}
 
 
-def latest_version(base: str) -> str:
+def latest_version(base: str) -> str | None:
     versions = sorted((int(v) for v in os.listdir(base) if v.isdigit()), reverse=True) if os.path.isdir(base) else []
-    if not versions:
-        raise SystemExit(f"no model versions under {base}: run `make pipeline` first, or pass --model")
-    return os.path.join(base, str(versions[0]))
+    return os.path.join(base, str(versions[0])) if versions else None
 
 
 class WheezyRenderer:
@@ -122,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or args.per_set < 1:
         parser.error(f"unknown set(s) {unknown}; choose from {sorted(STYLES) + ['wheezy']}; --per-set must be >= 1")
     model = args.model or latest_version(os.path.join("serving_models", "captcha"))
+    if model is None or not os.path.isfile(os.path.join(model, "saved_model.pb")):
+        print(f"robustness: no captcha model {'at ' + model if model else 'under serving_models/captcha'}: "
+              "run `make pipeline` first, or pass --model", file=sys.stderr)
+        return 1
     import tensorflow as tf
 
     serve = tf.saved_model.load(model).signatures["serving_default"]

@@ -203,3 +203,5 @@ def test_robustness_bench_scores_every_set_with_confusions(quick_run, tmp_path, 
     assert sum(fonts["confusions"].values()) <= 24 * 4
     with pytest.raises(SystemExit):
         robustness.main(["--model", model, "--sets", "comic_sans"])
+    assert robustness.main(["--model", str(tmp_path / "nothing")]) == 1
+    assert "run `make pipeline` first" in capsys.readouterr().err
