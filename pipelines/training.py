@@ -200,6 +200,9 @@ class AnnealedEarlyStopping(keras.callbacks.EarlyStopping):
             self.wait = 0  # patience counts only from the first annealed epoch
 
 
+UNANNEALED_FRACTION = 0.1  # of the peak rate, above which a schedule has not annealed
+
+
 class TrainingEnd(keras.callbacks.Callback):
     """Adds the learning rate to every epoch's logs (so history.json and the curves have it) and,
     when training ends, says why: the time budget, early stopping, or all epochs run; at which
@@ -236,8 +239,12 @@ class TrainingEnd(keras.callbacks.Callback):
         if not s:
             return "training did not run"
         restored = f"; weights of epoch {s['restored_epoch']} restored" if s.get("restored_epoch") else ""
+        # The epoch cap ended a schedule that was still high: a machine this fast could have used
+        # its budget on more epochs (issue #14), which the user decides by raising `epochs`.
+        unannealed = s["reason"] == "all epochs run" and s["lr"] > UNANNEALED_FRACTION * s["peak_lr"]
+        warning = "; the rate had not annealed: raise epochs to use the whole budget" if unannealed else ""
         return (f"stopped by {s['reason']} after epoch {s['epochs']} at learning rate {s['lr']:.2e} "
-                f"({s['lr'] / s['peak_lr']:.0%} of its peak {s['peak_lr']:.2e}){restored}")
+                f"({s['lr'] / s['peak_lr']:.0%} of its peak {s['peak_lr']:.2e}){restored}{warning}")
 
 
 def finish_training(found: list, path: str) -> dict:

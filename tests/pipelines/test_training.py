@@ -260,6 +260,19 @@ def test_early_stopping_cannot_end_training_while_the_learning_rate_is_high(tmp_
     assert len(used[0].lrs) == ran and used[0].lrs[0] == pytest.approx(peak)
 
 
+def test_an_epoch_cap_that_ends_a_high_schedule_says_so(tmp_path):
+    config = TrainingConfig(epochs=5, early_stopping_patience=0, lr_schedule="exponential", time_budget_minutes=0)
+    used = [c for c in callbacks(config, str(tmp_path)) if type(c).__name__ == "TrainingEnd"]
+    model = keras.Sequential([keras.layers.Dense(1, input_shape=(1,))])
+    model.compile(keras.optimizers.SGD(keras.backend.variable(1e-3)), "mse")
+    model.stop_training = False
+    _drive(used, model, 5, lambda epoch: 3e-3 * 0.9**epoch, lambda epoch: 1.0)
+    assert used[0].summary["reason"] == "all epochs run"
+    assert "had not annealed: raise epochs" in used[0].describe()  # 66% of the peak at the end
+    _drive(used, model, 5, lambda epoch: 3e-3 * 0.1**epoch, lambda epoch: 1.0)
+    assert "annealed" not in used[0].describe()
+
+
 def test_plain_early_stopping_is_kept_for_schedules_that_do_not_anneal(tmp_path):
     names = [type(c).__name__ for c in callbacks(TrainingConfig(lr_schedule="plateau"), str(tmp_path))]
     assert "EarlyStopping" in names and "AnnealedEarlyStopping" not in names
