@@ -50,7 +50,7 @@ class CaptchaTrainConfig(TrainingConfig):
     activation: str = "elu"  # of the conv and dense layers; with relu the network sits at chance for epochs (BENCHMARKS.md)
     # A cap, not the plan: the time budget ends training (lr_schedule=time anneals to it), and a
     # faster machine spends its budget on more epochs (16 of 55 s here in 15 minutes). At 30, the
-    # cap ended a 30-minute run at 7% of the peak rate (BENCHMARKS.md, issue #14).
+    # cap ended a 30-minute run at 10% of the peak rate (BENCHMARKS.md, issue #14).
     epochs: int = 200
     learning_rate: float = 3e-3
     lr_schedule: str = "time"  # anneals to lr_floor exactly when the time budget ends
