@@ -15,7 +15,6 @@ accuracy, the expected calibration error and the commonest confusions ("true->re
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time

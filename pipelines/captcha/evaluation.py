@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from components.evaluator.calibration import reliability
-from pipelines.captcha.preprocessing import IMAGE_KEY, LABEL_KEY
+from pipelines.captcha.preprocessing import LABEL_KEY
 
 
 def evaluate(saved_model_dir: str, examples_artifact, split: str, batch_size: int = 128) -> dict:
@@ -20,10 +20,6 @@ def evaluate(saved_model_dir: str, examples_artifact, split: str, batch_size: in
         raise ValueError(f"no {split} examples to evaluate on")
     serve = tf.saved_model.load(saved_model_dir).signatures["serving_tf_example"]
     label_spec = {LABEL_KEY: tf.io.FixedLenFeature([1], tf.string)}
-    right_strings = total = 0
-    position_right: collections.Counter = collections.Counter()
-    char_right: collections.Counter = collections.Counter()
-    char_seen: collections.Counter = collections.Counter()
     truths, texts, confidences, accepted = [], [], [], []
     for batch in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(batch_size):
         truths += [t.decode() for t in tf.io.parse_example(batch, label_spec)[LABEL_KEY].numpy().ravel()]
