@@ -38,7 +38,7 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray, low: float = 
     around its best point (the NLL is smooth and, in log T, has one minimum in practice)."""
     if probabilities.shape[:-1] != labels.shape or len(labels) == 0:
         raise ValueError(f"probabilities {probabilities.shape} and labels {labels.shape} do not match")
-    grid = np.geomspace(low, high, 41)
+    grid = np.unique(np.append(np.geomspace(low, high, 41), 1.0))
     losses = [negative_log_likelihood(probabilities, labels, t) for t in grid]
     best = int(np.argmin(losses))
     a, b = np.log(grid[max(best - 1, 0)]), np.log(grid[min(best + 1, len(grid) - 1)])
@@ -49,7 +49,9 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray, low: float = 
             b = d
         else:
             a = c
-    return float(np.exp((a + b) / 2))
+    refined = float(np.exp((a + b) / 2))
+    # Never worse than the scan's best (which includes T = 1: no change).
+    return refined if negative_log_likelihood(probabilities, labels, refined) <= losses[best] else float(grid[best])
 
 
 def reject_threshold(confidences: np.ndarray, correct: np.ndarray, target: float = 0.995, min_accepted: int = 20) -> float:

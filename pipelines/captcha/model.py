@@ -351,6 +351,8 @@ def calibrate(model: keras.Model, dataset: tf.data.Dataset, accepted_precision: 
         "reject_below": reject_below,
         "accepted_precision_target": accepted_precision,
         "eval_examples": int(len(y)),
+        "eval_nll_before": calibration.negative_log_likelihood(p, y, 1.0),
+        "eval_nll_after": calibration.negative_log_likelihood(p, y, temperature),
         "eval_ece_before": before,
         "eval_ece_after": calibration.reliability(confidence, right)["ece"],
         "eval_accepted_share": float(accepted.mean()),

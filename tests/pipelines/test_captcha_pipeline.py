@@ -95,7 +95,9 @@ def test_calibration_is_fitted_on_eval_and_applied_by_the_export(quick_run, serv
     [execution] = [d for d in os.listdir(trainer_root) if d.isdigit()]
     fitted = json.load(open(os.path.join(trainer_root, execution, "model", "calibration.json")))
     assert 0.05 <= fitted["temperature"] <= 20 and fitted["eval_examples"] > 0
-    assert fitted["eval_ece_after"] <= fitted["eval_ece_before"] + 1e-6
+    # The temperature minimises the eval NLL (T = 1 is a candidate); ECE may move either way.
+    assert fitted["eval_nll_after"] <= fitted["eval_nll_before"] + 1e-9
+    assert 0 <= fitted["eval_ece_after"] <= 1
     outputs = served.signatures["serving_default"](image_bytes=tf.constant([png("1234"), png("5678")]))
     assert outputs["accepted"].dtype == tf.bool and outputs["accepted"].shape == (2,)
     expected = outputs["confidence"].numpy() >= fitted["reject_below"]
