@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("pipeline", help="pipeline name (see `python -m pipelines list`)")
     run.add_argument("--quick", action="store_true", help="a small end-to-end run (minutes, not tens of minutes)")
     run.add_argument("--serving-dir", default="serving_models", help="where the Pusher publishes (default: serving_models)")
-    run.add_argument("--data", help="input data file, for pipelines that read one (house_price: a CSV)")
+    run.add_argument("--data", "--data-dir", dest="data",
+                     help="input data, for pipelines that read some (house_price: a CSV; mnist: a folder of IDX files or digit images)")
     run.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="override a pipeline parameter; repeatable"
     )
@@ -97,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--param", required=True, metavar="NAME=V1,V2,...", help="the parameter to vary and its values")
     compare.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="fixed overrides for every variant")
     compare.add_argument("--quick", action="store_true", help="the pipeline's small configuration")
-    compare.add_argument("--data", help="input data file, for pipelines that read one")
+    compare.add_argument("--data", "--data-dir", dest="data", help="input data file or folder, for pipelines that read one")
     _add_store_args(compare)
 
     validate = sub.add_parser(
@@ -173,8 +174,8 @@ def cmd_run(args, extra: list[str]) -> int:
     from pipelines.registry import NotBuiltYet, RunOptions
 
     entry = _pipeline_entry(args.pipeline)
-    if args.data is not None and not os.path.isfile(args.data):
-        raise UsageError(f"--data: no such file: {args.data}")
+    if args.data is not None and not os.path.exists(args.data):
+        raise UsageError(f"--data: no such file or folder: {args.data}")
     beam_args = _beam_args(args, extra)
     options = RunOptions(
         quick=args.quick, serving_dir=args.serving_dir, data=args.data, params=_parse_params(args.param)
@@ -248,8 +249,8 @@ def cmd_compare(args) -> int:
     values = [v.strip() for v in raw_values.split(",") if v.strip()]
     if not sep or not name or len(values) < 2:
         raise UsageError(f"--param takes NAME=V1,V2,... with at least two values, got {args.param!r}")
-    if args.data is not None and not os.path.isfile(args.data):
-        raise UsageError(f"--data: no such file: {args.data}")
+    if args.data is not None and not os.path.exists(args.data):
+        raise UsageError(f"--data: no such file or folder: {args.data}")
     fixed = _parse_params(args.set)
     base = RunOptions(quick=args.quick, serving_dir=os.path.join(args.output_dir, ".compare-serving"), data=args.data, params=fixed)
     try:

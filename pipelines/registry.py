@@ -43,5 +43,6 @@ PIPELINES: dict[str, PipelineEntry] = {
     for entry in (
         PipelineEntry("captcha", "4-character captcha recognizer (generated with `captcha`, CNN)", "pipelines.captcha"),
         PipelineEntry("house_price", "house-price regression on a CSV (area, bedrooms -> price)", "pipelines.house_price"),
+        PipelineEntry("mnist", "handwritten digits (MNIST IDX files): the book's softmax regression or CNN", "pipelines.mnist"),
     )
 }

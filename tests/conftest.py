@@ -31,3 +31,21 @@ def captcha_quick_run(tmp_path_factory):
     )
     assert result.returncode == 0, result.stderr[-4000:]
     return {"out": out, "serving": serving, "result": result}
+
+
+@pytest.fixture(scope="session")
+def mnist_quick_run(tmp_path_factory):
+    """One `pipelines run mnist --quick` on 800 rendered digits (tests/pipelines/mnist_data.py), so
+    it runs without ../shared: its data folder, runs/ and serving_models/."""
+    from tests.pipelines.mnist_data import write_mnist
+
+    root = tmp_path_factory.mktemp("mnist")
+    data = write_mnist(str(root / "data"), test_count=800)
+    out, serving = str(root / "runs"), str(root / "serving")
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines", "run", "mnist", "--quick", "--data", data, "--output-dir", out,
+         "--serving-dir", serving],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return {"data": data, "out": out, "serving": serving, "result": result}

@@ -1,3 +1,3 @@
-from components.example_gen.component import CaptchaExampleGen, CsvExampleGen, ImageExampleGen
+from components.example_gen.component import CaptchaExampleGen, CsvExampleGen, IdxExampleGen, ImageExampleGen
 
-__all__ = ["CaptchaExampleGen", "CsvExampleGen", "ImageExampleGen"]
+__all__ = ["CaptchaExampleGen", "CsvExampleGen", "IdxExampleGen", "ImageExampleGen"]

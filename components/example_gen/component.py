@@ -4,7 +4,8 @@ Three sources, one output contract (`examples`: Examples with one
 `Split-<name>/` folder per split):
 - CaptchaExampleGen renders `num_examples` captchas in a `render_style` (features `image`: PNG or JPEG, `label`: text);
 - CsvExampleGen reads a CSV (header row, or column names from `schema_path`);
-- ImageExampleGen reads an image folder (`<label>.<ext>` files or one subfolder per label).
+- ImageExampleGen reads an image folder (`<label>.<ext>` files or one subfolder per label);
+- IdxExampleGen reads MNIST's IDX files (features `image`: PNG, `label`: the digit as text).
 """
 from components.base import BaseComponent, ComponentSpec, Examples, Parameter
 from components.example_gen import executor
@@ -49,3 +50,17 @@ class ImageExampleGen(BaseComponent):
         parameters={"input_path": Parameter(str), "splits": _SPLITS},
     )
     EXECUTOR = executor.ImageExampleGenExecutor
+
+
+class IdxExampleGen(BaseComponent):
+    SPEC = ComponentSpec(
+        outputs={"examples": Examples},
+        parameters={
+            "input_path": Parameter(str, doc="a folder with t10k-{images,labels} IDX files (gzip or not), optionally train-*"),
+            "splits": _SPLITS,
+            "test_split": Parameter(str, "test", "with train-* files present: the split that t10k fills alone"),
+            # Not read by the executor: the files' sizes and times, so changed data is a cache miss.
+            "data_version": Parameter(str, ""),
+        },
+    )
+    EXECUTOR = executor.IdxExampleGenExecutor

@@ -10,6 +10,7 @@ from components.base import BaseBeamExecutor
 from components.base.beam import CountProgress, split_counts
 from components.example_gen import csv_source
 from components.example_gen.captcha_source import CaptchaConfig, CaptchaRenderer, RenderStyle
+from components.example_gen import idx_source
 from components.example_gen.image_source import list_images, read_image
 from components.example_gen.splits import SplitConfig
 from components.base import fileio
@@ -30,14 +31,16 @@ def image_example(image: bytes, label: str) -> tf.train.Example:
 class WriteSplits(beam.PTransform):
     """(key, tf.train.Example) pairs -> one gzip TFRecord folder per split, chosen by key hash."""
 
-    def __init__(self, splits: SplitConfig, output_uri: str) -> None:
+    def __init__(self, splits: SplitConfig, output_uri: str, split_of=None) -> None:
         super().__init__()
         self.splits = splits
         self.output_uri = output_uri
+        # key -> split index; by default the key's hash over the split weights
+        self.split_of = split_of or splits.index_for
 
     def expand(self, keyed_examples):
         parts = keyed_examples | "SplitByKeyHash" >> beam.Partition(
-            lambda kv, _n, splits=self.splits: splits.index_for(kv[0]), len(self.splits.names)
+            lambda kv, _n, split_of=self.split_of: split_of(kv[0]), len(self.splits.names)
         )
         for index, name in enumerate(self.splits.names):
             _ = (
@@ -58,6 +61,10 @@ class _ExampleGenExecutor(BaseBeamExecutor):
     def source(self, pipeline, exec_properties):  # -> PCollection[(key, Example)]
         raise NotImplementedError
 
+    def split_of(self, splits: SplitConfig, exec_properties):
+        """key -> split index; None: by the key's hash over the split weights."""
+        return None
+
     def Do(self, input_dict, output_dict, exec_properties):
         [examples] = output_dict["examples"]
         splits = SplitConfig.parse(exec_properties["splits"])
@@ -65,7 +72,7 @@ class _ExampleGenExecutor(BaseBeamExecutor):
         keyed = self.source(pipeline, exec_properties) | "Progress" >> beam.ParDo(
             CountProgress(f"{self.context.component_id}: examples", every=2000)
         )
-        _ = keyed | "WriteSplits" >> WriteSplits(splits, examples.uri)
+        _ = keyed | "WriteSplits" >> WriteSplits(splits, examples.uri, self.split_of(splits, exec_properties))
         result = self._run_beam_pipeline(pipeline)
         counts = split_counts.read(result, splits.names)
         for name in splits.names:
@@ -157,3 +164,58 @@ class ImageExampleGenExecutor(_ExampleGenExecutor):
             | "Distribute" >> beam.Reshuffle()
             | "ReadImages" >> beam.Map(lambda item: (item[0], image_example(read_image(item[1]), item[2])))
         )
+
+
+class IdxExampleGenExecutor(_ExampleGenExecutor):
+    """MNIST's IDX files -> `image` (PNG bytes) and `label` (the digit as text) examples.
+
+    With only the t10k pair every split comes from it by key hash; with the train
+    pair too, the test split is t10k and the other splits share the train files."""
+
+    CHUNK = 1000  # images per Beam element: each worker reads the arrays once
+
+    def source(self, pipeline, p):
+        chunks = []
+        for pair in idx_source.find_sets(p["input_path"]).values():
+            images, _ = pair.load()  # a bad file fails here, with its name, before Beam starts
+            self.log.info("%s: %d images of %dx%d", pair.name, len(images), *images.shape[1:])
+            chunks += [(pair, start) for start in range(0, len(images), self.CHUNK)]
+        chunk = self.CHUNK
+
+        class ReadChunk(beam.DoFn):
+            def setup(self):
+                self.arrays = {}
+
+            def process(self, item):
+                pair, start = item
+                if pair.name not in self.arrays:
+                    self.arrays[pair.name] = pair.load()
+                images, labels = self.arrays[pair.name]
+                for index in range(start, min(start + chunk, len(labels))):
+                    key = f"{pair.name}/{index:05d}"
+                    yield key, image_example(idx_source.encode_png(images[index]), str(int(labels[index])))
+
+        return (
+            pipeline
+            | "Chunks" >> beam.Create(chunks)
+            | "Distribute" >> beam.Reshuffle()
+            | "ReadIdx" >> beam.ParDo(ReadChunk())
+        )
+
+    def split_of(self, splits: SplitConfig, p):
+        if "train" not in idx_source.find_sets(p["input_path"]):
+            return None
+        test = p["test_split"]
+        if test not in splits.names or len(splits.names) < 2:
+            raise ValueError(f"with the train files given, splits must include {test!r} and another split, got {p['splits']!r}")
+        test_index = splits.names.index(test)
+        others = SplitConfig(
+            tuple(n for n in splits.names if n != test),
+            tuple(w for n, w in zip(splits.names, splits.weights) if n != test),
+        )
+        indices = [i for i, n in enumerate(splits.names) if n != test]
+
+        def split_of(key: str) -> int:
+            return test_index if key.startswith("t10k/") else indices[others.index_for(key)]
+
+        return split_of

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import sys
 
@@ -20,6 +19,7 @@ from components.evaluator import calibration
 from pipelines.captcha.preprocessing import IMAGE_KEY, LABEL_KEY
 from pipelines.training import (
     TrainingConfig,
+    augment,
     callbacks,
     distribution_strategy,
     finish_training,
@@ -143,45 +143,6 @@ def make_dataset(file_pattern: str, feature_spec: dict, config: CaptchaTrainConf
     if multi_worker:
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.prefetch(2).with_options(options)
-
-
-def augment(
-    images: tf.Tensor,
-    shift: tuple[float, float] = (0.05, 0.04),
-    max_degrees: float = 3.6,
-    zoom: float = 0.05,
-    noise: float = 0.02,
-) -> tf.Tensor:
-    """Small shifts, rotations, zoom and noise: other renderings of the same characters.
-
-    [batch, height, width, channels] ink intensity in, the same shape out. One random affine
-    transform per image (rotation about the centre, zoom, shift by up to `shift` of the
-    height and width), applied in a single resampling pass; Keras's RandomTranslation,
-    RandomRotation and RandomZoom layers make three, and this runs on the cores that train.
-    Uncovered pixels become 0, the blank page."""
-    batch = tf.shape(images)[0]
-    height, width = tf.cast(tf.shape(images)[1], tf.float32), tf.cast(tf.shape(images)[2], tf.float32)
-    uniform = lambda limit: tf.random.uniform([batch], -limit, limit)  # noqa: E731
-    angle = uniform(math.radians(max_degrees))
-    scale = 1.0 + uniform(zoom)  # > 1 samples a larger area: the text looks smaller
-    dy, dx = uniform(shift[0]) * height, uniform(shift[1]) * width
-    cy, cx = (height - 1) / 2, (width - 1) / 2
-    a0, a1 = scale * tf.cos(angle), -scale * tf.sin(angle)
-    b0, b1 = scale * tf.sin(angle), scale * tf.cos(angle)
-    # Output pixel (x, y) reads the input at (a0 x + a1 y + a2, b0 x + b1 y + b2).
-    a2 = cx - a0 * cx - a1 * cy - dx
-    b2 = cy - b0 * cx - b1 * cy - dy
-    zeros = tf.zeros_like(angle)
-    transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
-    moved = tf.raw_ops.ImageProjectiveTransformV3(
-        images=images,
-        transforms=transforms,
-        output_shape=tf.shape(images)[1:3],
-        fill_value=0.0,
-        interpolation="BILINEAR",
-        fill_mode="CONSTANT",
-    )
-    return moved + tf.random.normal(tf.shape(moved), stddev=noise)
 
 
 # --- the model -------------------------------------------------------------------------------

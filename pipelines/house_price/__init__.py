@@ -42,6 +42,8 @@ def create_pipeline(options: RunOptions) -> Pipeline:
     data = options.data or (DEFAULT_DATA if os.path.isfile(DEFAULT_DATA) else None)
     if data is None:
         raise ValueError("house_price needs a CSV: --data FILE.csv (columns area, bedrooms, price)")
+    if not os.path.isfile(data):
+        raise ValueError(f"house_price reads one CSV file; {data} is not a file")
     example_gen = CsvExampleGen(input_path=os.path.abspath(data), schema_path=SCHEMA_PATH, splits=config.splits)
     data = data_stages(
         example_gen, SCHEMA_PATH, config.stop_on_anomalies, "pipelines.house_price.preprocessing:make_preprocessing_fn"

@@ -1,0 +1,121 @@
+"""The MNIST pipeline end to end (quick, on rendered digits): every component, the push next to
+other models, and one clear line for bad data."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components.example_gen.idx_source import write_idx
+from tests.conftest import ROOT
+from tests.pipelines.mnist_data import digits, write_mnist
+
+
+def cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "pipelines", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_quick_run_validates_trains_evaluates_and_pushes(mnist_quick_run):
+    out = mnist_quick_run["result"].stdout
+    for line in ("IdxExampleGen", "Transform", "Trainer", "Evaluator", "InfraValidator", "Pusher"):
+        assert line in mnist_quick_run["result"].stderr + out
+    assert "anomalies:   0" in out and "pushed:      version 1" in out
+    version = os.path.join(mnist_quick_run["serving"], "mnist", "1")
+    signatures = tf.saved_model.load(version).signatures
+    assert {"serving_default", "predict_images", "classify"} <= set(signatures)
+    with open(os.path.join(mnist_quick_run["serving"], "models.config")) as f:
+        assert 'name: "mnist"' in f.read()
+
+
+def test_the_evaluation_reports_accuracy_per_digit_and_a_confusion_matrix(mnist_quick_run):
+    [path] = glob.glob(os.path.join(mnist_quick_run["out"], "mnist", "Evaluator", "*", "evaluation", "metrics.json"))
+    with open(path) as f:
+        metrics = json.load(f)["candidate"]
+    matrix = np.array(metrics["confusion_matrix"])
+    assert matrix.shape == (10, 10) and matrix.sum() == metrics["overall"]["num_examples"]
+    assert np.trace(matrix) / matrix.sum() == pytest.approx(metrics["overall"]["accuracy"])
+    assert set(metrics["slices"]["true_digit"]) <= set("0123456789")
+    assert len(metrics["misread"]) == min(50, matrix.sum() - np.trace(matrix))
+
+
+def test_a_second_model_pushes_beside_mnist(mnist_quick_run, tmp_path, shared_data):
+    serving = str(tmp_path / "serving")
+    shutil.copytree(mnist_quick_run["serving"], serving)
+    result = cli("run", "house_price", "--data", os.path.join(shared_data, "house_price", "data1.csv"),
+                 "--output-dir", str(tmp_path / "runs"), "--serving-dir", serving)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(os.path.join(serving, "models.config")) as f:
+        config = f.read()
+    assert 'name: "mnist"' in config and 'name: "house_price"' in config
+    assert sorted(os.listdir(os.path.join(serving, "mnist"))) == ["1"]
+
+
+@pytest.mark.parametrize("break_it,message", [
+    (lambda d: open(os.path.join(d, "t10k-images-idx3-ubyte.gz"), "wb").write(b"\x1f\x8bnot gzip"), "not a readable gzip"),
+    (lambda d: write_idx(np.zeros([3], np.uint8), os.path.join(d, "t10k-labels-idx1-ubyte.gz")), "holds 20 images but"),
+    (lambda d: os.remove(os.path.join(d, "t10k-labels-idx1-ubyte.gz")), "is missing"),
+    (lambda d: open(os.path.join(d, "t10k-labels-idx1-ubyte.gz"), "wb").write(b"\0\0\x08\x01\0\0\0\x09" + b"\x01" * 3), "truncated"),
+])
+def test_bad_idx_files_are_one_line_and_exit_2(tmp_path, break_it, message):
+    data = write_mnist(str(tmp_path / "data"), test_count=20)
+    break_it(data)
+    result = cli("run", "mnist", "--quick", "--data", data, "--output-dir", str(tmp_path / "runs"), timeout=300)
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_missing_data_folder_says_where_the_files_go(tmp_path):
+    result = cli("run", "mnist", "--data", str(tmp_path / "nowhere"), "--output-dir", str(tmp_path / "runs"), timeout=300)
+    assert result.returncode == 2 and "no such file or folder" in result.stderr
+
+
+def test_a_folder_of_digit_images_is_read_by_image_example_gen(tmp_path):
+    from PIL import Image
+
+    images, labels = digits(12, seed=3)
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    for i, (image, label) in enumerate(zip(images, labels)):
+        Image.fromarray(255 - image).save(folder / f"{label}_{i}.png")  # dark on light, as scanned
+    from pipelines.mnist import example_gen_for
+
+    component = example_gen_for(str(folder), "train:8,eval:1,test:1")
+    assert type(component).__name__ == "ImageExampleGen"
+    from tests.components.helpers import read_examples, run_components
+
+    result = run_components(tmp_path, [component])
+    [artifact] = result.outputs("ImageExampleGen", "examples")
+    found = sum(len(read_examples(artifact, s)) for s in ("train", "eval", "test"))
+    assert found == 12
+
+
+def test_model_parameter_is_checked_and_softmax_has_its_own_defaults(tmp_path):
+    from pipelines.mnist import create_pipeline
+    from pipelines.registry import RunOptions
+
+    data = write_mnist(str(tmp_path / "data"), test_count=10)
+    with pytest.raises(ValueError, match="model must be one of"):
+        create_pipeline(RunOptions(params={"model": "resnet"}, data=data))
+
+    def parameters(params):
+        pipeline = create_pipeline(RunOptions(params=params, data=data))
+        by_type = {type(c).__name__: c.parameters for c in pipeline.components}
+        return json.loads(by_type["Trainer"]["train_config"]), by_type
+
+    cnn, components = parameters({})
+    assert cnn["model"] == "cnn" and cnn["augment"] is True
+    assert json.loads(components["Evaluator"]["thresholds"]) == {"accuracy": {"min": 0.98}}
+    assert components["Pusher"]["model_name"] == "mnist"
+    softmax, components = parameters({"model": "softmax"})
+    assert softmax["augment"] is False and softmax["learning_rate"] == 5e-3
+    assert json.loads(components["Evaluator"]["thresholds"]) == {"accuracy": {"min": 0.90}}
+    assert components["Pusher"]["model_name"] == "mnist_softmax"  # published beside the CNN
+    assert parameters({"model": "softmax", "augment": "true"})[0]["augment"] is True  # a --param wins
