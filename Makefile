@@ -6,11 +6,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PIP_FLAGS := --disable-pip-version-check --no-input
 ARGS ?=
+PIPELINE ?= captcha
 
 .PHONY: install pipeline serve validate test bench freeze clean help flink-up flink-down flink-status
 
 help:
-	@echo "make pipeline   run the captcha pipeline end to end (ARGS='--quick' for a short run)"
+	@echo "make pipeline   run the captcha pipeline end to end (ARGS='--quick' for a short run; PIPELINE=mnist|house_price for another)"
 	@echo "make test       the whole test suite (what CI runs)"
 	@echo "make validate   DATA=file.csv SCHEMA=schemas/house_price/schema.pbtxt"
 	@echo "make serve      model server + demo frontend over serving_models/ (REPLICAS=N: N server processes)"
@@ -32,7 +33,7 @@ $(STAMP): constraints.txt pyproject.toml
 install: $(STAMP)
 
 pipeline: $(STAMP)
-	$(PY) -m pipelines run captcha $(ARGS)
+	$(PY) -m pipelines run $(PIPELINE) $(ARGS)
 
 serve: $(STAMP)
 	$(PY) -m serving $(if $(REPLICAS),--replicas $(REPLICAS)) $(ARGS)

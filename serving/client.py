@@ -362,3 +362,22 @@ def read_captcha(client, model: str, image: bytes) -> CaptchaReading:
                           [float(p) for p in probabilities.max(axis=-1)], prediction.version,
                           prediction.transport, prediction.seconds,
                           None if accepted is None else bool(np.asarray(accepted).ravel()[0]))
+
+
+# --- digits: the MNIST model's serving_default -------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class DigitReading:
+    digit: int
+    probabilities: list[float]  # of the digits 0-9
+    version: int | None
+    transport: str
+    seconds: float
+
+
+def read_digit(client, model: str, image: bytes) -> DigitReading:
+    """One encoded image (any size, either polarity) through the MNIST model's serving_default."""
+    prediction = client.predict(model, {"image_bytes": [image]})
+    probabilities = np.asarray(prediction.outputs["probabilities"], dtype=float).reshape(-1, 10)[0]
+    digit = int(np.asarray(prediction.outputs["class"]).ravel()[0])
+    return DigitReading(digit, [float(p) for p in probabilities], prediction.version, prediction.transport,
+                        prediction.seconds)

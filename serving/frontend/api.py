@@ -59,3 +59,28 @@ def predict():
         "transport": reading.transport,
         "latency_ms": round(reading.seconds * 1000, 2),
     })
+
+
+@api.post("/api/mnist")
+def mnist():
+    """The digits page's live reading: JSON {"image": base64 or a data: URL} or multipart `image`."""
+    s = services()
+    try:
+        image = _image_from_request()
+        check_image(image, s.config.max_image_bytes)
+        reading = s.read_digit(image)
+    except RequestEntityTooLarge:
+        return failure(400, f"request too large: images are limited to {s.config.max_image_bytes // 1048576} MiB")
+    except BadImage as e:
+        return failure(400, str(e))
+    except ModelServerError as e:
+        return failure(*explain(e, s.config.mnist_model))
+    return jsonify({
+        "success": True,
+        "digit": reading.digit,
+        "probabilities": reading.probabilities,
+        "model": s.config.mnist_model,
+        "version": reading.version,
+        "transport": reading.transport,
+        "latency_ms": round(reading.seconds * 1000, 2),
+    })

@@ -17,6 +17,7 @@ class FrontendConfig:
     captcha_charset: str = "0123456789"
     captcha_length: int = 4
     house_price_model: str = "house_price"
+    mnist_model: str = "mnist"  # the digits page (pipelines run mnist pushes the CNN as "mnist")
     models_config: str = "serving_models/models.config"  # which models the Models page lists, and their labels
     runs_dir: str = "runs"  # where `pipelines run` keeps runs and metadata.sqlite
     timeout_seconds: float = 10.0

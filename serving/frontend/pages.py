@@ -99,6 +99,35 @@ def house_price():
     return render_template("house_price.html", form=request.form, problems={}, result=result, error=None)
 
 
+# --- handwritten digits (MNIST) -------------------------------------------------------------------
+@pages.get("/mnist")
+def mnist_page():
+    return render_template("mnist.html", result=None, error=None)
+
+
+@pages.post("/mnist")
+def mnist_read():
+    """The page without JavaScript: an uploaded image of a digit, read and shown with its probabilities."""
+    s = services()
+    try:
+        upload = request.files.get("image")
+        image = upload.read() if upload else b""
+        fmt = check_image(image, s.config.max_image_bytes)
+        reading = s.read_digit(image)
+    except RequestEntityTooLarge:
+        return render_template("mnist.html", result=None,
+                               error=f"The upload is too large: the limit is {s.config.max_image_bytes // 1048576} MiB."), 400
+    except BadImage as e:
+        return render_template("mnist.html", result=None, error=str(e)), 400
+    except ModelServerError as e:
+        status, message = explain(e, s.config.mnist_model)
+        return render_template("mnist.html", result=None, error=message), status
+    result = {"image": data_url(image, fmt), "digit": reading.digit, "probabilities": list(enumerate(reading.probabilities)),
+              "model": s.config.mnist_model, "version": reading.version, "transport": reading.transport,
+              "latency_ms": reading.seconds * 1000}
+    return render_template("mnist.html", result=result, error=None)
+
+
 # --- served models ---------------------------------------------------------------------------------
 @pages.get("/models")
 def models():

@@ -23,7 +23,7 @@ def test_models_config_is_a_model_server_config_for_the_mounted_models():
     with open(os.path.join(DEPLOY, "models.config")) as f:
         config = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
     models = {m.name: m for m in config.model_config_list.config}
-    assert set(models) == {"captcha", "house_price"}
+    assert set(models) == {"captcha", "house_price", "mnist"}
     assert all(m.base_path == f"/models/{name}" and m.model_platform == "tensorflow" for name, m in models.items())
     assert read_model_server_config(os.path.join(DEPLOY, "models.config")) == config
 
