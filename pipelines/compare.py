@@ -86,7 +86,7 @@ def write_report(variants: list[Variant], param: str, metric: str, out_dir: str,
                 f"final val {metric}": series[-1],
                 "best val loss": min(losses),
                 "seconds": round(v.seconds, 1),
-                "model": v.model_uri,
+                "trained model": v.model_uri,  # not "model": a pipeline may vary a parameter of that name
             }
         )
     table_path = os.path.join(out_dir, "comparison.md")

@@ -62,7 +62,7 @@ def test_a_second_model_pushes_beside_mnist(mnist_quick_run, tmp_path, shared_da
     (lambda d: open(os.path.join(d, "t10k-images-idx3-ubyte.gz"), "wb").write(b"\x1f\x8bnot gzip"), "not a readable gzip"),
     (lambda d: write_idx(np.zeros([3], np.uint8), os.path.join(d, "t10k-labels-idx1-ubyte.gz")), "holds 20 images but"),
     (lambda d: os.remove(os.path.join(d, "t10k-labels-idx1-ubyte.gz")), "is missing"),
-    (lambda d: open(os.path.join(d, "t10k-labels-idx1-ubyte.gz"), "wb").write(b"\0\0\x08\x01\0\0\0\x09" + b"\x01" * 3), "truncated"),
+    (lambda d: open(os.path.join(d, "t10k-labels-idx1-ubyte.gz"), "wb").write(b"\0\0\x08\x01\0\0\0\x09\x01"), "truncated"),
 ])
 def test_bad_idx_files_are_one_line_and_exit_2(tmp_path, break_it, message):
     data = write_mnist(str(tmp_path / "data"), test_count=20)
@@ -119,3 +119,16 @@ def test_model_parameter_is_checked_and_softmax_has_its_own_defaults(tmp_path):
     assert json.loads(components["Evaluator"]["thresholds"]) == {"accuracy": {"min": 0.90}}
     assert components["Pusher"]["model_name"] == "mnist_softmax"  # published beside the CNN
     assert parameters({"model": "softmax", "augment": "true"})[0]["augment"] is True  # a --param wins
+
+
+def test_compare_overlays_softmax_and_cnn(mnist_quick_run, tmp_path):
+    out = str(tmp_path / "runs")
+    result = cli("compare", "mnist", "--param", "model=softmax,cnn", "--quick", "--data", mnist_quick_run["data"],
+                 "--output-dir", out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [report] = glob.glob(os.path.join(out, "mnist", "compare", "model-*", "comparison.json"))
+    with open(report) as f:
+        compared = json.load(f)
+    assert compared["metric"] == "accuracy" and [r["model"] for r in compared["rows"]] == ["softmax", "cnn"]
+    assert all(len(h["val_accuracy"]) == 2 for h in compared["histories"].values())  # --quick: two epochs each
+    assert os.path.getsize(os.path.join(os.path.dirname(report), "comparison.png")) > 10_000

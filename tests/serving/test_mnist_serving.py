@@ -49,6 +49,12 @@ def images():
     return pixels, labels
 
 
+def reference_scores(signatures, pixels: np.ndarray) -> np.ndarray:
+    """The in-process answer of predict_images to one uint8 [28, 28] digit."""
+    flat = tf.constant(pixels.reshape(1, 784) / 255.0, tf.float32)
+    return signatures["predict_images"](images=flat)["scores"].numpy()[0]
+
+
 def encode(pixels: np.ndarray, fmt: str = "PNG", invert: bool = False, size: int | None = None, rgb: bool = False) -> bytes:
     image = Image.fromarray(255 - pixels if invert else pixels)
     if size:
@@ -83,7 +89,8 @@ def test_predict_images_over_rest_row_and_columnar(mnist_server, signatures, ima
     url = f"{mnist_server.rest_url}/v1/models/mnist:predict"
     rows = requests.post(url, json={"signature_name": "predict_images", "instances": flat.tolist()}, timeout=30).json()
     np.testing.assert_allclose(rows["predictions"], expected, atol=1e-5)
-    columns = requests.post(url, json={"signature_name": "predict_images", "inputs": {"images": flat.tolist()}}, timeout=30).json()
+    body = {"signature_name": "predict_images", "inputs": {"images": flat.tolist()}}
+    columns = requests.post(url, json=body, timeout=30).json()
     np.testing.assert_allclose(columns["outputs"], expected, atol=1e-5)
 
 
@@ -91,7 +98,7 @@ def test_serving_default_takes_any_image_and_either_polarity(mnist_server, stub,
     pixels, _ = images
     url = f"{mnist_server.rest_url}/v1/models/mnist:predict"
     for image in pixels[:3]:
-        reference = signatures["predict_images"](images=tf.constant(image.reshape(1, 784) / 255.0, tf.float32))["scores"].numpy()[0]
+        reference = reference_scores(signatures, image)
         for variant in (encode(image), encode(image, invert=True), encode(image, "BMP"), encode(image, "GIF"),
                         encode(image, invert=True, size=140, rgb=True)):
             body = {"instances": [{"image_bytes": {"b64": base64.b64encode(variant).decode()}}]}
@@ -122,7 +129,7 @@ def test_classify_takes_image_bytes_or_the_tutorials_x_feature(stub, signatures,
     for i, row in enumerate(result.classifications):
         labels, scores = [c.label for c in row.classes], [c.score for c in row.classes]
         assert sorted(labels) == list("0123456789") and scores == sorted(scores, reverse=True)
-        expected = signatures["predict_images"](images=tf.constant(pixels[i // 2].reshape(1, 784) / 255.0, tf.float32))["scores"].numpy()[0]
+        expected = reference_scores(signatures, pixels[i // 2])
         assert labels[0] == str(int(np.argmax(expected)))
         assert scores[0] == pytest.approx(float(expected.max()), abs=0.02)
 
