@@ -16,7 +16,8 @@ def _first(result, component_id: str, key: str):
 
 def data_summary(result) -> str:
     lines = [f"summary of {result.pipeline_name} run {result.run_id}:"]
-    examples = _first(result, "CaptchaExampleGen", "examples") or _first(result, "CsvExampleGen", "examples")
+    example_gens = [c for c in result.components if c.endswith("ExampleGen")]
+    examples = _first(result, example_gens[0], "examples") if example_gens else None
     if examples is not None:
         counts = ", ".join(
             f"{split} {examples.get(f'num_examples_{split}', '?')}" for split in examples.split_names

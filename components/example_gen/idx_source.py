@@ -18,6 +18,8 @@ import struct
 
 import numpy as np
 
+from components.base import fileio
+
 # Type codes of the IDX format and the big-endian numpy types they stand for.
 IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 GZIP_MAGIC = b"\x1f\x8b"
@@ -32,8 +34,7 @@ class IdxError(ValueError):
 
 def read_idx(path: str) -> np.ndarray:
     """The array an IDX file holds (gzip-compressed or not, told by its first bytes)."""
-    with open(path, "rb") as f:
-        raw = f.read()
+    raw = fileio.read_bytes(path)
     if raw[:2] == GZIP_MAGIC:
         try:
             raw = gzip.decompress(raw)
@@ -67,7 +68,7 @@ def write_idx(array: np.ndarray, path: str, compress: bool | None = None) -> Non
     data += np.ascontiguousarray(array).astype(IDX_TYPES[code]).tobytes()
     if compress if compress is not None else path.endswith(".gz"):
         data = gzip.compress(data, mtime=0)
-    with open(path, "wb") as f:
+    with fileio.open(path, "wb") as f:
         f.write(data)
 
 
@@ -76,8 +77,8 @@ def find_file(directory: str, stem: str) -> str | None:
     candidates = [stem, stem.replace("-idx", ".idx")]
     for name in candidates:
         for suffix in ("", ".gz"):
-            path = os.path.join(directory, name + suffix)
-            if os.path.isfile(path):
+            path = fileio.join(directory, name + suffix)
+            if fileio.exists(path) and not fileio.isdir(path):
                 return path
     return None
 
@@ -110,7 +111,7 @@ class IdxPair:
 def find_sets(directory: str) -> dict[str, IdxPair]:
     """The MNIST sets in `directory`: {"train": ..., "t10k": ...}, whichever are complete.
     A set with one file of its pair is an error (the other is missing)."""
-    if not os.path.isdir(directory):
+    if not fileio.isdir(directory):
         raise FileNotFoundError(f"no such folder: {directory}")
     found = {}
     for name, (image_stem, label_stem) in (("train", TRAIN_FILES), ("t10k", TEST_FILES)):
