@@ -8,11 +8,12 @@ PIP_FLAGS := --disable-pip-version-check --no-input
 ARGS ?=
 PIPELINE ?= captcha
 
-.PHONY: install pipeline serve validate test bench freeze clean help flink-up flink-down flink-status
+.PHONY: install pipeline serve validate test lint format bench freeze clean help flink-up flink-down flink-status
 
 help:
 	@echo "make pipeline   run the captcha pipeline end to end (ARGS='--quick' for a short run; PIPELINE=mnist|house_price for another)"
 	@echo "make test       the whole test suite (what CI runs)"
+	@echo "make lint       ruff (lint and format check) and mypy, as CI runs them; make format fixes what it can"
 	@echo "make validate   DATA=file.csv SCHEMA=schemas/house_price/schema.pbtxt"
 	@echo "make serve      model server + demo frontend over serving_models/ (REPLICAS=N: N server processes)"
 	@echo "make bench      benchmarks, side by side with their baselines"
@@ -43,7 +44,20 @@ validate: $(STAMP)
 	$(PY) -m pipelines validate --data "$(DATA)" --schema "$(SCHEMA)" $(ARGS)
 
 test: $(STAMP)
-	$(PY) -m pytest -m "not slow" --random-order-bucket=module $(ARGS)
+	$(PY) -m pytest --random-order-bucket=module $(ARGS)
+
+# Static checks: ruff's rules and formatting over the tree, mypy where the contracts live
+# (strict for components/base and the runner; see [tool.mypy] in pyproject.toml).
+MYPY_PATHS := components/base pipelines/runner.py serving/model_server serving/layout.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy $(MYPY_PATHS)
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 bench: $(STAMP)
 	$(PY) -m bench $(ARGS)

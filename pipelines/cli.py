@@ -16,7 +16,11 @@ import warnings
 
 # Third-party noise that says nothing about the user's run: Google client
 # libraries' Python-version notices (pulled in by Beam) and TF's C++ banner.
+# PYTHONWARNINGS carries the filter to the processes Beam and the Trainer start.
+GOOGLE_VERSION_NOTICE = "google.api_core._python_version_support"
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\..*")
+os.environ["PYTHONWARNINGS"] = ",".join(
+    w for w in (os.environ.get("PYTHONWARNINGS"), f"ignore::FutureWarning:{GOOGLE_VERSION_NOTICE}") if w)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_ENGINE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130

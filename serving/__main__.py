@@ -8,13 +8,14 @@ import subprocess
 import sys
 import time
 
+from serving import layout
 from serving.model_server.process import ROOT, ServerProcess, wait_for
 
 DEPLOY = os.path.join(ROOT, "serving", "deploy")
 
 
 def pushed_models(serving_dir: str) -> list[str]:
-    config = os.path.join(serving_dir, "models.config")
+    config = os.path.join(serving_dir, layout.MODELS_CONFIG)
     if not os.path.exists(config):
         return []
     from google.protobuf import text_format
@@ -23,7 +24,7 @@ def pushed_models(serving_dir: str) -> list[str]:
     with open(config, encoding="utf-8") as f:
         parsed = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
     return [m.name for m in parsed.model_config_list.config
-            if os.path.isdir(m.base_path) and any(v.isdigit() for v in os.listdir(m.base_path))]
+            if layout.local_versions(m.base_path)]
 
 
 def main(argv=None) -> int:
@@ -43,7 +44,7 @@ def main(argv=None) -> int:
               f"(or `make pipeline ARGS=--quick` for a small one).", file=sys.stderr)
         return 1
     os.makedirs("serving_logs", exist_ok=True)
-    config = os.path.join(args.serving_dir, "models.config")
+    config = os.path.join(args.serving_dir, layout.MODELS_CONFIG)
     print(f"starting the model server for {', '.join(models)} (log: serving_logs/model_server.log) ...", flush=True)
     server = ServerProcess(
         "--model_config_file", config, "--model_config_file_poll_wait_seconds", "5",

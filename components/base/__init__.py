@@ -1,6 +1,5 @@
 """The component framework: artifact types, component declarations, executors."""
 from components.base.artifacts import (
-    ARTIFACT_TYPES,
     Artifact,
     Examples,
     ExampleAnomalies,
@@ -18,7 +17,6 @@ from components.base.component import BaseComponent, Channel, ComponentSpec, Par
 from components.base.executor import BaseBeamExecutor, BaseExecutor, ExecutorContext
 
 __all__ = [
-    "ARTIFACT_TYPES",
     "Artifact",
     "BaseBeamExecutor",
     "BaseComponent",

@@ -113,20 +113,3 @@ class InfraBlessing(Artifact):
 class PushedModel(Artifact):
     TYPE_NAME = "PushedModel"
     PROPERTIES = {"pushed": INT, "pushed_version": INT, "pushed_destination": STRING}
-
-
-ARTIFACT_TYPES: dict[str, type[Artifact]] = {
-    cls.TYPE_NAME: cls
-    for cls in (
-        Examples,
-        ExampleStatistics,
-        Schema,
-        ExampleAnomalies,
-        TransformGraph,
-        Model,
-        ModelEvaluation,
-        ModelBlessing,
-        InfraBlessing,
-        PushedModel,
-    )
-}

@@ -12,7 +12,6 @@ import time
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-DEFAULT_BEAM_ARGS: list[str] = []
 
 
 class UnknownBeamOption(ValueError):

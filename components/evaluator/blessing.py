@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 from components.base import fileio
+from serving import layout
 
 
 def check_thresholds(metrics: dict, thresholds: dict) -> list[str]:
@@ -45,9 +46,6 @@ def latest_version_dir(model_base_path: str | None) -> str | None:
     """The highest integer version under a TF-Serving model base path that holds a SavedModel."""
     if not model_base_path or not fileio.isdir(model_base_path):
         return None
-    versions = [
-        int(name.rstrip("/"))
-        for name in fileio.listdir(model_base_path)
-        if name.rstrip("/").isdigit() and fileio.exists(os.path.join(model_base_path, name.rstrip("/"), "saved_model.pb"))
-    ]
-    return os.path.join(model_base_path, str(max(versions))) if versions else None
+    complete = [v for v in layout.versions(fileio.listdir(model_base_path))
+                if fileio.exists(os.path.join(layout.version_dir(model_base_path, v), layout.SAVED_MODEL_FILES[0]))]
+    return layout.version_dir(model_base_path, max(complete)) if complete else None

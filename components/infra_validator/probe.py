@@ -21,13 +21,14 @@ def main(argv: list[str]) -> int:
         import tensorflow as tf
 
         from components.infra_validator.requests import read_warmup_requests
+        from serving.layout import DEFAULT_SIGNATURE
 
         started = time.monotonic()
         loaded = tf.saved_model.load(saved_model_dir)
         report["load_seconds"] = time.monotonic() - started
         for log in read_warmup_requests(warmup_file):
             request = log.predict_log.request
-            signature = loaded.signatures[request.model_spec.signature_name or "serving_default"]
+            signature = loaded.signatures[request.model_spec.signature_name or DEFAULT_SIGNATURE]
             inputs = {name: tf.constant(tf.make_ndarray(proto)) for name, proto in request.inputs.items()}
             outputs = signature(**inputs)
             report["outputs"].append({k: list(v.shape) for k, v in outputs.items()})

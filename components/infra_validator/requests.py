@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from components.base import fileio
 
-WARMUP_FILE = "tf_serving_warmup_requests"
+from serving.layout import DEFAULT_SIGNATURE, WARMUP_FILE  # noqa: F401 - WARMUP_FILE: the executor's import
 
 
 def raw_requests(examples_artifact, split: str, input_mapping: dict[str, str], count: int) -> list[dict[str, np.ndarray]]:
@@ -40,7 +40,7 @@ def write_warmup_records(requests: list[dict[str, np.ndarray]], model_name: str,
     with tf.io.TFRecordWriter(path) as writer:
         for inputs in requests:
             request = predict_pb2.PredictRequest(
-                model_spec=model_pb2.ModelSpec(name=model_name, signature_name="serving_default")
+                model_spec=model_pb2.ModelSpec(name=model_name, signature_name=DEFAULT_SIGNATURE)
             )
             for name, value in inputs.items():
                 request.inputs[name].CopyFrom(tf.make_tensor_proto(value))

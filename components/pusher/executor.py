@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 
 from components.base import BaseExecutor
-from components.infra_validator.requests import WARMUP_FILE
+from serving import layout
 from components.pusher.publish import prune, publish, published_version_of, write_models_config
 from components.trainer.fn_args import SERVING_DIR
 from components.base import fileio
@@ -25,8 +25,8 @@ class PusherExecutor(BaseExecutor):
         serving_dir = os.path.abspath(exec_properties["serving_dir"])
         base_path = os.path.join(serving_dir, exec_properties["model_name"])
         extra = {}
-        if infra is not None and fileio.exists(os.path.join(infra.uri, WARMUP_FILE)):
-            extra[os.path.join("assets.extra", WARMUP_FILE)] = os.path.join(infra.uri, WARMUP_FILE)
+        if infra is not None and fileio.exists(os.path.join(infra.uri, layout.WARMUP_FILE)):
+            extra[layout.WARMUP_PATH] = os.path.join(infra.uri, layout.WARMUP_FILE)
         saved_model = os.path.join(model.uri, SERVING_DIR)
         existing = published_version_of(saved_model, base_path)
         if existing is not None:

@@ -8,8 +8,7 @@ import uuid
 from google.protobuf import text_format
 
 from components.base import fileio
-
-MODELS_CONFIG = "models.config"
+from serving import layout
 
 
 class VersionExists(RuntimeError):
@@ -19,7 +18,7 @@ class VersionExists(RuntimeError):
 def versions(base_path: str) -> list[int]:
     if not fileio.isdir(base_path):
         return []
-    return sorted(int(name.rstrip("/")) for name in fileio.listdir(base_path) if name.rstrip("/").isdigit())
+    return layout.versions(fileio.listdir(base_path))
 
 
 def publish(saved_model_dir: str, base_path: str, extra_files: dict[str, str] | None = None) -> int:
@@ -61,7 +60,7 @@ def _fingerprint(saved_model_dir: str) -> str:
     root = saved_model_dir.rstrip("/")
     for path in sorted(fileio.walk_files(root)):
         relative = path[len(root) :].lstrip("/")
-        if relative.startswith("assets.extra/"):
+        if relative.startswith(os.path.dirname(layout.WARMUP_PATH) + "/"):
             continue
         digest.update(relative.encode())
         digest.update(fileio.read_bytes(path))
@@ -104,7 +103,7 @@ def write_models_config(serving_dir: str) -> str:
         model.base_path = os.path.abspath(base_path) if fileio.is_local(base_path) else base_path
         model.model_platform = "tensorflow"
         model.model_version_policy.latest.num_versions = 1
-    path = os.path.join(serving_dir, MODELS_CONFIG)
+    path = os.path.join(serving_dir, layout.MODELS_CONFIG)
     staging = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
     fileio.write_text(staging, text_format.MessageToString(config))
     fileio.rename(staging, path, overwrite=True)

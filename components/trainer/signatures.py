@@ -8,9 +8,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from components.base import fileio
 
-CLASSIFY_METHOD = "tensorflow/serving/classify"
-REGRESS_METHOD = "tensorflow/serving/regress"
-PREDICT_METHOD = "tensorflow/serving/predict"
+from serving.layout import CLASSIFY_METHOD, REGRESS_METHOD  # noqa: F401 - what the exports name
 
 
 def set_method_names(saved_model_dir: str, methods: dict[str, str]) -> None:

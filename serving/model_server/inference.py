@@ -19,9 +19,8 @@ from tensorflow_serving.apis import (
 
 from serving.model_server.errors import invalid
 from serving.model_server.manager import ModelManager
-from serving.model_server.servable import CLASSIFY_METHOD, REGRESS_METHOD, Servable, Signature
-
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+from serving.layout import CLASSIFY_METHOD, REGRESS_METHOD, WARMUP_PATH
+from serving.model_server.servable import Servable, Signature
 MAX_WARMUP_RECORDS = 1000
 
 
@@ -192,7 +191,7 @@ def metadata(manager: ModelManager, target: Target):
 def warm_up(servable: Servable) -> int:
     """Replays assets.extra/tf_serving_warmup_requests (PredictionLog records), as TF Serving does
     before a version takes traffic. Returns the number of records; a failing record fails the load."""
-    path = os.path.join(servable.path, WARMUP_FILE)
+    path = os.path.join(servable.path, WARMUP_PATH)
     if not os.path.exists(path):
         return 0
     count = 0

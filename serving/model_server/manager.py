@@ -17,6 +17,7 @@ from typing import Callable, Iterator
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
+from serving import layout
 from serving.model_server.errors import ServingError, failed_precondition, not_found
 from serving.model_server.metrics import ServerMetrics
 from serving.model_server.servable import Servable, saved_model_file
@@ -48,7 +49,7 @@ def scan_versions(base_path: str) -> dict[int, float]:
         return {}
     found = {}
     for name in names:
-        if not name.isdigit():
+        if not layout.is_version(name):
             continue  # .staging dirs, tmp dirs, anything that is not a version
         path = saved_model_file(os.path.join(base_path, name))
         if path:
@@ -268,15 +269,6 @@ class ModelManager:
                 return [dataclasses.replace(model.versions[version])]
             return [dataclasses.replace(r) for _, r in sorted(model.versions.items(), reverse=True)]
 
-    def model_names(self) -> list[str]:
-        with self._lock:
-            return sorted(self._models)
-
-    def labels(self, name: str) -> dict[str, int]:
-        with self._lock:
-            model = self._models.get(name)
-            return dict(model.config.version_labels) if model else {}
-
     def status_response(self, name: str, version: int | None = None,
                         label: str | None = None) -> get_model_status_pb2.GetModelStatusResponse:
         """GetModelStatusResponse, the same message for gRPC and (as JSON) for REST."""
@@ -288,10 +280,6 @@ class ModelManager:
                 status.status.error_code = record.error.error_code
                 status.status.error_message = record.error.message
         return response
-
-    @property
-    def config(self) -> model_server_config_pb2.ModelServerConfig:
-        return self._config
 
 
 def _unknown():

@@ -16,12 +16,14 @@ from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
 from serving.model_server.errors import ServingError, invalid
 
-SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
-# signature_def method names (tensorflow_serving/apis: the server does not import the training code)
-PREDICT_METHOD = "tensorflow/serving/predict"
-CLASSIFY_METHOD = "tensorflow/serving/classify"
-REGRESS_METHOD = "tensorflow/serving/regress"
-DEFAULT_SIGNATURE = "serving_default"
+from serving.layout import (  # noqa: F401 - CLASSIFY/REGRESS_METHOD: inference.py's imports
+    CLASSIFY_METHOD,
+    DEFAULT_SIGNATURE,
+    PREDICT_METHOD,
+    REGRESS_METHOD,
+    SAVED_MODEL_FILES,
+    SERVE_TAG,
+)
 
 
 def saved_model_file(version_dir: str) -> str | None:
@@ -45,7 +47,7 @@ def read_signature_defs(version_dir: str) -> dict[str, meta_graph_pb2.SignatureD
     else:
         saved_model.ParseFromString(data)
     for meta_graph in saved_model.meta_graphs:
-        if "serve" in meta_graph.meta_info_def.tags:
+        if SERVE_TAG in meta_graph.meta_info_def.tags:
             return {k: v for k, v in meta_graph.signature_def.items() if not k.startswith("__")}
     raise ValueError(f"{path} has no MetaGraph tagged 'serve'")
 
@@ -161,7 +163,7 @@ class Servable:
         self.version = version
         self.path = path
         self.signature_defs = read_signature_defs(path)
-        self._loaded = tf.saved_model.load(path, tags=["serve"])
+        self._loaded = tf.saved_model.load(path, tags=[SERVE_TAG])
         self.signatures = {
             key: Signature(key, function, self.signature_defs[key])
             for key, function in self._loaded.signatures.items()
