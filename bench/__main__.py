@@ -1,10 +1,28 @@
 """`make bench`: every benchmark, each beside its baseline in the same run."""
+
 import sys
 
-from bench import data_bench, flink_bench, multi_worker_bench, pipeline_bench, reliability_bench, robustness, serving_bench, trainer_bench
+from bench import (
+    data_bench,
+    flink_bench,
+    multi_worker_bench,
+    pipeline_bench,
+    reliability_bench,
+    robustness,
+    serving_bench,
+    trainer_bench,
+)
 
-STEPS = {"data": data_bench.main, "trainer": trainer_bench.main, "pipeline": pipeline_bench.main, "serving": serving_bench.main, "flink": flink_bench.main, "multi_worker": multi_worker_bench.main,
-         "reliability": reliability_bench.main, "robustness": robustness.main}
+STEPS = {
+    "data": data_bench.main,
+    "trainer": trainer_bench.main,
+    "pipeline": pipeline_bench.main,
+    "serving": serving_bench.main,
+    "flink": flink_bench.main,
+    "multi_worker": multi_worker_bench.main,
+    "reliability": reliability_bench.main,
+    "robustness": robustness.main,
+}
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or list(STEPS)

@@ -1,4 +1,5 @@
 """Shared benchmark plumbing: timing, peak memory of child processes, the results table."""
+
 from __future__ import annotations
 
 import json

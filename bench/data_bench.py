@@ -3,6 +3,7 @@ single-process loop that writes the same TFRecords; `validate` on a 1,000,000-ro
 
     python -m bench.data_bench [--captchas N] [--csv-rows N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,16 +59,32 @@ def bench_example_gen(n: int) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         base = plain_loop(n, tmp)
-        rows.append({"what": "plain loop: render + write TFRecords (baseline)", "examples": n,
-                     "seconds": base, "examples/s": n / base, "vs baseline": 1.0})
+        rows.append(
+            {
+                "what": "plain loop: render + write TFRecords (baseline)",
+                "examples": n,
+                "seconds": base,
+                "examples/s": n / base,
+                "vs baseline": 1.0,
+            }
+        )
         for label, args in [
             ("ExampleGen+StatisticsGen, DirectRunner, 1 worker", []),
-            ("ExampleGen+StatisticsGen, DirectRunner, 2 workers (multi_processing)",
-             ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]),
+            (
+                "ExampleGen+StatisticsGen, DirectRunner, 2 workers (multi_processing)",
+                ["--direct_num_workers=2", "--direct_running_mode=multi_processing"],
+            ),
         ]:
             seconds = components_run(n, os.path.join(tmp, label[-12:].replace(" ", "_")), args)
-            rows.append({"what": label, "examples": n, "seconds": seconds, "examples/s": n / seconds,
-                         "vs baseline": base / seconds})
+            rows.append(
+                {
+                    "what": label,
+                    "examples": n,
+                    "seconds": seconds,
+                    "examples/s": n / seconds,
+                    "vs baseline": base / seconds,
+                }
+            )
     return rows
 
 
@@ -81,18 +98,39 @@ def write_big_csv(path: str, rows: int) -> None:
 
 
 def bench_validate(rows: int) -> list[dict]:
-    schema = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "schemas", "house_price", "schema.pbtxt")
+    schema = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "schemas", "house_price", "schema.pbtxt"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "big.csv")
         write_big_csv(path, rows)
         size_mib = os.path.getsize(path) / 2**20
         seconds, peak_mib, result = run_child(
-            [sys.executable, "-m", "pipelines", "validate", "--data", path, "--schema", schema, "--report", os.path.join(tmp, "r")]
+            [
+                sys.executable,
+                "-m",
+                "pipelines",
+                "validate",
+                "--data",
+                path,
+                "--schema",
+                schema,
+                "--report",
+                os.path.join(tmp, "r"),
+            ]
         )
         if result.returncode != 0:
             raise SystemExit(f"validate exited {result.returncode}: {result.stderr[-2000:]}")
-        return [{"what": "validate (CSV, DirectRunner)", "rows": rows, "file MiB": size_mib, "seconds": seconds,
-                 "rows/s": rows / seconds, "peak RSS MiB": peak_mib}]
+        return [
+            {
+                "what": "validate (CSV, DirectRunner)",
+                "rows": rows,
+                "file MiB": size_mib,
+                "seconds": seconds,
+                "rows/s": rows / seconds,
+                "peak RSS MiB": peak_mib,
+            }
+        ]
 
 
 def main(argv=None) -> int:

@@ -3,6 +3,7 @@
 The exported SavedModel is wrapped in a one-layer Keras model so the request
 path is the book's (`model.predict(batch)` on a Keras model) while the
 answers are the same model's."""
+
 from __future__ import annotations
 
 import base64
@@ -20,7 +21,9 @@ from flask import Flask, jsonify, request  # noqa: E402
 def keras_model(saved_model_dir: str) -> keras.Model:
     loaded = tf.saved_model.load(saved_model_dir)  # kept alive by the closure: it owns the variables
     images = keras.Input(shape=(), dtype=tf.string, name="image_bytes")
-    texts = keras.layers.Lambda(lambda x: loaded.signatures["serving_default"](image_bytes=x)["text"], name="captcha")(images)
+    texts = keras.layers.Lambda(lambda x: loaded.signatures["serving_default"](image_bytes=x)["text"], name="captcha")(
+        images
+    )
     return keras.Model(images, texts)
 
 

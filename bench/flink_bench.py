@@ -10,6 +10,7 @@ what is left of a component's time after that fixed cost. The Flink clusters
 are started here on free ports (each TaskManager 1 slot, parallelism = TaskManagers)
 and stopped after.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,9 +42,11 @@ def fixed_cost(args: list[str]) -> float:
 
 
 def data_stages(size: int, args: list[str], tmp: str) -> dict[str, float]:
-    pipeline = PIPELINES["captcha"].create(
-        RunOptions(serving_dir=os.path.join(tmp, "serving"), params={"num_examples": str(size)})
-    ).up_to(DATA_STAGES)
+    pipeline = (
+        PIPELINES["captcha"]
+        .create(RunOptions(serving_dir=os.path.join(tmp, "serving"), params={"num_examples": str(size)}))
+        .up_to(DATA_STAGES)
+    )
     store = MetadataStore(sqlite_config(os.path.join(tmp, "metadata.sqlite")))
     runner = LocalRunner(store, os.path.join(tmp, "runs"), beam_pipeline_args=args, out=io.StringIO())
     started = time.monotonic()
@@ -71,9 +74,15 @@ def main(argv=None) -> int:
                 else:
                     taskmanagers = int(engine.removeprefix("flink"))
                     config = ClusterConfig(
-                        rest_port=free_port(), rpc_port=free_port(), job_port=free_port(), artifact_port=free_port(),
-                        expansion_port=free_port(), worker_pool_port=free_port(),
-                        taskmanagers=taskmanagers, slots=1, parallelism=taskmanagers,
+                        rest_port=free_port(),
+                        rpc_port=free_port(),
+                        job_port=free_port(),
+                        artifact_port=free_port(),
+                        expansion_port=free_port(),
+                        worker_pool_port=free_port(),
+                        taskmanagers=taskmanagers,
+                        slots=1,
+                        parallelism=taskmanagers,
                     )
                     cluster = FlinkCluster(state, config=config, out=io.StringIO())
                     cluster.up(timeout=240)
@@ -83,17 +92,19 @@ def main(argv=None) -> int:
                     with tempfile.TemporaryDirectory() as tmp:
                         times = data_stages(size, beam_args, tmp)
                     beam_steps = ("CaptchaExampleGen", "StatisticsGen", "Transform")
-                    rows.append({
-                        "engine": {"direct": "DirectRunner"}.get(engine, f"Flink, {engine[5:]} TaskManager(s)"),
-                        "examples": size,
-                        "data stages s": times["total"],
-                        "examples/s": size / times["total"],
-                        "ExampleGen s": times["CaptchaExampleGen"],
-                        "StatisticsGen s": times["StatisticsGen"],
-                        "Transform s": times["Transform"],
-                        "fixed cost per job s": overhead,
-                        "processing s": times["total"] - overhead * len(beam_steps),
-                    })
+                    rows.append(
+                        {
+                            "engine": {"direct": "DirectRunner"}.get(engine, f"Flink, {engine[5:]} TaskManager(s)"),
+                            "examples": size,
+                            "data stages s": times["total"],
+                            "examples/s": size / times["total"],
+                            "ExampleGen s": times["CaptchaExampleGen"],
+                            "StatisticsGen s": times["StatisticsGen"],
+                            "Transform s": times["Transform"],
+                            "fixed cost per job s": overhead,
+                            "processing s": times["total"] - overhead * len(beam_steps),
+                        }
+                    )
                     print_table("captcha data stages", rows[-1:])
             finally:
                 if cluster is not None:

@@ -5,6 +5,7 @@ to this repository's code can remove.
 
 python -m bench.grpc_floor --port PORT   (serves on 127.0.0.1 until terminated)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,11 @@ def canned_response() -> predict_pb2.PredictResponse:
     response.model_spec.name = "captcha"
     response.model_spec.version.value = 1
     response.model_spec.signature_name = "serving_default"
-    outputs = {"text": np.array([b"4821"], dtype=object), "confidence": np.array([0.98], dtype=np.float32),
-               "probabilities": np.full((1, 4, 10), 0.1, dtype=np.float32)}
+    outputs = {
+        "text": np.array([b"4821"], dtype=object),
+        "confidence": np.array([0.98], dtype=np.float32),
+        "probabilities": np.full((1, 4, 10), 0.1, dtype=np.float32),
+    }
     for key, value in outputs.items():
         tensors.fill_tensor_proto(response.outputs[key], value)
     return response

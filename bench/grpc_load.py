@@ -2,6 +2,7 @@
 
 Run as its own process so the client does not share the server's interpreter.
 Prints one JSON line: requests, errors, seconds, requests/s, p50 and p99 in ms."""
+
 from __future__ import annotations
 
 import argparse
@@ -40,9 +41,14 @@ async def main_async(args) -> dict:
         await asyncio.gather(*(client(stub, request, deadline, latencies, errors) for _ in range(args.clients)))
         seconds = time.perf_counter() - started
     ms = np.array(latencies) * 1000
-    return {"requests": len(latencies), "errors": len(errors), "seconds": seconds,
-            "rps": len(latencies) / seconds, "p50_ms": float(np.percentile(ms, 50)) if len(ms) else None,
-            "p99_ms": float(np.percentile(ms, 99)) if len(ms) else None}
+    return {
+        "requests": len(latencies),
+        "errors": len(errors),
+        "seconds": seconds,
+        "rps": len(latencies) / seconds,
+        "p50_ms": float(np.percentile(ms, 50)) if len(ms) else None,
+        "p99_ms": float(np.percentile(ms, 99)) if len(ms) else None,
+    }
 
 
 if __name__ == "__main__":

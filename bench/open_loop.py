@@ -10,6 +10,7 @@ and the same per second of the run ("seconds": [...]) so recovery after overload
 With --retries, a request that fails is sent again (to a fresh connection for REST), and "lost"
 counts those that failed every time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,12 @@ class Tally:
 def _grpc_outcome(code) -> str:
     import grpc
 
-    return {grpc.StatusCode.UNAVAILABLE: "shed", grpc.StatusCode.RESOURCE_EXHAUSTED: "shed",
-            grpc.StatusCode.DEADLINE_EXCEEDED: "deadline", grpc.StatusCode.CANCELLED: "deadline"}.get(code, f"other:{code.name}")
+    return {
+        grpc.StatusCode.UNAVAILABLE: "shed",
+        grpc.StatusCode.RESOURCE_EXHAUSTED: "shed",
+        grpc.StatusCode.DEADLINE_EXCEEDED: "deadline",
+        grpc.StatusCode.CANCELLED: "deadline",
+    }.get(code, f"other:{code.name}")
 
 
 def _rest_outcome(status: int) -> str:
@@ -72,8 +77,10 @@ async def run(args) -> dict:
         request = predict_pb2.PredictRequest()
         request.model_spec.name = args.model
         request.inputs["image_bytes"].CopyFrom(tf.make_tensor_proto(np.array([image], dtype=object)))
-        channels = [grpc.aio.insecure_channel(args.target, options=[("grpc.use_local_subchannel_pool", 1)])
-                    for _ in range(args.channels)]
+        channels = [
+            grpc.aio.insecure_channel(args.target, options=[("grpc.use_local_subchannel_pool", 1)])
+            for _ in range(args.channels)
+        ]
         stubs = [prediction_service_pb2_grpc.PredictionServiceStub(c) for c in channels]
         await stubs[0].Predict(request, timeout=60)
 
@@ -86,15 +93,22 @@ async def run(args) -> dict:
     else:
         import aiohttp
 
-        body = json.dumps({"signature_name": "serving_default",
-                           "instances": [{"b64": base64.b64encode(image).decode()}]}).encode()
+        body = json.dumps(
+            {"signature_name": "serving_default", "instances": [{"b64": base64.b64encode(image).decode()}]}
+        ).encode()
         url = f"http://{args.target}/v1/models/{args.model}:predict"
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=args.max_in_flight, force_close=args.retries > 0))
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=args.max_in_flight, force_close=args.retries > 0)
+        )
 
         async def once(i: int) -> str:
             try:
-                async with session.post(url, data=body, headers={"Content-Type": "application/json"},
-                                        timeout=aiohttp.ClientTimeout(total=deadline_s)) as response:
+                async with session.post(
+                    url,
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                    timeout=aiohttp.ClientTimeout(total=deadline_s),
+                ) as response:
                     await response.read()
                     return "ok" if response.status == 200 else _rest_outcome(response.status)
             except asyncio.TimeoutError:
@@ -142,9 +156,20 @@ async def run(args) -> dict:
     seconds = []
     for second in sorted(tally.per_second):
         answered = ms[at == second]
-        seconds.append({"second": second, **tally.per_second[second], "p50_ms": pct(answered, 50), "p99_ms": pct(answered, 99)})
-    return {"protocol": args.protocol, "offered_rps": args.rate, "sent": total, "sent_rps": total / sending_s,
-            "outcomes": tally.outcomes, "lost": tally.lost, "p50_ms": pct(ms, 50), "p99_ms": pct(ms, 99), "seconds": seconds}
+        seconds.append(
+            {"second": second, **tally.per_second[second], "p50_ms": pct(answered, 50), "p99_ms": pct(answered, 99)}
+        )
+    return {
+        "protocol": args.protocol,
+        "offered_rps": args.rate,
+        "sent": total,
+        "sent_rps": total / sending_s,
+        "outcomes": tally.outcomes,
+        "lost": tally.lost,
+        "p50_ms": pct(ms, 50),
+        "p99_ms": pct(ms, 99),
+        "seconds": seconds,
+    }
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
 """Wall time and accuracy of the default captcha pipeline, from empty output directories.
 
-    python -m bench.pipeline_bench [--param NAME=VALUE ...]
+python -m bench.pipeline_bench [--param NAME=VALUE ...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,14 +22,26 @@ def main(argv=None) -> int:
     params = [p for pair in args.param for p in ("--param", pair)]
     with tempfile.TemporaryDirectory() as tmp:
         seconds, peak_mib, result = run_child(
-            [sys.executable, "-m", "pipelines", "run", "captcha", *params,
-             "--output-dir", f"{tmp}/runs", "--serving-dir", f"{tmp}/serving"]
+            [
+                sys.executable,
+                "-m",
+                "pipelines",
+                "run",
+                "captcha",
+                *params,
+                "--output-dir",
+                f"{tmp}/runs",
+                "--serving-dir",
+                f"{tmp}/serving",
+            ]
         )
         sys.stderr.write(result.stderr[-6000:])
         print(result.stdout)
         if result.returncode != 0:
             return result.returncode
-        metrics = dict(re.findall(r"(full_string_accuracy|character_accuracy) ([0-9.]+)", result.stdout.split("test split:")[1]))
+        metrics = dict(
+            re.findall(r"(full_string_accuracy|character_accuracy) ([0-9.]+)", result.stdout.split("test split:")[1])
+        )
         steps = dict(re.findall(r"\] (\w+): (?:done|cache hit) in ([0-9.]+)s", result.stderr))
     row = {
         "pipeline": "captcha " + " ".join(args.param) if args.param else "captcha (defaults)",

@@ -13,6 +13,7 @@ python -m bench.reliability_bench [hostile,overload,replicas,soak] [--serving-di
 The load generators run as separate processes (wrk and h2load when installed, else bench/grpc_load.py;
 bench/open_loop.py for open-loop load). Everything targets 127.0.0.1 only and is bounded in time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,19 +67,42 @@ def children(pid: int) -> list[int]:
 def serve(base: str, workdir: str, replicas: int = 1) -> ServerProcess:
     config = os.path.join(workdir, "models.config")
     with open(config, "w") as f:
-        f.write(f'model_config_list {{ config {{ name: "captcha" base_path: "{base}" model_platform: "tensorflow" }} }}\n')
-    server = ServerProcess("--model_config_file", config, "--enable_batching", "--batching_parameters_file",
-                           os.path.join(DEPLOY, "batching_parameters.txt"), "--replicas", str(replicas),
-                           "--file_system_poll_wait_seconds", "0",
-                           log_path=os.path.join(workdir, f"server-{replicas}.log")).wait_ready(timeout=300)
+        f.write(
+            f'model_config_list {{ config {{ name: "captcha" base_path: "{base}" model_platform: "tensorflow" }} }}\n'
+        )
+    server = ServerProcess(
+        "--model_config_file",
+        config,
+        "--enable_batching",
+        "--batching_parameters_file",
+        os.path.join(DEPLOY, "batching_parameters.txt"),
+        "--replicas",
+        str(replicas),
+        "--file_system_poll_wait_seconds",
+        "0",
+        log_path=os.path.join(workdir, f"server-{replicas}.log"),
+    ).wait_ready(timeout=300)
     if replicas > 1:
         wait_for(lambda: len(children(server.process.pid)) == replicas, timeout=120)
     return server
 
 
 def open_loop(protocol: str, target: str, image_path: str, rate: float, seconds: float, **flags) -> dict:
-    command = [sys.executable, "-m", "bench.open_loop", "--protocol", protocol, "--target", target,
-               "--image", image_path, "--rate", str(rate), "--seconds", str(seconds)]
+    command = [
+        sys.executable,
+        "-m",
+        "bench.open_loop",
+        "--protocol",
+        protocol,
+        "--target",
+        target,
+        "--image",
+        image_path,
+        "--rate",
+        str(rate),
+        "--seconds",
+        str(seconds),
+    ]
     for key, value in flags.items():
         command += [f"--{key.replace('_', '-')}", str(value)]
     out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 300)
@@ -114,7 +138,9 @@ def bad_rest_bodies(rng: random.Random, image: bytes, count: int) -> list[bytes]
         lambda: b'{"inputs": ' + b'{"a":' * rng.randint(50, 5000) + b"1" + b"}" * rng.randint(0, 5000) + b"}",
         lambda: json.dumps({"instances": [{"b64": b64[: rng.randint(0, len(b64))] + "!"}]}).encode(),
         lambda: json.dumps({"instances": [[rng.random()] * rng.randint(1, 50)]}).encode(),
-        lambda: json.dumps({"instances": [{"b64": base64.b64encode(bytes(rng.getrandbits(8) for _ in range(64))).decode()}]}).encode(),
+        lambda: json.dumps(
+            {"instances": [{"b64": base64.b64encode(bytes(rng.getrandbits(8) for _ in range(64))).decode()}]}
+        ).encode(),
         lambda: json.dumps({"signature_name": rng.choice([1, None, "nope", ""]), "instances": []}).encode(),
         lambda: json.dumps({"inputs": {"image_bytes": [{"b64": b64}], "extra": [1]}}).encode(),
         lambda: json.dumps({"instances": [{"b64": b64}], "inputs": [1]}).encode(),
@@ -179,9 +205,14 @@ def hostile(server: ServerProcess, image: bytes, count: int) -> list[dict]:
                     response = session.post(server.rest_url + "/v1/models/captcha:predict", data=body, timeout=60)
                     statuses[str(response.status_code)] = statuses.get(str(response.status_code), 0) + 1
         else:
-            with grpc.insecure_channel(server.grpc_target, options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
-                call = channel.unary_unary("/tensorflow.serving.PredictionService/Predict",
-                                           request_serializer=lambda raw: raw, response_deserializer=lambda raw: raw)
+            with grpc.insecure_channel(
+                server.grpc_target, options=[("grpc.max_send_message_length", 64 << 20)]
+            ) as channel:
+                call = channel.unary_unary(
+                    "/tensorflow.serving.PredictionService/Predict",
+                    request_serializer=lambda raw: raw,
+                    response_deserializer=lambda raw: raw,
+                )
                 for message in bad_grpc_messages(rng, image, count):
                     try:
                         call(message, timeout=60)
@@ -190,18 +221,45 @@ def hostile(server: ServerProcess, image: bytes, count: int) -> list[dict]:
                         code = e.code().name
                     statuses[code] = statuses.get(code, 0) + 1
         seconds = time.perf_counter() - started
-        server_errors = sum(n for code, n in statuses.items() if code in ("UNKNOWN", "INTERNAL") or code.startswith("5"))
-        rows.append({"protocol": protocol, "requests": count, "seconds": seconds,
-                     "answers": ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items())),
-                     "5xx/UNKNOWN/INTERNAL": server_errors, "RSS before MiB": before, "RSS after MiB": rss_mib(server.process.pid)})
+        server_errors = sum(
+            n for code, n in statuses.items() if code in ("UNKNOWN", "INTERNAL") or code.startswith("5")
+        )
+        rows.append(
+            {
+                "protocol": protocol,
+                "requests": count,
+                "seconds": seconds,
+                "answers": ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items())),
+                "5xx/UNKNOWN/INTERNAL": server_errors,
+                "RSS before MiB": before,
+                "RSS after MiB": rss_mib(server.process.pid),
+            }
+        )
     return rows
 
 
 # --- overload -----------------------------------------------------------------------------------
 def capacity(server: ServerProcess, image_path: str) -> float:
     """Answers/s with 16 gRPC clients back to back: what the server sustains."""
-    out = subprocess.run([sys.executable, "-m", "bench.grpc_load", "--target", server.grpc_target, "--image", image_path,
-                          "--clients", "16", "--seconds", "8"], cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.grpc_load",
+            "--target",
+            server.grpc_target,
+            "--image",
+            image_path,
+            "--clients",
+            "16",
+            "--seconds",
+            "8",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])["rps"]
 
 
@@ -225,41 +283,79 @@ def overload(server: ServerProcess, image_path: str, rate: float, seconds: float
         after = open_loop(protocol, target[protocol], image_path, rate * 0.25, 10)
         outcomes = loaded["outcomes"]
         sent = loaded["sent"]
-        rows.append({
-            "protocol": protocol, "capacity rps": rate, "offered rps": rate * 4, "sent rps": loaded["sent_rps"],
-            "ok %": 100 * outcomes.get("ok", 0) / sent, "shed %": 100 * outcomes.get("shed", 0) / sent,
-            "deadline %": 100 * outcomes.get("deadline", 0) / sent,
-            "other": sum(v for k, v in outcomes.items() if k.startswith("other")),
-            "ok p50 ms": loaded["p50_ms"], "ok p99 ms": loaded["p99_ms"],
-            "quiet p50 ms": quiet["p50_ms"], "RSS before MiB": before, "RSS max MiB": max(rss.samples or [before]),
-            "RSS after MiB": rss_mib(server.process.pid), "back to normal s": recovery_seconds(after, quiet["p50_ms"]),
-        })
+        rows.append(
+            {
+                "protocol": protocol,
+                "capacity rps": rate,
+                "offered rps": rate * 4,
+                "sent rps": loaded["sent_rps"],
+                "ok %": 100 * outcomes.get("ok", 0) / sent,
+                "shed %": 100 * outcomes.get("shed", 0) / sent,
+                "deadline %": 100 * outcomes.get("deadline", 0) / sent,
+                "other": sum(v for k, v in outcomes.items() if k.startswith("other")),
+                "ok p50 ms": loaded["p50_ms"],
+                "ok p99 ms": loaded["p99_ms"],
+                "quiet p50 ms": quiet["p50_ms"],
+                "RSS before MiB": before,
+                "RSS max MiB": max(rss.samples or [before]),
+                "RSS after MiB": rss_mib(server.process.pid),
+                "back to normal s": recovery_seconds(after, quiet["p50_ms"]),
+            }
+        )
         print_table("overload", rows[-1:])
     return rows
 
 
 # --- replicas -----------------------------------------------------------------------------------
-def replicas(base: str, image: bytes, image_path: str, workdir: str, clients: int = 32, seconds: float = 10) -> list[dict]:
+def replicas(
+    base: str, image: bytes, image_path: str, workdir: str, clients: int = 32, seconds: float = 10
+) -> list[dict]:
     rest_body = os.path.join(workdir, "rest.json")
     with open(rest_body, "w") as f:
         json.dump({"instances": [{"b64": base64.b64encode(image).decode()}]}, f)
     grpc_body_path = grpc_body(image, os.path.join(workdir, "grpc.bin"))
     limit = in_process(latest_version_dir(base), image, [clients], seconds)[0]["rps"]
-    rows = [{"what": "in-process limit (batch = clients)", "replicas": "-", "clients": clients, "rps": limit, "vs limit": 1.0}]
+    rows = [
+        {
+            "what": "in-process limit (batch = clients)",
+            "replicas": "-",
+            "clients": clients,
+            "rps": limit,
+            "vs limit": 1.0,
+        }
+    ]
     for count in (1, 2):
         server = serve(base, workdir, count)
         try:
             for protocol in ("grpc", "rest"):
                 if protocol == "rest" and shutil.which("wrk"):
-                    found = wrk(server.rest_url + "/v1/models/captcha:predict", rest_body, clients, seconds, workdir, server.process.pid)
+                    found = wrk(
+                        server.rest_url + "/v1/models/captcha:predict",
+                        rest_body,
+                        clients,
+                        seconds,
+                        workdir,
+                        server.process.pid,
+                    )
                 elif protocol == "grpc" and shutil.which("h2load"):
-                    found = h2load_grpc(server.grpc_target, grpc_body_path, clients, seconds, workdir, server.process.pid)
+                    found = h2load_grpc(
+                        server.grpc_target, grpc_body_path, clients, seconds, workdir, server.process.pid
+                    )
                 elif protocol == "grpc":
                     found = grpc_load(server.grpc_target, image_path, clients, seconds, server.process.pid)
                 else:
                     continue
-                rows.append({"what": protocol, "replicas": count, "clients": clients, "rps": found["rps"],
-                             "vs limit": found["rps"] / limit, "p50_ms": found.get("p50_ms"), "p99_ms": found.get("p99_ms")})
+                rows.append(
+                    {
+                        "what": protocol,
+                        "replicas": count,
+                        "clients": clients,
+                        "rps": found["rps"],
+                        "vs limit": found["rps"] / limit,
+                        "p50_ms": found.get("p50_ms"),
+                        "p99_ms": found.get("p99_ms"),
+                    }
+                )
                 print_table("replicas", rows[-1:])
             if count == 2:
                 rows += kill_one_replica(server, image_path)
@@ -282,9 +378,17 @@ def kill_one_replica(server: ServerProcess, image_path: str) -> list[dict]:
             found = open_loop(protocol, target[protocol], image_path, 60, 12, deadline_ms=5000, retries=retries)
             timer.join()
             failed = sum(v for k, v in found["outcomes"].items() if k != "ok" and not k.startswith("retried"))
-            rows.append({"what": f"{protocol}: one of 2 replicas SIGKILLed at 4 s", "replicas": 2, "clients": "60 rps",
-                         "retries": retries, "sent": found["sent"], "failed": failed,
-                         "retried": sum(v for k, v in found["outcomes"].items() if k.startswith("retried"))})
+            rows.append(
+                {
+                    "what": f"{protocol}: one of 2 replicas SIGKILLed at 4 s",
+                    "replicas": 2,
+                    "clients": "60 rps",
+                    "retries": retries,
+                    "sent": found["sent"],
+                    "failed": failed,
+                    "retried": sum(v for k, v in found["outcomes"].items() if k.startswith("retried")),
+                }
+            )
             print_table("replica killed", rows[-1:])
             wait_for(lambda: len(children(server.process.pid)) == 2, timeout=120)
             time.sleep(8)  # the restarted replica loads the model
@@ -305,12 +409,23 @@ def soak(server: ServerProcess, image_path: str, rate: float, seconds: float) ->
 
     first, last = p99(per_second[5:65]), p99(per_second[-60:])
     end_rss = rss.samples[-1] if rss.samples else rss_mib(server.process.pid)
-    return [{"seconds": seconds, "rate rps": rate * 0.5, "sent": found["sent"],
-             "failed": sum(v for k, v in found["outcomes"].items() if k != "ok"),
-             "RSS start MiB": start_rss, "RSS end MiB": end_rss, "RSS growth %": 100 * (end_rss - start_rss) / start_rss,
-             "p99 first min ms": first, "p99 last min ms": last,
-             "p99 drift %": 100 * (last - first) / first if first and last else None,
-             "p99 by minute ms": [round(p99(per_second[m * 60:(m + 1) * 60]) or 0, 1) for m in range(len(per_second) // 60)]}]
+    return [
+        {
+            "seconds": seconds,
+            "rate rps": rate * 0.5,
+            "sent": found["sent"],
+            "failed": sum(v for k, v in found["outcomes"].items() if k != "ok"),
+            "RSS start MiB": start_rss,
+            "RSS end MiB": end_rss,
+            "RSS growth %": 100 * (end_rss - start_rss) / start_rss,
+            "p99 first min ms": first,
+            "p99 last min ms": last,
+            "p99 drift %": 100 * (last - first) / first if first and last else None,
+            "p99 by minute ms": [
+                round(p99(per_second[m * 60 : (m + 1) * 60]) or 0, 1) for m in range(len(per_second) // 60)
+            ],
+        }
+    ]
 
 
 def main(argv=None) -> int:

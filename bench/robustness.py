@@ -12,6 +12,7 @@ offset and noise, characters squeezed together, in a held-out bold monospace fon
 reports full-string and per-character accuracy, the share the model `accepted` and their
 accuracy, the expected calibration error and the commonest confusions ("true->read").
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,13 +43,17 @@ class WheezyRenderer:
         from components.example_gen.captcha_source import FONTS
 
         self.charset, self.length = charset, length
-        self.draw = w.captcha(width=200, height=75, drawings=[
-            w.background(),
-            w.text(fonts=[FONTS["DejaVuSansMono-Bold"]], drawings=[w.warp(), w.rotate(), w.offset()]),
-            w.curve(),
-            w.noise(),
-            w.smooth(),
-        ])
+        self.draw = w.captcha(
+            width=200,
+            height=75,
+            drawings=[
+                w.background(),
+                w.text(fonts=[FONTS["DejaVuSansMono-Bold"]], drawings=[w.warp(), w.rotate(), w.offset()]),
+                w.curve(),
+                w.noise(),
+                w.smooth(),
+            ],
+        )
 
     def render(self, index: int):
         import io
@@ -92,15 +97,19 @@ def evaluate_set(serve, style: str, per_set: int, charset: str, length: int, bat
 
 
 def table(results: dict) -> str:
-    rows = ["| set | captchas | full-string | per character | accepted | right when accepted | ECE | commonest confusions |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    rows = [
+        "| set | captchas | full-string | per character | accepted | right when accepted | ECE | commonest confusions |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for name, report in results.items():
         o = report["overall"]
         confusions = ", ".join(f"{pair} ({n})" for pair, n in list(report["confusions"].items())[:4]) or "-"
         accepted = f"{o['accepted_share']:.1%}" if "accepted_share" in o else "-"
         right = f"{o['accepted_accuracy']:.4f}" if "accepted_accuracy" in o else "-"
-        rows.append(f"| {name} | {o['num_examples']} | {o['full_string_accuracy']:.4f} | {o['character_accuracy']:.4f} | "
-                    f"{accepted} | {right} | {o['expected_calibration_error']:.4f} | {confusions} |")
+        rows.append(
+            f"| {name} | {o['num_examples']} | {o['full_string_accuracy']:.4f} | {o['character_accuracy']:.4f} | "
+            f"{accepted} | {right} | {o['expected_calibration_error']:.4f} | {confusions} |"
+        )
     return "\n".join(rows)
 
 
@@ -120,8 +129,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown set(s) {unknown}; choose from {sorted(STYLES) + ['wheezy']}; --per-set must be >= 1")
     model = args.model or latest_version(os.path.join("serving_models", "captcha"))
     if model is None or not os.path.isfile(os.path.join(model, "saved_model.pb")):
-        print(f"robustness: no captcha model {'at ' + model if model else 'under serving_models/captcha'}: "
-              "run `make pipeline` first, or pass --model", file=sys.stderr)
+        print(
+            f"robustness: no captcha model {'at ' + model if model else 'under serving_models/captcha'}: "
+            "run `make pipeline` first, or pass --model",
+            file=sys.stderr,
+        )
         return 1
     import tensorflow as tf
 
@@ -131,16 +143,27 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         results[name] = evaluate_set(serve, name, args.per_set, args.charset, args.length)
         o = results[name]["overall"]
-        print(f"  {name}: full-string {o['full_string_accuracy']:.4f}, per character {o['character_accuracy']:.4f} "
-              f"({time.monotonic() - started:.0f}s)", file=sys.stderr, flush=True)
+        print(
+            f"  {name}: full-string {o['full_string_accuracy']:.4f}, per character {o['character_accuracy']:.4f} "
+            f"({time.monotonic() - started:.0f}s)",
+            file=sys.stderr,
+            flush=True,
+        )
     print(f"model {model}, {args.per_set} captchas per set, seed {SEED}\n")
     print(table(results))
-    record("robustness", [{"model": model, "per_set": args.per_set, "seed": SEED, "set": name, **report}
-                          for name, report in results.items()])
+    record(
+        "robustness",
+        [
+            {"model": model, "per_set": args.per_set, "seed": SEED, "set": name, **report}
+            for name, report in results.items()
+        ],
+    )
     floor = {name: GOAL.get(name, 0.97) for name in results}
     missed = [n for n, r in results.items() if r["overall"]["full_string_accuracy"] < floor[n]]
-    print(f"\ngoal (>= 0.99 on varied, >= 0.95 on wheezy, >= 0.97 elsewhere): "
-          f"{'met' if not missed else 'missed on ' + ', '.join(missed)}")
+    print(
+        f"\ngoal (>= 0.99 on varied, >= 0.95 on wheezy, >= 0.97 elsewhere): "
+        f"{'met' if not missed else 'missed on ' + ', '.join(missed)}"
+    )
     return 0
 
 

@@ -2,7 +2,8 @@
 
 (a) this model server over REST (load from `wrk`), (b) over gRPC (load from `h2load`,
 nghttp2's C load generator, sending the same HTTP/2 frames a gRPC client sends; the asyncio
-client in bench/grpc_load.py when h2load is absent or --python-grpc-client), (c) the same with batching off, (d) the book's Flask app calling
+client in bench/grpc_load.py when h2load is absent or --python-grpc-client), (c) the same with batching off,
+(d) the book's Flask app calling
 `model.predict` per request, (e) the in-process limit: the SavedModel called directly on
 batches as large as the number of clients; and, with h2load, (f) the gRPC floor: a grpc.aio
 server answering a canned PredictResponse with no model (bench/grpc_floor.py).
@@ -14,6 +15,7 @@ printed after the table.
 
 python -m bench.serving_bench [--serving-dir DIR] [--clients 1,8,32,64] [--seconds 8]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -88,8 +90,22 @@ def captcha_model(serving_dir: str | None) -> str:
     serving_dir = os.path.join(OUT_DIR, "serving_quick")
     if not os.path.isdir(os.path.join(serving_dir, "captcha")):
         print("no pushed captcha model; running the quick pipeline for one (~3 min)", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "pipelines", "run", "captcha", "--quick", "--output-dir",
-                        os.path.join(OUT_DIR, "runs_quick"), "--serving-dir", serving_dir], cwd=ROOT, check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pipelines",
+                "run",
+                "captcha",
+                "--quick",
+                "--output-dir",
+                os.path.join(OUT_DIR, "runs_quick"),
+                "--serving-dir",
+                serving_dir,
+            ],
+            cwd=ROOT,
+            check=True,
+        )
     return os.path.join(serving_dir, "captcha")
 
 
@@ -113,9 +129,17 @@ def in_process(version_dir: str, image: bytes, clients: list[int], seconds: floa
                 signature(image_bytes=batch)
                 times.append(time.perf_counter() - started)
         ms = np.array(times) * 1000
-        rows.append({"what": "(e) in-process, batch = clients", "clients": n, "rps": n * len(times) / sum(times),
-                     "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)), "errors": 0,
-                     **meter.per_request(n * len(times))})
+        rows.append(
+            {
+                "what": "(e) in-process, batch = clients",
+                "clients": n,
+                "rps": n * len(times) / sum(times),
+                "p50_ms": float(np.percentile(ms, 50)),
+                "p99_ms": float(np.percentile(ms, 99)),
+                "errors": 0,
+                **meter.per_request(n * len(times)),
+            }
+        )
     return rows
 
 
@@ -131,15 +155,33 @@ def wrk(url: str, body_path: str, clients: int, seconds: float, workdir: str, pi
         f.write(WRK_SCRIPT.format(body=body_path))
     subprocess.run(["wrk", "-t1", "-c1", "-d1s", "-s", script, url], capture_output=True, check=True)  # warm up
     with Meter(pid) as meter:
-        out = subprocess.run(["wrk", f"-t{min(2, clients)}", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--latency",
-                              "--timeout", "30s", "-s", script, url], capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [
+                "wrk",
+                f"-t{min(2, clients)}",
+                f"-c{clients}",
+                f"-d{max(1, round(seconds))}s",
+                "--latency",
+                "--timeout",
+                "30s",
+                "-s",
+                script,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            "p50_ms": _ms(re.search(r"\s50%\s+(\S+)", out).group(1)),
-            "p99_ms": _ms(re.search(r"\s99%\s+(\S+)", out).group(1)),
-            "errors": (int(errors.group(1)) if errors else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0),
-            **meter.per_request(int(re.search(r"(\d+) requests in", out).group(1)))}
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": _ms(re.search(r"\s50%\s+(\S+)", out).group(1)),
+        "p99_ms": _ms(re.search(r"\s99%\s+(\S+)", out).group(1)),
+        "errors": (int(errors.group(1)) if errors else 0)
+        + (sum(map(int, socket_errors.groups())) if socket_errors else 0),
+        **meter.per_request(int(re.search(r"(\d+) requests in", out).group(1))),
+    }
 
 
 def grpc_body(image: bytes, path: str) -> str:
@@ -169,8 +211,12 @@ def h2load_grpc(target: str, body_path: str, clients: int, seconds: float, workd
     if os.path.exists(log):
         os.remove(log)  # h2load appends
     with Meter(pid) as meter:
-        out = subprocess.run(["h2load", "-c", str(clients), "-D", str(max(1, round(seconds))), "--log-file", log, *flags, url],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            ["h2load", "-c", str(clients), "-D", str(max(1, round(seconds))), "--log-file", log, *flags, url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     rows = [line.split("\t") for line in open(log) if line.strip()]
     ok = [int(r[2]) / 1000 for r in rows if r[1] == "200"]
     finished = re.search(r"finished in ([\d.]+)(ms|s)", out)
@@ -179,16 +225,37 @@ def h2load_grpc(target: str, body_path: str, clients: int, seconds: float, workd
     data = re.search(r"\((\d+)\) data", out)
     if not data or int(data.group(1)) / max(1, len(rows)) < 100:
         raise RuntimeError(f"gRPC answers carry no outputs; the requests failed:\n{out}")
-    return {"rps": len(ok) / wall, "p50_ms": float(np.percentile(ok, 50)), "p99_ms": float(np.percentile(ok, 99)),
-            "errors": len(rows) - len(ok), **meter.per_request(len(rows))}
+    return {
+        "rps": len(ok) / wall,
+        "p50_ms": float(np.percentile(ok, 50)),
+        "p99_ms": float(np.percentile(ok, 99)),
+        "errors": len(rows) - len(ok),
+        **meter.per_request(len(rows)),
+    }
 
 
 def grpc_load(target: str, image_path: str, clients: int, seconds: float, pid: int) -> dict:
     """gRPC load from the asyncio client; its CPU per request includes its own start-up (TensorFlow's import)."""
     with Meter(pid) as meter:
-        out = subprocess.run([sys.executable, "-m", "bench.grpc_load", "--target", target, "--image", image_path,
-                              "--clients", str(clients), "--seconds", str(seconds)],
-                             cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.grpc_load",
+                "--target",
+                target,
+                "--image",
+                image_path,
+                "--clients",
+                str(clients),
+                "--seconds",
+                str(seconds),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     result = json.loads(out.strip().splitlines()[-1])
     return {**{k: result[k] for k in ("rps", "p50_ms", "p99_ms", "errors")}, **meter.per_request(result["requests"])}
 
@@ -200,7 +267,9 @@ def serve(base: str, workdir: str, batching: str | None) -> ServerProcess:
         with open(path, "w") as f:
             f.write(batching)
         flags += ["--enable_batching", "--batching_parameters_file", path]
-    return ServerProcess(*flags, log_path=os.path.join(workdir, f"server_{'batching' if batching else 'plain'}.log")).wait_ready()
+    return ServerProcess(
+        *flags, log_path=os.path.join(workdir, f"server_{'batching' if batching else 'plain'}.log")
+    ).wait_ready()
 
 
 def main(argv: list[str]) -> int:
@@ -209,10 +278,17 @@ def main(argv: list[str]) -> int:
     p.add_argument("--clients", default="1,8,32,64")
     p.add_argument("--seconds", type=float, default=8.0)
     p.add_argument("--batch-timeout-us", type=int, default=1000)
-    p.add_argument("--batch-threads", type=int, default=1,
-                   help="num_batch_threads (1: one batch at a time uses both cores through TF's own threads)")
-    p.add_argument("--python-grpc-client", action="store_true",
-                   help="gRPC load from the asyncio client (bench/grpc_load.py) even when h2load is installed")
+    p.add_argument(
+        "--batch-threads",
+        type=int,
+        default=1,
+        help="num_batch_threads (1: one batch at a time uses both cores through TF's own threads)",
+    )
+    p.add_argument(
+        "--python-grpc-client",
+        action="store_true",
+        help="gRPC load from the asyncio client (bench/grpc_load.py) even when h2load is installed",
+    )
     args = p.parse_args(argv)
     if not shutil.which("wrk"):
         print("serving bench: `wrk` is needed for the REST load (apt-get install wrk nghttp2-client)", file=sys.stderr)
@@ -244,8 +320,13 @@ def main(argv: list[str]) -> int:
         try:
             pid, rest_url = server.process.pid, f"{server.rest_url}/v1/models/captcha:predict"
             for n in clients:
-                rows.append({"what": f"(a) REST, {label}", "clients": n,
-                              **wrk(rest_url, rest_body, n, args.seconds, workdir, pid)})
+                rows.append(
+                    {
+                        "what": f"(a) REST, {label}",
+                        "clients": n,
+                        **wrk(rest_url, rest_body, n, args.seconds, workdir, pid),
+                    }
+                )
                 if use_h2load:
                     found = h2load_grpc(server.grpc_target, grpc_body_path, n, args.seconds, workdir, pid)
                 else:
@@ -257,15 +338,24 @@ def main(argv: list[str]) -> int:
     if use_h2load:
         rows += grpc_floor(grpc_body_path, clients, args.seconds, workdir)
     port = free_port()
-    flask = subprocess.Popen([sys.executable, "-m", "bench.flask_baseline", version_dir, str(port)], cwd=ROOT,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    flask = subprocess.Popen(
+        [sys.executable, "-m", "bench.flask_baseline", version_dir, str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         import requests
 
         wait_for(lambda: _answers(requests, f"http://127.0.0.1:{port}/predict", encoded), timeout=120, interval=0.5)
         for n in clients:
-            rows.append({"what": "(d) Flask + model.predict per request", "clients": n,
-                         **wrk(f"http://127.0.0.1:{port}/predict", flask_body, n, args.seconds, workdir, flask.pid)})
+            rows.append(
+                {
+                    "what": "(d) Flask + model.predict per request",
+                    "clients": n,
+                    **wrk(f"http://127.0.0.1:{port}/predict", flask_body, n, args.seconds, workdir, flask.pid),
+                }
+            )
     finally:
         flask.terminate()
         flask.wait(15)
@@ -283,15 +373,25 @@ def main(argv: list[str]) -> int:
 def grpc_floor(body_path: str, clients: list[int], seconds: float, workdir: str) -> list[dict]:
     """(f): grpc.aio with a canned answer under the same h2load load."""
     port = free_port()
-    floor = subprocess.Popen([sys.executable, "-m", "bench.grpc_floor", "--port", str(port)], cwd=ROOT,
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    floor = subprocess.Popen(
+        [sys.executable, "-m", "bench.grpc_floor", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     rows = []
     try:
         if floor.stdout.readline().strip() != "ready":
             raise RuntimeError("bench.grpc_floor did not start")
         for n in clients:
-            rows.append({"what": "(f) gRPC floor: grpc.aio, canned answer, no model", "clients": n,
-                         **h2load_grpc(f"127.0.0.1:{port}", body_path, n, seconds, workdir, floor.pid)})
+            rows.append(
+                {
+                    "what": "(f) gRPC floor: grpc.aio, canned answer, no model",
+                    "clients": n,
+                    **h2load_grpc(f"127.0.0.1:{port}", body_path, n, seconds, workdir, floor.pid),
+                }
+            )
     finally:
         floor.terminate()
         floor.wait(15)
@@ -313,10 +413,17 @@ def grpc_bounds(rows: list[dict]) -> list[dict]:
         per_request_ms = in_process["cpu_ms"] + floor["cpu_ms"] + floor["load_cpu_ms"]
         bound = cores / per_request_ms * 1000
         served = next((r for r in rows if r["what"] == "(b) gRPC, batching on" and r["clients"] == n), None)
-        bounds.append({"clients": n, "model_cpu_ms": in_process["cpu_ms"], "grpc_floor_cpu_ms": floor["cpu_ms"],
-                       "load_cpu_ms": floor["load_cpu_ms"], "bound_rps": bound,
-                       "bound_vs_in_process": bound / in_process["rps"],
-                       "grpc_measured_vs_bound": (served["rps"] / bound) if served else float("nan")})
+        bounds.append(
+            {
+                "clients": n,
+                "model_cpu_ms": in_process["cpu_ms"],
+                "grpc_floor_cpu_ms": floor["cpu_ms"],
+                "load_cpu_ms": floor["load_cpu_ms"],
+                "bound_rps": bound,
+                "bound_vs_in_process": bound / in_process["rps"],
+                "grpc_measured_vs_bound": (served["rps"] / bound) if served else float("nan"),
+            }
+        )
     return bounds
 
 

@@ -3,6 +3,7 @@ against the same model fed from in-memory tensors, in the same run.
 
     python -m bench.trainer_bench [--examples N] [--epochs E]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,12 +69,16 @@ def main(argv=None) -> int:
             timer = EpochTimer()
             if isinstance(dataset_or_arrays, tuple):
                 x, y = dataset_or_arrays
-                model.fit(x, y, batch_size=config.batch_size, epochs=args.epochs, shuffle=True, callbacks=[timer], verbose=0)
+                model.fit(
+                    x, y, batch_size=config.batch_size, epochs=args.epochs, shuffle=True, callbacks=[timer], verbose=0
+                )
             else:
                 model.fit(dataset_or_arrays, epochs=args.epochs, callbacks=[timer], verbose=0)
             steady = timer.seconds[1:] or timer.seconds  # epoch 1 also fills the cache and traces the graph
             rate = n_images * len(steady) / sum(steady)
-            rows.append({"input": label, "images/epoch": n_images, "first epoch s": timer.seconds[0], "steady img/s": rate})
+            rows.append(
+                {"input": label, "images/epoch": n_images, "first epoch s": timer.seconds[0], "steady img/s": rate}
+            )
             return rate
 
         plain = CaptchaTrainConfig(augment=False)
@@ -84,9 +89,19 @@ def main(argv=None) -> int:
         x, y = np.concatenate(in_memory_x), np.concatenate(in_memory_y)
         n = len(y)
         base = fit("in-memory numpy tensors (baseline)", (x, y), plain, n)
-        tfdata = fit("tf.data from gzip TFRecords (parse, cache, shuffle, prefetch)", make_dataset(pattern, spec, plain, True), plain, n)
+        tfdata = fit(
+            "tf.data from gzip TFRecords (parse, cache, shuffle, prefetch)",
+            make_dataset(pattern, spec, plain, True),
+            plain,
+            n,
+        )
         augmented = CaptchaTrainConfig(augment=True)
-        aug = fit("tf.data from TFRecords + augmentation (the pipeline's setting)", make_dataset(pattern, spec, augmented, True), augmented, n)
+        fit(
+            "tf.data from TFRecords + augmentation (the pipeline's setting)",
+            make_dataset(pattern, spec, augmented, True),
+            augmented,
+            n,
+        )
         for row in rows:
             row["vs baseline"] = row["steady img/s"] / base
     print_table(f"Trainer input: tf.data vs in-memory ({n} train images, {args.epochs} epochs)", rows)

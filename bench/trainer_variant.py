@@ -3,6 +3,7 @@ the Trainer's own input pipeline, model and callbacks, without re-running the da
 
     python -m bench.trainer_variant --transform-dir runs/captcha/Transform/<id> --param batch_norm=true [--param k=v ...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,7 +17,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.trainer_variant")
-    p.add_argument("--transform-dir", required=True, help="a Transform execution's directory (transform_graph/ and transformed_examples/)")
+    p.add_argument(
+        "--transform-dir",
+        required=True,
+        help="a Transform execution's directory (transform_graph/ and transformed_examples/)",
+    )
     p.add_argument("--param", action="append", default=[], help="a CaptchaTrainConfig field as key=value (repeatable)")
     args = p.parse_args(argv)
     import tensorflow_transform as tft
@@ -30,11 +35,20 @@ def main(argv: list[str]) -> int:
     examples = os.path.join(args.transform_dir, "transformed_examples")
     spec = tft.TFTransformOutput(os.path.join(args.transform_dir, "transform_graph")).transformed_feature_spec()
     split = lambda name: os.path.join(examples, f"Split-{name}", "*")  # noqa: E731
-    train, evaluation = make_dataset(split("train"), spec, config, True), make_dataset(split("eval"), spec, config, False)
+    train, evaluation = (
+        make_dataset(split("train"), spec, config, True),
+        make_dataset(split("eval"), spec, config, False),
+    )
     model = build_model(spec["image"].shape, config)
     compile_model(model, config, -(-count_records(split("train")) // config.batch_size))
     started = time.perf_counter()
-    model.fit(train, validation_data=evaluation, epochs=config.epochs, callbacks=callbacks(config, "/tmp/trainer_variant_logs"), verbose=0)
+    model.fit(
+        train,
+        validation_data=evaluation,
+        epochs=config.epochs,
+        callbacks=callbacks(config, "/tmp/trainer_variant_logs"),
+        verbose=0,
+    )
     seconds = time.perf_counter() - started
     scores = dict(zip(model.metrics_names, model.evaluate(make_dataset(split("test"), spec, config, False), verbose=0)))
     print(json.dumps({"params": overrides, "train_seconds": round(seconds, 1), "test": scores}))

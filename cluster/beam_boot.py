@@ -14,6 +14,7 @@ another host behaves the same as one beside the driver.
 
 This file is run by path and imports nothing from the project.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,7 @@ import sys
 import tempfile
 
 import grpc
-from google.protobuf import json_format
+from apache_beam.portability import common_urns
 from apache_beam.portability.api import (
     beam_artifact_api_pb2,
     beam_artifact_api_pb2_grpc,
@@ -34,7 +35,7 @@ from apache_beam.portability.api import (
     beam_provision_api_pb2_grpc,
     beam_runner_api_pb2,
 )
-from apache_beam.portability import common_urns
+from google.protobuf import json_format
 
 STAGING_ROLE = common_urns.artifact_roles.STAGING_TO.urn
 EXTRA_PACKAGES_FILE = "extra_packages.txt"
@@ -116,8 +117,18 @@ def install(packages: list[str], cache_root: str) -> str:
         staging = tempfile.mkdtemp(dir=cache_root, prefix="site-")
         if packages:
             command = [
-                sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-                "--no-build-isolation", "--disable-pip-version-check", "--target", staging, *packages,
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--no-index",
+                "--no-build-isolation",
+                "--disable-pip-version-check",
+                "--target",
+                staging,
+                *packages,
             ]
             _log(f"installing {', '.join(os.path.basename(p) for p in packages)}")
             subprocess.run(command, check=True, stdout=sys.stderr)
@@ -139,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
 
     channel = grpc.insecure_channel(args.provision_endpoint)
     provision = beam_provision_api_pb2_grpc.ProvisionServiceStub(channel)
-    info = provision.GetProvisionInfo(beam_provision_api_pb2.GetProvisionInfoRequest(), metadata=[("worker_id", args.id)]).info
+    info = provision.GetProvisionInfo(
+        beam_provision_api_pb2.GetProvisionInfoRequest(), metadata=[("worker_id", args.id)]
+    ).info
     channel.close()
 
     work_root = os.environ.get("BEAM_WORKER_DIR") or os.path.join(tempfile.gettempdir(), "beam-workers")

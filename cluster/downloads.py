@@ -5,6 +5,7 @@ whose checksum does not match is deleted and the command stops with one line
 saying so. The cache lives in `$TFX_MONOREPO_CACHE` (default
 `~/.cache/tfx-monorepo`), so `make clean` and a fresh clone keep it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -74,7 +75,9 @@ def flink_home() -> str:
     home = os.path.join(cache_dir(), f"flink-{FLINK_VERSION}")
     if os.path.isfile(os.path.join(home, "lib", f"flink-dist-{FLINK_VERSION}.jar")):
         return home
-    sdist = fetch_file(FLINK_SDIST_URL, FLINK_SDIST_SHA256, os.path.join(cache_dir(), os.path.basename(FLINK_SDIST_URL)))
+    sdist = fetch_file(
+        FLINK_SDIST_URL, FLINK_SDIST_SHA256, os.path.join(cache_dir(), os.path.basename(FLINK_SDIST_URL))
+    )
     _say(f"unpacking Flink {FLINK_VERSION} ...")
     prefix = f"apache-flink-libraries-{FLINK_VERSION}/deps/"
     staging = tempfile.mkdtemp(dir=cache_dir(), prefix="flink-unpack-")
@@ -123,8 +126,14 @@ def job_server_classpath() -> str:
     staging = lib + ".part"
     shutil.rmtree(staging, ignore_errors=True)
     command = [
-        "mvn", "-B", "-q", "-f", os.path.join(JOB_SERVER_DIR, "pom.xml"),
-        "dependency:copy-dependencies", f"-DoutputDirectory={staging}", "-DincludeScope=runtime",
+        "mvn",
+        "-B",
+        "-q",
+        "-f",
+        os.path.join(JOB_SERVER_DIR, "pom.xml"),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={staging}",
+        "-DincludeScope=runtime",
     ]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:

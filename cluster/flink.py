@@ -12,6 +12,7 @@ Everything it starts is recorded by pid in `<state-dir>/cluster.json`, logs go
 to `<state-dir>/logs/`; `down` stops exactly those processes. `up` on a running
 cluster starts only what is missing (a TaskManager that died, say).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,9 +43,21 @@ JAVA17_FLAGS = [
     *(
         f"--add-opens=java.base/{package}=ALL-UNNAMED"
         for package in (
-            "java.lang", "java.net", "java.io", "java.nio", "sun.nio.ch", "java.lang.reflect", "java.text",
-            "java.time", "java.util", "java.util.concurrent", "java.util.concurrent.atomic",
-            "java.util.concurrent.locks", "java.lang.invoke", "java.math", "java.security",
+            "java.lang",
+            "java.net",
+            "java.io",
+            "java.nio",
+            "sun.nio.ch",
+            "java.lang.reflect",
+            "java.text",
+            "java.time",
+            "java.util",
+            "java.util.concurrent",
+            "java.util.concurrent.atomic",
+            "java.util.concurrent.locks",
+            "java.lang.invoke",
+            "java.math",
+            "java.security",
         )
     ),
 ]
@@ -106,52 +119,55 @@ class ClusterConfig:
 
 
 def flink_conf(config: ClusterConfig) -> str:
-    return "\n".join(
-        f"{key}: {value}"
-        for key, value in {
-            "jobmanager.rpc.address": config.host,
-            "jobmanager.rpc.port": config.rpc_port,
-            "jobmanager.bind-host": config.host,
-            "jobmanager.memory.process.size": config.jobmanager_memory,
-            "taskmanager.bind-host": config.host,
-            "taskmanager.host": config.host,
-            "taskmanager.rpc.port": 0,
-            "taskmanager.data.port": 0,
-            "taskmanager.memory.process.size": config.taskmanager_memory,
-            # Flink's batch operators sort and combine in managed memory, shared by every operator of a
-            # slot; TFDV's statistics job has dozens, and each needs room for a whole image record.
-            "taskmanager.memory.managed.size": config.managed_memory,
-            # The data plane to Beam's Python workers is gRPC on direct buffers: without room for
-            # them a large bundle fails the task ("OutOfMemoryError: Direct buffer memory").
-            "taskmanager.memory.task.off-heap.size": "512m",
-            "taskmanager.numberOfTaskSlots": config.slots,
-            # Beam's batch jobs have many shuffles; Flink 1.16's sort-shuffle asks 512 buffers per
-            # result partition by default, more than a small TaskManager has.
-            "taskmanager.memory.network.min": "192mb",
-            "taskmanager.memory.network.max": "192mb",
-            "taskmanager.network.sort-shuffle.min-buffers": 64,
-            # TFDV's and tf.Transform's combiner accumulators can exceed a sort buffer: spill them
-            # instead of failing with "Record too large".
-            "taskmanager.runtime.large-record-handler": "true",
-            "parallelism.default": config.parallelism,
-            "rest.address": config.host,
-            "rest.bind-address": config.host,
-            "rest.port": config.rest_port,
-            "blob.server.port": 0,
-            "query.server.port": 0,
-            # A TaskManager lost mid-job: Flink restarts the job on the slots that are left.
-            "restart-strategy": "fixed-delay",
-            "restart-strategy.fixed-delay.attempts": config.restart_attempts,
-            "restart-strategy.fixed-delay.delay": f"{config.restart_delay_s} s",
-            # An error in a thread Flink does not own (the OutOfMemoryError above hit a gRPC thread of
-            # Beam's data plane) would leave its task waiting forever: end the TaskManager instead, so
-            # the restart strategy or the job's failure takes over.
-            "cluster.uncaught-exception-handling": "FAIL",
-            "heartbeat.timeout": 20000,
-            "heartbeat.interval": 5000,
-            "slot.request.timeout": 60000,
-        }.items()
-    ) + "\n"
+    return (
+        "\n".join(
+            f"{key}: {value}"
+            for key, value in {
+                "jobmanager.rpc.address": config.host,
+                "jobmanager.rpc.port": config.rpc_port,
+                "jobmanager.bind-host": config.host,
+                "jobmanager.memory.process.size": config.jobmanager_memory,
+                "taskmanager.bind-host": config.host,
+                "taskmanager.host": config.host,
+                "taskmanager.rpc.port": 0,
+                "taskmanager.data.port": 0,
+                "taskmanager.memory.process.size": config.taskmanager_memory,
+                # Flink's batch operators sort and combine in managed memory, shared by every operator of a
+                # slot; TFDV's statistics job has dozens, and each needs room for a whole image record.
+                "taskmanager.memory.managed.size": config.managed_memory,
+                # The data plane to Beam's Python workers is gRPC on direct buffers: without room for
+                # them a large bundle fails the task ("OutOfMemoryError: Direct buffer memory").
+                "taskmanager.memory.task.off-heap.size": "512m",
+                "taskmanager.numberOfTaskSlots": config.slots,
+                # Beam's batch jobs have many shuffles; Flink 1.16's sort-shuffle asks 512 buffers per
+                # result partition by default, more than a small TaskManager has.
+                "taskmanager.memory.network.min": "192mb",
+                "taskmanager.memory.network.max": "192mb",
+                "taskmanager.network.sort-shuffle.min-buffers": 64,
+                # TFDV's and tf.Transform's combiner accumulators can exceed a sort buffer: spill them
+                # instead of failing with "Record too large".
+                "taskmanager.runtime.large-record-handler": "true",
+                "parallelism.default": config.parallelism,
+                "rest.address": config.host,
+                "rest.bind-address": config.host,
+                "rest.port": config.rest_port,
+                "blob.server.port": 0,
+                "query.server.port": 0,
+                # A TaskManager lost mid-job: Flink restarts the job on the slots that are left.
+                "restart-strategy": "fixed-delay",
+                "restart-strategy.fixed-delay.attempts": config.restart_attempts,
+                "restart-strategy.fixed-delay.delay": f"{config.restart_delay_s} s",
+                # An error in a thread Flink does not own (the OutOfMemoryError above hit a gRPC thread of
+                # Beam's data plane) would leave its task waiting forever: end the TaskManager instead, so
+                # the restart strategy or the job's failure takes over.
+                "cluster.uncaught-exception-handling": "FAIL",
+                "heartbeat.timeout": 20000,
+                "heartbeat.interval": 5000,
+                "slot.request.timeout": 60000,
+            }.items()
+        )
+        + "\n"
+    )
 
 
 # --- process bookkeeping ---------------------------------------------------------------------------------------
@@ -230,10 +246,22 @@ class JobServer:
         self.port = free_port(self.host)
         log = open(os.path.join(self.log_dir, "job-server.out"), "ab") if self.log_dir else subprocess.DEVNULL
         self.process = subprocess.Popen(
-            ["java", *JAVA17_FLAGS, "-Xmx768m", "-cp", classpath, downloads.JOB_SERVER_MAIN,
-             f"--flink-master={self.flink_master}", f"--job-host={self.host}", f"--job-port={self.port}",
-             f"--artifact-port={free_port(self.host)}", f"--expansion-port={free_port(self.host)}"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                "java",
+                *JAVA17_FLAGS,
+                "-Xmx768m",
+                "-cp",
+                classpath,
+                downloads.JOB_SERVER_MAIN,
+                f"--flink-master={self.flink_master}",
+                f"--job-host={self.host}",
+                f"--job-port={self.port}",
+                f"--artifact-port={free_port(self.host)}",
+                f"--expansion-port={free_port(self.host)}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
         if not wait_for_port(self.host, self.port, self.process, timeout):
             self.stop()
@@ -323,22 +351,46 @@ class FlinkCluster:
         """JVM flags and dynamic properties as Flink's scripts compute them (BashJavaUtils)."""
         classpath = os.path.join(home, "bin", "bash-java-utils.jar") + os.pathsep + os.path.join(home, "lib", "*")
         done = subprocess.run(
-            ["java", "-cp", classpath, "org.apache.flink.runtime.util.bash.BashJavaUtils", which, "--configDir", conf_dir],
-            capture_output=True, text=True,
+            [
+                "java",
+                "-cp",
+                classpath,
+                "org.apache.flink.runtime.util.bash.BashJavaUtils",
+                which,
+                "--configDir",
+                conf_dir,
+            ],
+            capture_output=True,
+            text=True,
         )
-        results = [line.split(":", 1)[1] for line in done.stdout.splitlines() if line.startswith("BASH_JAVA_UTILS_EXEC_RESULT:")]
+        results = [
+            line.split(":", 1)[1]
+            for line in done.stdout.splitlines()
+            if line.startswith("BASH_JAVA_UTILS_EXEC_RESULT:")
+        ]
         if done.returncode != 0 or len(results) < 2:
-            reasons = [line for line in (done.stdout + done.stderr).splitlines() if "IllegalConfigurationException" in line]
-            raise ClusterError(f"Flink refuses the memory settings ({which}): {(reasons or [done.stderr.strip()[-300:]])[-1]}")
+            reasons = [
+                line for line in (done.stdout + done.stderr).splitlines() if "IllegalConfigurationException" in line
+            ]
+            raise ClusterError(
+                f"Flink refuses the memory settings ({which}): {(reasons or [done.stderr.strip()[-300:]])[-1]}"
+            )
         return results[0].split(), results[1].split()
 
     def _java(self, home: str, conf_dir: str, name: str, main: str, jvm: list[str], args: list[str]) -> list[str]:
         return [
-            "java", *JAVA17_FLAGS, *jvm,
+            "java",
+            *JAVA17_FLAGS,
+            *jvm,
             f"-Dlog.file={os.path.join(self.logs_dir, name + '.log')}",
             f"-Dlog4j.configurationFile=file:{os.path.join(conf_dir, 'log4j.properties')}",
             f"-Dflink.cluster.state={self.state_dir}",
-            "-cp", os.path.join(home, "lib", "*"), main, "--configDir", conf_dir, *args,
+            "-cp",
+            os.path.join(home, "lib", "*"),
+            main,
+            "--configDir",
+            conf_dir,
+            *args,
         ]
 
     def _boot_executable(self) -> str:
@@ -363,7 +415,11 @@ class FlinkCluster:
         if shutil.which("java") is None:
             raise ClusterError("Java is needed for Flink: apt-get install openjdk-17-jre-headless")
         self._check_ports_free(
-            [("jobmanager", config.rest_port), ("job-server", config.job_port), ("worker-pool", config.worker_pool_port)]
+            [
+                ("jobmanager", config.rest_port),
+                ("job-server", config.job_port),
+                ("worker-pool", config.worker_pool_port),
+            ]
         )
         home = downloads.flink_home()
         job_server_cp = downloads.job_server_classpath()
@@ -379,7 +435,14 @@ class FlinkCluster:
             jvm, props = jm_jvm, jm_props
             self._spawn(
                 "jobmanager",
-                self._java(home, conf_dir, "jobmanager", "org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint", jvm, props),
+                self._java(
+                    home,
+                    conf_dir,
+                    "jobmanager",
+                    "org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint",
+                    jvm,
+                    props,
+                ),
                 marker,
             )
             started.append("jobmanager")
@@ -389,8 +452,14 @@ class FlinkCluster:
                 jvm, props = tm_jvm, tm_props
                 self._spawn(
                     name,
-                    self._java(home, conf_dir, name, "org.apache.flink.runtime.taskexecutor.TaskManagerRunner", jvm,
-                               [*props, "-D", f"taskmanager.resource-id={name}"]),
+                    self._java(
+                        home,
+                        conf_dir,
+                        name,
+                        "org.apache.flink.runtime.taskexecutor.TaskManagerRunner",
+                        jvm,
+                        [*props, "-D", f"taskmanager.resource-id={name}"],
+                    ),
                     marker,
                 )
                 started.append(name)
@@ -399,8 +468,16 @@ class FlinkCluster:
             workers_dir = os.path.join(self.state_dir, "workers")
             self._spawn(
                 "worker-pool",
-                [sys.executable, pool, "--host", config.host, "--port", str(config.worker_pool_port),
-                 "--container_executable", self._boot_executable()],
+                [
+                    sys.executable,
+                    pool,
+                    "--host",
+                    config.host,
+                    "--port",
+                    str(config.worker_pool_port),
+                    "--container_executable",
+                    self._boot_executable(),
+                ],
                 pool,
                 env={"BEAM_WORKER_DIR": workers_dir, "PYTHONUNBUFFERED": "1"},
             )
@@ -408,11 +485,21 @@ class FlinkCluster:
         if not self.running("job-server"):
             self._spawn(
                 "job-server",
-                ["java", *JAVA17_FLAGS, "-Xmx768m", marker, "-cp", job_server_cp, downloads.JOB_SERVER_MAIN,
-                 f"--flink-master={config.flink_master}", f"--job-host={config.host}",
-                 f"--job-port={config.job_port}", f"--artifact-port={config.artifact_port}",
-                 f"--expansion-port={config.expansion_port}",
-                 f"--artifacts-dir={os.path.join(self.state_dir, 'artifacts')}"],
+                [
+                    "java",
+                    *JAVA17_FLAGS,
+                    "-Xmx768m",
+                    marker,
+                    "-cp",
+                    job_server_cp,
+                    downloads.JOB_SERVER_MAIN,
+                    f"--flink-master={config.flink_master}",
+                    f"--job-host={config.host}",
+                    f"--job-port={config.job_port}",
+                    f"--artifact-port={config.artifact_port}",
+                    f"--expansion-port={config.expansion_port}",
+                    f"--artifacts-dir={os.path.join(self.state_dir, 'artifacts')}",
+                ],
                 marker,
             )
             started.append("job-server")
@@ -438,7 +525,9 @@ class FlinkCluster:
                 logs = ", ".join(self.processes()[n]["log"] for n in dead)
                 raise ClusterError(f"{', '.join(dead)} exited during start-up; see {logs}")
             if time.monotonic() > deadline:
-                raise ClusterError(f"cluster not ready after {timeout:.0f}s: {'; '.join(problems)}; logs in {self.logs_dir}")
+                raise ClusterError(
+                    f"cluster not ready after {timeout:.0f}s: {'; '.join(problems)}; logs in {self.logs_dir}"
+                )
             time.sleep(1.0)
 
     def problems(self) -> list[str]:
@@ -472,7 +561,11 @@ class FlinkCluster:
         return True
 
     def down(self) -> None:
-        order = ["job-server", "worker-pool"] + sorted(n for n in self.processes() if n.startswith("taskmanager")) + ["jobmanager"]
+        order = (
+            ["job-server", "worker-pool"]
+            + sorted(n for n in self.processes() if n.startswith("taskmanager"))
+            + ["jobmanager"]
+        )
         stopped = [name for name in order if self.stop_process(name)]
         self.state["processes"] = {}
         self._save()
@@ -501,7 +594,9 @@ class FlinkCluster:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cluster.flink", description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=["up", "down", "status", "fetch"])
-    parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help="pids, config and logs (default .flink/, or $FLINK_STATE_DIR)")
+    parser.add_argument(
+        "--state-dir", default=DEFAULT_STATE_DIR, help="pids, config and logs (default .flink/, or $FLINK_STATE_DIR)"
+    )
     parser.add_argument("--taskmanagers", type=int, default=None, help="TaskManager processes (default 2)")
     parser.add_argument("--slots", type=int, default=None, help="task slots per TaskManager (default 2)")
     parser.add_argument("--rest-port", type=int, default=None, help="Flink web UI / REST port (default 8081)")
@@ -519,8 +614,11 @@ def main(argv: list[str] | None = None) -> int:
             overrides = {
                 k: v
                 for k, v in {
-                    "taskmanagers": args.taskmanagers, "slots": args.slots, "rest_port": args.rest_port,
-                    "job_port": args.job_port, "worker_pool_port": args.worker_pool_port,
+                    "taskmanagers": args.taskmanagers,
+                    "slots": args.slots,
+                    "rest_port": args.rest_port,
+                    "job_port": args.job_port,
+                    "worker_pool_port": args.worker_pool_port,
                 }.items()
                 if v is not None
             }
@@ -529,7 +627,9 @@ def main(argv: list[str] | None = None) -> int:
                     current = dataclasses.asdict(cluster.config)
                     changed = {k: v for k, v in overrides.items() if current[k] != v}
                     if changed:
-                        raise ClusterError(f"a cluster is running with other settings ({changed}); run `make flink-down` first")
+                        raise ClusterError(
+                            f"a cluster is running with other settings ({changed}); run `make flink-down` first"
+                        )
                 cluster.config = dataclasses.replace(cluster.config, **overrides)
             cluster.up(timeout=args.timeout)
             return 0

@@ -6,6 +6,7 @@ and writes `<data-dir>/metadata.config`, a ConnectionConfig that
 `python -m pipelines run ... --metadata-config` reads. `down` stops it. The
 tests use the same class, each on a temporary directory and a free port.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,23 +60,36 @@ class MariaDB:
         os.makedirs(self.root, exist_ok=True)
         if not os.path.isdir(os.path.join(self.datadir, "mysql")):
             done = subprocess.run(
-                [_binary("mariadb-install-db"), "--no-defaults", f"--datadir={self.datadir}",
-                 "--auth-root-authentication-method=normal", "--skip-test-db"],
-                capture_output=True, text=True,
+                [
+                    _binary("mariadb-install-db"),
+                    "--no-defaults",
+                    f"--datadir={self.datadir}",
+                    "--auth-root-authentication-method=normal",
+                    "--skip-test-db",
+                ],
+                capture_output=True,
+                text=True,
             )
             if done.returncode != 0:
                 raise MariaDBError(f"mariadb-install-db failed: {(done.stdout + done.stderr).strip()[-400:]}")
         command = [
-            _binary("mariadbd"), "--no-defaults", f"--datadir={self.datadir}", f"--port={self.port}",
-            f"--bind-address={self.host}", f"--socket={os.path.join(self.root, 'mariadbd.sock')}",
-            f"--pid-file={self.pid_file}", "--skip-name-resolve", "--innodb-buffer-pool-size=64M",
+            _binary("mariadbd"),
+            "--no-defaults",
+            f"--datadir={self.datadir}",
+            f"--port={self.port}",
+            f"--bind-address={self.host}",
+            f"--socket={os.path.join(self.root, 'mariadbd.sock')}",
+            f"--pid-file={self.pid_file}",
+            "--skip-name-resolve",
+            "--innodb-buffer-pool-size=64M",
             "--max-connections=200",
         ]
         if os.geteuid() == 0:
             command.append("--user=root")
         log = open(os.path.join(self.root, "mariadbd.log"), "ab")
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         if not wait_for_port(self.host, self.port, self.process, timeout):
             self.stop()
             raise MariaDBError(f"MariaDB did not start on {self.host}:{self.port}; see {self.root}/mariadbd.log")
@@ -85,7 +99,8 @@ class MariaDB:
     def sql(self, statement: str) -> str:
         done = subprocess.run(
             [_binary("mariadb"), "--no-defaults", f"-h{self.host}", f"-P{self.port}", "-uroot", "-N", "-e", statement],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         if done.returncode != 0:
             raise MariaDBError(f"SQL failed ({statement}): {done.stderr.strip()}")
@@ -146,8 +161,10 @@ def main(argv: list[str] | None = None) -> int:
             server.start()
             # The server outlives this command: forget the handle so nothing stops it on exit.
             server.process = None
-            print(f"MariaDB on {server.host}:{server.port}, database {server.database}; "
-                  f"--metadata-config {server.write_connection_config()}")
+            print(
+                f"MariaDB on {server.host}:{server.port}, database {server.database}; "
+                f"--metadata-config {server.write_connection_config()}"
+            )
         else:
             server.stop()
             print("MariaDB stopped")

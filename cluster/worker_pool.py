@@ -5,6 +5,7 @@ runs the same servicer on `--host` (default 127.0.0.1). Each worker the
 runner asks for is started through `--container_executable` (the project's
 `beam_boot.py` by default), which installs the job's staged packages first.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -5,6 +5,7 @@ Exit codes: 0 success, 1 a component failed (one line says which and why),
 traceback), 4 the engine asked for is not there (e.g. no Flink cluster) or its
 job failed outside any component, 130 interrupted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,8 @@ import warnings
 GOOGLE_VERSION_NOTICE = "google.api_core._python_version_support"
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\..*")
 os.environ["PYTHONWARNINGS"] = ",".join(
-    w for w in (os.environ.get("PYTHONWARNINGS"), f"ignore::FutureWarning:{GOOGLE_VERSION_NOTICE}") if w)
+    w for w in (os.environ.get("PYTHONWARNINGS"), f"ignore::FutureWarning:{GOOGLE_VERSION_NOTICE}") if w
+)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_ENGINE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
@@ -60,7 +62,9 @@ def _add_engine_args(parser) -> None:
         help="Beam runner (default DirectRunner). `flink`: the cluster `make flink-up` started, or the one at "
         "--flink-master; any other name (PortableRunner, SparkRunner, DataflowRunner, ...) goes to Beam as it is",
     )
-    parser.add_argument("--flink-master", metavar="HOST:PORT", help="with --runner flink: an existing Flink cluster's REST address")
+    parser.add_argument(
+        "--flink-master", metavar="HOST:PORT", help="with --runner flink: an existing Flink cluster's REST address"
+    )
     parser.add_argument("--direct_num_workers", type=int, help="DirectRunner parallelism")
     parser.add_argument("--direct_running_mode", choices=["in_memory", "multi_threading", "multi_processing"])
 
@@ -73,9 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a pipeline end to end", description="Run a pipeline end to end.")
     run.add_argument("pipeline", help="pipeline name (see `python -m pipelines list`)")
     run.add_argument("--quick", action="store_true", help="a small end-to-end run (minutes, not tens of minutes)")
-    run.add_argument("--serving-dir", default="serving_models", help="where the Pusher publishes (default: serving_models)")
-    run.add_argument("--data", "--data-dir", dest="data",
-                     help="input data, for pipelines that read some (house_price: a CSV; mnist: a folder of IDX files or digit images)")
+    run.add_argument(
+        "--serving-dir", default="serving_models", help="where the Pusher publishes (default: serving_models)"
+    )
+    run.add_argument(
+        "--data",
+        "--data-dir",
+        dest="data",
+        help="input data, for pipelines that read some (house_price: a CSV; mnist: a folder of IDX files or digit images)",
+    )
     run.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="override a pipeline parameter; repeatable"
     )
@@ -87,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="list known pipelines", description="List the pipelines this repository knows.")
 
-    runs = sub.add_parser("runs", help="past runs of a pipeline", description="Past runs of a pipeline, from ML Metadata.")
+    runs = sub.add_parser(
+        "runs", help="past runs of a pipeline", description="Past runs of a pipeline, from ML Metadata."
+    )
     runs.add_argument("pipeline")
     runs.add_argument("--last", type=int, default=5, help="how many recent runs to show (default 5; 0 = all)")
     _add_store_args(runs)
@@ -99,10 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
         "and write overlay plots of validation accuracy and loss per epoch, plus a table.",
     )
     compare.add_argument("pipeline")
-    compare.add_argument("--param", required=True, metavar="NAME=V1,V2,...", help="the parameter to vary and its values")
-    compare.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="fixed overrides for every variant")
+    compare.add_argument(
+        "--param", required=True, metavar="NAME=V1,V2,...", help="the parameter to vary and its values"
+    )
+    compare.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="fixed overrides for every variant"
+    )
     compare.add_argument("--quick", action="store_true", help="the pipeline's small configuration")
-    compare.add_argument("--data", "--data-dir", dest="data", help="input data file or folder, for pipelines that read one")
+    compare.add_argument(
+        "--data", "--data-dir", dest="data", help="input data file or folder, for pipelines that read one"
+    )
     _add_store_args(compare)
 
     validate = sub.add_parser(
@@ -111,9 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Batch data validation with TFDV: exit 0 when clean, 1 when anomalies are found, "
         "2 for unusable input.",
     )
-    validate.add_argument("--data", required=True, help="CSV (header row optional) or TFRecord of tf.Example (.tfrecord[.gz])")
+    validate.add_argument(
+        "--data", required=True, help="CSV (header row optional) or TFRecord of tf.Example (.tfrecord[.gz])"
+    )
     validate.add_argument("--schema", required=True, help="schema.pbtxt, e.g. schemas/house_price/schema.pbtxt")
-    validate.add_argument("--baseline-stats", help="statistics to measure drift against (FeatureStats.pb from a previous run)")
+    validate.add_argument(
+        "--baseline-stats", help="statistics to measure drift against (FeatureStats.pb from a previous run)"
+    )
     validate.add_argument("--report", help="report directory (default: reports/<data file name>)")
     validate.add_argument(
         "--environment",
@@ -132,7 +154,7 @@ def _open_store(args):
             raise UsageError(f"metadata config not found: {args.metadata_config}")
         try:
             config = metadata.load_connection_config(args.metadata_config)
-        except Exception as error:  # text_format.ParseError and friends
+        except Exception as error:  # noqa: BLE001 - text_format.ParseError and friends: one line for the user
             raise UsageError(f"metadata config {args.metadata_config} does not parse: {error}") from None
     else:
         config = metadata.sqlite_config(os.path.join(args.output_dir, "metadata.sqlite"))
@@ -256,10 +278,16 @@ def cmd_compare(args) -> int:
     if args.data is not None and not os.path.exists(args.data):
         raise UsageError(f"--data: no such file or folder: {args.data}")
     fixed = _parse_params(args.set)
-    base = RunOptions(quick=args.quick, serving_dir=os.path.join(args.output_dir, ".compare-serving"), data=args.data, params=fixed)
+    base = RunOptions(
+        quick=args.quick, serving_dir=os.path.join(args.output_dir, ".compare-serving"), data=args.data, params=fixed
+    )
     try:
         for value in values:  # check every variant's config before training any
-            entry.create(RunOptions(quick=args.quick, serving_dir=base.serving_dir, data=args.data, params={**fixed, name: value}))
+            entry.create(
+                RunOptions(
+                    quick=args.quick, serving_dir=base.serving_dir, data=args.data, params={**fixed, name: value}
+                )
+            )
     except ValueError as error:
         raise UsageError(str(error)) from None
     runner = LocalRunner(_open_store(args), os.path.join(args.output_dir, args.pipeline))
@@ -310,7 +338,9 @@ def cmd_runs(args) -> int:
                 print("      its runner died before it finished (the next run starts this step again)")
             for key, artifact in e.outputs:
                 producer = store.producer_of(artifact.id)
-                print(f"      {key}: {artifact.type_name} #{artifact.id} {artifact.uri}  (produced by execution {producer})")
+                print(
+                    f"      {key}: {artifact.type_name} #{artifact.id} {artifact.uri}  (produced by execution {producer})"
+                )
             if e.state == "FAILED" and e.error:
                 print(f"      error: {e.error.strip().splitlines()[-1]}")
     return EXIT_OK

@@ -1,6 +1,7 @@
 """`pipelines compare`: train one variant per value of a parameter and overlay their curves,
 like the book's optimizer and loss comparisons. Components upstream of the Trainer are shared
 through the cache, so only training is repeated."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -9,9 +10,9 @@ import json
 import os
 import time
 
+from components.base import fileio
 from pipelines.registry import PipelineEntry, RunOptions
 from pipelines.runner import LocalRunner
-from components.base import fileio
 
 TRAINER_ID = "Trainer"
 
@@ -94,9 +95,17 @@ def write_report(variants: list[Variant], param: str, metric: str, out_dir: str,
     with open(table_path, "w") as f:
         f.write(f"# {title}\n\n| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n")
         for row in rows:
-            f.write("| " + " | ".join(f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]) for c in columns) + " |\n")
+            f.write(
+                "| "
+                + " | ".join(f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]) for c in columns)
+                + " |\n"
+            )
     with open(os.path.join(out_dir, "comparison.json"), "w") as f:
-        json.dump({"param": param, "metric": metric, "rows": rows, "histories": {v.value: v.history for v in variants}}, f, indent=2)
+        json.dump(
+            {"param": param, "metric": metric, "rows": rows, "histories": {v.value: v.history for v in variants}},
+            f,
+            indent=2,
+        )
     return {"plot": plot_path, "table": table_path}
 
 

@@ -1,4 +1,5 @@
 """Typed pipeline configs: dataclass defaults, overridden by `--param NAME=VALUE`."""
+
 from __future__ import annotations
 
 import dataclasses

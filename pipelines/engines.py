@@ -15,6 +15,7 @@ The project's code reaches the workers as a wheel built from this checkout
 and staged with `--extra_package`, as it would reach a remote cluster. Any
 other runner name and every other Beam option pass through untouched.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -40,8 +41,17 @@ def _has_option(args: list[str], name: str) -> bool:
 def build_project_wheel(out_dir: str) -> str:
     """A wheel of this checkout (components, pipelines, serving), without its dependencies."""
     command = [
-        sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-        "--disable-pip-version-check", "--wheel-dir", out_dir, REPO_ROOT,
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--quiet",
+        "--no-deps",
+        "--no-build-isolation",
+        "--disable-pip-version-check",
+        "--wheel-dir",
+        out_dir,
+        REPO_ROOT,
     ]
     done = subprocess.run(command, capture_output=True, text=True)
     wheels = [f for f in os.listdir(out_dir) if f.endswith(".whl")] if done.returncode == 0 else []

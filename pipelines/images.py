@@ -4,6 +4,7 @@ Every pipeline whose model takes image bytes decodes them in its tf.Transform gr
 the exported model embeds; the size check lives there so that every server loading the
 model (ours or TensorFlow Serving) refuses an oversized image with INVALID_ARGUMENT.
 """
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -57,7 +58,8 @@ def claimed_pixels(data: tf.Tensor) -> tf.Tensor:
 def checked_image_bytes(data: tf.Tensor, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> tf.Tensor:
     """`data` (one encoded image), passed on only once its header claims at most `max_pixels`."""
     check = tf.debugging.assert_less_equal(
-        claimed_pixels(data), tf.constant(max_pixels, tf.int64),
+        claimed_pixels(data),
+        tf.constant(max_pixels, tf.int64),
         message=f"image too large: its header claims more than {max_pixels} pixels (width x height)",
     )
     with tf.control_dependencies([check]):

@@ -3,6 +3,7 @@
 SQLite by default; any `ConnectionConfig` (MySQL included) by configuration.
 Nothing else in the project talks to the MLMD store directly.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -133,7 +134,11 @@ def _process_start(pid: int) -> str | None:
 
 def runner_identity() -> dict:
     """Execution properties that let a later runner or listing tell whether this runner still lives."""
-    return {"runner_pid": os.getpid(), "runner_host": socket.gethostname(), "runner_start": _process_start(os.getpid()) or ""}
+    return {
+        "runner_pid": os.getpid(),
+        "runner_host": socket.gethostname(),
+        "runner_start": _process_start(os.getpid()) or "",
+    }
 
 
 def runner_alive(props: dict) -> bool | None:
@@ -379,9 +384,7 @@ class MetadataStore:
                 event.path.steps.add().index = index
                 pairs.append((self._to_proto(artifact, mlmd.Artifact.LIVE), event))
                 flat.append(artifact)
-        _, artifact_ids, _ = self.store.put_execution(
-            execution, pairs, contexts, reuse_context_if_already_exist=True
-        )
+        _, artifact_ids, _ = self.store.put_execution(execution, pairs, contexts, reuse_context_if_already_exist=True)
         for artifact, artifact_id in zip(flat, artifact_ids):
             artifact.id = artifact_id
 
@@ -413,8 +416,7 @@ class MetadataStore:
         candidates = [
             e
             for e in executions
-            if e.last_known_state == mlmd.Execution.COMPLETE
-            and e.properties["cache_key"].string_value == cache_key
+            if e.last_known_state == mlmd.Execution.COMPLETE and e.properties["cache_key"].string_value == cache_key
         ]
         for execution in sorted(candidates, key=lambda e: e.id, reverse=True):
             outputs = self._outputs_of(execution.id)
@@ -465,7 +467,9 @@ class MetadataStore:
             return False
         return idle or runner_alive(_read_props(execution)) is False
 
-    def abandon_dead_executions(self, contexts: list[mlmd.Context] | None = None, *, exclusive: bool = False) -> list[int]:
+    def abandon_dead_executions(
+        self, contexts: list[mlmd.Context] | None = None, *, exclusive: bool = False
+    ) -> list[int]:
         """Marks RUNNING executions whose runner died as abandoned (CANCELED, abandoned=1, the reason as
         the error) and returns their ids. `exclusive`: the caller holds the SQLite store, so no other
         runner can be running and every RUNNING execution is dead, whatever host it names."""
@@ -478,8 +482,15 @@ class MetadataStore:
                 continue
             execution.last_known_state = mlmd.Execution.CANCELED
             who = f"pid {props.get('runner_pid', '?')} on {props.get('runner_host', '?')}"
-            _props(execution, {"abandoned": 1, "end_time": time.time(),
-                               "error": f"abandoned: its runner ({who}) died before it finished"}, _EXECUTION_PROPERTIES)
+            _props(
+                execution,
+                {
+                    "abandoned": 1,
+                    "end_time": time.time(),
+                    "error": f"abandoned: its runner ({who}) died before it finished",
+                },
+                _EXECUTION_PROPERTIES,
+            )
             self.store.put_execution(execution, [], [], reuse_context_if_already_exist=True)
             marked.append(execution.id)
         return marked
@@ -509,7 +520,9 @@ class MetadataStore:
         return ExecutionRecord(
             id=execution.id,
             component_id=props.get("component_id", ""),
-            state=ABANDONED if self._abandoned(execution, idle) else STATE_NAMES.get(execution.last_known_state, "UNKNOWN"),
+            state=ABANDONED
+            if self._abandoned(execution, idle)
+            else STATE_NAMES.get(execution.last_known_state, "UNKNOWN"),
             start_time=props.get("start_time") or 0.0,
             end_time=props.get("end_time") or 0.0,
             error=props.get("error") or "",

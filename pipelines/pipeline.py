@@ -1,4 +1,5 @@
 """A pipeline: a named DAG of components, in dependency order."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """The pipelines this repository knows, by name."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,7 +43,11 @@ PIPELINES: dict[str, PipelineEntry] = {
     entry.name: entry
     for entry in (
         PipelineEntry("captcha", "4-character captcha recognizer (generated with `captcha`, CNN)", "pipelines.captcha"),
-        PipelineEntry("house_price", "house-price regression on a CSV (area, bedrooms -> price)", "pipelines.house_price"),
-        PipelineEntry("mnist", "handwritten digits (MNIST IDX files): the book's softmax regression or CNN", "pipelines.mnist"),
+        PipelineEntry(
+            "house_price", "house-price regression on a CSV (area, bedrooms -> price)", "pipelines.house_price"
+        ),
+        PipelineEntry(
+            "mnist", "handwritten digits (MNIST IDX files): the book's softmax regression or CNN", "pipelines.mnist"
+        ),
     )
 }

@@ -6,6 +6,7 @@ succeeded; only then are its artifacts published LIVE. A failed or
 interrupted execution is recorded FAILED and its directory is kept, renamed
 `<execution-id>.failed/`, for inspection; nothing downstream ever reads it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,7 +17,7 @@ import os
 import sys
 import time
 import traceback
-from typing import Callable, TextIO
+from typing import Any, Callable, TextIO
 
 from components.base import Artifact, BaseComponent, ExecutorContext, fileio
 from pipelines.metadata import MetadataStore, runner_identity
@@ -92,7 +93,9 @@ class LocalRunner:
         print(message, file=self.out, flush=True)
 
     @staticmethod
-    def cache_key(component: BaseComponent, inputs: dict[str, list[Artifact]], code_version: str, parameters: str) -> str:
+    def cache_key(
+        component: BaseComponent, inputs: dict[str, list[Artifact]], code_version: str, parameters: str
+    ) -> str:
         """`code_version` and `parameters` as the component gives them (read once per execution:
         the parameters include the hashed source of user code)."""
         digest = hashlib.sha256()
@@ -114,7 +117,9 @@ class LocalRunner:
         # On SQLite this runner holds the store: any execution still RUNNING belongs to a runner that died.
         abandoned = self.store.abandon_dead_executions(exclusive=self.store.sqlite_path is not None)
         if abandoned:
-            self._say(f"marked execution(s) {', '.join(map(str, abandoned))} abandoned: their runner died before they finished")
+            self._say(
+                f"marked execution(s) {', '.join(map(str, abandoned))} abandoned: their runner died before they finished"
+            )
         contexts = self.store.start_run(pipeline.name, run_id)
         ordered = pipeline.ordered()
         produced: dict[tuple[str, str], list[Artifact]] = {}
@@ -144,7 +149,15 @@ class LocalRunner:
         self._say(f"pipeline {pipeline.name}: finished in {self.clock() - started:.1f}s")
         return RunResult(pipeline.name, run_id, results)
 
-    def _run_component(self, component, inputs, contexts, pipeline_name, prefix, seconds_left=None) -> ComponentResult:
+    def _run_component(
+        self,
+        component: BaseComponent,
+        inputs: dict[str, list[Artifact]],
+        contexts: list[Any],  # ml_metadata Contexts of the pipeline and the run
+        pipeline_name: str,
+        prefix: str,
+        seconds_left: float | None = None,
+    ) -> ComponentResult:
         code_version, parameters = component.code_version(), component.parameters_fingerprint()
         cache_key = self.cache_key(component, inputs, code_version, parameters)
         properties = {
@@ -193,6 +206,8 @@ class LocalRunner:
                 seconds_left=seconds_left,
             )
             try:
+                if component.EXECUTOR is None:
+                    raise TypeError(f"{type(component).__name__} declares no EXECUTOR")
                 component.EXECUTOR(context).Do(inputs, outputs, dict(component.parameters))
             finally:
                 if fileio.exists(tmp_dir):
@@ -213,8 +228,6 @@ class LocalRunner:
             raise ComponentFailed(component.id, execution_id, message) from error
         for artifacts in outputs.values():
             for artifact in artifacts:
-                artifact.uri = final_dir + artifact.uri[len(staging_dir):]
-        self.store.publish_execution(
-            execution_id, contexts, outputs, properties={"execution_dir": final_dir}
-        )
+                artifact.uri = final_dir + artifact.uri[len(staging_dir) :]
+        self.store.publish_execution(execution_id, contexts, outputs, properties={"execution_dir": final_dir})
         return ComponentResult(component.id, execution_id, False, 0.0, outputs)

@@ -1,6 +1,7 @@
 """The two halves every pipeline shares, wired the same way: from raw Examples to transformed
 data, and from transformed data to a published model. A pipeline supplies its ExampleGen and
 its own functions (preprocessing, training, metrics)."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """The closing summary `pipelines run` prints: what was made and where to look."""
+
 from __future__ import annotations
 
 import os
@@ -19,9 +20,7 @@ def data_summary(result) -> str:
     example_gens = [c for c in result.components if c.endswith("ExampleGen")]
     examples = _first(result, example_gens[0], "examples") if example_gens else None
     if examples is not None:
-        counts = ", ".join(
-            f"{split} {examples.get(f'num_examples_{split}', '?')}" for split in examples.split_names
-        )
+        counts = ", ".join(f"{split} {examples.get(f'num_examples_{split}', '?')}" for split in examples.split_names)
         lines.append(f"  examples:    {counts}  ({examples.uri})")
     statistics = _first(result, "StatisticsGen", "statistics")
     if statistics is not None:
@@ -45,9 +44,15 @@ def run_summary(result) -> str:
         lines.append(f"  model:       {model.uri}")
         lines.append(f"  curves:      {os.path.join(model.uri, CURVES_FILE)}")
         if model.get("training_reason"):
-            restored = f", weights of epoch {model.get('training_restored_epoch')} restored" if model.get("training_restored_epoch") else ""
-            lines.append(f"  training:    stopped by {model.get('training_reason')} after epoch {model.get('training_epochs')} "
-                         f"at learning rate {model.get('training_lr'):.2e} (peak {model.get('training_peak_lr'):.2e}){restored}")
+            restored = (
+                f", weights of epoch {model.get('training_restored_epoch')} restored"
+                if model.get("training_restored_epoch")
+                else ""
+            )
+            lines.append(
+                f"  training:    stopped by {model.get('training_reason')} after epoch {model.get('training_epochs')} "
+                f"at learning rate {model.get('training_lr'):.2e} (peak {model.get('training_peak_lr'):.2e}){restored}"
+            )
     evaluation = _first(result, "Evaluator", "evaluation")
     if evaluation is not None:
         metrics = {k: v for k, v in evaluation.properties.items() if isinstance(v, float) and k != "num_examples"}
@@ -65,7 +70,9 @@ def run_summary(result) -> str:
     if pushed is not None:
         if pushed.get("pushed"):
             note = f" ({pushed.get('reason')})" if pushed.get("reason") else ""
-            lines.append(f"  pushed:      version {pushed.get('pushed_version')} -> {pushed.get('pushed_destination')}{note}")
+            lines.append(
+                f"  pushed:      version {pushed.get('pushed_version')} -> {pushed.get('pushed_destination')}{note}"
+            )
         else:
             lines.append(f"  NOT pushed:  {pushed.get('reason', '')}")
     return "\n".join(lines)

@@ -1,6 +1,7 @@
 """The book's training techniques, shared by every pipeline's model: optimizers, learning-rate
 schedules, early stopping, regularisation knobs, distribution strategies, and the training record
 (history.json, curves.png, TensorBoard logs)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -51,7 +52,10 @@ class TrainingConfig:
         checks = [
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}"),
             (self.lr_schedule in LR_SCHEDULES, f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}"),
-            (self.distribution in DISTRIBUTIONS, f"distribution must be one of {DISTRIBUTIONS}, got {self.distribution!r}"),
+            (
+                self.distribution in DISTRIBUTIONS,
+                f"distribution must be one of {DISTRIBUTIONS}, got {self.distribution!r}",
+            ),
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.workers >= 1, f"workers must be >= 1, got {self.workers}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
@@ -61,7 +65,10 @@ class TrainingConfig:
             (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
             (self.time_budget_minutes >= 0, f"time_budget_minutes must be >= 0, got {self.time_budget_minutes}"),
             (0 <= self.lr_floor <= 1, f"lr_floor must be in [0, 1], got {self.lr_floor}"),
-            (0 <= self.early_stop_lr_fraction <= 1, f"early_stop_lr_fraction must be in [0, 1], got {self.early_stop_lr_fraction}"),
+            (
+                0 <= self.early_stop_lr_fraction <= 1,
+                f"early_stop_lr_fraction must be in [0, 1], got {self.early_stop_lr_fraction}",
+            ),
             (self.run_reserve_seconds >= 0, f"run_reserve_seconds must be >= 0, got {self.run_reserve_seconds}"),
             (
                 self.lr_schedule != "time" or self.time_budget_minutes > 0,
@@ -146,7 +153,12 @@ class TimeDecay(keras.optimizers.schedules.LearningRateSchedule):
         return tf.cast(self.initial_learning_rate * scale, tf.float32)
 
     def get_config(self) -> dict:
-        return {"initial_learning_rate": self.initial_learning_rate, "seconds": self.seconds, "floor": self.floor, "start": self.start}
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "seconds": self.seconds,
+            "floor": self.floor,
+            "start": self.start,
+        }
 
 
 def make_optimizer(config: TrainingConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
@@ -231,9 +243,18 @@ class TrainingEnd(keras.callbacks.Callback):
                 reason, restored = "time budget", callback.restored_epoch
             elif isinstance(callback, keras.callbacks.EarlyStopping) and callback.stopped_epoch > 0:
                 reason = "early stopping"
-                restored = callback.best_epoch + 1 if callback.restore_best_weights and callback.best_weights is not None else None
-        self.summary = {"reason": reason, "epochs": epochs, "lr": self.lrs[-1] if self.lrs else None,
-                        "peak_lr": max(self.lrs) if self.lrs else None, "restored_epoch": restored}
+                restored = (
+                    callback.best_epoch + 1
+                    if callback.restore_best_weights and callback.best_weights is not None
+                    else None
+                )
+        self.summary = {
+            "reason": reason,
+            "epochs": epochs,
+            "lr": self.lrs[-1] if self.lrs else None,
+            "peak_lr": max(self.lrs) if self.lrs else None,
+            "restored_epoch": restored,
+        }
 
     def describe(self) -> str:
         s = self.summary
@@ -244,8 +265,10 @@ class TrainingEnd(keras.callbacks.Callback):
         # its budget on more epochs (issue #14), which the user decides by raising `epochs`.
         unannealed = s["reason"] == "all epochs run" and s["lr"] > UNANNEALED_FRACTION * s["peak_lr"]
         warning = "; the rate had not annealed: raise epochs to use the whole budget" if unannealed else ""
-        return (f"stopped by {s['reason']} after epoch {s['epochs']} at learning rate {s['lr']:.2e} "
-                f"({s['lr'] / s['peak_lr']:.0%} of its peak {s['peak_lr']:.2e}){restored}{warning}")
+        return (
+            f"stopped by {s['reason']} after epoch {s['epochs']} at learning rate {s['lr']:.2e} "
+            f"({s['lr'] / s['peak_lr']:.0%} of its peak {s['peak_lr']:.2e}){restored}{warning}"
+        )
 
 
 def finish_training(found: list, path: str) -> dict:
@@ -335,18 +358,28 @@ def callbacks(config: TrainingConfig, log_dir: str, log_every: int = 1) -> list:
     found = [EpochLine(log_every), keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch", profile_batch=0)]
     if config.early_stopping_patience > 0:
         if config.lr_schedule in ("time", "exponential"):
-            found.append(AnnealedEarlyStopping(
-                config.early_stop_lr_fraction, monitor="val_loss", patience=config.early_stopping_patience,
-                restore_best_weights=True))
+            found.append(
+                AnnealedEarlyStopping(
+                    config.early_stop_lr_fraction,
+                    monitor="val_loss",
+                    patience=config.early_stopping_patience,
+                    restore_best_weights=True,
+                )
+            )
         else:
-            found.append(keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True))
+            found.append(
+                keras.callbacks.EarlyStopping(
+                    monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True
+                )
+            )
     if config.time_budget_minutes > 0:
         found.append(TimeBudget(config.time_budget_minutes, within_epoch=config.lr_schedule == "time"))
     if config.lr_schedule == "plateau":
         found.append(
             keras.callbacks.ReduceLROnPlateau(
-                monitor="val_loss", factor=config.lr_decay_rate, patience=max(1, config.early_stopping_patience // 2 or 1)
+                monitor="val_loss",
+                factor=config.lr_decay_rate,
+                patience=max(1, config.early_stopping_patience // 2 or 1),
             )
         )
     end = TrainingEnd(list(found))
@@ -360,8 +393,9 @@ def write_history(history: dict[str, list[float]], path: str) -> None:
         json.dump(clean, f, indent=2)
 
 
-def plot_curves(history: dict[str, list[float]], path: str, metrics: list[str], title: str,
-                restored_epoch: int | None = None) -> None:
+def plot_curves(
+    history: dict[str, list[float]], path: str, metrics: list[str], title: str, restored_epoch: int | None = None
+) -> None:
     """Train vs validation, one panel per metric (loss first), per epoch; the learning rate in a panel
     of its own; a dashed line at the epoch whose weights were restored."""
     import matplotlib

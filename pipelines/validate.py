@@ -2,6 +2,7 @@
 
 Exit codes: 0 clean, 1 anomalies found, 2 unusable input (one clear line).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -11,7 +12,6 @@ import time
 
 import apache_beam as beam
 import pyarrow as pa
-import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
@@ -52,7 +52,7 @@ def check_csv(path: str, schema: schema_pb2.Schema) -> CsvLayout:
                 continue
             try:
                 fields = csv_source.parse_line(line)
-            except Exception as error:  # csv.Error: e.g. a NUL byte or a runaway quote
+            except Exception as error:  # noqa: BLE001 - csv.Error: e.g. a NUL byte or a runaway quote
                 raise UnusableInput(f"{path}: line {number} is not valid CSV: {error}") from None
             if layout is None:
                 try:

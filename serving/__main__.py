@@ -1,4 +1,5 @@
 """`make serve`: the model server over serving_models/ and the demo frontend, stopped together on Ctrl-C."""
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,7 @@ def pushed_models(serving_dir: str) -> list[str]:
 
     with open(config, encoding="utf-8") as f:
         parsed = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
-    return [m.name for m in parsed.model_config_list.config
-            if layout.local_versions(m.base_path)]
+    return [m.name for m in parsed.model_config_list.config if layout.local_versions(m.base_path)]
 
 
 def main(argv=None) -> int:
@@ -40,17 +40,30 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     models = pushed_models(args.serving_dir)
     if not models:
-        print(f"make serve: no model has been pushed to {args.serving_dir}/ yet: run `make pipeline` first "
-              f"(or `make pipeline ARGS=--quick` for a small one).", file=sys.stderr)
+        print(
+            f"make serve: no model has been pushed to {args.serving_dir}/ yet: run `make pipeline` first "
+            f"(or `make pipeline ARGS=--quick` for a small one).",
+            file=sys.stderr,
+        )
         return 1
     os.makedirs("serving_logs", exist_ok=True)
     config = os.path.join(args.serving_dir, layout.MODELS_CONFIG)
     print(f"starting the model server for {', '.join(models)} (log: serving_logs/model_server.log) ...", flush=True)
     server = ServerProcess(
-        "--model_config_file", config, "--model_config_file_poll_wait_seconds", "5",
-        "--enable_batching", "--batching_parameters_file", os.path.join(DEPLOY, "batching_parameters.txt"),
-        "--monitoring_config_file", os.path.join(DEPLOY, "monitoring.config"), "--replicas", str(args.replicas),
-        log_path="serving_logs/model_server.log", grpc_port=args.grpc_port, rest_port=args.rest_port,
+        "--model_config_file",
+        config,
+        "--model_config_file_poll_wait_seconds",
+        "5",
+        "--enable_batching",
+        "--batching_parameters_file",
+        os.path.join(DEPLOY, "batching_parameters.txt"),
+        "--monitoring_config_file",
+        os.path.join(DEPLOY, "monitoring.config"),
+        "--replicas",
+        str(args.replicas),
+        log_path="serving_logs/model_server.log",
+        grpc_port=args.grpc_port,
+        rest_port=args.rest_port,
     )
     frontend = None
     stop = []
@@ -61,10 +74,28 @@ def main(argv=None) -> int:
     try:
         server.wait_ready()
         frontend = subprocess.Popen(
-            [sys.executable, "-m", "serving.frontend", "--port", str(args.frontend_port),
-             "--rest-url", server.rest_url, "--grpc-target", server.grpc_target, "--transport", args.transport,
-             "--models-config", config, "--runs-dir", args.runs_dir, "--captcha-charset", args.captcha_charset],
-            cwd=os.getcwd(), stdout=open("serving_logs/frontend.log", "w"), stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "serving.frontend",
+                "--port",
+                str(args.frontend_port),
+                "--rest-url",
+                server.rest_url,
+                "--grpc-target",
+                server.grpc_target,
+                "--transport",
+                args.transport,
+                "--models-config",
+                config,
+                "--runs-dir",
+                args.runs_dir,
+                "--captcha-charset",
+                args.captcha_charset,
+            ],
+            cwd=os.getcwd(),
+            stdout=open("serving_logs/frontend.log", "w"),
+            stderr=subprocess.STDOUT,
         )
         import requests
 
@@ -77,8 +108,10 @@ def main(argv=None) -> int:
                 return False
 
         wait_for(frontend_up, timeout=60, interval=0.3)
-        print(f"model server: REST {server.rest_url}  gRPC {server.grpc_target}  "
-              f"metrics {server.rest_url}/monitoring/prometheus/metrics")
+        print(
+            f"model server: REST {server.rest_url}  gRPC {server.grpc_target}  "
+            f"metrics {server.rest_url}/monitoring/prometheus/metrics"
+        )
         print(f"demo:         http://127.0.0.1:{args.frontend_port}/   (Ctrl-C stops both)", flush=True)
         while not stop:
             if server.process.poll() is not None or frontend.poll() is not None:

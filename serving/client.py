@@ -4,6 +4,7 @@ It speaks only TF Serving's public API, so it works unchanged against the
 official tensorflow_model_server. REST predict responses do not say which
 version answered, so the REST client asks the status first and then
 addresses that version explicitly (retrying once if it was just unloaded)."""
+
 from __future__ import annotations
 
 import base64
@@ -62,8 +63,15 @@ class VersionStatus:
     error_message: str
 
 
-HTTP_TO_CODE = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 412: "FAILED_PRECONDITION", 429: "RESOURCE_EXHAUSTED",
-                501: "UNIMPLEMENTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+HTTP_TO_CODE = {
+    400: "INVALID_ARGUMENT",
+    404: "NOT_FOUND",
+    412: "FAILED_PRECONDITION",
+    429: "RESOURCE_EXHAUSTED",
+    501: "UNIMPLEMENTED",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
 
 
 def _b64(value):
@@ -128,7 +136,9 @@ class RestClient:
         except requests.ConnectionError as e:
             raise ServerUnavailable(f"cannot reach the model server at {self.base_url}: {type(e).__name__}") from None
         except requests.Timeout:
-            raise ModelServerError("DEADLINE_EXCEEDED", f"no answer from {self.base_url} within {self.timeout}s", 504) from None
+            raise ModelServerError(
+                "DEADLINE_EXCEEDED", f"no answer from {self.base_url} within {self.timeout}s", 504
+            ) from None
         try:
             payload = response.json()
         except ValueError:
@@ -144,8 +154,12 @@ class RestClient:
     def status(self, model: str, version: int | None = None, label: str | None = None) -> list[VersionStatus]:
         payload = self._call("GET", self._url(model, version, label))
         return [
-            VersionStatus(int(s["version"]), s["state"], s.get("status", {}).get("error_code", "OK"),
-                          s.get("status", {}).get("error_message", ""))
+            VersionStatus(
+                int(s["version"]),
+                s["state"],
+                s.get("status", {}).get("error_code", "OK"),
+                s.get("status", {}).get("error_message", ""),
+            )
             for s in payload.get("model_version_status", [])
         ]
 
@@ -167,8 +181,9 @@ class RestClient:
         return max(available)
 
     # --- prediction service ----------------------------------------------------------------------
-    def predict(self, model: str, inputs: dict, signature_name: str = "", version: int | None = None,
-                label: str | None = None) -> Prediction:
+    def predict(
+        self, model: str, inputs: dict, signature_name: str = "", version: int | None = None, label: str | None = None
+    ) -> Prediction:
         """Columnar request: `inputs` maps input names to batched values (bytes for DT_STRING)."""
         started = time.perf_counter()
         body = {"inputs": {k: _b64(v) for k, v in inputs.items()}}
@@ -186,8 +201,13 @@ class RestClient:
         outputs = payload["outputs"]
         if not isinstance(outputs, dict):  # TF Serving drops the name when a signature has one output
             outputs = {self._only_output(model, served, signature_name): outputs}
-        return Prediction({k: _from_json(v) for k, v in outputs.items()}, model, served if served is not None else None,
-                          self.transport, time.perf_counter() - started)
+        return Prediction(
+            {k: _from_json(v) for k, v in outputs.items()},
+            model,
+            served if served is not None else None,
+            self.transport,
+            time.perf_counter() - started,
+        )
 
     def classify(self, model: str, examples: list[dict], signature_name: str = "", version: int | None = None) -> list:
         body = {"examples": [{k: _b64(v) for k, v in e.items()} for e in examples]}
@@ -195,7 +215,9 @@ class RestClient:
             body["signature_name"] = signature_name
         return self._call("POST", self._url(model, version) + ":classify", body)["result"]
 
-    def regress(self, model: str, examples: list[dict], signature_name: str = "", version: int | None = None) -> list[float]:
+    def regress(
+        self, model: str, examples: list[dict], signature_name: str = "", version: int | None = None
+    ) -> list[float]:
         body = {"examples": [{k: _b64(v) for k, v in e.items()} for e in examples]}
         if signature_name:
             body["signature_name"] = signature_name
@@ -210,7 +232,9 @@ def _feature(value) -> tf.train.Feature:
     values = value if isinstance(value, (list, tuple, np.ndarray)) else [value]
     values = [v.item() if isinstance(v, np.generic) else v for v in values]
     if all(isinstance(v, (bytes, str)) for v in values):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode() if isinstance(v, str) else v for v in values]))
+        return tf.train.Feature(
+            bytes_list=tf.train.BytesList(value=[v.encode() if isinstance(v, str) else v for v in values])
+        )
     if all(isinstance(v, int) for v in values):
         return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
     return tf.train.Feature(float_list=tf.train.FloatList(value=values))
@@ -219,10 +243,15 @@ def _feature(value) -> tf.train.Feature:
 class GrpcClient:
     transport = "grpc"
 
-    def __init__(self, target: str = "127.0.0.1:8500", timeout: float = 30.0, max_message_bytes: int = 64 << 20) -> None:
+    def __init__(
+        self, target: str = "127.0.0.1:8500", timeout: float = 30.0, max_message_bytes: int = 64 << 20
+    ) -> None:
         self.target = target
         self.timeout = timeout
-        options = [("grpc.max_receive_message_length", max_message_bytes), ("grpc.max_send_message_length", max_message_bytes)]
+        options = [
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+        ]
         self._channel = grpc.insecure_channel(target, options=options)
         self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
@@ -252,9 +281,12 @@ class GrpcClient:
         from tensorflow_serving.apis import status_pb2  # noqa: F401 - registers the error-code enum names
 
         return [
-            VersionStatus(s.version, STATE_NAMES.get(s.state, str(s.state)),
-                          grpc.StatusCode.OK.name if s.status.error_code == 0 else _code_name(s.status.error_code),
-                          s.status.error_message)
+            VersionStatus(
+                s.version,
+                STATE_NAMES.get(s.state, str(s.state)),
+                grpc.StatusCode.OK.name if s.status.error_code == 0 else _code_name(s.status.error_code),
+                s.status.error_message,
+            )
             for s in response.model_version_status
         ]
 
@@ -264,11 +296,14 @@ class GrpcClient:
         response = self._rpc(self._predictions.GetModelMetadata, request)
         signature_map = get_model_metadata_pb2.SignatureDefMap()
         response.metadata["signature_def"].Unpack(signature_map)
-        return {"model_spec": json_format.MessageToDict(response.model_spec, preserving_proto_field_name=True),
-                "metadata": {"signature_def": json_format.MessageToDict(signature_map, preserving_proto_field_name=True)}}
+        return {
+            "model_spec": json_format.MessageToDict(response.model_spec, preserving_proto_field_name=True),
+            "metadata": {"signature_def": json_format.MessageToDict(signature_map, preserving_proto_field_name=True)},
+        }
 
-    def predict(self, model: str, inputs: dict, signature_name: str = "", version: int | None = None,
-                label: str | None = None) -> Prediction:
+    def predict(
+        self, model: str, inputs: dict, signature_name: str = "", version: int | None = None, label: str | None = None
+    ) -> Prediction:
         started = time.perf_counter()
         request = predict_pb2.PredictRequest()
         self._spec(request.model_spec, model, version, label, signature_name)
@@ -277,7 +312,9 @@ class GrpcClient:
             request.inputs[key].CopyFrom(tf.make_tensor_proto(array))
         response = self._rpc(self._predictions.Predict, request)
         outputs = {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
-        return Prediction(outputs, model, response.model_spec.version.value, self.transport, time.perf_counter() - started)
+        return Prediction(
+            outputs, model, response.model_spec.version.value, self.transport, time.perf_counter() - started
+        )
 
     def _input(self, examples: list[dict]):
         from tensorflow_serving.apis import input_pb2
@@ -285,7 +322,8 @@ class GrpcClient:
         request_input = input_pb2.Input()
         for example in examples:
             request_input.example_list.examples.add().CopyFrom(
-                tf.train.Example(features=tf.train.Features(feature={k: _feature(v) for k, v in example.items()})))
+                tf.train.Example(features=tf.train.Features(feature={k: _feature(v) for k, v in example.items()}))
+            )
         return request_input
 
     def classify(self, model: str, examples: list[dict], signature_name: str = "", version: int | None = None) -> list:
@@ -296,7 +334,9 @@ class GrpcClient:
         response = self._rpc(self._predictions.Classify, request)
         return [[[c.label, c.score] for c in row.classes] for row in response.result.classifications]
 
-    def regress(self, model: str, examples: list[dict], signature_name: str = "", version: int | None = None) -> list[float]:
+    def regress(
+        self, model: str, examples: list[dict], signature_name: str = "", version: int | None = None
+    ) -> list[float]:
         from tensorflow_serving.apis import regression_pb2
 
         request = regression_pb2.RegressionRequest(input=self._input(examples))
@@ -330,8 +370,12 @@ def _code_name(number: int) -> str:
     return str(number)
 
 
-def make_client(transport: str = "rest", rest_url: str = "http://127.0.0.1:8501",
-                grpc_target: str = "127.0.0.1:8500", timeout: float = 30.0):
+def make_client(
+    transport: str = "rest",
+    rest_url: str = "http://127.0.0.1:8501",
+    grpc_target: str = "127.0.0.1:8500",
+    timeout: float = 30.0,
+):
     if transport == "rest":
         return RestClient(rest_url, timeout)
     if transport == "grpc":
@@ -358,10 +402,15 @@ def read_captcha(client, model: str, image: bytes) -> CaptchaReading:
     text = text.decode("utf-8") if isinstance(text, bytes) else str(text)
     probabilities = np.asarray(prediction.outputs["probabilities"], dtype=float)[0]
     accepted = prediction.outputs.get("accepted")
-    return CaptchaReading(text, float(np.asarray(prediction.outputs["confidence"], dtype=float)[0]),
-                          [float(p) for p in probabilities.max(axis=-1)], prediction.version,
-                          prediction.transport, prediction.seconds,
-                          None if accepted is None else bool(np.asarray(accepted).ravel()[0]))
+    return CaptchaReading(
+        text,
+        float(np.asarray(prediction.outputs["confidence"], dtype=float)[0]),
+        [float(p) for p in probabilities.max(axis=-1)],
+        prediction.version,
+        prediction.transport,
+        prediction.seconds,
+        None if accepted is None else bool(np.asarray(accepted).ravel()[0]),
+    )
 
 
 # --- digits: the MNIST model's serving_default -------------------------------------------------------
@@ -379,5 +428,6 @@ def read_digit(client, model: str, image: bytes) -> DigitReading:
     prediction = client.predict(model, {"image_bytes": [image]})
     probabilities = np.asarray(prediction.outputs["probabilities"], dtype=float).reshape(-1, 10)[0]
     digit = int(np.asarray(prediction.outputs["class"]).ravel()[0])
-    return DigitReading(digit, [float(p) for p in probabilities], prediction.version, prediction.transport,
-                        prediction.seconds)
+    return DigitReading(
+        digit, [float(p) for p in probabilities], prediction.version, prediction.transport, prediction.seconds
+    )

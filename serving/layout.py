@@ -8,6 +8,7 @@ text format) lists the models a server loads; signatures are found by key
 only signatures with their method name. The Pusher, the Evaluator, the
 InfraValidator, the exports, the model server and `make serve` all use these.
 """
+
 from __future__ import annotations
 
 import os

@@ -6,9 +6,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-SHARED_DATA = os.environ.get(
-    "SHARED_DATA_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
-)
+SHARED_DATA = os.environ.get("SHARED_DATA_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 
 
 @pytest.fixture
@@ -27,7 +25,10 @@ def captcha_quick_run(tmp_path_factory):
     out, serving = str(root / "runs"), str(root / "serving")
     result = subprocess.run(
         [sys.executable, "-m", "pipelines", "run", "captcha", "--quick", "--output-dir", out, "--serving-dir", serving],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     return {"out": out, "serving": serving, "result": result}
@@ -43,9 +44,24 @@ def mnist_quick_run(tmp_path_factory):
     data = write_mnist(str(root / "data"), test_count=800)
     out, serving = str(root / "runs"), str(root / "serving")
     result = subprocess.run(
-        [sys.executable, "-m", "pipelines", "run", "mnist", "--quick", "--data", data, "--output-dir", out,
-         "--serving-dir", serving],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "pipelines",
+            "run",
+            "mnist",
+            "--quick",
+            "--data",
+            data,
+            "--output-dir",
+            out,
+            "--serving-dir",
+            serving,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     return {"data": data, "out": out, "serving": serving, "result": result}

@@ -1,8 +1,10 @@
 """The component framework: artifact types, component declarations, executors."""
+
+from components.base import fileio  # noqa: F401 - registers the Beam side of the layer
 from components.base.artifacts import (
     Artifact,
-    Examples,
     ExampleAnomalies,
+    Examples,
     ExampleStatistics,
     InfraBlessing,
     Model,
@@ -12,7 +14,6 @@ from components.base.artifacts import (
     Schema,
     TransformGraph,
 )
-from components.base import fileio  # noqa: F401 - registers the Beam side of the layer
 from components.base.component import BaseComponent, Channel, ComponentSpec, Parameter
 from components.base.executor import BaseBeamExecutor, BaseExecutor, ExecutorContext
 

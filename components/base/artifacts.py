@@ -4,6 +4,7 @@ An artifact type fixes the names and kinds of its properties; the runner
 registers each type in ML Metadata and turns artifacts into MLMD records and
 back. Components only ever see `Artifact` objects, never each other's paths.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,6 +14,7 @@ from typing import Any, ClassVar
 STRING = "STRING"
 INT = "INT"
 DOUBLE = "DOUBLE"
+_PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {STRING: str, INT: int, DOUBLE: (int, float)}
 
 
 @dataclasses.dataclass
@@ -49,7 +51,7 @@ class Artifact:
             kind = self.PROPERTIES[name]
             if kind == INT and isinstance(value, bool):
                 value = int(value)
-            expected = {STRING: str, INT: int, DOUBLE: (int, float)}[kind]
+            expected = _PYTHON_TYPES[kind]
             if not isinstance(value, expected):
                 raise TypeError(f"{self.TYPE_NAME}.{name} is {kind}, got {value!r}")
         self.properties[name] = value

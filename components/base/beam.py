@@ -3,6 +3,7 @@
 The same component runs on the DirectRunner here and on Flink, Spark or
 Dataflow elsewhere: only the arguments differ.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -11,7 +12,6 @@ import time
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
-
 
 
 class UnknownBeamOption(ValueError):

@@ -4,6 +4,7 @@ A component class states its contract in a `SPEC` and names the executor
 that does the work. An instance wires that contract into a pipeline:
 its inputs are `Channel`s produced by other components' outputs.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -61,10 +62,10 @@ class BaseComponent:
     """A node of the pipeline DAG. Subclasses set SPEC and EXECUTOR."""
 
     SPEC: ClassVar[ComponentSpec] = ComponentSpec()
-    EXECUTOR: ClassVar[type] = None  # a BaseExecutor subclass
+    EXECUTOR: ClassVar[type | None] = None  # a BaseExecutor subclass
     CACHEABLE: ClassVar[bool] = True  # False for components whose effect lies outside their outputs
 
-    def __init__(self, *, id: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, id: str | None = None, **kwargs: Any) -> None:  # noqa: A002 - TFX's name for it
         self.id = id or type(self).__name__
         self.beam_pipeline_args: list[str] = []
         self.inputs: dict[str, Channel] = {}
@@ -83,8 +84,7 @@ class BaseComponent:
                 raise TypeError(f"{self.id}: input {name!r} must be a Channel, got {type(channel).__name__}")
             if not issubclass(channel.type, input_spec.type):
                 raise TypeError(
-                    f"{self.id}: input {name!r} takes {input_spec.type.TYPE_NAME}, "
-                    f"got {channel.type.TYPE_NAME}"
+                    f"{self.id}: input {name!r} takes {input_spec.type.TYPE_NAME}, got {channel.type.TYPE_NAME}"
                 )
             self.inputs[name] = channel
         for name, param in spec.parameters.items():
@@ -136,6 +136,8 @@ class BaseComponent:
         """
         files: set[str] = set()
         for obj in (cls, cls.EXECUTOR):
+            if obj is None:
+                continue
             path = inspect.getsourcefile(obj)
             if path is None:
                 continue

@@ -4,6 +4,7 @@ The runner calls `Do(input_dict, output_dict, exec_properties)`. Inputs are
 published artifacts; outputs are fresh artifacts whose `uri` is an empty
 staging directory that the runner renames into place only on success.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -43,9 +44,9 @@ class BaseExecutor:
 class BaseBeamExecutor(BaseExecutor):
     """An executor whose work is a Beam pipeline built from the runner's options."""
 
-    def _make_beam_pipeline(self):
+    def _make_beam_pipeline(self) -> Any:  # apache_beam.Pipeline
         return beam_support.make_pipeline(self.context.beam_pipeline_args)
 
-    def _run_beam_pipeline(self, pipeline):
+    def _run_beam_pipeline(self, pipeline: Any) -> Any:  # -> apache_beam.runners.runner.PipelineResult
         """Run to completion within the job deadline (`--job_timeout_s`); raises BeamJobFailed."""
         return beam_support.run_pipeline(pipeline)

@@ -12,6 +12,7 @@ shared mount or an object store and every component reads and writes there.
 Paths that are not artifacts (a temporary directory, a lock file beside a
 SQLite store) may use the standard library.
 """
+
 from __future__ import annotations
 
 import posixpath

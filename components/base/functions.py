@@ -1,4 +1,5 @@
 """User code named in parameters as `module.path:function` (run_fn, evaluate_fn, preprocessing_fn)."""
+
 from __future__ import annotations
 
 import ast
@@ -7,9 +8,10 @@ import importlib
 import importlib.util
 import os
 import sysconfig
+from typing import Any, Callable
 
 
-def load_function(path: str):
+def load_function(path: str) -> Callable[..., Any]:
     module_name, sep, name = path.partition(":")
     if not sep or not module_name or not name:
         raise ValueError(f"expected 'module.path:function', got {path!r}")

@@ -1,4 +1,5 @@
 """The one decision of the Evaluator: bless or not, and why (in one line)."""
+
 from __future__ import annotations
 
 import os
@@ -46,6 +47,9 @@ def latest_version_dir(model_base_path: str | None) -> str | None:
     """The highest integer version under a TF-Serving model base path that holds a SavedModel."""
     if not model_base_path or not fileio.isdir(model_base_path):
         return None
-    complete = [v for v in layout.versions(fileio.listdir(model_base_path))
-                if fileio.exists(os.path.join(layout.version_dir(model_base_path, v), layout.SAVED_MODEL_FILES[0]))]
+    complete = [
+        v
+        for v in layout.versions(fileio.listdir(model_base_path))
+        if fileio.exists(os.path.join(layout.version_dir(model_base_path, v), layout.SAVED_MODEL_FILES[0]))
+    ]
     return layout.version_dir(model_base_path, max(complete)) if complete else None

@@ -8,6 +8,7 @@ Neural Networks"), fixes most of it without changing any answer. The rejection t
 then chosen on the same held-out data: the lowest confidence at which the answers at or
 above it are right at least `target` of the time.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -45,7 +46,9 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray, low: float = 
     ratio = (np.sqrt(5) - 1) / 2
     for _ in range(30):
         c, d = b - ratio * (b - a), a + ratio * (b - a)
-        if negative_log_likelihood(probabilities, labels, np.exp(c)) < negative_log_likelihood(probabilities, labels, np.exp(d)):
+        if negative_log_likelihood(probabilities, labels, np.exp(c)) < negative_log_likelihood(
+            probabilities, labels, np.exp(d)
+        ):
             b = d
         else:
             a = c
@@ -54,7 +57,9 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray, low: float = 
     return refined if negative_log_likelihood(probabilities, labels, refined) <= losses[best] else float(grid[best])
 
 
-def reject_threshold(confidences: np.ndarray, correct: np.ndarray, target: float = 0.995, min_accepted: int = 20) -> float:
+def reject_threshold(
+    confidences: np.ndarray, correct: np.ndarray, target: float = 0.995, min_accepted: int = 20
+) -> float:
     """The lowest confidence t such that the answers with confidence >= t are right at least
     `target` of the time, counted over at least `min_accepted` answers; NEVER when no t does."""
     if not 0 < target <= 1:
@@ -86,8 +91,15 @@ def reliability(confidences: np.ndarray, correct: np.ndarray, bins: int = 15) ->
         if count:
             conf, acc = float(confidences[members].mean()), float(correct[members].mean())
             ece += count / len(confidences) * abs(acc - conf)
-            rows.append({"low": float(edges[b]), "high": float(edges[b + 1]), "count": count,
-                         "confidence": conf, "accuracy": acc})
+            rows.append(
+                {
+                    "low": float(edges[b]),
+                    "high": float(edges[b + 1]),
+                    "count": count,
+                    "confidence": conf,
+                    "accuracy": acc,
+                }
+            )
     return {"ece": ece, "bins": rows, "num_answers": int(len(confidences))}
 
 
@@ -99,15 +111,22 @@ def plot_reliability(report: dict, path: str, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.5, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     for row in report["bins"]:
         width = row["high"] - row["low"]
         low, high = sorted((row["accuracy"], row["confidence"]))
         top.bar(row["low"], low, width=width, align="edge", color="#4C72B0", edgecolor="white")
         # The gap up to accuracy (under-confident) or up to confidence (over-confident).
-        top.bar(row["low"], high - low, bottom=low, width=width, align="edge",
-                color="#55A868" if row["accuracy"] > row["confidence"] else "#C44E52", alpha=0.6, edgecolor="white")
+        top.bar(
+            row["low"],
+            high - low,
+            bottom=low,
+            width=width,
+            align="edge",
+            color="#55A868" if row["accuracy"] > row["confidence"] else "#C44E52",
+            alpha=0.6,
+            edgecolor="white",
+        )
         bottom.bar(row["low"], row["count"], width=width, align="edge", color="#8C8C8C")
     top.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfectly calibrated")
     top.bar(0, 0, color="#C44E52", alpha=0.6, label="over-confident: confidence above accuracy")

@@ -11,6 +11,7 @@ and, when a model is already published in `baseline_dir`
 not worse on `comparison_metric` by more than `tolerance` (relative), both
 measured on the same examples.
 """
+
 from components.base import BaseComponent, ComponentSpec, Examples, Model, ModelBlessing, ModelEvaluation, Parameter
 from components.base.component import InputSpec
 from components.evaluator import executor

@@ -3,12 +3,11 @@ from __future__ import annotations
 import json
 import os
 
-from components.base import BaseExecutor
+from components.base import BaseExecutor, fileio
+from components.base.functions import load_function
 from components.evaluator import calibration
 from components.evaluator.blessing import check_thresholds, compare_to_baseline, latest_version_dir
-from components.base.functions import load_function
 from components.trainer.fn_args import SERVING_DIR
-from components.base import fileio
 
 METRICS_FILE = "metrics.json"
 RELIABILITY_FILE = "reliability.png"  # drawn when the evaluate_fn reports "calibration"
@@ -57,8 +56,11 @@ class EvaluatorExecutor(BaseExecutor):
         with fileio.open(os.path.join(evaluation.uri, METRICS_FILE), "w") as f:
             json.dump(report, f, indent=2)
         if "calibration" in candidate:
-            calibration.plot_reliability(candidate["calibration"], os.path.join(evaluation.uri, RELIABILITY_FILE),
-                             f"Reliability on the {split} split")
+            calibration.plot_reliability(
+                candidate["calibration"],
+                os.path.join(evaluation.uri, RELIABILITY_FILE),
+                f"Reliability on the {split} split",
+            )
         with fileio.open(os.path.join(blessing.uri, BLESSED_FILE if blessed else NOT_BLESSED_FILE), "w") as f:
             f.write(reason + "\n")
         blessing.set("blessed", int(blessed))

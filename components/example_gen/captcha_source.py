@@ -13,6 +13,7 @@ re-encoding, each a range sampled per image. `STYLES` names the presets:
 pipeline trains on, and the `heldout_*` ones are rendered only to test a
 model on what its training never saw (BENCHMARKS.md, robustness).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -58,9 +59,20 @@ FONTS = {
     **{
         name: os.path.join(_MPL_FONTS, f"{name}.ttf")
         for name in (
-            "DejaVuSans", "DejaVuSans-Bold", "DejaVuSans-Oblique", "DejaVuSansMono", "DejaVuSansMono-Bold",
-            "DejaVuSerif", "DejaVuSerif-Bold", "DejaVuSerif-Italic", "STIXGeneral", "STIXGeneralBol",
-            "STIXGeneralItalic", "cmr10", "cmss10", "cmtt10",
+            "DejaVuSans",
+            "DejaVuSans-Bold",
+            "DejaVuSans-Oblique",
+            "DejaVuSansMono",
+            "DejaVuSansMono-Bold",
+            "DejaVuSerif",
+            "DejaVuSerif-Bold",
+            "DejaVuSerif-Italic",
+            "STIXGeneral",
+            "STIXGeneralBol",
+            "STIXGeneralItalic",
+            "cmr10",
+            "cmss10",
+            "cmtt10",
         )
     },
 }
@@ -96,8 +108,20 @@ class RenderStyle:
             raise ValueError(f"fonts must be a non-empty list from {sorted(FONTS)}; unknown: {unknown}")
         if not self.font_sizes or min(self.font_sizes) < 4:
             raise ValueError(f"font_sizes must be sizes of at least 4, got {self.font_sizes}")
-        for name in ("rotate", "warp_dx", "warp_dy", "offset_dx", "offset_dy", "overlap", "ink", "paper",
-                     "dots", "dot_width", "curves", "jpeg_quality"):
+        for name in (
+            "rotate",
+            "warp_dx",
+            "warp_dy",
+            "offset_dx",
+            "offset_dy",
+            "overlap",
+            "ink",
+            "paper",
+            "dots",
+            "dot_width",
+            "curves",
+            "jpeg_quality",
+        ):
             value = getattr(self, name)
             if len(value) != 2 or value[0] > value[1]:
                 raise ValueError(f"{name} must be a (low, high) pair with low <= high, got {value}")
@@ -125,19 +149,32 @@ class RenderStyle:
         if not isinstance(fields, dict):
             raise ValueError(f"render_style JSON must be an object, got {text!r}")
         preset = fields.pop("preset", TRAINING_STYLE)
-        if not isinstance(preset, str) or preset not in STYLES or fields.keys() - {f.name for f in dataclasses.fields(cls)}:
+        if (
+            not isinstance(preset, str)
+            or preset not in STYLES
+            or fields.keys() - {f.name for f in dataclasses.fields(cls)}
+        ):
             raise ValueError(f"unknown render_style fields or preset in {text!r}; presets: {sorted(STYLES)}")
         base = STYLES[preset]
-        fields = {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
-                  for k, v in fields.items()}
+        fields = {
+            k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+            for k, v in fields.items()
+        }
         return dataclasses.replace(base, **fields)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
 
-_TRAINING_FONTS = ("DroidSansMono", "DejaVuSans", "DejaVuSans-Bold", "DejaVuSansMono", "DejaVuSerif",
-                   "STIXGeneral", "cmr10")
+_TRAINING_FONTS = (
+    "DroidSansMono",
+    "DejaVuSans",
+    "DejaVuSans-Bold",
+    "DejaVuSansMono",
+    "DejaVuSerif",
+    "STIXGeneral",
+    "cmr10",
+)
 STYLES = {
     "library": RenderStyle(),
     # What the pipeline trains on: seven fonts, wider geometry than the library's, lighter and
@@ -166,13 +203,19 @@ STYLES["heldout_fonts"] = dataclasses.replace(
     STYLES["varied"], fonts=("cmss10", "cmtt10", "DejaVuSerif-Bold", "STIXGeneralItalic", "DejaVuSans-Oblique")
 )
 STYLES["heldout_geometry"] = dataclasses.replace(
-    STYLES["varied"], rotate=(-45.0, 45.0), warp_dx=(0.3, 0.45), warp_dy=(0.3, 0.45), offset_dy=(4, 12),
+    STYLES["varied"],
+    rotate=(-45.0, 45.0),
+    warp_dx=(0.3, 0.45),
+    warp_dy=(0.3, 0.45),
+    offset_dy=(4, 12),
     overlap=(0.3, 0.4),
 )
 STYLES["heldout_sizes"] = dataclasses.replace(
     STYLES["varied"], sizes=((200, 75), (128, 48), (240, 80)), jpeg_probability=1.0, jpeg_quality=(30, 50)
 )
-STYLES["heldout_noise"] = dataclasses.replace(STYLES["varied"], dots=(60, 100), curves=(3, 4), ink=(100, 170), paper=(190, 230))
+STYLES["heldout_noise"] = dataclasses.replace(
+    STYLES["varied"], dots=(60, 100), curves=(3, 4), ink=(100, 170), paper=(190, 230)
+)
 TRAINING_STYLE = "varied"
 
 
@@ -227,8 +270,9 @@ class _StyledCaptcha(captcha_image.ImageCaptcha):
 
 
 class CaptchaRenderer:
-    def __init__(self, config: CaptchaConfig = CaptchaConfig(), seed: int = 0,
-                 style: RenderStyle | str = "library") -> None:
+    def __init__(
+        self, config: CaptchaConfig = CaptchaConfig(), seed: int = 0, style: RenderStyle | str = "library"
+    ) -> None:
         self.config = config
         self.seed = seed
         self.style = RenderStyle.parse(style) if isinstance(style, str) else style

@@ -7,6 +7,7 @@ Three sources, one output contract (`examples`: Examples with one
 - ImageExampleGen reads an image folder (`<label>.<ext>` files or one subfolder per label);
 - IdxExampleGen reads MNIST's IDX files (features `image`: PNG, `label`: the digit as text).
 """
+
 from components.base import BaseComponent, ComponentSpec, Examples, Parameter
 from components.example_gen import executor
 from components.example_gen.splits import DEFAULT_SPLITS
@@ -24,7 +25,9 @@ class CaptchaExampleGen(BaseComponent):
             "length": Parameter(int, 4),
             "width": Parameter(int, 160),
             "height": Parameter(int, 60),
-            "render_style": Parameter(str, "library", "a preset of captcha_source.STYLES or a JSON object of RenderStyle fields"),
+            "render_style": Parameter(
+                str, "library", "a preset of captcha_source.STYLES or a JSON object of RenderStyle fields"
+            ),
             "splits": _SPLITS,
         },
     )
@@ -56,7 +59,9 @@ class IdxExampleGen(BaseComponent):
     SPEC = ComponentSpec(
         outputs={"examples": Examples},
         parameters={
-            "input_path": Parameter(str, doc="a folder with t10k-{images,labels} IDX files (gzip or not), optionally train-*"),
+            "input_path": Parameter(
+                str, doc="a folder with t10k-{images,labels} IDX files (gzip or not), optionally train-*"
+            ),
             "splits": _SPLITS,
             "test_split": Parameter(str, "test", "with train-* files present: the split that t10k fills alone"),
             # Not read by the executor: the files' sizes and times, so changed data is a cache miss.

@@ -1,4 +1,5 @@
 """CSV rows to tf.train.Example, typed by the schema when there is one."""
+
 from __future__ import annotations
 
 import csv

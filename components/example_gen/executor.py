@@ -1,4 +1,5 @@
 """ExampleGen executors: one Beam pipeline per run, sources differ, the split and write are shared."""
+
 from __future__ import annotations
 
 import os
@@ -6,14 +7,12 @@ import os
 import apache_beam as beam
 import tensorflow as tf
 
-from components.base import BaseBeamExecutor
+from components.base import BaseBeamExecutor, fileio
 from components.base.beam import CountProgress, split_counts
-from components.example_gen import csv_source
+from components.example_gen import csv_source, idx_source
 from components.example_gen.captcha_source import CaptchaConfig, CaptchaRenderer, RenderStyle
-from components.example_gen import idx_source
 from components.example_gen.image_source import list_images, read_image
 from components.example_gen.splits import SplitConfig
-from components.base import fileio
 
 TFRECORD_SUFFIX = ".tfrecord.gz"
 
@@ -207,7 +206,9 @@ class IdxExampleGenExecutor(_ExampleGenExecutor):
             return None
         test = p["test_split"]
         if test not in splits.names or len(splits.names) < 2:
-            raise ValueError(f"with the train files given, splits must include {test!r} and another split, got {p['splits']!r}")
+            raise ValueError(
+                f"with the train files given, splits must include {test!r} and another split, got {p['splits']!r}"
+            )
         test_index = splits.names.index(test)
         others = SplitConfig(
             tuple(n for n in splits.names if n != test),

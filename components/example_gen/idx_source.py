@@ -7,6 +7,7 @@ MNIST ships four of them: `train-images-idx3-ubyte` and `train-labels-idx1-ubyte
 Everything wrong with a file (its magic, its length, images and labels that do
 not pair up) is an `IdxError` whose message names the file.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -45,7 +46,9 @@ def read_idx(path: str) -> np.ndarray:
 
 def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_TYPES or raw[3] == 0:
-        raise IdxError(f"{name}: not an IDX file (wrong magic {raw[:4].hex() or 'none'}; expected 0000, a type code, a rank)")
+        raise IdxError(
+            f"{name}: not an IDX file (wrong magic {raw[:4].hex() or 'none'}; expected 0000, a type code, a rank)"
+        )
     dtype, rank = np.dtype(IDX_TYPES[raw[2]]), raw[3]
     header = 4 + 4 * rank
     if len(raw) < header:
@@ -94,7 +97,9 @@ class IdxPair:
     def load(self) -> tuple[np.ndarray, np.ndarray]:
         images, labels = read_idx(self.images_path), read_idx(self.labels_path)
         if images.ndim != 3:
-            raise IdxError(f"{self.images_path}: images must be rank 3 (count, rows, columns), got shape {list(images.shape)}")
+            raise IdxError(
+                f"{self.images_path}: images must be rank 3 (count, rows, columns), got shape {list(images.shape)}"
+            )
         if labels.ndim != 1:
             raise IdxError(f"{self.labels_path}: labels must be rank 1 (count), got shape {list(labels.shape)}")
         if len(images) != len(labels):
@@ -120,10 +125,14 @@ def find_sets(directory: str) -> dict[str, IdxPair]:
             found[name] = IdxPair(name, images, labels)
         elif images or labels:
             missing = label_stem if images else image_stem
-            raise IdxError(f"{directory}: {missing}[.gz] is missing (its pair {os.path.basename(images or labels)} is there)")
+            raise IdxError(
+                f"{directory}: {missing}[.gz] is missing (its pair {os.path.basename(images or labels)} is there)"
+            )
     if not found:
-        raise IdxError(f"{directory}: no MNIST IDX files ({TEST_FILES[0]}[.gz] and {TEST_FILES[1]}[.gz], "
-                       f"and optionally the train-* pair)")
+        raise IdxError(
+            f"{directory}: no MNIST IDX files ({TEST_FILES[0]}[.gz] and {TEST_FILES[1]}[.gz], "
+            f"and optionally the train-* pair)"
+        )
     return found
 
 

@@ -1,4 +1,5 @@
 """An image folder: `<label>.<ext>` files (the book's layout) or one subfolder per label."""
+
 from __future__ import annotations
 
 import os

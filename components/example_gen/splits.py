@@ -2,6 +2,7 @@
 
 The same key lands in the same split on every run, runner and worker count.
 """
+
 from __future__ import annotations
 
 import dataclasses

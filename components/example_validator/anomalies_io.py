@@ -1,4 +1,5 @@
 """Anomalies as files (pbtxt + JSON) and as the readable list users see."""
+
 from __future__ import annotations
 
 import json

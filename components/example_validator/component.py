@@ -5,6 +5,7 @@ uses environments); splits other than `baseline_split` are also compared with
 it by the drift comparators configured in the schema. With anomalies, the run
 stops with a readable list, unless `stop_on_anomalies` is False (a warning).
 """
+
 from components.base import BaseComponent, ComponentSpec, ExampleAnomalies, ExampleStatistics, Parameter, Schema
 from components.base.component import InputSpec
 from components.example_validator import executor

@@ -5,10 +5,9 @@ import os
 import subprocess
 import sys
 
-from components.base import BaseExecutor
+from components.base import BaseExecutor, fileio
 from components.infra_validator.requests import WARMUP_FILE, raw_requests, write_warmup_records
 from components.trainer.fn_args import SERVING_DIR
-from components.base import fileio
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -19,20 +18,29 @@ class InfraValidatorExecutor(BaseExecutor):
         [model] = input_dict["model"]
         [blessing] = output_dict["blessing"]
         requests = raw_requests(
-            examples, exec_properties["split"], json.loads(exec_properties["input_mapping"]), exec_properties["num_requests"]
+            examples,
+            exec_properties["split"],
+            json.loads(exec_properties["input_mapping"]),
+            exec_properties["num_requests"],
         )
         warmup_path = os.path.join(blessing.uri, WARMUP_FILE)
         write_warmup_records(requests, model.get("model_name", "model"), warmup_path)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get("PYTHONPATH")])))
         try:
             probe = subprocess.run(
-                [sys.executable, "-m", "components.infra_validator.probe", os.path.join(model.uri, SERVING_DIR), warmup_path],
+                [
+                    sys.executable,
+                    "-m",
+                    "components.infra_validator.probe",
+                    os.path.join(model.uri, SERVING_DIR),
+                    warmup_path,
+                ],
                 capture_output=True,
                 text=True,
                 timeout=exec_properties["timeout_seconds"],
                 env=env,
             )
-            lines = [l for l in probe.stdout.splitlines() if l.startswith("{")]
+            lines = [line for line in probe.stdout.splitlines() if line.startswith("{")]
             report = json.loads(lines[-1]) if lines else {"ok": False, "error": probe.stderr.strip()[-500:]}
         except subprocess.TimeoutExpired:
             report = {"ok": False, "error": f"no answer within {exec_properties['timeout_seconds']}s"}

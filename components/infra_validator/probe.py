@@ -4,6 +4,7 @@
 
 Prints one JSON line: {"ok": bool, "answered": n, "error": "...", "load_seconds": s, "outputs": [...]}.
 """
+
 from __future__ import annotations
 
 import json

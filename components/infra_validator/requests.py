@@ -1,4 +1,5 @@
 """Requests built from raw examples, and TF Serving warmup records made from them."""
+
 from __future__ import annotations
 
 import os
@@ -7,11 +8,12 @@ import numpy as np
 import tensorflow as tf
 
 from components.base import fileio
-
 from serving.layout import DEFAULT_SIGNATURE, WARMUP_FILE  # noqa: F401 - WARMUP_FILE: the executor's import
 
 
-def raw_requests(examples_artifact, split: str, input_mapping: dict[str, str], count: int) -> list[dict[str, np.ndarray]]:
+def raw_requests(
+    examples_artifact, split: str, input_mapping: dict[str, str], count: int
+) -> list[dict[str, np.ndarray]]:
     """One request per example: {signature input: a batch of one value}."""
     files = sorted(fileio.glob(os.path.join(examples_artifact.split_uri(split), "*")))
     requests = []

@@ -8,6 +8,7 @@ versions are kept; `<serving_dir>/models.config` (TF Serving's
 ModelServerConfig text format) lists every model there. Pushing a model that
 is already published (same SavedModel) reports that version instead.
 """
+
 from components.base import BaseComponent, ComponentSpec, InfraBlessing, Model, ModelBlessing, Parameter, PushedModel
 from components.base.component import InputSpec
 from components.pusher import executor

@@ -2,11 +2,10 @@ from __future__ import annotations
 
 import os
 
-from components.base import BaseExecutor
-from serving import layout
+from components.base import BaseExecutor, fileio
 from components.pusher.publish import prune, publish, published_version_of, write_models_config
 from components.trainer.fn_args import SERVING_DIR
-from components.base import fileio
+from serving import layout
 
 
 class PusherExecutor(BaseExecutor):

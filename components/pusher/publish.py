@@ -1,4 +1,5 @@
 """Publishing SavedModels into a TF Serving model base path, atomically, and models.config."""
+
 from __future__ import annotations
 
 import errno
@@ -48,7 +49,9 @@ def publish(saved_model_dir: str, base_path: str, extra_files: dict[str, str] | 
     except OSError as error:
         _remove_quietly(staging)
         if error.errno in (errno.EEXIST, errno.ENOTEMPTY):
-            raise VersionExists(f"version {version} appeared in {base_path} while publishing; nothing overwritten") from None
+            raise VersionExists(
+                f"version {version} appeared in {base_path} while publishing; nothing overwritten"
+            ) from None
         raise
     return version
 

@@ -3,6 +3,7 @@
 The schema is the curated `schema_path` when one is given (checked in under
 schemas/<pipeline>/), else inferred by TFDV from the train split's statistics.
 """
+
 from components.base import BaseComponent, ComponentSpec, ExampleStatistics, Parameter, Schema
 from components.base.component import InputSpec
 from components.schema_gen import executor

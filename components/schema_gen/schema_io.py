@@ -1,4 +1,5 @@
 """Reading and writing schema.pbtxt, with one clear error for a file that does not parse."""
+
 from __future__ import annotations
 
 import os

@@ -2,6 +2,7 @@
 
 Statistics are computed inside the Beam pipeline with `tfdv.GenerateStatistics`.
 """
+
 from components.base import BaseComponent, ComponentSpec, Examples, ExampleStatistics, Parameter
 from components.base.component import InputSpec
 from components.statistics_gen import executor

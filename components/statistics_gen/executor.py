@@ -8,10 +8,9 @@ import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import statistics_pb2
 from tfx_bsl.public import tfxio
 
-from components.base import BaseBeamExecutor
+from components.base import BaseBeamExecutor, fileio
 from components.statistics_gen.stats_html import statistics_html
 from components.statistics_gen.stats_io import HTML_FILE, STATS_FILE, load_split_statistics
-from components.base import fileio
 
 
 def examples_file_pattern(examples_artifact, split: str) -> str:

@@ -3,6 +3,7 @@
 TFDV's own Facets view loads its code from the internet; this page opens in
 any browser offline and is what the demo frontend shows.
 """
+
 from __future__ import annotations
 
 import html

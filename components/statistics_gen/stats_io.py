@@ -1,4 +1,5 @@
 """Where statistics live inside an ExampleStatistics artifact, and reading them back."""
+
 from __future__ import annotations
 
 import os

@@ -6,6 +6,7 @@ and the JSON `train_config` (the pipeline's typed training config). The
 model directory holds `Format-Serving/` (the SavedModel, transform graph
 embedded), `history.json`, `curves.png` and TensorBoard `logs/`.
 """
+
 from components.base import BaseComponent, ComponentSpec, Examples, Model, Parameter, TransformGraph
 from components.base.component import InputSpec
 from components.trainer import executor

@@ -8,11 +8,10 @@ import shutil
 import tempfile
 import time
 
-from components.base import BaseExecutor
+from components.base import BaseExecutor, fileio
 from components.base.functions import load_function
 from components.trainer import multi_worker
 from components.trainer.fn_args import FnArgs
-from components.base import fileio
 
 
 class TrainerExecutor(BaseExecutor):

@@ -1,4 +1,5 @@
 """What a pipeline's run_fn is given: where the data is, where to write, and its config."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -11,6 +11,7 @@ other hosts run `python -m components.trainer.worker --spec SPEC` themselves.
 A worker that fails or dies stops the others and fails the Trainer: its
 Model artifact is never published (the runner keeps it `.failed`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -159,7 +160,9 @@ def run_workers(fn_args, run_fn: str, workers: int, work_dir: str, out=None, iso
                     subprocess.Popen(
                         argv,
                         env={**os.environ, "TF_CONFIG": json.dumps(tf_config)},
-                        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
                         start_new_session=True,
                     )
                 )

@@ -1,5 +1,6 @@
 """TF Serving's Classify and Regress APIs look for a signature's method name, which
 `tf.saved_model.save` always writes as Predict. Rewrite it for those signatures."""
+
 from __future__ import annotations
 
 import os
@@ -7,7 +8,6 @@ import os
 from tensorflow.core.protobuf import saved_model_pb2
 
 from components.base import fileio
-
 from serving.layout import CLASSIFY_METHOD, REGRESS_METHOD  # noqa: F401 - what the exports name
 
 

@@ -6,6 +6,7 @@ pipeline's run_fn trains under it. The chief (worker 0) writes into the
 Model artifact; every other worker writes its copies into its own temporary
 directory, as MultiWorkerMirroredStrategy expects all workers to save.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--spec", required=True, help="JSON written by the Trainer: run_fn and its FnArgs")
     parser.add_argument(
-        "--wait", type=float, default=0.0,
+        "--wait",
+        type=float,
+        default=0.0,
         help="seconds to wait for the spec to appear (a worker pod started before the chief's Trainer reached training)",
     )
     args = parser.parse_args(argv)
@@ -62,8 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         scratch = tempfile.mkdtemp(prefix=f"trainer-{kind}-{index}-", dir=os.path.dirname(os.path.abspath(args.spec)))
         fn_args = dataclasses.replace(fn_args, model_dir=scratch)
     print(
-        f"  {kind} {index}: {strategy.num_replicas_in_sync} replicas in sync, "
-        f"writing to {fn_args.model_dir}",
+        f"  {kind} {index}: {strategy.num_replicas_in_sync} replicas in sync, writing to {fn_args.model_dir}",
         file=sys.stderr,
         flush=True,
     )

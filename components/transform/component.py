@@ -6,6 +6,7 @@ preprocessing_fn. Full-pass analyzers (e.g. z-scores) see the train split
 only; every split is then transformed by that same graph, which the Trainer
 embeds in the exported model so serving takes raw inputs.
 """
+
 from components.base import BaseComponent, ComponentSpec, Examples, Parameter, Schema, TransformGraph
 from components.base.component import InputSpec
 from components.transform import executor

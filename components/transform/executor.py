@@ -9,13 +9,12 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
 from tfx_bsl.public import tfxio
 
-from components.base import BaseBeamExecutor
-from components.base.functions import load_function
+from components.base import BaseBeamExecutor, fileio
 from components.base.beam import CountProgress
+from components.base.functions import load_function
 from components.example_gen.executor import TFRECORD_SUFFIX
 from components.schema_gen.schema_io import load_schema
 from components.statistics_gen.executor import examples_file_pattern
-from components.base import fileio
 
 TRANSFORM_FN_DIR = tft.TFTransformOutput.TRANSFORM_FN_DIR
 

@@ -1,5 +1,6 @@
 """The flagship pipeline: generated 4-character captchas to a validated, transformed dataset (and, with
 the Trainer, a versioned captcha recognizer)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -61,7 +62,6 @@ class CaptchaPipelineConfig(CaptchaTrainConfig):
 
     def train_config(self) -> CaptchaTrainConfig:
         return CaptchaTrainConfig.from_dict({**dataclasses.asdict(self), "charset": self.characters})
-
 
     @property
     def characters(self) -> str:

@@ -1,6 +1,7 @@
 """Captcha metrics through the exported model: full-string and per-character accuracy,
 sliced per character position and per true character; the confusion pairs; how well the
 confidence is calibrated and how the model's `accepted` answers fare."""
+
 from __future__ import annotations
 
 import collections

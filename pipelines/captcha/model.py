@@ -1,5 +1,6 @@
 """The captcha recognizer: tf.data input, a small CNN with one softmax head per character,
 captcha metrics that mean something, and the SavedModel that takes encoded image bytes."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,9 +14,9 @@ import tensorflow_transform as tft
 import tf_keras as keras
 
 from components.base import fileio
+from components.evaluator import calibration
 from components.trainer.fn_args import FnArgs
 from components.trainer.signatures import CLASSIFY_METHOD, set_method_names
-from components.evaluator import calibration
 from pipelines.captcha.preprocessing import IMAGE_KEY, LABEL_KEY
 from pipelines.training import (
     TrainingConfig,
@@ -47,7 +48,9 @@ class CaptchaTrainConfig(TrainingConfig):
     # attention weights, so a head finds its character wherever the spacing put it.
     heads: str = "sequence"
     rnn_units: int = 64
-    activation: str = "elu"  # of the conv and dense layers; with relu the network sits at chance for epochs (BENCHMARKS.md)
+    activation: str = (
+        "elu"  # of the conv and dense layers; with relu the network sits at chance for epochs (BENCHMARKS.md)
+    )
     # A cap, not the plan: the time budget ends training (lr_schedule=time anneals to it), and a
     # faster machine spends its budget on more epochs (16 of 55 s here in 15 minutes). At 30, the
     # cap ended a 30-minute run at 10% of the peak rate (BENCHMARKS.md, issue #14).
@@ -134,7 +137,9 @@ def make_dataset(file_pattern: str, feature_spec: dict, config: CaptchaTrainConf
     if config.cache:
         dataset = dataset.cache()
     if training:
-        dataset = dataset.shuffle(config.shuffle_buffer, seed=1 if multi_worker else None, reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(
+            config.shuffle_buffer, seed=1 if multi_worker else None, reshuffle_each_iteration=True
+        )
     dataset = dataset.batch(config.batch_size)
     if training and config.augment:
         dataset = dataset.map(lambda x, y: (augment(x), y), num_parallel_calls=parallel)
@@ -232,8 +237,14 @@ class CaptchaServingModule(tf.Module):
     calibrated with the temperature fitted on the eval split; `accepted` is
     confidence >= reject_below, the threshold chosen there (calibration.json)."""
 
-    def __init__(self, model: keras.Model, transform_output: tft.TFTransformOutput, charset: str,
-                 temperature: float = 1.0, reject_below: float = 0.0) -> None:
+    def __init__(
+        self,
+        model: keras.Model,
+        transform_output: tft.TFTransformOutput,
+        charset: str,
+        temperature: float = 1.0,
+        reject_below: float = 0.0,
+    ) -> None:
         super().__init__()
         self.model = model
         self.tft_layer = transform_output.transform_features_layer()
@@ -251,8 +262,12 @@ class CaptchaServingModule(tf.Module):
         best = tf.argmax(probabilities, axis=-1)
         text = tf.strings.reduce_join(tf.gather(self.charset, best), axis=-1)
         confidence = tf.reduce_prod(tf.reduce_max(probabilities, axis=-1), axis=-1)
-        return {"text": text, "probabilities": probabilities, "confidence": confidence,
-                "accepted": confidence >= self.reject_below}
+        return {
+            "text": text,
+            "probabilities": probabilities,
+            "confidence": confidence,
+            "accepted": confidence >= self.reject_below,
+        }
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serve_image_bytes(self, image_bytes):
@@ -273,8 +288,14 @@ class CaptchaServingModule(tf.Module):
         return {"classes": outputs["text"][:, None], "scores": outputs["confidence"][:, None]}
 
 
-def export(model: keras.Model, transform_graph_dir: str, charset: str, path: str,
-           temperature: float = 1.0, reject_below: float = 0.0) -> None:
+def export(
+    model: keras.Model,
+    transform_graph_dir: str,
+    charset: str,
+    path: str,
+    temperature: float = 1.0,
+    reject_below: float = 0.0,
+) -> None:
     module = CaptchaServingModule(model, tft.TFTransformOutput(transform_graph_dir), charset, temperature, reject_below)
     tf.saved_model.save(
         module,
@@ -359,7 +380,14 @@ def run_fn(fn_args: FnArgs) -> None:
         f"  calibration: temperature {fitted['temperature']:.3f}, eval ECE {fitted['eval_ece_before']:.4f} -> "
         f"{fitted['eval_ece_after']:.4f}; reject_below {fitted['reject_below']:.4f} accepts "
         f"{fitted['eval_accepted_share']:.1%} of eval",
-        file=sys.stderr, flush=True,
+        file=sys.stderr,
+        flush=True,
     )
-    export(model, fn_args.transform_graph_dir, config.charset, fn_args.serving_model_dir,
-           fitted["temperature"], fitted["reject_below"])
+    export(
+        model,
+        fn_args.transform_graph_dir,
+        config.charset,
+        fn_args.serving_model_dir,
+        fitted["temperature"],
+        fitted["reject_below"],
+    )

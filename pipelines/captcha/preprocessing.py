@@ -3,6 +3,7 @@
 The same functions run inside the exported model, so serving takes encoded
 image bytes of any size and format TensorFlow decodes (PNG, JPEG, GIF, BMP).
 """
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -13,8 +14,7 @@ IMAGE_KEY = "image"
 LABEL_KEY = "label"
 
 
-def decode_images(encoded: tf.Tensor, height: int, width: int,
-                  max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> tf.Tensor:
+def decode_images(encoded: tf.Tensor, height: int, width: int, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> tf.Tensor:
     """[batch] encoded image bytes -> [batch, height, width, 1] ink intensity in [0, 1].
 
     Ink is 1 and the (light) background near 0: a white page of inputs near 1
@@ -25,18 +25,14 @@ def decode_images(encoded: tf.Tensor, height: int, width: int,
         image = tf.image.convert_image_dtype(decode_grey(data, max_pixels), tf.float32)
         return 1.0 - tf.image.resize(image, [height, width], antialias=True)
 
-    return tf.map_fn(
-        decode_one, encoded, fn_output_signature=tf.TensorSpec([height, width, 1], tf.float32)
-    )
+    return tf.map_fn(decode_one, encoded, fn_output_signature=tf.TensorSpec([height, width, 1], tf.float32))
 
 
 def text_to_ids(labels: tf.Tensor, charset: str, length: int) -> tf.Tensor:
     """[batch] label text -> [batch, length] int64 class ids; -1 marks a character outside the charset
     or a missing position (a label of the wrong length)."""
     table = tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(
-            tf.constant(list(charset)), tf.range(len(charset), dtype=tf.int64)
-        ),
+        tf.lookup.KeyValueTensorInitializer(tf.constant(list(charset)), tf.range(len(charset), dtype=tf.int64)),
         default_value=-1,
     )
     chars = tf.strings.unicode_split(labels, "UTF-8")

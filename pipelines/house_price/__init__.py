@@ -1,4 +1,5 @@
 """House-price regression on a CSV (area, bedrooms -> price): the book's linear model, TFX-style."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,5 +1,6 @@
 """House-price metrics through the exported `regress` signature, against the naive baseline
 (always predicting the train split's mean price)."""
+
 from __future__ import annotations
 
 import glob

@@ -1,5 +1,6 @@
 """House-price regression: the book's linear model on z-scored features (or a small DNN),
 exported to take raw `area` and `bedrooms` through the embedded tf.Transform graph."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -104,10 +105,15 @@ class HousePriceServingModule(tf.Module):
         return tf.reshape(self.model({k: transformed[k] for k in FEATURE_KEYS}, training=False), [-1])
 
     @tf.function(
-        input_signature=[tf.TensorSpec([None], tf.float32, name="area"), tf.TensorSpec([None], tf.int64, name="bedrooms")]
+        input_signature=[
+            tf.TensorSpec([None], tf.float32, name="area"),
+            tf.TensorSpec([None], tf.int64, name="bedrooms"),
+        ]
     )
     def serve_raw(self, area, bedrooms):
-        return {LABEL_KEY: self._predict({"area": tf.reshape(area, [-1, 1]), "bedrooms": tf.reshape(bedrooms, [-1, 1])})}
+        return {
+            LABEL_KEY: self._predict({"area": tf.reshape(area, [-1, 1]), "bedrooms": tf.reshape(bedrooms, [-1, 1])})
+        }
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
     def regress(self, inputs):
@@ -150,8 +156,13 @@ def train(fn_args: FnArgs) -> keras.Model:
     )
     end = finish_training(used, fn_args.training_end_path)
     write_history(history.history, fn_args.history_path)
-    plot_curves(history.history, fn_args.curves_path, ["rmse"], f"{fn_args.model_name}: train vs validation",
-                restored_epoch=end["restored_epoch"])
+    plot_curves(
+        history.history,
+        fn_args.curves_path,
+        ["rmse"],
+        f"{fn_args.model_name}: train vs validation",
+        restored_epoch=end["restored_epoch"],
+    )
     return with_price_scale(model, mean, std)
 
 

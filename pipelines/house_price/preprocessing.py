@@ -1,4 +1,5 @@
 """tf.Transform preprocessing for house prices: z-scores with full-pass analyzers over the train split."""
+
 from __future__ import annotations
 
 import tensorflow as tf

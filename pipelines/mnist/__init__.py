@@ -7,6 +7,7 @@ $MNIST_DATA). With only the 10,000 t10k images, the splits come from them by key
 t10k. A folder of digit images (`<digit>.png`, `<digit>_<n>.png` or one subfolder per
 digit) is read by ImageExampleGen instead.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -62,7 +63,9 @@ def data_version(folder: str) -> str:
     for root, _dirs, files in sorted(os.walk(folder)):
         for name in sorted(files):
             stat = os.stat(os.path.join(root, name))
-            digest.update(f"{os.path.relpath(os.path.join(root, name), folder)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+            digest.update(
+                f"{os.path.relpath(os.path.join(root, name), folder)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode()
+            )
     return digest.hexdigest()[:16]
 
 
@@ -82,8 +85,9 @@ def example_gen_for(data: str, splits: str):
 
 def create_pipeline(options: RunOptions) -> Pipeline:
     model = options.params.get("model", MnistPipelineConfig.model)
-    defaults = dataclasses.replace(MnistPipelineConfig(), **MODEL_DEFAULTS.get(model, {}),
-                                   model_name=MODEL_NAMES.get(model, MODEL_NAME))
+    defaults = dataclasses.replace(
+        MnistPipelineConfig(), **MODEL_DEFAULTS.get(model, {}), model_name=MODEL_NAMES.get(model, MODEL_NAME)
+    )
     if options.quick:
         defaults = dataclasses.replace(defaults, **QUICK)
     config = apply_overrides(defaults, options.params)
@@ -94,9 +98,13 @@ def create_pipeline(options: RunOptions) -> Pipeline:
             f"(and train-* for the full set), or MNIST_DATA=DIR; {data} does not exist"
         )
     example_gen = example_gen_for(data, config.splits)
-    stages = data_stages(example_gen, SCHEMA_PATH, config.stop_on_anomalies,
-                         "pipelines.mnist.preprocessing:make_preprocessing_fn",
-                         {"max_image_pixels": config.max_image_pixels})
+    stages = data_stages(
+        example_gen,
+        SCHEMA_PATH,
+        config.stop_on_anomalies,
+        "pipelines.mnist.preprocessing:make_preprocessing_fn",
+        {"max_image_pixels": config.max_image_pixels},
+    )
     spec = ModelSpec(
         name=config.model_name,
         run_fn="pipelines.mnist.model:run_fn",

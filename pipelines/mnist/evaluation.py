@@ -1,6 +1,7 @@
 """MNIST metrics through the exported `classify` signature (serialized tf.Example in, as TF
 Serving's Classify API calls it): accuracy, per-digit accuracy, the confusion matrix, the
 commonest confusions and the misread examples (their keys, truth, answer and confidence)."""
+
 from __future__ import annotations
 
 import glob

@@ -9,6 +9,7 @@ Signatures of the export:
 - `classify` (method tensorflow/serving/classify): serialized tf.Example with `image` (encoded bytes)
   or `x` (784 floats, the tutorial's feature) -> the ten digits as `classes`, best first, with `scores`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -115,8 +116,12 @@ def make_dataset(x: np.ndarray, y: np.ndarray, config: MnistTrainConfig, trainin
         dataset = dataset.shuffle(len(y), reshuffle_each_iteration=True)
     dataset = dataset.batch(config.batch_size)
     if training and config.augment:
-        dataset = dataset.map(lambda images, labels: (tf.clip_by_value(augment(images, shift=(0.08, 0.08), max_degrees=10,
-                                                                               zoom=0.08), 0.0, 1.0), labels))
+        dataset = dataset.map(
+            lambda images, labels: (
+                tf.clip_by_value(augment(images, shift=(0.08, 0.08), max_degrees=10, zoom=0.08), 0.0, 1.0),
+                labels,
+            )
+        )
     return dataset.prefetch(2)
 
 
@@ -145,10 +150,13 @@ class MnistServingModule(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
     def classify(self, inputs):
         """TF Serving's Classify API. Each tf.Example holds `image` (encoded bytes) or `x` (784 floats)."""
-        parsed = tf.io.parse_example(inputs, {
-            IMAGE_KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),
-            "x": tf.io.FixedLenFeature([PIXELS], tf.float32, default_value=[0.0] * PIXELS),
-        })
+        parsed = tf.io.parse_example(
+            inputs,
+            {
+                IMAGE_KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),
+                "x": tf.io.FixedLenFeature([PIXELS], tf.float32, default_value=[0.0] * PIXELS),
+            },
+        )
         pixels = tf.reshape(tf.clip_by_value(parsed["x"], 0.0, 1.0), [-1, SIZE, SIZE, 1])
 
         def one(item):
@@ -159,18 +167,24 @@ class MnistServingModule(tf.Module):
                 lambda: frame_digit(square),
             )
 
-        framed = tf.map_fn(one, (parsed[IMAGE_KEY], pixels), fn_output_signature=tf.TensorSpec([SIZE, SIZE, 1], tf.float32))
+        framed = tf.map_fn(
+            one, (parsed[IMAGE_KEY], pixels), fn_output_signature=tf.TensorSpec([SIZE, SIZE, 1], tf.float32)
+        )
         scores, indices = tf.math.top_k(self._probabilities(framed), k=10)
         return {"classes": tf.gather(self.digits, indices), "scores": scores}
 
 
 def export(model: keras.Model, transform_graph_dir: str, path: str) -> None:
     module = MnistServingModule(model, tft.TFTransformOutput(transform_graph_dir))
-    tf.saved_model.save(module, path, signatures={
-        "serving_default": module.serve_image_bytes,
-        "predict_images": module.predict_images,
-        "classify": module.classify,
-    })
+    tf.saved_model.save(
+        module,
+        path,
+        signatures={
+            "serving_default": module.serve_image_bytes,
+            "predict_images": module.predict_images,
+            "classify": module.classify,
+        },
+    )
     set_method_names(path, {"classify": CLASSIFY_METHOD})
 
 
@@ -184,16 +198,26 @@ def run_fn(fn_args: FnArgs) -> None:
     steps_per_epoch = -(-len(train_y) // config.batch_size)
     with distribution_strategy(config).scope():
         model = build_model(config)
-        model.compile(optimizer=make_optimizer(config, steps_per_epoch),
-                      loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
+        model.compile(
+            optimizer=make_optimizer(config, steps_per_epoch),
+            loss=keras.losses.SparseCategoricalCrossentropy(),
+            metrics=["accuracy"],
+        )
     used = callbacks(config, fn_args.log_dir)
     history = model.fit(
         make_dataset(train_x, train_y, config, training=True),
         validation_data=make_dataset(eval_x, eval_y, config, training=False) if len(eval_y) else None,
-        epochs=config.epochs, callbacks=used, verbose=0,
+        epochs=config.epochs,
+        callbacks=used,
+        verbose=0,
     )
     end = finish_training(used, fn_args.training_end_path)
     write_history(history.history, fn_args.history_path)
-    plot_curves(history.history, fn_args.curves_path, ["accuracy"], f"{fn_args.model_name} ({config.model}): train vs validation",
-                restored_epoch=end["restored_epoch"])
+    plot_curves(
+        history.history,
+        fn_args.curves_path,
+        ["accuracy"],
+        f"{fn_args.model_name} ({config.model}): train vs validation",
+        restored_epoch=end["restored_epoch"],
+    )
     export(model, fn_args.transform_graph_dir, fn_args.serving_model_dir)

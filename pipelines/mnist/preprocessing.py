@@ -7,6 +7,7 @@ it into 20x20 keeping its aspect ratio and centres the mass. The exported model 
 same functions, so a photo of a digit in black pen, a canvas drawing and MNIST's own
 784 floats all reach the network framed as its training images were.
 """
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -25,8 +26,15 @@ def frame_digit(image: tf.Tensor) -> tf.Tensor:
     """[height, width, 1] grey levels in [0, 1], either polarity -> [28, 28, 1] MNIST-framed ink in [0, 1].
     A blank image stays blank (zeros)."""
     image = tf.image.convert_image_dtype(image, tf.float32)
-    border = tf.concat([tf.reshape(image[0], [-1]), tf.reshape(image[-1], [-1]),
-                        tf.reshape(image[:, 0], [-1]), tf.reshape(image[:, -1], [-1])], axis=0)
+    border = tf.concat(
+        [
+            tf.reshape(image[0], [-1]),
+            tf.reshape(image[-1], [-1]),
+            tf.reshape(image[:, 0], [-1]),
+            tf.reshape(image[:, -1], [-1]),
+        ],
+        axis=0,
+    )
     image = tf.cond(tf.reduce_mean(border) > 0.5, lambda: 1.0 - image, lambda: image)  # ink light, page dark
     low, high = tf.reduce_min(image), tf.reduce_max(image)
     image = tf.math.divide_no_nan(image - low, high - low)
@@ -59,8 +67,12 @@ def centre_of_mass(image: tf.Tensor) -> tf.Tensor:
     dy, dx = cy - centre, cx - centre  # output (x, y) reads the input at (x + dx, y + dy)
     transform = tf.stack([1.0, 0.0, dx, 0.0, 1.0, dy, 0.0, 0.0])[None]
     moved = tf.raw_ops.ImageProjectiveTransformV3(
-        images=image[None], transforms=transform, output_shape=[SIZE, SIZE], fill_value=0.0,
-        interpolation="BILINEAR", fill_mode="CONSTANT",
+        images=image[None],
+        transforms=transform,
+        output_shape=[SIZE, SIZE],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
     )
     return moved[0]
 

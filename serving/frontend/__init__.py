@@ -1,4 +1,5 @@
 """The Flask demo frontend: a client of the model server (see serving/client.py), never a model host."""
+
 from __future__ import annotations
 
 import os
@@ -46,14 +47,17 @@ def create_app(config: FrontendConfig | None = None, client=None) -> Flask:
         headers.setdefault("Referrer-Policy", "same-origin")
         if request.path.startswith("/artifacts/"):
             # Files a pipeline wrote: no scripts, no forms, a unique origin; the run page may frame them.
-            headers.setdefault("Content-Security-Policy",
-                               "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox; "
-                               "frame-ancestors 'self'")
+            headers.setdefault(
+                "Content-Security-Policy",
+                "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox; frame-ancestors 'self'",
+            )
             headers.setdefault("X-Frame-Options", "SAMEORIGIN")
         else:
-            headers.setdefault("Content-Security-Policy",
-                               "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
-                               "form-action 'self'; frame-ancestors 'none'")
+            headers.setdefault(
+                "Content-Security-Policy",
+                "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+                "form-action 'self'; frame-ancestors 'none'",
+            )
             headers.setdefault("X-Frame-Options", "DENY")
         return response
 

@@ -1,4 +1,5 @@
 """python -m serving.frontend --port 5000 --rest-url http://127.0.0.1:8501 [--grpc-target 127.0.0.1:8500] [--transport rest|grpc]"""
+
 from __future__ import annotations
 
 import argparse
@@ -17,16 +18,22 @@ def main(argv=None) -> int:
     p.add_argument("--transport", choices=("rest", "grpc"), default="rest")
     p.add_argument("--models-config", default="serving_models/models.config")
     p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--captcha-charset", default="0123456789",
-                   help="characters for generated captchas (match the served model's)")
+    p.add_argument(
+        "--captcha-charset", default="0123456789", help="characters for generated captchas (match the served model's)"
+    )
     args = p.parse_args(argv)
     from serving.frontend import create_app
     from serving.frontend.config import FrontendConfig
 
     try:
-        config = FrontendConfig(rest_url=args.rest_url, grpc_target=args.grpc_target, transport=args.transport,
-                                models_config=args.models_config, runs_dir=args.runs_dir,
-                                captcha_charset=args.captcha_charset)
+        config = FrontendConfig(
+            rest_url=args.rest_url,
+            grpc_target=args.grpc_target,
+            transport=args.transport,
+            models_config=args.models_config,
+            runs_dir=args.runs_dir,
+            captcha_charset=args.captcha_charset,
+        )
     except ValueError as e:
         print(f"frontend: {e}", file=sys.stderr)
         return 2

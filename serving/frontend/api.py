@@ -1,4 +1,5 @@
 """The book's deployment API: GET /ping, POST /predict (multipart `image` or JSON {"image": base64})."""
+
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
@@ -32,7 +33,7 @@ def _image_from_request() -> bytes:
         if "image" not in body:
             raise BadImage("no image: JSON bodies need an 'image' key with base64 data")
         return decode_base64(body["image"])
-    raise BadImage("no image: send multipart form data with an 'image' file, or JSON {\"image\": \"<base64>\"}")
+    raise BadImage('no image: send multipart form data with an \'image\' file, or JSON {"image": "<base64>"}')
 
 
 @api.post("/predict")
@@ -48,17 +49,19 @@ def predict():
         return failure(400, str(e))
     except ModelServerError as e:
         return failure(*explain(e, s.config.captcha_model))
-    return jsonify({
-        "success": True,
-        "prediction": reading.text,
-        "confidence": reading.confidence,
-        "accepted": reading.accepted,
-        "character_confidences": reading.character_confidences,
-        "model": s.config.captcha_model,
-        "version": reading.version,
-        "transport": reading.transport,
-        "latency_ms": round(reading.seconds * 1000, 2),
-    })
+    return jsonify(
+        {
+            "success": True,
+            "prediction": reading.text,
+            "confidence": reading.confidence,
+            "accepted": reading.accepted,
+            "character_confidences": reading.character_confidences,
+            "model": s.config.captcha_model,
+            "version": reading.version,
+            "transport": reading.transport,
+            "latency_ms": round(reading.seconds * 1000, 2),
+        }
+    )
 
 
 @api.post("/api/mnist")
@@ -75,12 +78,14 @@ def mnist():
         return failure(400, str(e))
     except ModelServerError as e:
         return failure(*explain(e, s.config.mnist_model))
-    return jsonify({
-        "success": True,
-        "digit": reading.digit,
-        "probabilities": reading.probabilities,
-        "model": s.config.mnist_model,
-        "version": reading.version,
-        "transport": reading.transport,
-        "latency_ms": round(reading.seconds * 1000, 2),
-    })
+    return jsonify(
+        {
+            "success": True,
+            "digit": reading.digit,
+            "probabilities": reading.probabilities,
+            "model": s.config.mnist_model,
+            "version": reading.version,
+            "transport": reading.transport,
+            "latency_ms": round(reading.seconds * 1000, 2),
+        }
+    )

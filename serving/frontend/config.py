@@ -1,4 +1,5 @@
 """The frontend's settings, typed and checked where they come in."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """Images coming in (uploads, base64) and going out (generated captchas)."""
+
 from __future__ import annotations
 
 import base64

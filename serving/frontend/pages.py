@@ -1,4 +1,5 @@
 """The pages people see: the captcha demo, house prices, the served models and the pipeline runs."""
+
 from __future__ import annotations
 
 import math
@@ -35,17 +36,27 @@ def captcha_read():
             fmt = check_image(image, s.config.max_image_bytes)
         reading = s.read_captcha(image)
     except RequestEntityTooLarge:
-        return render_template("captcha.html", result=None,
-                               error=f"The upload is too large: the limit is {s.config.max_image_bytes // 1048576} MiB."), 400
+        return render_template(
+            "captcha.html",
+            result=None,
+            error=f"The upload is too large: the limit is {s.config.max_image_bytes // 1048576} MiB.",
+        ), 400
     except BadImage as e:
         return render_template("captcha.html", result=None, error=str(e)), 400
     except ModelServerError as e:
         status, message = explain(e, s.config.captcha_model)
         return render_template("captcha.html", result=None, error=message), status
     result = {
-        "image": data_url(image, fmt), "truth": truth, "text": reading.text, "confidence": reading.confidence,
-        "unsure": reading.accepted is False, "characters": list(zip(reading.text, reading.character_confidences)), "model": s.config.captcha_model,
-        "version": reading.version, "transport": reading.transport, "latency_ms": reading.seconds * 1000,
+        "image": data_url(image, fmt),
+        "truth": truth,
+        "text": reading.text,
+        "confidence": reading.confidence,
+        "unsure": reading.accepted is False,
+        "characters": list(zip(reading.text, reading.character_confidences)),
+        "model": s.config.captcha_model,
+        "version": reading.version,
+        "transport": reading.transport,
+        "latency_ms": reading.seconds * 1000,
     }
     return render_template("captcha.html", result=result, error=None), status
 
@@ -88,14 +99,20 @@ def house_price():
     if problems:
         return render_template("house_price.html", form=request.form, problems=problems, result=None, error=None), 400
     try:
-        prediction = s.client.predict(s.config.house_price_model,
-                                      {"area": [values["area"]], "bedrooms": [values["bedrooms"]]})
+        prediction = s.client.predict(
+            s.config.house_price_model, {"area": [values["area"]], "bedrooms": [values["bedrooms"]]}
+        )
     except ModelServerError as e:
         status, message = explain(e, s.config.house_price_model)
         return render_template("house_price.html", form=request.form, problems={}, result=None, error=message), status
     price = float(next(iter(prediction.outputs.values())).reshape(-1)[0])
-    result = {"price": price, "version": prediction.version, "transport": prediction.transport,
-              "latency_ms": prediction.seconds * 1000, "model": s.config.house_price_model}
+    result = {
+        "price": price,
+        "version": prediction.version,
+        "transport": prediction.transport,
+        "latency_ms": prediction.seconds * 1000,
+        "model": s.config.house_price_model,
+    }
     return render_template("house_price.html", form=request.form, problems={}, result=result, error=None)
 
 
@@ -115,16 +132,25 @@ def mnist_read():
         fmt = check_image(image, s.config.max_image_bytes)
         reading = s.read_digit(image)
     except RequestEntityTooLarge:
-        return render_template("mnist.html", result=None,
-                               error=f"The upload is too large: the limit is {s.config.max_image_bytes // 1048576} MiB."), 400
+        return render_template(
+            "mnist.html",
+            result=None,
+            error=f"The upload is too large: the limit is {s.config.max_image_bytes // 1048576} MiB.",
+        ), 400
     except BadImage as e:
         return render_template("mnist.html", result=None, error=str(e)), 400
     except ModelServerError as e:
         status, message = explain(e, s.config.mnist_model)
         return render_template("mnist.html", result=None, error=message), status
-    result = {"image": data_url(image, fmt), "digit": reading.digit, "probabilities": list(enumerate(reading.probabilities)),
-              "model": s.config.mnist_model, "version": reading.version, "transport": reading.transport,
-              "latency_ms": reading.seconds * 1000}
+    result = {
+        "image": data_url(image, fmt),
+        "digit": reading.digit,
+        "probabilities": list(enumerate(reading.probabilities)),
+        "model": s.config.mnist_model,
+        "version": reading.version,
+        "transport": reading.transport,
+        "latency_ms": reading.seconds * 1000,
+    }
     return render_template("mnist.html", result=result, error=None)
 
 
@@ -145,18 +171,33 @@ def models():
         by_version = {}
         for label, version in labels.items():
             by_version.setdefault(version, []).append(label)
-        rows.append({"name": name, "problem": problem,
-                     "versions": [{"version": st.version, "state": st.state, "error": st.error_message,
-                                   "labels": sorted(by_version.get(st.version, []))} for st in statuses]})
-    return render_template("models.html", rows=rows, error=error, config_path=s.config.models_config), (503 if error else 200)
+        rows.append(
+            {
+                "name": name,
+                "problem": problem,
+                "versions": [
+                    {
+                        "version": st.version,
+                        "state": st.state,
+                        "error": st.error_message,
+                        "labels": sorted(by_version.get(st.version, [])),
+                    }
+                    for st in statuses
+                ],
+            }
+        )
+    return render_template("models.html", rows=rows, error=error, config_path=s.config.models_config), (
+        503 if error else 200
+    )
 
 
 # --- pipeline runs ---------------------------------------------------------------------------------
 @pages.get("/runs")
 def runs():
     s = services()
-    return render_template("runs.html", pipelines=runs_view.latest_runs(s.config.metadata_path),
-                           metadata_path=s.config.metadata_path)
+    return render_template(
+        "runs.html", pipelines=runs_view.latest_runs(s.config.metadata_path), metadata_path=s.config.metadata_path
+    )
 
 
 @pages.get("/runs/<pipeline>/<int:run_id>")

@@ -1,4 +1,5 @@
 """Reading pipeline runs from ML Metadata and the served models from models.config, for the pages."""
+
 from __future__ import annotations
 
 import json
@@ -36,10 +37,20 @@ def _store(metadata_path: str):
 def _summary(run) -> dict:
     states = [e.state for e in run.executions]
     return {
-        "id": run.id, "name": run.name, "started": run.create_time,
+        "id": run.id,
+        "name": run.name,
+        "started": run.create_time,
         "status": next((s for s in ("FAILED", "ABANDONED", "RUNNING") if s in states), "COMPLETE"),
-        "components": [{"component": e.component_id, "state": e.state, "seconds": e.duration,
-                        "cached": e.state == "CACHED", "execution": e.id} for e in run.executions],
+        "components": [
+            {
+                "component": e.component_id,
+                "state": e.state,
+                "seconds": e.duration,
+                "cached": e.state == "CACHED",
+                "execution": e.id,
+            }
+            for e in run.executions
+        ],
     }
 
 
@@ -80,7 +91,7 @@ def run_details(metadata_path: str, pipeline: str, run_id: int, runs_dir: str) -
     details = _summary(run)
     links, anomalies, metrics, blessing, pushed = [], {}, None, None, None
     for execution in run.executions:
-        for key, artifact in execution.outputs:
+        for _key, artifact in execution.outputs:
             uri = artifact.uri
             if artifact.type_name == "ExampleStatistics" and os.path.exists(os.path.join(uri, "statistics.html")):
                 links.append(("Data statistics (TFDV)", _relative(os.path.join(uri, "statistics.html"), runs_dir)))
@@ -96,12 +107,22 @@ def run_details(metadata_path: str, pipeline: str, run_id: int, runs_dir: str) -
                 if os.path.exists(os.path.join(uri, "reliability.png")):
                     links.append(("Confidence calibration", _relative(os.path.join(uri, "reliability.png"), runs_dir)))
             elif artifact.type_name == "ModelBlessing":
-                blessing = {"blessed": bool(artifact.properties.get("blessed")), "reason": artifact.properties.get("reason", "")}
+                blessing = {
+                    "blessed": bool(artifact.properties.get("blessed")),
+                    "reason": artifact.properties.get("reason", ""),
+                }
             elif artifact.type_name == "PushedModel":
-                pushed = {"pushed": bool(artifact.properties.get("pushed")),
-                          "version": artifact.properties.get("pushed_version"),
-                          "destination": artifact.properties.get("pushed_destination")}
-    details.update(links=[(title, path) for title, path in links if path], anomalies=anomalies,
-                   metrics=metrics, blessing=blessing, pushed=pushed,
-                   errors=[(e.component_id, e.error.strip().splitlines()[-1]) for e in run.executions if e.error])
+                pushed = {
+                    "pushed": bool(artifact.properties.get("pushed")),
+                    "version": artifact.properties.get("pushed_version"),
+                    "destination": artifact.properties.get("pushed_destination"),
+                }
+    details.update(
+        links=[(title, path) for title, path in links if path],
+        anomalies=anomalies,
+        metrics=metrics,
+        blessing=blessing,
+        pushed=pushed,
+        errors=[(e.component_id, e.error.strip().splitlines()[-1]) for e in run.executions if e.error],
+    )
     return details

@@ -1,4 +1,5 @@
 """What the views share: the config and the one model-server client (no model is ever loaded here)."""
+
 from __future__ import annotations
 
 import dataclasses

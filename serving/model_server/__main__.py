@@ -1,4 +1,5 @@
 """python -m serving.model_server: flags named as tensorflow_model_server names them."""
+
 from __future__ import annotations
 
 import argparse
@@ -20,34 +21,56 @@ def _bool(text: str) -> bool:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m serving.model_server",
-                                description="TF Serving's REST and gRPC API over SavedModels in TF Serving's layout.")
+    p = argparse.ArgumentParser(
+        prog="python -m serving.model_server",
+        description="TF Serving's REST and gRPC API over SavedModels in TF Serving's layout.",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8500, help="gRPC port (0: any free port)")
     p.add_argument("--rest_api_port", type=int, default=8501, help="REST port (0: any free port; -1: no REST)")
     p.add_argument("--model_name", default="default")
     p.add_argument("--model_base_path", help="directory of integer version directories")
     p.add_argument("--model_config_file", help="ModelServerConfig in text format (several models)")
-    p.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
-                   help="how often to look for new versions (0: load once)")
-    p.add_argument("--model_config_file_poll_wait_seconds", type=float, default=0.0,
-                   help="how often to re-read --model_config_file (0: never)")
+    p.add_argument(
+        "--file_system_poll_wait_seconds",
+        type=float,
+        default=1.0,
+        help="how often to look for new versions (0: load once)",
+    )
+    p.add_argument(
+        "--model_config_file_poll_wait_seconds",
+        type=float,
+        default=0.0,
+        help="how often to re-read --model_config_file (0: never)",
+    )
     p.add_argument("--enable_batching", type=_bool, nargs="?", const=True, default=False)
     p.add_argument("--batching_parameters_file", help="BatchingParameters in text format")
     p.add_argument("--monitoring_config_file", help="MonitoringConfig in text format (Prometheus path)")
     p.add_argument("--rest_api_timeout_in_ms", type=int, default=30_000)
     p.add_argument("--rest_api_num_threads", type=int, default=64)
     p.add_argument("--grpc_max_threads", type=int, default=64)
-    p.add_argument("--max_request_bytes", type=int, default=64 << 20,
-                   help="largest request body (REST) or message (gRPC) accepted")
-    p.add_argument("--grpc_channel_arguments", default="",
-                   help="comma-separated key=value gRPC channel arguments, as tensorflow_model_server takes them")
-    p.add_argument("--max_in_flight", type=int, default=0,
-                   help="inference requests inside the server at once before it answers 503 / UNAVAILABLE "
-                        "(0: what batching can queue and run plus one batch, or 4x the threads)")
+    p.add_argument(
+        "--max_request_bytes", type=int, default=64 << 20, help="largest request body (REST) or message (gRPC) accepted"
+    )
+    p.add_argument(
+        "--grpc_channel_arguments",
+        default="",
+        help="comma-separated key=value gRPC channel arguments, as tensorflow_model_server takes them",
+    )
+    p.add_argument(
+        "--max_in_flight",
+        type=int,
+        default=0,
+        help="inference requests inside the server at once before it answers 503 / UNAVAILABLE "
+        "(0: what batching can queue and run plus one batch, or 4x the threads)",
+    )
     p.add_argument("--ssl_config_file", help="SSLConfig in text format: TLS (and client certificates) on both ports")
-    p.add_argument("--replicas", type=int, default=1,
-                   help="server processes sharing the ports (SO_REUSEPORT), restarted when they die (default 1)")
+    p.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="server processes sharing the ports (SO_REUSEPORT), restarted when they die (default 1)",
+    )
     p.add_argument("--reuse_port", action="store_true", help=argparse.SUPPRESS)  # set for each replica
     p.add_argument("--tensorflow_intra_op_parallelism", type=int, default=0)
     p.add_argument("--tensorflow_inter_op_parallelism", type=int, default=0)
@@ -75,8 +98,9 @@ def main(argv=None) -> int:
         from serving.model_server.replicas import supervise
 
         return supervise(argv, args)
-    from serving.model_server.config import ConfigError, read_batching_parameters, read_monitoring_path, read_ssl_config
     import tensorflow as tf
+
+    from serving.model_server.config import ConfigError, read_batching_parameters, read_monitoring_path, read_ssl_config
 
     if args.tensorflow_intra_op_parallelism:
         tf.config.threading.set_intra_op_parallelism_threads(args.tensorflow_intra_op_parallelism)
@@ -86,16 +110,24 @@ def main(argv=None) -> int:
 
     try:
         options = ServerOptions(
-            host=args.host, port=args.port, rest_api_port=args.rest_api_port, model_name=args.model_name,
-            model_base_path=args.model_base_path, model_config_file=args.model_config_file,
+            host=args.host,
+            port=args.port,
+            rest_api_port=args.rest_api_port,
+            model_name=args.model_name,
+            model_base_path=args.model_base_path,
+            model_config_file=args.model_config_file,
             file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
             model_config_file_poll_wait_seconds=args.model_config_file_poll_wait_seconds,
             batching=read_batching_parameters(args.batching_parameters_file) if args.enable_batching else None,
             monitoring_path=read_monitoring_path(args.monitoring_config_file),
-            rest_api_timeout_in_ms=args.rest_api_timeout_in_ms, rest_api_num_threads=args.rest_api_num_threads,
-            grpc_max_threads=args.grpc_max_threads, max_request_bytes=args.max_request_bytes,
+            rest_api_timeout_in_ms=args.rest_api_timeout_in_ms,
+            rest_api_num_threads=args.rest_api_num_threads,
+            grpc_max_threads=args.grpc_max_threads,
+            max_request_bytes=args.max_request_bytes,
             grpc_channel_arguments=channel_arguments(args.grpc_channel_arguments),
-            reuse_port=args.reuse_port, ssl=read_ssl_config(args.ssl_config_file), max_in_flight=args.max_in_flight,
+            reuse_port=args.reuse_port,
+            ssl=read_ssl_config(args.ssl_config_file),
+            max_in_flight=args.max_in_flight,
         )
         server = ModelServer(options)
     except (ConfigError, ValueError) as e:

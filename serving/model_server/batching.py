@@ -10,6 +10,7 @@ One deliberate difference: a task that finds no batch running starts at once
 instead of waiting out the timeout (nothing is gained by waiting for an idle
 model), so a lone client pays no batching latency; under load, requests
 queue behind the running batch and are merged as TF Serving merges them."""
+
 from __future__ import annotations
 
 import asyncio
@@ -40,7 +41,7 @@ class _Task:
         # Tasks batch together only when every input has the same shape past the batch dimension.
         self.key = tuple((k, v.shape[1:]) for k, v in sorted(inputs.items()))
         self.loop = loop
-        self.future = loop.create_future() if loop is not None else Future()
+        self.future: asyncio.Future | Future = loop.create_future() if loop is not None else Future()
         self.enqueued = time.monotonic()
 
 
@@ -150,7 +151,8 @@ class BatchScheduler:
             self._drop_abandoned()  # callers that gave up while waiting (deadline passed, client gone)
             if not self._queue:
                 return []
-            batch, rows, key, kept = [], 0, self._queue[0].key, collections.deque()
+            batch, rows, key = [], 0, self._queue[0].key
+            kept: collections.deque[_Task] = collections.deque()
             while self._queue:
                 task = self._queue.popleft()
                 if task.key == key and rows + task.size <= self._params.max_batch_size:
@@ -189,7 +191,8 @@ class BatchScheduler:
                 inputs[key] = merged
             self._on_batch(rows, padded)
             outputs = self._run(inputs)
-            results, start = [], 0
+            results: list[tuple[_Task, dict[str, np.ndarray] | None, Exception | None]] = []
+            start = 0
             for task in batch:
                 results.append((task, {k: v[start : start + task.size] for k, v in outputs.items()}, None))
                 start += task.size

@@ -5,6 +5,7 @@ The batching-parameters and monitoring files use two small messages that the
 pip package does not ship (they live in TF Serving's C++ tree); they are
 declared here field for field, so the same text files work with the official
 server and parse strictly here."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -62,8 +63,15 @@ def _declare_messages():
     )
     add("PrometheusConfig", [("enable", f.TYPE_BOOL, "", False), ("path", f.TYPE_STRING, "", False)])
     add("MonitoringConfig", [("prometheus_config", f.TYPE_MESSAGE, ".tensorflow.serving.PrometheusConfig", False)])
-    add("SSLConfig", [("server_key", f.TYPE_STRING, "", False), ("server_cert", f.TYPE_STRING, "", False),
-                      ("custom_ca", f.TYPE_STRING, "", False), ("client_verify", f.TYPE_BOOL, "", False)])
+    add(
+        "SSLConfig",
+        [
+            ("server_key", f.TYPE_STRING, "", False),
+            ("server_cert", f.TYPE_STRING, "", False),
+            ("custom_ca", f.TYPE_STRING, "", False),
+            ("client_verify", f.TYPE_BOOL, "", False),
+        ],
+    )
     pool = descriptor_pool.DescriptorPool()
     pool.Add(descriptor_pb2.FileDescriptorProto.FromString(wrappers_pb2.DESCRIPTOR.serialized_pb))
     pool.Add(proto)

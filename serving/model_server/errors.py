@@ -1,4 +1,5 @@
 """Errors with TF Serving's status codes, and the HTTP codes its REST API maps them to."""
+
 from __future__ import annotations
 
 import grpc
@@ -70,7 +71,9 @@ class Admission:
 
     def __enter__(self) -> "Admission":
         if self.inside >= self.limit:
-            raise unavailable(f"server overloaded: {self.inside} requests in progress (the limit is {self.limit}); retry later")
+            raise unavailable(
+                f"server overloaded: {self.inside} requests in progress (the limit is {self.limit}); retry later"
+            )
         self.inside += 1
         return self
 

@@ -3,12 +3,14 @@
 The server is grpc.aio's: Predict is a coroutine on the event loop that awaits the batch
 scheduler (no thread per waiting request, as REST's predict); the other calls are plain
 methods that grpc.aio runs on its thread pool."""
+
 from __future__ import annotations
 
 import functools
 import inspect
 import time
 from concurrent import futures
+from typing import Sequence
 
 import grpc
 from tensorflow_serving.apis import (
@@ -89,8 +91,15 @@ class _Call:
         if self.api in _INFERENCE_APIS:
             spec = self.spec
             name, signature = (spec.name, spec.signature_name) if spec is not None else ("", "")
-            self.metrics.request_done(name, self.version, signature or "serving_default", self.api, "GRPC",
-                                      self.code, (time.perf_counter() - self.started) * 1e6)
+            self.metrics.request_done(
+                name,
+                self.version,
+                signature or "serving_default",
+                self.api,
+                "GRPC",
+                self.code,
+                (time.perf_counter() - self.started) * 1e6,
+            )
 
 
 def _rpc(api: str):
@@ -143,8 +152,9 @@ def _spec(response_spec, name: str, version: int, signature: str | None = None) 
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, manager: ModelManager, metrics: ServerMetrics, pool: futures.Executor,
-                 admission: Admission | None = None) -> None:
+    def __init__(
+        self, manager: ModelManager, metrics: ServerMetrics, pool: futures.Executor, admission: Admission | None = None
+    ) -> None:
         self.manager = manager
         self.metrics = metrics
         self.pool = pool  # model calls when batching is off
@@ -164,7 +174,9 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         except (TypeError, ValueError) as e:
             raise invalid(f"cannot read input tensors: {e}") from None
         with self.manager.lease(target.model, target.version, target.label) as servable:
-            signature, checked, wanted = inference.prepare_predict(servable, target.signature, inputs, request.output_filter)
+            signature, checked, wanted = inference.prepare_predict(
+                servable, target.signature, inputs, request.output_filter
+            )
             outputs = await servable.run_async(signature, checked, self.pool)
             version = servable.version
         response = predict_pb2.PredictResponse()
@@ -235,19 +247,34 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
 
-async def start_grpc_server(manager: ModelManager, metrics: ServerMetrics, address: str, *,
-                            max_workers: int = 64, max_message_bytes: int = 64 << 20,
-                            channel_arguments: list[tuple[str, object]] = (), reuse_port: bool = False,
-                            ssl: SslConfig | None = None, admission: Admission | None = None) -> tuple[grpc.aio.Server, int]:
+async def start_grpc_server(
+    manager: ModelManager,
+    metrics: ServerMetrics,
+    address: str,
+    *,
+    max_workers: int = 64,
+    max_message_bytes: int = 64 << 20,
+    channel_arguments: Sequence[tuple[str, object]] = (),
+    reuse_port: bool = False,
+    ssl: SslConfig | None = None,
+    admission: Admission | None = None,
+) -> tuple[grpc.aio.Server, int]:
     """A started grpc.aio server on the running event loop, and the port it bound. gRPC sets
     SO_REUSEPORT unless told otherwise, which would let a second server share a taken port
     silently: it is on only for replicas."""
-    options = [("grpc.max_receive_message_length", max_message_bytes),
-               ("grpc.max_send_message_length", max_message_bytes), ("grpc.so_reuseport", int(reuse_port)),
-               *channel_arguments]
+    options = [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.so_reuseport", int(reuse_port)),
+        *channel_arguments,
+    ]
     pool = futures.ThreadPoolExecutor(max_workers, thread_name_prefix="grpc")
-    server = grpc.aio.server(migration_thread_pool=pool, options=options, interceptors=[DecodeErrorsAsInvalidArgument()])
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(manager, metrics, pool, admission), server)
+    server = grpc.aio.server(
+        migration_thread_pool=pool, options=options, interceptors=[DecodeErrorsAsInvalidArgument()]
+    )
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        PredictionService(manager, metrics, pool, admission), server
+    )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(manager, metrics), server)
     try:
         if ssl is None:
@@ -255,7 +282,9 @@ async def start_grpc_server(manager: ModelManager, metrics: ServerMetrics, addre
         else:
             credentials = grpc.ssl_server_credentials(
                 [(ssl.server_key.encode(), ssl.server_cert.encode())],
-                root_certificates=ssl.custom_ca.encode() or None, require_client_auth=ssl.client_verify)
+                root_certificates=ssl.custom_ca.encode() or None,
+                require_client_auth=ssl.client_verify,
+            )
             port = server.add_secure_port(address, credentials)
     except RuntimeError:
         port = 0

@@ -2,6 +2,7 @@
 
 The protocol layers (rest.py, grpc_service.py) translate their wire format to
 these calls; everything about signatures, methods and tensors lives here."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,10 +18,11 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from serving.layout import CLASSIFY_METHOD, REGRESS_METHOD, WARMUP_PATH
 from serving.model_server.errors import invalid
 from serving.model_server.manager import ModelManager
-from serving.layout import CLASSIFY_METHOD, REGRESS_METHOD, WARMUP_PATH
 from serving.model_server.servable import Servable, Signature
+
 MAX_WARMUP_RECORDS = 1000
 
 
@@ -42,20 +44,24 @@ class Answer:
 
 
 # --- predict ---------------------------------------------------------------------------------
-def prepare_predict(servable: Servable, signature_name: str, inputs: dict[str, np.ndarray],
-                    output_filter=()) -> tuple[Signature, dict[str, np.ndarray], list[str]]:
+def prepare_predict(
+    servable: Servable, signature_name: str, inputs: dict[str, np.ndarray], output_filter=()
+) -> tuple[Signature, dict[str, np.ndarray], list[str]]:
     """The signature, the checked inputs and the outputs asked for (all when the filter is empty)."""
     signature = servable.signature(signature_name)
     wanted = list(output_filter)
     unknown = [k for k in wanted if k not in signature.output_specs]
     if unknown:
-        raise invalid(f"output tensor alias(es) {unknown} not found in signature {signature.name!r}; "
-                      f"it has {sorted(signature.output_specs)}")
+        raise invalid(
+            f"output tensor alias(es) {unknown} not found in signature {signature.name!r}; "
+            f"it has {sorted(signature.output_specs)}"
+        )
     return signature, signature.check_inputs(inputs), wanted
 
 
-def run_predict(servable: Servable, signature_name: str, inputs: dict[str, np.ndarray],
-                output_filter=()) -> tuple[Signature, dict[str, np.ndarray]]:
+def run_predict(
+    servable: Servable, signature_name: str, inputs: dict[str, np.ndarray], output_filter=()
+) -> tuple[Signature, dict[str, np.ndarray]]:
     signature, checked, wanted = prepare_predict(servable, signature_name, inputs, output_filter)
     outputs = servable.run(signature, checked)
     if wanted:
@@ -106,7 +112,9 @@ def run_classify(servable: Servable, signature_name: str, request_input: input_p
     result = classification_pb2.ClassificationResult()
     for i in range(n):
         row = result.classifications.add()
-        width = (classes if classes is not None else scores).shape[1]
+        first = classes if classes is not None else scores
+        assert first is not None  # one of them, checked above
+        width = first.shape[1]
         for j in range(width):
             item = row.classes.add()
             if classes is not None:
@@ -126,7 +134,9 @@ def run_regress(servable: Servable, signature_name: str, request_input: input_pb
         raise invalid(f"signature {signature.name!r} has no 'outputs' output")
     values = outputs["outputs"].reshape(len(examples), -1)
     if values.shape[1] != 1:
-        raise invalid(f"Expected output Tensor shape to be [batch_size] or [batch_size, 1], got {list(outputs['outputs'].shape)}")
+        raise invalid(
+            f"Expected output Tensor shape to be [batch_size] or [batch_size, 1], got {list(outputs['outputs'].shape)}"
+        )
     result = regression_pb2.RegressionResult()
     for value in values[:, 0]:
         result.regressions.add(value=float(value))

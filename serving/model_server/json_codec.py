@@ -3,6 +3,7 @@
 Rules from the TF Serving REST API guide: row ("instances") and columnar
 ("inputs") formats, {"b64": ...} for binary strings, outputs whose name ends
 in "_bytes" returned as {"b64": ...}, "predictions" / "outputs" keys."""
+
 from __future__ import annotations
 
 import base64
@@ -88,7 +89,9 @@ def _shape(value, key: str, depth: int = 0) -> list[int]:
             return [0]
         shapes = [_shape(v, key, depth + 1) for v in value]
         if any(s != shapes[0] for s in shapes):
-            raise invalid(f"input {key!r}: expected all lists at the same depth to have the same length (ragged tensor)")
+            raise invalid(
+                f"input {key!r}: expected all lists at the same depth to have the same length (ragged tensor)"
+            )
         return [len(value), *shapes[0]]
     if isinstance(value, dict) and not is_b64(value):
         raise invalid(f"input {key!r}: unexpected JSON object {_preview(value, 60)}")
@@ -144,8 +147,11 @@ def predict_inputs(body: dict, signature: Signature) -> tuple[dict[str, np.ndarr
     """The request's tensors by input name, and its format ("row" or "columnar")."""
     has_instances, has_inputs = "instances" in body, "inputs" in body
     if has_instances == has_inputs:
-        raise invalid("Missing 'inputs' or 'instances' key" if not has_instances
-                      else "Not both of 'inputs' and 'instances' can be specified")
+        raise invalid(
+            "Missing 'inputs' or 'instances' key"
+            if not has_instances
+            else "Not both of 'inputs' and 'instances' can be specified"
+        )
     specs = signature.input_specs
     if has_instances:
         instances = body["instances"]
@@ -156,8 +162,10 @@ def predict_inputs(body: dict, signature: Signature) -> tuple[dict[str, np.ndarr
         named = isinstance(instances[0], dict) and not is_b64(instances[0])
         if not named:
             if len(specs) != 1:
-                raise invalid(f"signature {signature.name!r} takes {len(specs)} inputs {sorted(specs)}: "
-                              "each instance must be a JSON object naming them")
+                raise invalid(
+                    f"signature {signature.name!r} takes {len(specs)} inputs {sorted(specs)}: "
+                    "each instance must be a JSON object naming them"
+                )
             (key,) = specs
             return {key: to_array(instances, specs[key], key)}, "row"
         keys = set(instances[0])
@@ -209,13 +217,16 @@ def predict_response(outputs: dict[str, np.ndarray], form: str) -> dict:
         return {"outputs": {k: tensor_to_json(k, v) for k, v in outputs.items()}}
     sizes = {v.shape[0] if v.ndim else None for v in outputs.values()}
     if len(sizes) != 1 or None in sizes:
-        raise invalid("Tensors in the output must all have the same 0-th dimension size for the row format; "
-                      "use the columnar 'inputs' format")
+        raise invalid(
+            "Tensors in the output must all have the same 0-th dimension size for the row format; "
+            "use the columnar 'inputs' format"
+        )
     if len(outputs) == 1:
         ((name, value),) = outputs.items()
         return {"predictions": tensor_to_json(name, value)}
     columns = {k: tensor_to_json(k, v) for k, v in outputs.items()}
     (size,) = sizes
+    assert size is not None  # checked above
     return {"predictions": [{k: columns[k][i] for k in columns} for i in range(size)]}
 
 
@@ -246,14 +257,17 @@ def _has_non_finite(value) -> bool:
 def _feature(value, key: str) -> tf.train.Feature:
     values = value if isinstance(value, list) else [value]
     if any(isinstance(v, (list, dict)) and not is_b64(v) for v in values) or any(isinstance(v, bool) for v in values):
-        raise invalid(f"feature {key!r}: values must be numbers, strings or {{\"b64\": ...}}")
+        raise invalid(f'feature {key!r}: values must be numbers, strings or {{"b64": ...}}')
     if all(isinstance(v, int) for v in values) and values:
         return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
     if all(isinstance(v, (int, float)) for v in values) and values:
         return tf.train.Feature(float_list=tf.train.FloatList(value=values))
     if all(isinstance(v, str) or is_b64(v) for v in values):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(
-            value=[decode_b64(v) if is_b64(v) else _utf8(v, f"feature {key!r}") for v in values]))
+        return tf.train.Feature(
+            bytes_list=tf.train.BytesList(
+                value=[decode_b64(v) if is_b64(v) else _utf8(v, f"feature {key!r}") for v in values]
+            )
+        )
     raise invalid(f"feature {key!r}: all values of a feature must have one type")
 
 

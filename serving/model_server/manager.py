@@ -4,6 +4,7 @@ routing requests to them (versions and labels), and unloading without failing re
 A new version is loaded and warmed up before it enters the routing table, and
 an old one leaves the table first and is closed only after its last in-flight
 request, so a version swap never fails a request."""
+
 from __future__ import annotations
 
 import contextlib
@@ -57,8 +58,9 @@ def scan_versions(base_path: str) -> dict[int, float]:
     return found
 
 
-def aspired_versions(policy: model_server_config_pb2.FileSystemStoragePathSourceConfig.ServableVersionPolicy,
-                     candidates: list[int]) -> set[int]:
+def aspired_versions(
+    policy: model_server_config_pb2.FileSystemStoragePathSourceConfig.ServableVersionPolicy, candidates: list[int]
+) -> set[int]:
     candidates = sorted(candidates)
     which = policy.WhichOneof("policy_choice")
     if which == "all":
@@ -139,7 +141,9 @@ class ModelManager:
             for name, model_config in wanted.items():
                 for label, version in model_config.version_labels.items():
                     if version not in self._models[name].available:
-                        problems.append(f"label {label!r} of model {name!r} names version {version}, which is not available")
+                        problems.append(
+                            f"label {label!r} of model {name!r} names version {version}, which is not available"
+                        )
         if problems:
             raise failed_precondition("; ".join(problems))
 
@@ -159,11 +163,18 @@ class ModelManager:
             on_disk = scan_versions(model.config.base_path)
             if not on_disk and not model.versions and model.config.name not in self._warned:
                 self._warned.add(model.config.name)  # once per model, not every poll
-                where = "does not exist" if not os.path.isdir(model.config.base_path) else "has no version directories yet"
-                log.warning("No versions of servable %s found under base path %s (it %s)",
-                            model.config.name, model.config.base_path, where)
+                where = (
+                    "does not exist" if not os.path.isdir(model.config.base_path) else "has no version directories yet"
+                )
+                log.warning(
+                    "No versions of servable %s found under base path %s (it %s)",
+                    model.config.name,
+                    model.config.base_path,
+                    where,
+                )
             candidates = [
-                v for v, stamp in on_disk.items()
+                v
+                for v, stamp in on_disk.items()
                 if not (v in model.versions and model.versions[v].error and model.versions[v].stamp == stamp)
             ]
             aspired = aspired_versions(policy, candidates)
@@ -201,8 +212,12 @@ class ModelManager:
             model.available = {**model.available, version: servable}
         self._metrics.load_count.labels(name, "ok").inc()
         self._metrics.load_latency.labels(name).observe(time.monotonic() - started)
-        log.info("Successfully loaded servable version {name: %s version: %d} in %.1fs",
-                 name, version, time.monotonic() - started)
+        log.info(
+            "Successfully loaded servable version {name: %s version: %d} in %.1fs",
+            name,
+            version,
+            time.monotonic() - started,
+        )
         return True
 
     def _unload(self, model: ManagedModel, versions: list[int]) -> None:
@@ -269,8 +284,9 @@ class ModelManager:
                 return [dataclasses.replace(model.versions[version])]
             return [dataclasses.replace(r) for _, r in sorted(model.versions.items(), reverse=True)]
 
-    def status_response(self, name: str, version: int | None = None,
-                        label: str | None = None) -> get_model_status_pb2.GetModelStatusResponse:
+    def status_response(
+        self, name: str, version: int | None = None, label: str | None = None
+    ) -> get_model_status_pb2.GetModelStatusResponse:
         """GetModelStatusResponse, the same message for gRPC and (as JSON) for REST."""
         response = get_model_status_pb2.GetModelStatusResponse()
         for record in self.statuses(name, version, label):

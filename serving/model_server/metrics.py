@@ -1,5 +1,8 @@
 """Prometheus metrics, named as TF Serving names its own where it has one."""
+
 from __future__ import annotations
+
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -9,7 +12,9 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 class ServerMetrics:
     def __init__(self) -> None:
-        self._children: dict[tuple, object] = {}  # labelled children of successful requests, looked up once
+        self._children: dict[
+            tuple[str, ...], tuple[Any, Any]
+        ] = {}  # labelled children of successful requests, looked up once
         self.registry = CollectorRegistry(auto_describe=True)
         self.request_count = Counter(
             ":tensorflow:serving:request_count",
@@ -58,8 +63,9 @@ class ServerMetrics:
             registry=self.registry,
         )
 
-    def request_done(self, model: str, version: str, signature: str, api: str, entrypoint: str, status: str,
-                     latency_us: float) -> None:
+    def request_done(
+        self, model: str, version: str, signature: str, api: str, entrypoint: str, status: str, latency_us: float
+    ) -> None:
         """One finished inference request: its count by outcome and its latency."""
         key = (model, version, signature, api, entrypoint, status)
         children = self._children.get(key)

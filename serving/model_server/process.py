@@ -1,6 +1,7 @@
 """A model server in a child process on free 127.0.0.1 ports, ready when both ports answer.
 
 Used by the tests, the benchmarks and `make serve`."""
+
 from __future__ import annotations
 
 import os
@@ -26,9 +27,19 @@ class ServerProcess:
         self.log_path = log_path
         self._log = open(log_path, "w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "serving.model_server", "--port", str(self.grpc_port),
-             "--rest_api_port", str(self.rest_port), *flags],
-            cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "serving.model_server",
+                "--port",
+                str(self.grpc_port),
+                "--rest_api_port",
+                str(self.rest_port),
+                *flags,
+            ],
+            cwd=ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
 
     @property

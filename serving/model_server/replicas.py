@@ -7,6 +7,7 @@ supervises: a replica that exits is started again (after a back-off that grows w
 dying young), and SIGTERM / Ctrl-C stops them all. Connections live on one replica: a client
 whose replica dies sees its in-flight requests fail and reconnects to another.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,17 @@ def replica_argv(argv: list[str], args: argparse.Namespace) -> list[str]:
     grpc_port = args.port or _free_port(args.host)
     rest_port = args.rest_api_port if args.rest_api_port != 0 else _free_port(args.host)
     rest = _without(argv, ("--replicas", "--port", "--rest_api_port", "--reuse_port"))
-    return [sys.executable, "-m", "serving.model_server", *rest, "--port", str(grpc_port),
-            "--rest_api_port", str(rest_port), "--reuse_port"]
+    return [
+        sys.executable,
+        "-m",
+        "serving.model_server",
+        *rest,
+        "--port",
+        str(grpc_port),
+        "--rest_api_port",
+        str(rest_port),
+        "--reuse_port",
+    ]
 
 
 class Supervisor:
@@ -67,9 +77,9 @@ class Supervisor:
         self.stopping = threading.Event()
 
     def _start(self, index: int) -> None:
-        self.processes[index] = subprocess.Popen(self.command)
+        process = self.processes[index] = subprocess.Popen(self.command)
         self.started[index] = time.monotonic()
-        log.info("replica %d: pid %d", index, self.processes[index].pid)
+        log.info("replica %d: pid %d", index, process.pid)
 
     def check(self) -> None:
         """Starts replicas that are not running (and whose back-off has passed)."""
@@ -81,8 +91,13 @@ class Supervisor:
                 young = now - self.started[index] < YOUNG_S
                 self.failures[index] = self.failures[index] + 1 if young else 0
                 backoff = min(MAX_BACKOFF_S, 0.5 * 2 ** self.failures[index]) if self.failures[index] else 0.0
-                log.warning("replica %d (pid %d) exited with %s; restarting%s", index, process.pid, process.returncode,
-                            f" in {backoff:.1f}s" if backoff else "")
+                log.warning(
+                    "replica %d (pid %d) exited with %s; restarting%s",
+                    index,
+                    process.pid,
+                    process.returncode,
+                    f" in {backoff:.1f}s" if backoff else "",
+                )
                 self.not_before[index] = now + backoff
                 self.processes[index] = None
                 self.restarts += 1

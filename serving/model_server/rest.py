@@ -1,5 +1,6 @@
 """TF Serving's REST API on aiohttp. Handlers run in a thread pool (the model releases the GIL),
 so the event loop only moves bytes; every error becomes {"error": ...} with TF Serving's HTTP code."""
+
 from __future__ import annotations
 
 import asyncio
@@ -50,9 +51,17 @@ def _as_serving_error(error: Exception) -> ServingError:
 
 
 class RestApi:
-    def __init__(self, manager: ModelManager, metrics: ServerMetrics, *, num_threads: int = 64,
-                 timeout_ms: int = 30_000, max_request_bytes: int = 64 << 20,
-                 monitoring_path: str | None = None, admission: Admission | None = None) -> None:
+    def __init__(
+        self,
+        manager: ModelManager,
+        metrics: ServerMetrics,
+        *,
+        num_threads: int = 64,
+        timeout_ms: int = 30_000,
+        max_request_bytes: int = 64 << 20,
+        monitoring_path: str | None = None,
+        admission: Admission | None = None,
+    ) -> None:
         self.manager = manager
         self.admission = admission or Admission(1 << 30)
         self.metrics = metrics
@@ -95,15 +104,24 @@ class RestApi:
                     if verb == "predict":
                         payload = await self._predict(match, body, outcome)
                     else:
-                        payload = await asyncio.get_running_loop().run_in_executor(self.pool, self._handle, match, body, outcome)
+                        payload = await asyncio.get_running_loop().run_in_executor(
+                            self.pool, self._handle, match, body, outcome
+                        )
             status = 200
         except (ServingError, RecursionError, UnicodeError, TimeoutError) as error:
             e = _as_serving_error(error)
             outcome.code = e.code.name
             status, payload = e.http_status, {"error": e.message}
         if verb:
-            self.metrics.request_done(outcome.model, outcome.version, outcome.signature or "serving_default", verb,
-                                      "REST", outcome.code, (time.perf_counter() - started) * 1e6)
+            self.metrics.request_done(
+                outcome.model,
+                outcome.version,
+                outcome.signature or "serving_default",
+                verb,
+                "REST",
+                outcome.code,
+                (time.perf_counter() - started) * 1e6,
+            )
         return web.Response(body=json_codec.dumps(payload), status=status, content_type="application/json")
 
     async def _predict(self, match: re.Match, body: bytes, outcome: _Outcome) -> dict:
@@ -132,10 +150,15 @@ class RestApi:
                 signature_map = get_model_metadata_pb2.SignatureDefMap(signature_def=signature_defs)
                 return {
                     "model_spec": {"name": name, "signature_name": "", "version": str(served_version)},
-                    "metadata": {"signature_def": json_format.MessageToDict(signature_map, preserving_proto_field_name=True)},
+                    "metadata": {
+                        "signature_def": json_format.MessageToDict(signature_map, preserving_proto_field_name=True)
+                    },
                 }
-            return json_format.MessageToDict(self.manager.status_response(name, version, label),
-                                             preserving_proto_field_name=True, including_default_value_fields=True)
+            return json_format.MessageToDict(
+                self.manager.status_response(name, version, label),
+                preserving_proto_field_name=True,
+                including_default_value_fields=True,
+            )
         request = json_codec.parse_body(body)
         signature_name = json_codec.signature_name(request)
         outcome.signature = signature_name

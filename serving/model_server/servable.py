@@ -1,6 +1,7 @@
 """One loaded model version: its signatures, their input and output specs, and calling them.
 
 This is the model layer; it knows nothing about HTTP or gRPC."""
+
 from __future__ import annotations
 
 import asyncio
@@ -14,8 +15,6 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
-from serving.model_server.errors import ServingError, invalid
-
 from serving.layout import (  # noqa: F401 - CLASSIFY/REGRESS_METHOD: inference.py's imports
     CLASSIFY_METHOD,
     DEFAULT_SIGNATURE,
@@ -24,6 +23,7 @@ from serving.layout import (  # noqa: F401 - CLASSIFY/REGRESS_METHOD: inference.
     SAVED_MODEL_FILES,
     SERVE_TAG,
 )
+from serving.model_server.errors import ServingError, invalid
 
 
 def saved_model_file(version_dir: str) -> str | None:
@@ -37,6 +37,8 @@ def saved_model_file(version_dir: str) -> str | None:
 def read_signature_defs(version_dir: str) -> dict[str, meta_graph_pb2.SignatureDef]:
     """The SignatureDefs as written in saved_model.pb: what GetModelMetadata returns."""
     path = saved_model_file(version_dir)
+    if path is None:
+        raise ValueError(f"{version_dir} has no saved_model.pb")
     saved_model = saved_model_pb2.SavedModel()
     with open(path, "rb") as f:
         data = f.read()
@@ -89,15 +91,16 @@ class Signature:
         # A signature can be batched across requests when every input and output has a batch dimension.
         self.batchable = all(spec.shape.rank for spec in [*self.input_specs.values(), *self.output_specs.values()])
         # Declared shapes as tuples (None: any size), checked per request without building TensorShapes.
-        self._shapes = {k: None if s.shape.rank is None else tuple(s.shape.as_list()) for k, s in self.input_specs.items()}
+        self._shapes = {
+            k: None if s.shape.rank is None else tuple(s.shape.as_list()) for k, s in self.input_specs.items()
+        }
 
     def check_inputs(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Names, dtypes and shapes as the signature declares them; INVALID_ARGUMENT otherwise."""
         expected, given = set(self.input_specs), set(inputs)
         if given - expected:
             raise invalid(
-                f"input(s) {sorted(given - expected)} not in signature {self.name!r}; "
-                f"it takes {sorted(expected)}"
+                f"input(s) {sorted(given - expected)} not in signature {self.name!r}; it takes {sorted(expected)}"
             )
         if expected - given:
             raise invalid(f"missing input(s) {sorted(expected - given)} for signature {self.name!r}")
@@ -177,8 +180,7 @@ class Servable:
         key = name or DEFAULT_SIGNATURE
         if key not in self.signatures:
             raise invalid(
-                f"Serving signature name: \"{key}\" not found in signature def; "
-                f"this model has {sorted(self.signatures)}"
+                f'Serving signature name: "{key}" not found in signature def; this model has {sorted(self.signatures)}'
             )
         return self.signatures[key]
 
@@ -186,8 +188,9 @@ class Servable:
         """Through the signature's batch scheduler when batching is on."""
         return self.runners[signature.name](inputs)
 
-    async def run_async(self, signature: Signature, inputs: dict[str, np.ndarray],
-                        pool: concurrent.futures.Executor) -> dict[str, np.ndarray]:
+    async def run_async(
+        self, signature: Signature, inputs: dict[str, np.ndarray], pool: concurrent.futures.Executor
+    ) -> dict[str, np.ndarray]:
         """`run` for a caller on an event loop: awaits the batch scheduler when the signature is
         batched (no thread per waiting request), and runs the model on `pool` when it is not."""
         runner = self.runners[signature.name]

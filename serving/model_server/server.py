@@ -1,5 +1,6 @@
 """Wiring: the version manager, batching and warmup on load, the gRPC and REST front doors,
 and polling of the model config file."""
+
 from __future__ import annotations
 
 import asyncio
@@ -9,6 +10,7 @@ import os
 import ssl
 import tempfile
 import threading
+from typing import Any, Callable
 
 from aiohttp import web
 from google.protobuf import text_format
@@ -79,13 +81,16 @@ class ModelServer:
         self.metrics = ServerMetrics()
         if options.model_config_file:
             config = read_model_server_config(options.model_config_file)
-        else:
+        elif options.model_base_path:
             config = single_model_config(options.model_name, os.path.abspath(options.model_base_path))
+        else:
+            raise ValueError("either a model config file or a model base path is needed")
         self._config_text = text_format.MessageToString(config)
         self.manager = ModelManager(
             config, poll_seconds=options.file_system_poll_wait_seconds, metrics=self.metrics, on_load=self._prepare
         )
-        self.grpc_port = self.rest_port = None
+        self.grpc_port: int | None = None
+        self.rest_port: int | None = None
         self._grpc = None
         self._rest: RestApi | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -98,13 +103,11 @@ class ModelServer:
         if params:
             for name, signature in servable.signatures.items():
                 if signature.batchable:
-                    labels = (servable.name, name)
                     servable.runners[name] = BatchScheduler(
-                        signature, params, f"{servable.name}/{servable.version}/{name}",
-                        on_batch=lambda rows, padded, labels=labels: (
-                            self.metrics.batch_size.labels(*labels).observe(padded),
-                            self.metrics.padding_size.labels(*labels).observe(padded - rows),
-                        ),
+                        signature,
+                        params,
+                        f"{servable.name}/{servable.version}/{name}",
+                        on_batch=self._batch_observer(servable.name, name),
                     )
         try:
             count = inference.warm_up(servable)
@@ -112,8 +115,16 @@ class ModelServer:
             servable.close()
             raise
         if count:
-            log.info("Finished reading warmup data for model at %s. Number of warmup records read: %d.",
-                     servable.path, count)
+            log.info(
+                "Finished reading warmup data for model at %s. Number of warmup records read: %d.", servable.path, count
+            )
+
+    def _batch_observer(self, model: str, signature: str) -> Callable[[int, int], None]:
+        def observe(rows: int, padded: int) -> None:
+            self.metrics.batch_size.labels(model, signature).observe(padded)
+            self.metrics.padding_size.labels(model, signature).observe(padded - rows)
+
+        return observe
 
     def _admission_limit(self) -> int:
         o = self.options
@@ -129,38 +140,62 @@ class ModelServer:
         self.manager.start()
         o = self.options
         self.admission = Admission(self._admission_limit())
-        self._loop = asyncio.new_event_loop()
-        self._grpc, self.grpc_port = self._loop.run_until_complete(start_grpc_server(
-            self.manager, self.metrics, f"{o.host}:{o.port}", max_workers=o.grpc_max_threads,
-            max_message_bytes=o.max_request_bytes, channel_arguments=list(o.grpc_channel_arguments),
-            reuse_port=o.reuse_port, ssl=o.ssl, admission=self.admission,
-        ))
+        loop = self._loop = asyncio.new_event_loop()
+        self._grpc, self.grpc_port = loop.run_until_complete(
+            start_grpc_server(
+                self.manager,
+                self.metrics,
+                f"{o.host}:{o.port}",
+                max_workers=o.grpc_max_threads,
+                max_message_bytes=o.max_request_bytes,
+                channel_arguments=list(o.grpc_channel_arguments),
+                reuse_port=o.reuse_port,
+                ssl=o.ssl,
+                admission=self.admission,
+            )
+        )
         log.info("Running gRPC ModelServer at %s:%d ...", o.host, self.grpc_port)
         if o.rest_api_port >= 0:
             self._start_rest()
             log.info("Exporting HTTP/REST API at:%s:%d ...", o.host, self.rest_port)
-        self._loop_thread = threading.Thread(target=self._loop.run_forever, name="server-loop", daemon=True)
+        self._loop_thread = threading.Thread(target=loop.run_forever, name="server-loop", daemon=True)
         self._loop_thread.start()
         if o.model_config_file and o.model_config_file_poll_wait_seconds > 0:
             threading.Thread(target=self._poll_config, name="config-poller", daemon=True).start()
 
     def _start_rest(self) -> None:
         o = self.options
-        self._rest = RestApi(self.manager, self.metrics, num_threads=o.rest_api_num_threads,
-                             timeout_ms=o.rest_api_timeout_in_ms, max_request_bytes=o.max_request_bytes,
-                             monitoring_path=o.monitoring_path, admission=self.admission)
+        loop = self._loop
+        assert loop is not None  # start() made it
+        self._rest = RestApi(
+            self.manager,
+            self.metrics,
+            num_threads=o.rest_api_num_threads,
+            timeout_ms=o.rest_api_timeout_in_ms,
+            max_request_bytes=o.max_request_bytes,
+            monitoring_path=o.monitoring_path,
+            admission=self.admission,
+        )
         # A client that closes its connection (its deadline passed) cancels its handler: a queued request
         # nobody waits for is dropped from the batch queue instead of run.
         runner = web.AppRunner(self._rest.app(), access_log=None, handler_cancellation=True)
-        self._loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, o.host, o.rest_api_port, reuse_address=True, reuse_port=o.reuse_port or None,
-                           ssl_context=server_ssl_context(o.ssl) if o.ssl else None)
-        self._loop.run_until_complete(site.start())
-        self.rest_port = site._server.sockets[0].getsockname()[1]
+        loop.run_until_complete(runner.setup())
+        site = web.TCPSite(
+            runner,
+            o.host,
+            o.rest_api_port,
+            reuse_address=True,
+            reuse_port=o.reuse_port or None,
+            ssl_context=server_ssl_context(o.ssl) if o.ssl else None,
+        )
+        loop.run_until_complete(site.start())
+        server: Any = site._server  # noqa: SLF001 - aiohttp has no public port getter
+        self.rest_port = server.sockets[0].getsockname()[1]
         self._runner = runner
 
     def _poll_config(self) -> None:
         path = self.options.model_config_file
+        assert path is not None  # polled only when there is one
         while not self._stop.wait(self.options.model_config_file_poll_wait_seconds):
             try:
                 config = read_model_server_config(path)
@@ -179,12 +214,13 @@ class ModelServer:
 
     def stop(self) -> None:
         self._stop.set()
-        if self._loop_thread and self._loop_thread.is_alive():
+        loop = self._loop
+        if loop is not None and self._loop_thread and self._loop_thread.is_alive():
             if self._grpc:
-                asyncio.run_coroutine_threadsafe(self._grpc.stop(grace=2), self._loop).result(5)
+                asyncio.run_coroutine_threadsafe(self._grpc.stop(grace=2), loop).result(5)
             if self._rest:
-                asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(5)
-            self._loop.call_soon_threadsafe(self._loop.stop)
+                asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop).result(5)
+            loop.call_soon_threadsafe(loop.stop)
             self._loop_thread.join(5)
         if self._rest:
             self._rest.close()

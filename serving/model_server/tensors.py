@@ -9,6 +9,7 @@ every output a model may return) still works.
 Outputs are written as TF Serving writes them by default (`Tensor::AsProtoField`:
 values in the typed repeated field such as `float_val` or `string_val`, not
 `tensor_content`), so clients that read those fields directly work unchanged."""
+
 from __future__ import annotations
 
 import math
@@ -74,7 +75,9 @@ def _claimed(proto: tensor_pb2.TensorProto) -> tuple[tuple[int, ...], int]:
     return shape, count
 
 
-def _filled(proto: tensor_pb2.TensorProto, shape: tuple[int, ...], count: int, carried: int, itemsize: int) -> np.ndarray:
+def _filled(
+    proto: tensor_pb2.TensorProto, shape: tuple[int, ...], count: int, carried: int, itemsize: int
+) -> np.ndarray:
     """TensorFlow's reading of a tensor whose values do not match its shape, within MAX_FILL_BYTES."""
     if count * itemsize > MAX_FILL_BYTES:
         carries = f"carries {carried}" if carried >= 0 else "does not carry them"
@@ -100,8 +103,10 @@ def to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
     itemsize = np.dtype(numpy_type).itemsize
     if proto.tensor_content:
         if len(proto.tensor_content) != count * itemsize:
-            raise invalid(f"tensor_content holds {len(proto.tensor_content)} bytes; shape {list(shape)} "
-                          f"of {np.dtype(numpy_type).name} needs {count * itemsize}")
+            raise invalid(
+                f"tensor_content holds {len(proto.tensor_content)} bytes; shape {list(shape)} "
+                f"of {np.dtype(numpy_type).name} needs {count * itemsize}"
+            )
         return np.frombuffer(proto.tensor_content, dtype=numpy_type).reshape(shape).copy()
     values = getattr(proto, field)
     if len(values) != count:

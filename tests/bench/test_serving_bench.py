@@ -1,5 +1,6 @@
 """The serving bench's own parts: the gRPC floor server answers real Predict calls, and the
 bound it derives is the arithmetic its docstring states."""
+
 import subprocess
 import sys
 
@@ -15,8 +16,13 @@ from serving.model_server.process import ROOT, free_port
 
 def test_floor_server_answers_predict_like_the_captcha_model():
     port = free_port()
-    floor = subprocess.Popen([sys.executable, "-m", "bench.grpc_floor", "--port", str(port)], cwd=ROOT,
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    floor = subprocess.Popen(
+        [sys.executable, "-m", "bench.grpc_floor", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         assert floor.stdout.readline().strip() == "ready"
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -36,8 +42,13 @@ def test_bound_is_cores_over_cpu_per_request(monkeypatch):
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     rows = [
         {"what": "(e) in-process, batch = clients", "clients": 32, "rps": 1000.0, "cpu_ms": 1.5, "load_cpu_ms": 0.0},
-        {"what": "(f) gRPC floor: grpc.aio, canned answer, no model", "clients": 32, "rps": 3000.0,
-         "cpu_ms": 0.4, "load_cpu_ms": 0.1},
+        {
+            "what": "(f) gRPC floor: grpc.aio, canned answer, no model",
+            "clients": 32,
+            "rps": 3000.0,
+            "cpu_ms": 0.4,
+            "load_cpu_ms": 0.1,
+        },
         {"what": "(b) gRPC, batching off", "clients": 32, "rps": 100.0},
         {"what": "(b) gRPC, batching on", "clients": 32, "rps": 600.0},
         {"what": "(e) in-process, batch = clients", "clients": 8, "rps": 800.0, "cpu_ms": 2.0, "load_cpu_ms": 0.0},

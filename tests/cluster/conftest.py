@@ -1,4 +1,5 @@
 """A real Flink session cluster for the tests that need one: started once per session on free ports, stopped after."""
+
 import os
 import shutil
 
@@ -26,8 +27,12 @@ def flink_cluster(tmp_path_factory):
         pytest.skip(f"Flink or Beam's job server could not be fetched: {error}")
     state_dir = str(tmp_path_factory.mktemp("flink"))
     config = ClusterConfig(
-        rest_port=free_port(), rpc_port=free_port(), job_port=free_port(), artifact_port=free_port(),
-        expansion_port=free_port(), worker_pool_port=free_port(),
+        rest_port=free_port(),
+        rpc_port=free_port(),
+        job_port=free_port(),
+        artifact_port=free_port(),
+        expansion_port=free_port(),
+        worker_pool_port=free_port(),
     )
     cluster = FlinkCluster(state_dir, config=config)
     try:

@@ -1,4 +1,5 @@
 """The Beam components on a real Flink session cluster (JobManager, 2 TaskManagers, job server, worker pool)."""
+
 import glob
 import os
 import signal
@@ -17,15 +18,19 @@ from components.base.beam import make_pipeline, run_pipeline
 from components.example_gen import CaptchaExampleGen
 from pipelines.engines import beam_args, flink_args, module_origin
 from pipelines.metadata import MetadataStore, sqlite_config
-from pipelines.runner import ComponentFailed, LocalRunner
 from pipelines.pipeline import Pipeline
+from pipelines.runner import ComponentFailed, LocalRunner
 from tests.conftest import ROOT
 
 SPLITS = ("train", "eval", "test")
 
 
 def _output_dir(run_root: str, component: str, key: str) -> str:
-    found = [p for p in glob.glob(os.path.join(run_root, "captcha", component, "*", key)) if "." not in os.path.basename(os.path.dirname(p))]
+    found = [
+        p
+        for p in glob.glob(os.path.join(run_root, "captcha", component, "*", key))
+        if "." not in os.path.basename(os.path.dirname(p))
+    ]
     assert len(found) == 1, found
     return found[0]
 
@@ -40,9 +45,14 @@ def _parsed(directory: str, split: str) -> list:
     out = []
     for record in _records(directory, split):
         example = tf.train.Example.FromString(record)
-        out.append(tuple(sorted(
-            (name, tuple(getattr(f, f.WhichOneof("kind")).value)) for name, f in example.features.feature.items()
-        )))
+        out.append(
+            tuple(
+                sorted(
+                    (name, tuple(getattr(f, f.WhichOneof("kind")).value))
+                    for name, f in example.features.feature.items()
+                )
+            )
+        )
     return sorted(out)
 
 
@@ -62,9 +72,25 @@ def test_quick_pipeline_on_flink_matches_the_direct_runner(flink_cluster, captch
     out, serving = str(tmp_path / "runs"), str(tmp_path / "serving")
     env = {**os.environ, "FLINK_STATE_DIR": flink_cluster.state_dir}
     result = subprocess.run(
-        [sys.executable, "-m", "pipelines", "run", "captcha", "--quick", "--runner", "flink",
-         "--output-dir", out, "--serving-dir", serving],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "pipelines",
+            "run",
+            "captcha",
+            "--quick",
+            "--runner",
+            "flink",
+            "--output-dir",
+            out,
+            "--serving-dir",
+            serving,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"jobs go to {flink_cluster.config.job_endpoint}" in result.stderr
@@ -119,14 +145,32 @@ def test_validate_on_flink_gives_the_direct_runners_verdict(flink_cluster, share
     verdicts = {}
     for runner in ("DirectRunner", "flink"):
         result = subprocess.run(
-            [sys.executable, "-m", "pipelines", "validate", "--data", data, "--schema", "schemas/house_price/schema.pbtxt",
-             "--report", str(tmp_path / runner), "--runner", runner],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+            [
+                sys.executable,
+                "-m",
+                "pipelines",
+                "validate",
+                "--data",
+                data,
+                "--schema",
+                "schemas/house_price/schema.pbtxt",
+                "--report",
+                str(tmp_path / runner),
+                "--runner",
+                runner,
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         verdicts[runner] = result.returncode
         assert result.returncode == 0, result.stderr[-2000:]
     stats = {
-        runner: statistics_pb2.DatasetFeatureStatisticsList.FromString((tmp_path / runner / "FeatureStats.pb").read_bytes())
+        runner: statistics_pb2.DatasetFeatureStatisticsList.FromString(
+            (tmp_path / runner / "FeatureStats.pb").read_bytes()
+        )
         for runner in verdicts
     }
     assert stats["flink"].datasets[0].num_examples == stats["DirectRunner"].datasets[0].num_examples == 47
@@ -135,7 +179,9 @@ def test_validate_on_flink_gives_the_direct_runners_verdict(flink_cluster, share
 def test_a_taskmanager_killed_mid_job_is_recovered_and_up_restarts_it(flink_cluster, tmp_path):
     """Flink's restart strategy reruns the job on the TaskManager that is left; never a half-written LIVE artifact."""
     store = MetadataStore(sqlite_config(str(tmp_path / "metadata.sqlite")))
-    runner = LocalRunner(store, str(tmp_path / "root"), beam_pipeline_args=flink_args(None, [], state_dir=flink_cluster.state_dir))
+    runner = LocalRunner(
+        store, str(tmp_path / "root"), beam_pipeline_args=flink_args(None, [], state_dir=flink_cluster.state_dir)
+    )
     pipeline = Pipeline("killtest", [CaptchaExampleGen(num_examples=3000, seed=11)])
     outcome = {}
 
@@ -182,9 +228,25 @@ def test_a_taskmanager_killed_mid_job_is_recovered_and_up_restarts_it(flink_clus
 def test_no_cluster_means_one_clear_line_and_nothing_recorded(tmp_path):
     env = {**os.environ, "FLINK_STATE_DIR": str(tmp_path / "no-cluster")}
     result = subprocess.run(
-        [sys.executable, "-m", "pipelines", "run", "captcha", "--quick", "--runner", "flink",
-         "--output-dir", str(tmp_path / "runs"), "--serving-dir", str(tmp_path / "serving")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pipelines",
+            "run",
+            "captcha",
+            "--quick",
+            "--runner",
+            "flink",
+            "--output-dir",
+            str(tmp_path / "runs"),
+            "--serving-dir",
+            str(tmp_path / "serving"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 4
     errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
@@ -195,9 +257,24 @@ def test_no_cluster_means_one_clear_line_and_nothing_recorded(tmp_path):
 
 def test_flink_master_without_a_cluster_behind_it_is_refused(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "pipelines", "validate", "--data", "x.csv", "--schema", "schemas/house_price/schema.pbtxt",
-         "--runner", "flink", "--flink-master", "127.0.0.1:9"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pipelines",
+            "validate",
+            "--data",
+            "x.csv",
+            "--schema",
+            "schemas/house_price/schema.pbtxt",
+            "--runner",
+            "flink",
+            "--flink-master",
+            "127.0.0.1:9",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 4
     assert "no Flink REST API answers at 127.0.0.1:9" in result.stderr

@@ -1,4 +1,5 @@
 """cluster/k8s: the same topology on Kubernetes, checked by parsing (no cluster runs here)."""
+
 import json
 import os
 import re
@@ -62,7 +63,7 @@ def test_every_taskmanager_has_a_beam_worker_pool_beside_it():
     assert {"containerPort": 50000, "name": "worker-pool"} in pool["ports"]
     script, executable = pool["command"][1], pool["command"][pool["command"].index("--container_executable") + 1]
     assert os.path.isfile(os.path.join(ROOT, script))
-    assert executable.startswith("/app/") and os.access(os.path.join(ROOT, executable[len("/app/"):]), os.X_OK)
+    assert executable.startswith("/app/") and os.access(os.path.join(ROOT, executable[len("/app/") :]), os.X_OK)
     job_server = docs[("Deployment", "beam-job-server")]
     [server] = _containers(job_server).values()
     assert server["image"] == f"apache/beam_flink{minor}_job_server:{downloads.JOB_SERVER_VERSION}"
@@ -81,7 +82,10 @@ def test_training_job_builds_one_tf_config_per_host_and_runs_commands_the_projec
     snippet = re.search(r"python -c '(.*?)'\)", script, re.S).group(1)
     for index in (0, 1):
         out = subprocess.run(
-            [sys.executable, "-c", snippet], capture_output=True, text=True, check=True,
+            [sys.executable, "-c", snippet],
+            capture_output=True,
+            text=True,
+            check=True,
             env={**os.environ, "TF_WORKERS": "2", "JOB_COMPLETION_INDEX": str(index)},
         ).stdout
         tf_config = json.loads(out)
@@ -92,7 +96,11 @@ def test_training_job_builds_one_tf_config_per_host_and_runs_commands_the_projec
     argv = [a for a in chief.replace("\\\n", " ").split() if a != "\\"]
     argv = [a.replace('"$TF_WORKERS"', "2") for a in argv]
     args, extra = build_parser().parse_known_args(argv)
-    assert args.runner == "flink" and args.flink_master == "flink-jobmanager:8081" and extra == ["--environment_config=localhost:50000"]
+    assert (
+        args.runner == "flink"
+        and args.flink_master == "flink-jobmanager:8081"
+        and extra == ["--environment_config=localhost:50000"]
+    )
     assert "distribution=multi_worker" in args.param
     assert "python -m components.trainer.worker --spec" in script
 

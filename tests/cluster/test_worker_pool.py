@@ -1,4 +1,5 @@
 """The SDK worker pool that the TaskManagers share: one TaskManager's worker ids never touch another's."""
+
 import stat
 import time
 

@@ -1,4 +1,5 @@
 """Running components for tests: through the real runner, on a real ML Metadata SQLite store."""
+
 from __future__ import annotations
 
 import glob

@@ -1,5 +1,6 @@
 """Calibration: the fitted temperature undoes a known over-confidence, the rejection threshold keeps
 its promise on held-out answers, and the expected calibration error tells calibrated from not."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,7 +32,9 @@ def test_fit_temperature_recovers_a_known_distortion(overconfidence):
     assert temperature == pytest.approx(overconfidence, rel=0.1)
     calibrated = calibration.apply_temperature(reported, temperature)
     assert (calibrated.argmax(-1) == reported.argmax(-1)).all()  # no answer changes
-    assert calibration.negative_log_likelihood(reported, labels, temperature) <= calibration.negative_log_likelihood(reported, labels, 1.0)
+    assert calibration.negative_log_likelihood(reported, labels, temperature) <= calibration.negative_log_likelihood(
+        reported, labels, 1.0
+    )
 
 
 def test_fit_temperature_rejects_mismatched_shapes():

@@ -1,4 +1,5 @@
 """The Evaluator's decision: thresholds, and no regression against the published model."""
+
 from __future__ import annotations
 
 import os

@@ -1,9 +1,9 @@
 """ExampleGen: deterministic captchas, stable hash splits, CSV with and without header, image folders."""
+
 from __future__ import annotations
 
 import collections
 import os
-import shutil
 
 import pytest
 
@@ -38,8 +38,9 @@ def test_captcha_labels_follow_the_config():
     texts = [renderer.render(i).text for i in range(50)]
     assert all(len(t) == 6 and set(t) <= set(ALPHANUMERIC) for t in texts)
     assert any(c.isalpha() for t in texts for c in t)
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     assert Image.open(io.BytesIO(renderer.render(0).png)).size == (200, 70)
 
@@ -52,8 +53,9 @@ def test_every_style_is_deterministic_per_seed_and_index(style):
 
 
 def test_the_training_style_varies_size_format_font_and_colour():
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     renderer = CaptchaRenderer(seed=2, style=TRAINING_STYLE)
     images = [Image.open(io.BytesIO(renderer.render(i).png)) for i in range(60)]
@@ -61,7 +63,9 @@ def test_the_training_style_varies_size_format_font_and_colour():
     assert {im.format for im in images} == {"PNG", "JPEG"}
     papers = {im.convert("RGB").getpixel((0, 0)) for im in images}
     assert len(papers) > 30
-    assert len(STYLES[TRAINING_STYLE].fonts) >= 5 and all(os.path.isfile(FONTS[f]) for f in STYLES[TRAINING_STYLE].fonts)
+    assert len(STYLES[TRAINING_STYLE].fonts) >= 5 and all(
+        os.path.isfile(FONTS[f]) for f in STYLES[TRAINING_STYLE].fonts
+    )
 
 
 def test_held_out_fonts_are_never_trained_on():
@@ -79,11 +83,21 @@ def test_render_style_parses_presets_and_json_overrides():
     assert RenderStyle.parse(custom.to_json()) == custom
 
 
-@pytest.mark.parametrize("text,fragment", [
-    ("fancy", "one of"), ("[1, 2]", "object"), ('{"colour": 1}', "unknown"), ('{"fonts": ["Comic Sans"]}', "unknown"),
-    ('{"rotate": [10, -10]}', "low <= high"), ('{"ink": [0, 240]}', "darker"), ('{"jpeg_quality": [0, 50]}', "1-100"),
-    ('{"sizes": [[8, 8]]}', "16x16"), ('{"preset": "nope"}', "unknown"), ('{"preset": 3}', "unknown"),
-])
+@pytest.mark.parametrize(
+    "text,fragment",
+    [
+        ("fancy", "one of"),
+        ("[1, 2]", "object"),
+        ('{"colour": 1}', "unknown"),
+        ('{"fonts": ["Comic Sans"]}', "unknown"),
+        ('{"rotate": [10, -10]}', "low <= high"),
+        ('{"ink": [0, 240]}', "darker"),
+        ('{"jpeg_quality": [0, 50]}', "1-100"),
+        ('{"sizes": [[8, 8]]}', "16x16"),
+        ('{"preset": "nope"}', "unknown"),
+        ('{"preset": 3}', "unknown"),
+    ],
+)
 def test_render_style_rejects_nonsense(text, fragment):
     with pytest.raises(ValueError, match=fragment):
         RenderStyle.parse(text)
@@ -118,7 +132,9 @@ def test_split_config_rejects_malformed_text(text):
 
 def _captcha_contents(artifact):
     return {
-        split: sorted((feature_values(e, "label")[0], feature_values(e, "image")[0]) for e in read_examples(artifact, split))
+        split: sorted(
+            (feature_values(e, "label")[0], feature_values(e, "image")[0]) for e in read_examples(artifact, split)
+        )
         for split in artifact.split_names
     }
 
@@ -128,7 +144,8 @@ def test_captcha_example_gen_is_deterministic_and_splits_by_key(tmp_path):
     first = run_components(tmp_path / "a", [gen]).outputs("CaptchaExampleGen", "examples")[0]
     # Another store, two Beam workers: the same examples in the same splits.
     second = run_components(
-        tmp_path / "b", [CaptchaExampleGen(num_examples=60, seed=3)],
+        tmp_path / "b",
+        [CaptchaExampleGen(num_examples=60, seed=3)],
         beam_args=["--direct_num_workers=2", "--direct_running_mode=multi_threading"],
     ).outputs("CaptchaExampleGen", "examples")[0]
     assert first.split_names == ["train", "eval", "test"]
@@ -154,7 +171,9 @@ def test_csv_without_header_takes_column_names_from_the_schema(tmp_path, shared_
     assert len(rows) == 47
     with open(path) as f:
         first_line = [float(v) for v in f.readline().split(",")]
-    as_tuples = {(feature_values(e, "area")[0], feature_values(e, "bedrooms")[0], feature_values(e, "price")[0]) for e in rows}
+    as_tuples = {
+        (feature_values(e, "area")[0], feature_values(e, "bedrooms")[0], feature_values(e, "price")[0]) for e in rows
+    }
     assert tuple(first_line) in as_tuples
     # The schema types the columns: area and price FLOAT, bedrooms INT.
     example = rows[0]

@@ -1,4 +1,5 @@
 """One filesystem layer for artifacts: TensorFlow and Beam both reach a non-local URI through it."""
+
 import ast
 import io
 import os
@@ -26,8 +27,17 @@ NOT_ARTIFACT_IO = {
     "components/infra_validator/probe.py",
 }
 FORBIDDEN = {
-    ("os", "makedirs"), ("os", "rename"), ("os", "replace"), ("os", "remove"), ("os", "listdir"), ("os", "walk"),
-    ("path", "exists"), ("path", "isdir"), ("path", "isfile"), ("shutil", None), ("glob", "glob"),
+    ("os", "makedirs"),
+    ("os", "rename"),
+    ("os", "replace"),
+    ("os", "remove"),
+    ("os", "listdir"),
+    ("os", "walk"),
+    ("path", "exists"),
+    ("path", "isdir"),
+    ("path", "isfile"),
+    ("shutil", None),
+    ("glob", "glob"),
 }
 
 
@@ -59,7 +69,11 @@ def test_artifact_io_goes_through_the_layer():
 def test_beam_and_tensorflow_share_a_non_local_filesystem():
     root = f"ram://fileio-{uuid.uuid4().hex[:8]}"
     pipeline = make_pipeline([])
-    _ = pipeline | beam.Create(["a", "b"]) | beam.io.WriteToText(fileio.join(root, "out", "part"), shard_name_template="")
+    _ = (
+        pipeline
+        | beam.Create(["a", "b"])
+        | beam.io.WriteToText(fileio.join(root, "out", "part"), shard_name_template="")
+    )
     run_pipeline(pipeline)
     assert sorted(fileio.read_text(fileio.join(root, "out", "part")).split()) == ["a", "b"]
     fileio.makedirs(fileio.join(root, "x"))
@@ -73,9 +87,11 @@ def test_beam_and_tensorflow_share_a_non_local_filesystem():
 def test_data_stages_with_every_artifact_on_a_non_local_filesystem(tmp_path):
     """The quick captcha data stages with the pipeline root on TensorFlow's in-memory filesystem."""
     root = f"ram://runs-{uuid.uuid4().hex[:8]}"
-    pipeline = PIPELINES["captcha"].create(
-        RunOptions(quick=True, serving_dir=str(tmp_path / "serving"), params={"num_examples": "120"})
-    ).up_to("Transform")
+    pipeline = (
+        PIPELINES["captcha"]
+        .create(RunOptions(quick=True, serving_dir=str(tmp_path / "serving"), params={"num_examples": "120"}))
+        .up_to("Transform")
+    )
     store = MetadataStore(sqlite_config(str(tmp_path / "metadata.sqlite")))
     result = LocalRunner(store, root, out=io.StringIO()).run(pipeline)
     [examples] = result.outputs("CaptchaExampleGen", "examples")

@@ -1,5 +1,6 @@
 """MNIST's IDX format: reading (gzip or not), writing, and one clear error per kind of bad file;
 IdxExampleGen's splits with and without the train files."""
+
 from __future__ import annotations
 
 import gzip
@@ -42,17 +43,20 @@ def idx_bytes(code: int, shape: tuple, data: bytes) -> bytes:
     return struct.pack(f">BBBB{len(shape)}I", 0, 0, code, len(shape), *shape) + data
 
 
-@pytest.mark.parametrize("raw,message", [
-    (b"", "wrong magic"),
-    (b"\x00\x01\x08\x01" + b"\0" * 8, "wrong magic"),
-    (b"\x00\x00\x07\x01" + b"\0" * 8, "wrong magic"),
-    (b"PK\x03\x04 a zip file", "wrong magic"),
-    (b"\x00\x00\x08\x03\x00\x00", "truncated header"),
-    (idx_bytes(0x08, (3, 2, 2), b"\0" * 11), "truncated"),
-    (idx_bytes(0x08, (3,), b"\0" * 4), "trailing bytes"),
-    (idx_bytes(0x0C, (2,), b"\0" * 4), "needs 8 bytes"),
-    (idx_bytes(0x08, (2 ** 32 - 1, 2 ** 32 - 1), b""), "truncated"),  # claims 16 EiB: refused, not allocated
-])
+@pytest.mark.parametrize(
+    "raw,message",
+    [
+        (b"", "wrong magic"),
+        (b"\x00\x01\x08\x01" + b"\0" * 8, "wrong magic"),
+        (b"\x00\x00\x07\x01" + b"\0" * 8, "wrong magic"),
+        (b"PK\x03\x04 a zip file", "wrong magic"),
+        (b"\x00\x00\x08\x03\x00\x00", "truncated header"),
+        (idx_bytes(0x08, (3, 2, 2), b"\0" * 11), "truncated"),
+        (idx_bytes(0x08, (3,), b"\0" * 4), "trailing bytes"),
+        (idx_bytes(0x0C, (2,), b"\0" * 4), "needs 8 bytes"),
+        (idx_bytes(0x08, (2**32 - 1, 2**32 - 1), b""), "truncated"),  # claims 16 EiB: refused, not allocated
+    ],
+)
 def test_a_bad_file_is_one_idx_error_naming_it(raw, message):
     with pytest.raises(IdxError, match=message) as raised:
         parse_idx(raw, "some-file")

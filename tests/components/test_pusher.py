@@ -1,8 +1,8 @@
 """Pusher: atomic versions, never an overwrite, keep-N, models.config in TF Serving's format."""
+
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 
 import pytest
@@ -84,9 +84,10 @@ def test_a_poller_never_sees_a_half_written_version(tmp_path):
         while not done.is_set():
             for version in versions(base):
                 variables = os.path.join(base, str(version), "variables")
-                if not os.path.exists(os.path.join(base, str(version), "saved_model.pb")) or sorted(
-                    os.listdir(variables)
-                ) != expected:
+                if (
+                    not os.path.exists(os.path.join(base, str(version), "saved_model.pb"))
+                    or sorted(os.listdir(variables)) != expected
+                ):
                     seen_incomplete.append(version)
 
     poller = threading.Thread(target=poll)

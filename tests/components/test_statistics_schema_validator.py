@@ -1,4 +1,5 @@
 """StatisticsGen, SchemaGen and ExampleValidator on real TFDV, through the runner."""
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,10 @@ def data_components(csv_path, schema_path=None, stop=True):
     stats = StatisticsGen(examples=gen.outputs["examples"])
     schema = SchemaGen(statistics=stats.outputs["statistics"], schema_path=schema_path)
     validator = ExampleValidator(
-        statistics=stats.outputs["statistics"], schema=schema.outputs["schema"],
-        environment="TRAINING", stop_on_anomalies=stop,
+        statistics=stats.outputs["statistics"],
+        schema=schema.outputs["schema"],
+        environment="TRAINING",
+        stop_on_anomalies=stop,
     )
     return [gen, stats, schema, validator]
 

@@ -1,4 +1,5 @@
 """The Trainer on two TensorFlow workers, each on a host of its own (a network namespace) where root allows."""
+
 import dataclasses
 import json
 import os
@@ -44,7 +45,13 @@ def _train(quick_captcha, tmp_path, **overrides) -> dict:
     TrainerExecutor(ExecutorContext(component_id="Trainer")).Do(
         quick_captcha["inputs"],
         {"model": [model]},
-        {"run_fn": RUN_FN, "train_config": json.dumps(config), "model_name": "captcha", "train_split": "train", "eval_split": "eval"},
+        {
+            "run_fn": RUN_FN,
+            "train_config": json.dumps(config),
+            "model_name": "captcha",
+            "train_split": "train",
+            "eval_split": "eval",
+        },
     )
     assert os.path.isfile(os.path.join(model.uri, "Format-Serving", "saved_model.pb"))
     with open(os.path.join(model.uri, "history.json")) as f:

@@ -1,4 +1,5 @@
 """Transform with tf.Transform: full-pass z-scores match numpy; captcha images and labels."""
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,8 @@ def house_price_components(csv_path):
     stats = StatisticsGen(examples=gen.outputs["examples"])
     schema = SchemaGen(statistics=stats.outputs["statistics"], schema_path=HOUSE_SCHEMA)
     transform = Transform(
-        examples=gen.outputs["examples"], schema=schema.outputs["schema"],
+        examples=gen.outputs["examples"],
+        schema=schema.outputs["schema"],
         preprocessing_fn="pipelines.house_price.preprocessing:make_preprocessing_fn",
     )
     return [gen, stats, schema, transform]
@@ -77,7 +79,8 @@ def test_captcha_transform_decodes_images_and_maps_labels_to_ids(tmp_path):
     schema = SchemaGen(statistics=stats.outputs["statistics"], schema_path=CAPTCHA_SCHEMA)
     params = {"charset": "0123456789", "length": 4, "image_height": 30, "image_width": 80}
     transform = Transform(
-        examples=gen.outputs["examples"], schema=schema.outputs["schema"],
+        examples=gen.outputs["examples"],
+        schema=schema.outputs["schema"],
         preprocessing_fn="pipelines.captcha.preprocessing:make_preprocessing_fn",
         preprocessing_params=json.dumps(params),
     )

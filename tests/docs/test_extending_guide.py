@@ -1,5 +1,6 @@
 """docs/extending.md works as written: its `# file:` code blocks, copied into a fresh folder,
 make a component, a model and a pipeline that the runner runs end to end to a pushed model."""
+
 from __future__ import annotations
 
 import json
@@ -40,12 +41,23 @@ def test_the_guides_code_runs_a_pipeline_to_a_pushed_model(tmp_path):
     area = rng.uniform(500, 4000, 60)
     price = 150 * area + 20_000 + rng.normal(0, 10_000, 60)
     csv = tmp_path / "houses.csv"
-    csv.write_text("area,bedrooms,price\n" + "".join(
-        f"{a:.1f},{int(rng.integers(1, 6))},{p:.1f}\n" for a, p in zip(area, price)))
-    env = {**os.environ, "PYTHONPATH": f"{tmp_path / 'code'}{os.pathsep}{ROOT}",
-           "TOY_CSV": str(csv), "TOY_OUT": str(tmp_path / "out")}
-    done = subprocess.run([sys.executable, str(tmp_path / "code" / "run_toy.py")], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    csv.write_text(
+        "area,bedrooms,price\n" + "".join(f"{a:.1f},{int(rng.integers(1, 6))},{p:.1f}\n" for a, p in zip(area, price))
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{tmp_path / 'code'}{os.pathsep}{ROOT}",
+        "TOY_CSV": str(csv),
+        "TOY_OUT": str(tmp_path / "out"),
+    }
+    done = subprocess.run(
+        [sys.executable, str(tmp_path / "code" / "run_toy.py")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["total"] == 60 and summary["pushed"] == 1

@@ -5,6 +5,7 @@ Each property is "any input either works or is refused with the module's own err
 exception; each test is bounded in examples and time so the suite stays fast and deterministic
 (derandomized: the same examples every run, a failure reproduces).
 """
+
 from __future__ import annotations
 
 import base64
@@ -23,17 +24,26 @@ from serving.frontend.images import BadImage, check_image, decode_base64
 from serving.model_server import json_codec, tensors
 from serving.model_server.errors import ServingError
 
-BOUNDED = settings(max_examples=150, deadline=2000, derandomize=True,
-                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+BOUNDED = settings(
+    max_examples=150,
+    deadline=2000,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True)
+    | st.text(max_size=20)
     | st.builds(lambda b: {"b64": base64.b64encode(b).decode()}, st.binary(max_size=16)),
     lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=40,
 )
-bodies = st.dictionaries(st.sampled_from(["instances", "inputs", "signature_name", "examples", "context", "x"]),
-                         json_values, max_size=3)
+bodies = st.dictionaries(
+    st.sampled_from(["instances", "inputs", "signature_name", "examples", "context", "x"]), json_values, max_size=3
+)
 
 
 class _Signature:
@@ -88,9 +98,20 @@ def test_classify_bodies_become_examples_or_are_invalid_argument(examples, conte
     assert request_input.ByteSize() >= 0
 
 
-dtypes = st.sampled_from([types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE, types_pb2.DT_INT32, types_pb2.DT_INT64,
-                          types_pb2.DT_STRING, types_pb2.DT_BOOL, types_pb2.DT_UINT8, types_pb2.DT_HALF,
-                          types_pb2.DT_COMPLEX64, types_pb2.DT_INVALID])
+dtypes = st.sampled_from(
+    [
+        types_pb2.DT_FLOAT,
+        types_pb2.DT_DOUBLE,
+        types_pb2.DT_INT32,
+        types_pb2.DT_INT64,
+        types_pb2.DT_STRING,
+        types_pb2.DT_BOOL,
+        types_pb2.DT_UINT8,
+        types_pb2.DT_HALF,
+        types_pb2.DT_COMPLEX64,
+        types_pb2.DT_INVALID,
+    ]
+)
 
 
 @st.composite
@@ -134,7 +155,9 @@ def test_tensor_proto_wire_bytes_decode_or_fail_with_decode_error(raw):
 
 
 @BOUNDED
-@given(data=st.binary(max_size=400), prefix=st.sampled_from([b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF89a", b"BM"]))
+@given(
+    data=st.binary(max_size=400), prefix=st.sampled_from([b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF89a", b"BM"])
+)
 def test_uploads_are_an_image_format_or_bad_image(data, prefix):
     try:
         fmt = check_image(prefix + data, max_bytes=1 << 20)
@@ -145,9 +168,15 @@ def test_uploads_are_an_image_format_or_bad_image(data, prefix):
 
 
 @BOUNDED
-@given(text=st.one_of(st.text(max_size=60), st.binary(max_size=40).map(lambda b: base64.b64encode(b).decode()),
-                      st.binary(max_size=40).map(lambda b: "data:image/png;base64," + base64.b64encode(b).decode()),
-                      st.integers(), st.none()))
+@given(
+    text=st.one_of(
+        st.text(max_size=60),
+        st.binary(max_size=40).map(lambda b: base64.b64encode(b).decode()),
+        st.binary(max_size=40).map(lambda b: "data:image/png;base64," + base64.b64encode(b).decode()),
+        st.integers(),
+        st.none(),
+    )
+)
 def test_base64_uploads_decode_or_are_bad_image(text):
     try:
         assert isinstance(decode_base64(text), bytes)
@@ -162,10 +191,15 @@ def _schema(names: list[str]) -> schema_pb2.Schema:
     return schema
 
 
-@settings(max_examples=120, deadline=2000, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(content=st.binary(max_size=300) | st.lists(
-    st.lists(st.text(alphabet="ab1.,\"\r\n\x00 é", max_size=6), min_size=1, max_size=4).map(",".join), max_size=6
-).map(lambda rows: "\n".join(rows).encode()))
+@settings(
+    max_examples=120, deadline=2000, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    content=st.binary(max_size=300)
+    | st.lists(
+        st.lists(st.text(alphabet='ab1.,"\r\n\x00 é', max_size=6), min_size=1, max_size=4).map(",".join), max_size=6
+    ).map(lambda rows: "\n".join(rows).encode())
+)
 def test_csv_precheck_gives_a_layout_or_one_clear_line(tmp_path, content):
     path = tmp_path / "data.csv"
     path.write_bytes(content)
@@ -175,4 +209,3 @@ def test_csv_precheck_gives_a_layout_or_one_clear_line(tmp_path, content):
         assert str(e).startswith(str(path)) and "\n" not in str(e)
         return
     assert layout.rows >= 1 and len(layout.column_names) >= 1
-

@@ -7,6 +7,7 @@ Pusher), `during:ID` (the executor has written its outputs but not returned) or 
 through the Pusher's copy of the SavedModel). The process sends itself
 SIGKILL there: no handler, no cleanup, as when a machine dies. Without --kill-at it prints the result.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,7 @@ import json
 import os
 import signal
 
-from components.base import BaseComponent, BaseExecutor, ComponentSpec, Model, ModelBlessing, Parameter
-from components.base import fileio
+from components.base import BaseComponent, BaseExecutor, ComponentSpec, Model, ModelBlessing, Parameter, fileio
 from components.base.component import InputSpec
 from components.pusher import Pusher, publish
 from components.trainer.fn_args import SERVING_DIR
@@ -36,8 +36,9 @@ class ToyTrainerExecutor(BaseExecutor):
 
 
 class ToyTrainer(BaseComponent):
-    SPEC = ComponentSpec(inputs={"total": InputSpec(Total)}, outputs={"model": Model},
-                         parameters={"offset": Parameter(float, 1.0)})
+    SPEC = ComponentSpec(
+        inputs={"total": InputSpec(Total)}, outputs={"model": Model}, parameters={"offset": Parameter(float, 1.0)}
+    )
     EXECUTOR = ToyTrainerExecutor
 
 
@@ -60,8 +61,12 @@ def make_pipeline(serving_dir: str, offset: float = 1.0) -> Pipeline:
     total = Sum(numbers=numbers.outputs["numbers"], scale=1, fail=False)
     trainer = ToyTrainer(total=total.outputs["total"], offset=offset)
     bless = ToyBless(model=trainer.outputs["model"])
-    pusher = Pusher(model=trainer.outputs["model"], model_blessing=bless.outputs["blessing"],
-                    serving_dir=serving_dir, model_name="toy")
+    pusher = Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=bless.outputs["blessing"],
+        serving_dir=serving_dir,
+        model_name="toy",
+    )
     return Pipeline("crash", [numbers, total, trainer, bless, pusher])
 
 
@@ -77,7 +82,7 @@ def arm(kill_at: str) -> None:
         def copy_half_then_die(source: str, destination: str) -> None:
             copytree(source, destination)
             files = sorted(fileio.walk_files(destination))
-            for path in files[len(files) // 2:]:  # as if the copy were cut off half-way
+            for path in files[len(files) // 2 :]:  # as if the copy were cut off half-way
                 fileio.gfile.remove(path)
             _die()
 
@@ -119,8 +124,14 @@ def main() -> None:
     log = io.StringIO()
     runner = LocalRunner(MetadataStore(sqlite_config(args.sqlite)), args.root, out=log)
     result = runner.run(make_pipeline(args.serving))
-    print(json.dumps({"log": log.getvalue(),
-                      "components": {cid: [r.cached, r.execution_id] for cid, r in result.components.items()}}))
+    print(
+        json.dumps(
+            {
+                "log": log.getvalue(),
+                "components": {cid: [r.cached, r.execution_id] for cid, r in result.components.items()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """A small real DAG for the runner's tests: a Beam component and two plain ones."""
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """Digit images for tests that must not depend on ../shared: MNIST-like 28x28 renderings of
 the digits in matplotlib's DejaVu fonts (light ink on black, like MNIST), written as IDX."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """The captcha pipeline end to end (--quick), and the SavedModel it publishes, called as a client would."""
+
 from __future__ import annotations
 
 import io
@@ -53,13 +54,25 @@ def png(text="1234", size=None, fmt="PNG"):
 def test_quick_run_reports_every_component_and_a_summary(quick_run):
     result = quick_run["result"]
     for number, name in enumerate(
-        ["CaptchaExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "Trainer",
-         "Evaluator", "InfraValidator", "Pusher"], start=1
+        [
+            "CaptchaExampleGen",
+            "StatisticsGen",
+            "SchemaGen",
+            "ExampleValidator",
+            "Transform",
+            "Trainer",
+            "Evaluator",
+            "InfraValidator",
+            "Pusher",
+        ],
+        start=1,
     ):
         assert f"[{number}/9] {name}:" in result.stderr
     assert "epoch 1/2" in result.stderr
     # The run's 18.5-minute budget reached the Trainer, which fits its own into what is left.
-    assert re.search(r"training time budget: [\d.]+ min \(at most [\d.]+; the run has 1[0-8]\.\d min left", result.stderr)
+    assert re.search(
+        r"training time budget: [\d.]+ min \(at most [\d.]+; the run has 1[0-8]\.\d min left", result.stderr
+    )
     for line in ("statistics:", "curves:", "test split:", "evaluator:   blessed", "pushed:      version 1"):
         assert line in result.stdout
 
@@ -73,7 +86,9 @@ def test_pushed_version_is_a_complete_savedmodel_with_warmup_and_models_config(q
     assert os.path.exists(os.path.join(version, "saved_model.pb"))
     warmup = read_warmup_requests(os.path.join(version, "assets.extra", "tf_serving_warmup_requests"))
     assert len(warmup) >= 1 and "image_bytes" in warmup[0].predict_log.request.inputs
-    config = text_format.Parse(open(os.path.join(serving, "models.config")).read(), model_server_config_pb2.ModelServerConfig())
+    config = text_format.Parse(
+        open(os.path.join(serving, "models.config")).read(), model_server_config_pb2.ModelServerConfig()
+    )
     assert [c.name for c in config.model_config_list.config] == ["captcha"]
 
 
@@ -171,13 +186,20 @@ def test_rerun_is_all_cache_hits_and_pushes_nothing_new(quick_run):
 
 def test_evaluator_blocks_a_model_below_threshold_and_it_is_not_pushed(quick_run):
     result = cli(
-        "run", "captcha", "--quick", "--param", "min_full_string_accuracy=0.95",
-        "--output-dir", quick_run["out"], "--serving-dir", quick_run["serving"],
+        "run",
+        "captcha",
+        "--quick",
+        "--param",
+        "min_full_string_accuracy=0.95",
+        "--output-dir",
+        quick_run["out"],
+        "--serving-dir",
+        quick_run["serving"],
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Trainer: cache hit" in result.stderr  # only the decision is re-made
     assert "NOT blessed" in result.stdout
-    [line] = [l for l in result.stdout.splitlines() if "NOT pushed" in l]
+    [line] = [ln for ln in result.stdout.splitlines() if "NOT pushed" in ln]
     assert "full_string_accuracy" in line and "< required 0.95" in line
     assert sorted(os.listdir(os.path.join(quick_run["serving"], "captcha"))) == ["1"]
 

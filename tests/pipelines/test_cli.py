@@ -1,4 +1,5 @@
 """`python -m pipelines` as a user meets it: real processes, exit codes, one-line errors."""
+
 from __future__ import annotations
 
 import os
@@ -23,7 +24,7 @@ def cli(*args, cwd=None, timeout=120):
 def assert_one_line_usage_error(result, *fragments):
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
-    lines = [l for l in result.stderr.splitlines() if l.strip()]
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, result.stderr
     for fragment in fragments:
         assert fragment in lines[0]
@@ -92,10 +93,15 @@ def test_bad_render_style_is_one_line_and_exit_2(tmp_path):
     assert_one_line_usage_error(result, "rotate", "low <= high")
 
 
-@pytest.mark.parametrize("params,bar", [
-    ({}, 0.98), ({"charset": "alphanumeric"}, 0.95), ({"charset": "ABC"}, 0.90),
-    ({"charset": "alphanumeric", "min_full_string_accuracy": "0.5"}, 0.5),
-])
+@pytest.mark.parametrize(
+    "params,bar",
+    [
+        ({}, 0.98),
+        ({"charset": "alphanumeric"}, 0.95),
+        ({"charset": "ABC"}, 0.90),
+        ({"charset": "alphanumeric", "min_full_string_accuracy": "0.5"}, 0.5),
+    ],
+)
 def test_the_evaluators_bar_follows_the_charset(params, bar):
     import json
 

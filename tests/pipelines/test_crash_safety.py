@@ -1,5 +1,6 @@
 """A runner killed with SIGKILL at each component boundary, inside executors and inside the Pusher's copy:
 nothing half-written is LIVE or served, the dead execution is shown abandoned, and the next run finishes."""
+
 from __future__ import annotations
 
 import json
@@ -15,21 +16,46 @@ from tests.conftest import ROOT
 
 # One kill per point, in this order, on one store: each run resumes what the last one left.
 KILL_POINTS = [
-    "before:NumbersGen", "after:NumbersGen", "during:Sum", "after:Sum", "during:ToyTrainer",
-    "after:ToyTrainer", "after:ToyBless", "pusher-copy", "after:Pusher",
+    "before:NumbersGen",
+    "after:NumbersGen",
+    "during:Sum",
+    "after:Sum",
+    "during:ToyTrainer",
+    "after:ToyTrainer",
+    "after:ToyBless",
+    "pusher-copy",
+    "after:Pusher",
 ]
 
 
 def _run(paths: dict, kill_at: str | None = None) -> subprocess.CompletedProcess:
-    args = [sys.executable, "-m", "tests.pipelines.crash_run", "--root", paths["root"], "--sqlite", paths["sqlite"],
-            "--serving", paths["serving"]]
-    return subprocess.run(args + (["--kill-at", kill_at] if kill_at else []), cwd=ROOT, capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": ROOT})
+    args = [
+        sys.executable,
+        "-m",
+        "tests.pipelines.crash_run",
+        "--root",
+        paths["root"],
+        "--sqlite",
+        paths["sqlite"],
+        "--serving",
+        paths["serving"],
+    ]
+    return subprocess.run(
+        args + (["--kill-at", kill_at] if kill_at else []),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": ROOT},
+    )
 
 
 def _relative_files(root: str) -> dict[str, int]:
-    return {os.path.relpath(os.path.join(d, n), root): os.path.getsize(os.path.join(d, n))
-            for d, _, names in os.walk(root) for n in names}
+    return {
+        os.path.relpath(os.path.join(d, n), root): os.path.getsize(os.path.join(d, n))
+        for d, _, names in os.walk(root)
+        for n in names
+    }
 
 
 def _check_nothing_half_written_is_live_or_served(paths: dict, reference: dict[str, int] | None) -> None:
@@ -47,13 +73,20 @@ def _check_nothing_half_written_is_live_or_served(paths: dict, reference: dict[s
 
 
 def test_sigkill_anywhere_leaves_nothing_half_written_live_or_served(tmp_path):
-    paths = {"root": str(tmp_path / "runs"), "sqlite": str(tmp_path / "metadata.sqlite"), "serving": str(tmp_path / "serving")}
+    paths = {
+        "root": str(tmp_path / "runs"),
+        "sqlite": str(tmp_path / "metadata.sqlite"),
+        "serving": str(tmp_path / "serving"),
+    }
     reference = None
     for point in KILL_POINTS:
         result = _run(paths, point)
         assert result.returncode == -signal.SIGKILL, (point, result.stderr[-2000:])
-        trained = [p for p in (tmp_path / "runs" / "ToyTrainer").glob("*/model/serving_model")] \
-            if (tmp_path / "runs" / "ToyTrainer").is_dir() else []
+        trained = (
+            [p for p in (tmp_path / "runs" / "ToyTrainer").glob("*/model/serving_model")]
+            if (tmp_path / "runs" / "ToyTrainer").is_dir()
+            else []
+        )
         if trained and reference is None:
             reference = _relative_files(str(trained[0]))
         _check_nothing_half_written_is_live_or_served(paths, reference)
@@ -74,8 +107,11 @@ def test_sigkill_anywhere_leaves_nothing_half_written_live_or_served(tmp_path):
     output = json.loads(final.stdout)
     store = MetadataStore(sqlite_config(paths["sqlite"]))
     assert not [e for e in store.store.get_executions() if e.last_known_state == mlmd.Execution.RUNNING]
-    stored = {e.properties["component_id"].string_value: e.properties["error"].string_value
-              for e in store.store.get_executions() if e.custom_properties.get("abandoned")}
+    stored = {
+        e.properties["component_id"].string_value: e.properties["error"].string_value
+        for e in store.store.get_executions()
+        if e.custom_properties.get("abandoned")
+    }
     assert set(stored) == {"Sum", "ToyTrainer", "Pusher"} and all("died" in error for error in stored.values())
     assert output["components"]["NumbersGen"][0] is True  # a cache hit: finished work is never redone
     _check_nothing_half_written_is_live_or_served(paths, reference)

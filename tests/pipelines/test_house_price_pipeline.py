@@ -1,4 +1,5 @@
 """The house-price pipeline on the book's data1.csv: the linear model reaches the least-squares optimum."""
+
 from __future__ import annotations
 
 import glob
@@ -16,7 +17,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def cli(*args, timeout=900):
-    return subprocess.run([sys.executable, "-m", "pipelines", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +65,9 @@ def test_regress_signature_takes_raw_tf_examples(house_run):
     example.features.feature["area"].float_list.value.append(2104.0)
     example.features.feature["bedrooms"].int64_list.value.append(3)
     regressed = model.signatures["regress"](inputs=tf.constant([example.SerializeToString()]))["outputs"].numpy()
-    direct = model.signatures["serving_default"](area=tf.constant([2104.0]), bedrooms=tf.constant([3], tf.int64))["price"].numpy()
+    direct = model.signatures["serving_default"](area=tf.constant([2104.0]), bedrooms=tf.constant([3], tf.int64))[
+        "price"
+    ].numpy()
     assert regressed.shape == (1, 1)
     assert regressed[0, 0] == pytest.approx(direct[0], rel=1e-5)
     assert 200_000 < direct[0] < 600_000  # a house of 2104 sq ft with 3 bedrooms, in the book's price range
@@ -76,8 +81,16 @@ def test_summary_reports_rmse_against_the_naive_baseline(house_run):
 
 def test_compare_overlays_variants_of_a_parameter(house_run):
     result = cli(
-        "compare", "house_price", "--data", house_run["data"], "--param", "optimizer=adam,sgd",
-        "--set", "epochs=30", "--output-dir", house_run["out"],
+        "compare",
+        "house_price",
+        "--data",
+        house_run["data"],
+        "--param",
+        "optimizer=adam,sgd",
+        "--set",
+        "epochs=30",
+        "--output-dir",
+        house_run["out"],
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| optimizer |" in result.stdout and "| adam |" in result.stdout and "| sgd |" in result.stdout

@@ -1,5 +1,6 @@
 """The MNIST pipeline end to end (quick, on rendered digits): every component, the push next to
 other models, and one clear line for bad data."""
+
 from __future__ import annotations
 
 import glob
@@ -19,8 +20,9 @@ from tests.pipelines.mnist_data import digits, write_mnist
 
 
 def cli(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "pipelines", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_quick_run_validates_trains_evaluates_and_pushes(mnist_quick_run):
@@ -49,8 +51,16 @@ def test_the_evaluation_reports_accuracy_per_digit_and_a_confusion_matrix(mnist_
 def test_a_second_model_pushes_beside_mnist(mnist_quick_run, tmp_path, shared_data):
     serving = str(tmp_path / "serving")
     shutil.copytree(mnist_quick_run["serving"], serving)
-    result = cli("run", "house_price", "--data", os.path.join(shared_data, "house_price", "data1.csv"),
-                 "--output-dir", str(tmp_path / "runs"), "--serving-dir", serving)
+    result = cli(
+        "run",
+        "house_price",
+        "--data",
+        os.path.join(shared_data, "house_price", "data1.csv"),
+        "--output-dir",
+        str(tmp_path / "runs"),
+        "--serving-dir",
+        serving,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     with open(os.path.join(serving, "models.config")) as f:
         config = f.read()
@@ -58,12 +68,24 @@ def test_a_second_model_pushes_beside_mnist(mnist_quick_run, tmp_path, shared_da
     assert sorted(os.listdir(os.path.join(serving, "mnist"))) == ["1"]
 
 
-@pytest.mark.parametrize("break_it,message", [
-    (lambda d: open(os.path.join(d, "t10k-images-idx3-ubyte.gz"), "wb").write(b"\x1f\x8bnot gzip"), "not a readable gzip"),
-    (lambda d: write_idx(np.zeros([3], np.uint8), os.path.join(d, "t10k-labels-idx1-ubyte.gz")), "holds 20 images but"),
-    (lambda d: os.remove(os.path.join(d, "t10k-labels-idx1-ubyte.gz")), "is missing"),
-    (lambda d: open(os.path.join(d, "t10k-labels-idx1-ubyte.gz"), "wb").write(b"\0\0\x08\x01\0\0\0\x09\x01"), "truncated"),
-])
+@pytest.mark.parametrize(
+    "break_it,message",
+    [
+        (
+            lambda d: open(os.path.join(d, "t10k-images-idx3-ubyte.gz"), "wb").write(b"\x1f\x8bnot gzip"),
+            "not a readable gzip",
+        ),
+        (
+            lambda d: write_idx(np.zeros([3], np.uint8), os.path.join(d, "t10k-labels-idx1-ubyte.gz")),
+            "holds 20 images but",
+        ),
+        (lambda d: os.remove(os.path.join(d, "t10k-labels-idx1-ubyte.gz")), "is missing"),
+        (
+            lambda d: open(os.path.join(d, "t10k-labels-idx1-ubyte.gz"), "wb").write(b"\0\0\x08\x01\0\0\0\x09\x01"),
+            "truncated",
+        ),
+    ],
+)
 def test_bad_idx_files_are_one_line_and_exit_2(tmp_path, break_it, message):
     data = write_mnist(str(tmp_path / "data"), test_count=20)
     break_it(data)
@@ -73,7 +95,9 @@ def test_bad_idx_files_are_one_line_and_exit_2(tmp_path, break_it, message):
 
 
 def test_a_missing_data_folder_says_where_the_files_go(tmp_path):
-    result = cli("run", "mnist", "--data", str(tmp_path / "nowhere"), "--output-dir", str(tmp_path / "runs"), timeout=300)
+    result = cli(
+        "run", "mnist", "--data", str(tmp_path / "nowhere"), "--output-dir", str(tmp_path / "runs"), timeout=300
+    )
     assert result.returncode == 2 and "no such file or folder" in result.stderr
 
 
@@ -123,8 +147,17 @@ def test_model_parameter_is_checked_and_softmax_has_its_own_defaults(tmp_path):
 
 def test_compare_overlays_softmax_and_cnn(mnist_quick_run, tmp_path):
     out = str(tmp_path / "runs")
-    result = cli("compare", "mnist", "--param", "model=softmax,cnn", "--quick", "--data", mnist_quick_run["data"],
-                 "--output-dir", out)
+    result = cli(
+        "compare",
+        "mnist",
+        "--param",
+        "model=softmax,cnn",
+        "--quick",
+        "--data",
+        mnist_quick_run["data"],
+        "--output-dir",
+        out,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     [report] = glob.glob(os.path.join(out, "mnist", "compare", "model-*", "comparison.json"))
     with open(report) as f:

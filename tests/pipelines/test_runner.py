@@ -1,4 +1,5 @@
 """The runner on a small real DAG, against a real ML Metadata SQLite store."""
+
 from __future__ import annotations
 
 import io
@@ -8,10 +9,10 @@ import time
 
 import pytest
 
+from components.base.functions import code_fingerprint
 from pipelines.metadata import MetadataStore, sqlite_config
 from pipelines.pipeline import Pipeline, PipelineDefinitionError
 from pipelines.runner import ComponentFailed, LocalRunner
-from components.base.functions import code_fingerprint
 from tests.pipelines.dag_components import Apply, NumbersGen, Report, Sum, read_numbers
 
 
@@ -116,7 +117,9 @@ def user_package(tmp_path, monkeypatch):
     (package / "__init__.py").write_text("")
     (package / "helpers.py").write_text("def scale():\n    return 1\n")
     (package / "unrelated.py").write_text("X = 1\n")
-    (package / "main.py").write_text("from userfns.helpers import scale\n\ndef total(values):\n    return sum(values) * scale()\n")
+    (package / "main.py").write_text(
+        "from userfns.helpers import scale\n\ndef total(values):\n    return sum(values) * scale()\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path / "code"))
     yield package
     for name in [m for m in sys.modules if m.startswith("userfns")]:

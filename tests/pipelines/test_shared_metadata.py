@@ -1,4 +1,5 @@
 """One metadata store for many runs: concurrent runners on MySQL (a real MariaDB), one at a time on SQLite."""
+
 import json
 import os
 import subprocess
@@ -16,7 +17,9 @@ from tests.conftest import ROOT
 def mariadb(tmp_path_factory):
     missing = missing_binaries()
     if missing:
-        pytest.skip(f"MariaDB is not installed ({', '.join(missing)} missing: apt-get install mariadb-server mariadb-client)")
+        pytest.skip(
+            f"MariaDB is not installed ({', '.join(missing)} missing: apt-get install mariadb-server mariadb-client)"
+        )
     server = MariaDB(str(tmp_path_factory.mktemp("mariadb")))
     server.start()
     yield server
@@ -29,7 +32,10 @@ def _start_runs(count: int, root: str, store_args: list[str]) -> list[dict]:
     processes = [
         subprocess.Popen(
             [sys.executable, "-m", "tests.pipelines.toy_run", "--root", root, "--start-at", str(start_at), *store_args],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for _ in range(count)
     ]
@@ -44,7 +50,7 @@ def _start_runs(count: int, root: str, store_args: list[str]) -> list[dict]:
 def _check_lineage(store: MetadataStore, results: list[dict]) -> None:
     for result in results:
         components = result["components"]
-        for cid, (_cached, execution_id, artifact_ids) in components.items():
+        for _cid, (_cached, execution_id, artifact_ids) in components.items():
             for artifact_id in artifact_ids:
                 producer = store.producer_of(artifact_id)
                 assert producer is not None and store.is_live(artifact_id)

@@ -1,4 +1,5 @@
 """The shared training techniques: config checks, optimizers, schedules, callbacks, curves."""
+
 from __future__ import annotations
 
 import json
@@ -97,7 +98,9 @@ def test_time_budget_within_epoch_stops_in_the_middle_of_one():
 
     model = keras.Sequential([keras.layers.Dense(1, input_shape=(1,))])
     model.compile("sgd", "mse")
-    history = model.fit(np.ones((400, 1)), np.ones((400, 1)), batch_size=1, epochs=3, verbose=0, callbacks=[Slow(), budget])
+    history = model.fit(
+        np.ones((400, 1)), np.ones((400, 1)), batch_size=1, epochs=3, verbose=0, callbacks=[Slow(), budget]
+    )
     assert len(history.history["loss"]) == 1  # 400 batches of 50 ms would take 20 s; it stopped after ~6
     assert model.optimizer.iterations.numpy() < 50
 
@@ -201,7 +204,7 @@ def test_augmentation_moves_the_ink_a_little_and_keeps_it():
 @pytest.mark.parametrize("name,layer", [("relu", "ReLU"), ("leaky_relu", "LeakyReLU"), ("elu", "ELU")])
 def test_captcha_model_uses_the_configured_activation(name, layer):
     model = build_model((30, 80, 1), CaptchaTrainConfig(activation=name))
-    kinds = {type(l).__name__ for l in model.layers}
+    kinds = {type(ln).__name__ for ln in model.layers}
     assert layer in kinds and not ({"ReLU", "LeakyReLU", "ELU"} - {layer}) & kinds
 
 
@@ -242,8 +245,13 @@ def _drive(used: list, model, epochs: int, lr_at, val_loss_at) -> int:
 def test_early_stopping_cannot_end_training_while_the_learning_rate_is_high(tmp_path, schedule):
     """A fast machine plateaus early (issue #14: stopped at 70% of the peak rate, 0.985 instead of 0.99):
     patience counts only once the rate has annealed below early_stop_lr_fraction of its peak."""
-    config = TrainingConfig(epochs=200, early_stopping_patience=3, early_stop_lr_fraction=0.1, lr_schedule=schedule,
-                            time_budget_minutes=60 if schedule == "time" else 0)
+    config = TrainingConfig(
+        epochs=200,
+        early_stopping_patience=3,
+        early_stop_lr_fraction=0.1,
+        lr_schedule=schedule,
+        time_budget_minutes=60 if schedule == "time" else 0,
+    )
     used = [c for c in callbacks(config, str(tmp_path)) if type(c).__name__ in ("AnnealedEarlyStopping", "TrainingEnd")]
     assert len(used) == 2
     model = keras.Sequential([keras.layers.Dense(1, input_shape=(1,))])

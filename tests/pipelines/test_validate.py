@@ -1,4 +1,5 @@
 """`pipelines validate`: real TFDV over Beam; exit 0 clean, 1 anomalies, 2 unusable input."""
+
 from __future__ import annotations
 
 import io
@@ -63,7 +64,10 @@ def test_missing_column(tmp_path):
     code, anomalies, _ = run_validate(tmp_path, data, HOUSE_SCHEMA)
     assert code == 1
     assert "bedrooms" in anomalies
-    assert "missing" in anomalies["bedrooms"]["description"].lower() or "dropped" in anomalies["bedrooms"]["short_description"].lower()
+    assert (
+        "missing" in anomalies["bedrooms"]["description"].lower()
+        or "dropped" in anomalies["bedrooms"]["short_description"].lower()
+    )
 
 
 def test_string_in_an_integer_column(tmp_path):
@@ -79,7 +83,10 @@ def test_value_out_of_domain(tmp_path):
     code, anomalies, _ = run_validate(tmp_path, data, HOUSE_SCHEMA)
     assert code == 1
     assert set(anomalies) >= {"bedrooms", "area"}
-    assert "max" in anomalies["bedrooms"]["description"].lower() or "out-of-range" in anomalies["bedrooms"]["short_description"].lower()
+    assert (
+        "max" in anomalies["bedrooms"]["description"].lower()
+        or "out-of-range" in anomalies["bedrooms"]["short_description"].lower()
+    )
 
 
 def test_unseen_categorical_value(tmp_path, city_schema):

@@ -3,6 +3,7 @@
 python -m tests.pipelines.toy_run --root DIR (--sqlite FILE | --metadata-config FILE) [--start-at EPOCH] [--count N]
 Prints one JSON line: {component: [cached, execution id, [output artifact ids]]}.
 """
+
 import argparse
 import io
 import json
@@ -27,13 +28,17 @@ def main() -> None:
     runner = LocalRunner(store, args.root, out=log)
     time.sleep(max(0.0, args.start_at - time.time()))
     result = runner.run(make_pipeline(count=args.count))
-    print(json.dumps({
-        "log": log.getvalue(),
-        "components": {
-            cid: [r.cached, r.execution_id, [a.id for arts in r.outputs.values() for a in arts]]
-            for cid, r in result.components.items()
-        },
-    }))
+    print(
+        json.dumps(
+            {
+                "log": log.getvalue(),
+                "components": {
+                    cid: [r.cached, r.execution_id, [a.id for arts in r.outputs.values() for a in arts]]
+                    for cid, r in result.components.items()
+                },
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

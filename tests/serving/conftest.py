@@ -45,8 +45,15 @@ def api_server(toy_models, tmp_path_factory):
     """One server for the API tests: two models, labels, monitoring, a 1 MiB request limit."""
     log = str(tmp_path_factory.mktemp("logs") / "api_server.log")
     server = ServerProcess(
-        "--model_config_file", toy_models["config"], "--monitoring_config_file", toy_models["monitoring"],
-        "--max_request_bytes", str(1 << 20), "--file_system_poll_wait_seconds", "0", log_path=log,
+        "--model_config_file",
+        toy_models["config"],
+        "--monitoring_config_file",
+        toy_models["monitoring"],
+        "--max_request_bytes",
+        str(1 << 20),
+        "--file_system_poll_wait_seconds",
+        "0",
+        log_path=log,
     )
     try:
         yield server.wait_ready()

@@ -2,6 +2,7 @@
 tf.Module with `tf.saved_model.save`, Keras 3's and tf_keras' `model.export`, and a TF1 graph
 saved with `tf.compat.v1.saved_model.Builder` with predict, classify and regress signatures.
 Each computes something a test can check by hand."""
+
 from __future__ import annotations
 
 import os
@@ -92,7 +93,9 @@ def write_all(base: str) -> str:
     entries = []
     for name, write in WRITERS.items():
         write(os.path.join(base, name, "1"))
-        entries.append(f'  config {{ name: "{name}" base_path: "{os.path.join(base, name)}" model_platform: "tensorflow" }}')
+        entries.append(
+            f'  config {{ name: "{name}" base_path: "{os.path.join(base, name)}" model_platform: "tensorflow" }}'
+        )
     config = os.path.join(base, "models.config")
     with open(config, "w") as f:
         f.write("model_config_list {\n" + "\n".join(entries) + "\n}\n")

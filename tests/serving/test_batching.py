@@ -1,4 +1,5 @@
 """Dynamic batching: the scheduler on its own, then merged requests on a real server."""
+
 from __future__ import annotations
 
 import threading
@@ -185,9 +186,11 @@ def test_one_bad_request_does_not_fail_the_ones_merged_with_it():
 
 def test_batching_parameters_file_in_tf_serving_text_format(tmp_path):
     path = tmp_path / "batching.config"
-    path.write_text("max_batch_size { value: 32 }\nbatch_timeout_micros { value: 5000 }\n"
-                    "num_batch_threads { value: 2 }\nmax_enqueued_batches { value: 100 }\n"
-                    "allowed_batch_sizes: 8\nallowed_batch_sizes: 32\n")
+    path.write_text(
+        "max_batch_size { value: 32 }\nbatch_timeout_micros { value: 5000 }\n"
+        "num_batch_threads { value: 2 }\nmax_enqueued_batches { value: 100 }\n"
+        "allowed_batch_sizes: 8\nallowed_batch_sizes: 32\n"
+    )
     assert read_batching_parameters(str(path)) == BatchingParameters(32, 5000, 2, 100, (8, 32))
     path.write_text("max_batch_size { value: 32 }\nallowed_batch_sizes: 16\n")
     with pytest.raises(ConfigError, match="max_batch_size"):
@@ -199,11 +202,20 @@ def test_batching_parameters_file_in_tf_serving_text_format(tmp_path):
 
 def test_server_merges_concurrent_requests_into_one_model_call(toy_models, tmp_path):
     batching = tmp_path / "batching.config"
-    batching.write_text("max_batch_size { value: 16 }\nbatch_timeout_micros { value: 300000 }\n"
-                        "num_batch_threads { value: 1 }\nmax_enqueued_batches { value: 4 }\n")
+    batching.write_text(
+        "max_batch_size { value: 16 }\nbatch_timeout_micros { value: 300000 }\n"
+        "num_batch_threads { value: 1 }\nmax_enqueued_batches { value: 4 }\n"
+    )
     server = ServerProcess(
-        "--model_config_file", toy_models["config"], "--enable_batching", "--batching_parameters_file", str(batching),
-        "--monitoring_config_file", toy_models["monitoring"], "--file_system_poll_wait_seconds", "0",
+        "--model_config_file",
+        toy_models["config"],
+        "--enable_batching",
+        "--batching_parameters_file",
+        str(batching),
+        "--monitoring_config_file",
+        toy_models["monitoring"],
+        "--file_system_poll_wait_seconds",
+        "0",
         log_path=str(tmp_path / "server.log"),
     ).wait_ready()
     try:
@@ -218,12 +230,20 @@ def test_server_merges_concurrent_requests_into_one_model_call(toy_models, tmp_p
             answers = list(pool.map(one, range(8)))
         assert answers == [0.5 * i + 1.0 for i in range(8)]
         metrics = requests.get(server.rest_url + "/monitoring/prometheus/metrics", timeout=10).text
-        sums = [l for l in metrics.splitlines()
-                if l.startswith(":tensorflow:serving:batching_session:processed_batch_size_sum{")
-                and 'model_name="toy"' in l and 'signature="slow"' in l]
-        counts = [l for l in metrics.splitlines()
-                  if l.startswith(":tensorflow:serving:batching_session:processed_batch_size_count{")
-                  and 'model_name="toy"' in l and 'signature="slow"' in l]
+        sums = [
+            ln
+            for ln in metrics.splitlines()
+            if ln.startswith(":tensorflow:serving:batching_session:processed_batch_size_sum{")
+            and 'model_name="toy"' in ln
+            and 'signature="slow"' in ln
+        ]
+        counts = [
+            ln
+            for ln in metrics.splitlines()
+            if ln.startswith(":tensorflow:serving:batching_session:processed_batch_size_count{")
+            and 'model_name="toy"' in ln
+            and 'signature="slow"' in ln
+        ]
         rows, calls = float(sums[0].rsplit(" ", 1)[1]), float(counts[0].rsplit(" ", 1)[1])
         # The first request finds the model idle and runs alone; the others queue behind it and run together.
         assert rows == 8
@@ -238,8 +258,15 @@ def test_past_max_in_flight_requests_are_refused_at_once_on_both_protocols(tmp_p
     from tests.serving.toy_model import write_toy_model
 
     write_toy_model(str(tmp_path / "toy"), 1)
-    server = ServerProcess("--model_name", "toy", "--model_base_path", str(tmp_path / "toy"), "--max_in_flight", "1",
-                           log_path=str(tmp_path / "server.log")).wait_ready()
+    server = ServerProcess(
+        "--model_name",
+        "toy",
+        "--model_base_path",
+        str(tmp_path / "toy"),
+        "--max_in_flight",
+        "1",
+        log_path=str(tmp_path / "server.log"),
+    ).wait_ready()
     try:
         url = server.rest_url + "/v1/models/toy:predict"
         body = {"signature_name": "slow", "instances": [1.0]}

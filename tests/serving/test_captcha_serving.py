@@ -1,4 +1,5 @@
 """The captcha model the quick pipeline pushes, served over REST and gRPC: the same answers as in process."""
+
 from __future__ import annotations
 
 import os
@@ -10,15 +11,20 @@ import pytest
 import tensorflow as tf
 
 from serving.client import GrpcClient, ModelServerError, RestClient, read_captcha
-from tests.pipelines.test_captcha_pipeline import png
 from serving.model_server.process import ServerProcess
+from tests.pipelines.test_captcha_pipeline import png
 
 
 @pytest.fixture(scope="module")
 def captcha_server(captcha_quick_run, tmp_path_factory):
     config = os.path.join(captcha_quick_run["serving"], "models.config")
-    server = ServerProcess("--model_config_file", config, "--file_system_poll_wait_seconds", "0",
-                           log_path=str(tmp_path_factory.mktemp("logs") / "captcha_server.log"))
+    server = ServerProcess(
+        "--model_config_file",
+        config,
+        "--file_system_poll_wait_seconds",
+        "0",
+        log_path=str(tmp_path_factory.mktemp("logs") / "captcha_server.log"),
+    )
     try:
         yield server.wait_ready()
     finally:
@@ -33,17 +39,24 @@ def in_process(captcha_quick_run):
 
 
 @pytest.mark.parametrize("client_class,address", [(RestClient, "rest_url"), (GrpcClient, "grpc_target")])
-def test_rest_and_grpc_return_what_the_saved_model_returns_in_process(captcha_server, in_process, client_class, address):
+def test_rest_and_grpc_return_what_the_saved_model_returns_in_process(
+    captcha_server, in_process, client_class, address
+):
     version, signature = in_process
     images = [png("1234"), png("9071"), png("5555", size=(200, 80)), png("2468", fmt="JPEG")]
     expected = signature(image_bytes=tf.constant(images))
     client = client_class(getattr(captcha_server, address))
     prediction = client.predict("captcha", {"image_bytes": images})
     assert prediction.version == version
-    assert [t.decode() if isinstance(t, bytes) else t for t in prediction.outputs["text"].tolist()] == \
-        [t.decode() for t in expected["text"].numpy().tolist()]
-    np.testing.assert_allclose(np.asarray(prediction.outputs["probabilities"], float), expected["probabilities"].numpy(), atol=1e-6)
-    np.testing.assert_allclose(np.asarray(prediction.outputs["confidence"], float), expected["confidence"].numpy(), atol=1e-6)
+    assert [t.decode() if isinstance(t, bytes) else t for t in prediction.outputs["text"].tolist()] == [
+        t.decode() for t in expected["text"].numpy().tolist()
+    ]
+    np.testing.assert_allclose(
+        np.asarray(prediction.outputs["probabilities"], float), expected["probabilities"].numpy(), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        np.asarray(prediction.outputs["confidence"], float), expected["confidence"].numpy(), atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("client_class,address", [(RestClient, "rest_url"), (GrpcClient, "grpc_target")])

@@ -1,4 +1,5 @@
 """`python -m serving.model_server`: refusing bad flags and files with a message and a non-zero exit."""
+
 from __future__ import annotations
 
 import socket
@@ -9,8 +10,9 @@ from serving.model_server.process import ROOT, ServerProcess, free_port
 
 
 def run(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "serving.model_server", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "serving.model_server", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_no_model_given_exits_2_with_a_message():
@@ -30,8 +32,15 @@ def test_unparsable_model_config_file_exits_2(tmp_path):
 def test_bad_batching_parameters_exit_2(tmp_path, toy_models):
     batching = tmp_path / "batching.config"
     batching.write_text("max_batch_size { value: 0 }")
-    result = run("--model_config_file", toy_models["config"], "--enable_batching",
-                 "--batching_parameters_file", str(batching), "--port", str(free_port()))
+    result = run(
+        "--model_config_file",
+        toy_models["config"],
+        "--enable_batching",
+        "--batching_parameters_file",
+        str(batching),
+        "--port",
+        str(free_port()),
+    )
     assert result.returncode == 2
     assert "max_batch_size" in result.stderr
 
@@ -41,15 +50,28 @@ def test_port_in_use_exits_1_with_a_message(toy_models):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run("--model_config_file", toy_models["config"], "--port", str(free_port()),
-                     "--rest_api_port", str(port), "--file_system_poll_wait_seconds", "0")
+        result = run(
+            "--model_config_file",
+            toy_models["config"],
+            "--port",
+            str(free_port()),
+            "--rest_api_port",
+            str(port),
+            "--file_system_poll_wait_seconds",
+            "0",
+        )
     assert result.returncode == 1
     assert "cannot start" in result.stderr
 
 
 def test_binds_127_0_0_1_by_default(toy_models, tmp_path):
-    server = ServerProcess("--model_config_file", toy_models["config"], "--file_system_poll_wait_seconds", "0",
-                           log_path=str(tmp_path / "s.log")).wait_ready()
+    server = ServerProcess(
+        "--model_config_file",
+        toy_models["config"],
+        "--file_system_poll_wait_seconds",
+        "0",
+        log_path=str(tmp_path / "s.log"),
+    ).wait_ready()
     try:
         assert f"127.0.0.1:{server.grpc_port}" in server.log() and f"127.0.0.1:{server.rest_port}" in server.log()
     finally:

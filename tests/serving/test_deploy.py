@@ -1,10 +1,10 @@
 """serving/deploy/: Docker cannot run here, so every config is parsed with the real protos
 and every manifest checked for the ports, paths and files the servers expect."""
+
 from __future__ import annotations
 
 import os
 
-import pytest
 import yaml
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
@@ -56,7 +56,10 @@ def test_docker_compose_runs_official_serving_with_the_same_files():
 
 
 def test_kubernetes_manifests_have_ports_probes_and_config():
-    docs = {(d["kind"], d["metadata"]["name"]): d for d in load_yaml("k8s/model-server.yaml") + load_yaml("k8s/frontend.yaml")}
+    docs = {
+        (d["kind"], d["metadata"]["name"]): d
+        for d in load_yaml("k8s/model-server.yaml") + load_yaml("k8s/frontend.yaml")
+    }
     server = docs[("Deployment", "model-server")]["spec"]["template"]["spec"]
     (container,) = server["containers"]
     assert container["image"].startswith("tensorflow/serving:")
@@ -72,5 +75,7 @@ def test_kubernetes_manifests_have_ports_probes_and_config():
     assert docs[("Service", "frontend")]["spec"]["ports"][0]["targetPort"] == 5000
     (kustomization,) = load_yaml("kustomization.yaml")
     files = kustomization["configMapGenerator"][0]["files"]
-    assert {os.path.basename(flags[f]) for f in ("model_config_file", "batching_parameters_file", "monitoring_config_file")} == set(files)
+    assert {
+        os.path.basename(flags[f]) for f in ("model_config_file", "batching_parameters_file", "monitoring_config_file")
+    } == set(files)
     assert all(os.path.exists(os.path.join(DEPLOY, f)) for f in files + kustomization["resources"])

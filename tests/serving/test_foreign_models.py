@@ -1,6 +1,7 @@
 """The model server serves SavedModels it did not train (plain tf.saved_model.save, Keras 3 and
 tf_keras `model.export`, a TF1 Builder graph with classify and regress signatures), over REST
 and over gRPC with TensorFlow Serving's own protos and stubs."""
+
 from __future__ import annotations
 
 import os
@@ -30,10 +31,18 @@ FEATURES = np.array([[1.0, 2.0, 3.0], [0.0, -1.0, 0.5]], np.float32)
 @pytest.fixture(scope="module")
 def foreign_server(tmp_path_factory):
     base = str(tmp_path_factory.mktemp("foreign"))
-    subprocess.run([sys.executable, "-m", "tests.serving.foreign_models", base], cwd=ROOT, check=True,
-                   capture_output=True, timeout=300)
-    server = ServerProcess("--model_config_file", os.path.join(base, "models.config"),
-                           log_path=str(tmp_path_factory.mktemp("logs") / "foreign.log"))
+    subprocess.run(
+        [sys.executable, "-m", "tests.serving.foreign_models", base],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    server = ServerProcess(
+        "--model_config_file",
+        os.path.join(base, "models.config"),
+        log_path=str(tmp_path_factory.mktemp("logs") / "foreign.log"),
+    )
     try:
         yield server.wait_ready()
     finally:
@@ -55,7 +64,11 @@ def rest(server, path, body):
 
 def test_a_plain_tf_module_over_rest_and_grpc(foreign_server, stub):
     answer = rest(foreign_server, "module:predict", {"instances": [1.0, 2.0, -1.0]})
-    assert answer["predictions"] == [{"y": 4.0, "doubled": 2.0}, {"y": 7.0, "doubled": 4.0}, {"y": -2.0, "doubled": -2.0}]
+    assert answer["predictions"] == [
+        {"y": 4.0, "doubled": 2.0},
+        {"y": 7.0, "doubled": 4.0},
+        {"y": -2.0, "doubled": -2.0},
+    ]
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "module"
     request.inputs["x"].CopyFrom(tf.make_tensor_proto([0.5, 10.0], dtype=tf.float32))
@@ -80,13 +93,17 @@ def test_keras_model_export_over_rest_and_grpc(foreign_server, stub, model):
 
 
 def example(x: float) -> tf.train.Example:
-    return tf.train.Example(features=tf.train.Features(feature={"x": tf.train.Feature(float_list=tf.train.FloatList(value=[x]))}))
+    return tf.train.Example(
+        features=tf.train.Features(feature={"x": tf.train.Feature(float_list=tf.train.FloatList(value=[x]))})
+    )
 
 
 def test_a_tf1_graph_predicts_classifies_and_regresses(foreign_server, stub):
     answer = rest(foreign_server, "tf1:predict", {"instances": [[1.0], [0.5]]})
     assert answer["predictions"] == [[2.0], [0.0]]
-    classified = rest(foreign_server, "tf1:classify", {"signature_name": "classify_x", "examples": [{"x": 0.0}, {"x": 2.0}]})
+    classified = rest(
+        foreign_server, "tf1:classify", {"signature_name": "classify_x", "examples": [{"x": 0.0}, {"x": 2.0}]}
+    )
     first, second = classified["result"]
     assert [label for label, _ in first] == ["low", "high"]
     assert first[0][1] == pytest.approx(0.5) and second[1][1] == pytest.approx(1 / (1 + np.exp(-2.0)), rel=1e-5)

@@ -1,4 +1,5 @@
 """The Flask demo frontend: every route and bad input through Flask's test client, against a real model server."""
+
 from __future__ import annotations
 
 import base64
@@ -26,7 +27,9 @@ def stack(captcha_quick_run, tmp_path_factory):
     write_toy_model(str(root / "toy"), 1)
     config = model_server_config_pb2.ModelServerConfig()
     models = config.model_config_list.config
-    models.add(name="captcha", base_path=os.path.join(captcha_quick_run["serving"], "captcha"), model_platform="tensorflow")
+    models.add(
+        name="captcha", base_path=os.path.join(captcha_quick_run["serving"], "captcha"), model_platform="tensorflow"
+    )
     models.add(name="house_price", base_path=str(root / "house_price"), model_platform="tensorflow")
     toy = models.add(name="toy", base_path=str(root / "toy"), model_platform="tensorflow")
     toy.model_version_policy.all.SetInParent()
@@ -34,8 +37,9 @@ def stack(captcha_quick_run, tmp_path_factory):
     config_path = str(root / "models.config")
     with open(config_path, "w") as f:
         f.write(text_format.MessageToString(config))
-    server = ServerProcess("--model_config_file", config_path, "--file_system_poll_wait_seconds", "0.5",
-                           log_path=str(root / "server.log")).wait_ready()
+    server = ServerProcess(
+        "--model_config_file", config_path, "--file_system_poll_wait_seconds", "0.5", log_path=str(root / "server.log")
+    ).wait_ready()
     try:
         yield {"server": server, "config": config_path, "root": root, "runs": captcha_quick_run["out"]}
     finally:
@@ -43,8 +47,13 @@ def stack(captcha_quick_run, tmp_path_factory):
 
 
 def make_client(stack, transport="rest"):
-    config = FrontendConfig(rest_url=stack["server"].rest_url, grpc_target=stack["server"].grpc_target,
-                            transport=transport, models_config=stack["config"], runs_dir=stack["runs"])
+    config = FrontendConfig(
+        rest_url=stack["server"].rest_url,
+        grpc_target=stack["server"].grpc_target,
+        transport=transport,
+        models_config=stack["config"],
+        runs_dir=stack["runs"],
+    )
     return create_app(config).test_client()
 
 
@@ -61,8 +70,12 @@ def web(stack):
 
 @pytest.fixture
 def web_without_server(tmp_path):
-    config = FrontendConfig(rest_url=f"http://127.0.0.1:{free_port()}", timeout_seconds=2,
-                            models_config=str(tmp_path / "none.config"), runs_dir=str(tmp_path))
+    config = FrontendConfig(
+        rest_url=f"http://127.0.0.1:{free_port()}",
+        timeout_seconds=2,
+        models_config=str(tmp_path / "none.config"),
+        runs_dir=str(tmp_path),
+    )
     return create_app(config).test_client()
 
 
@@ -158,10 +171,13 @@ def test_uploaded_captcha_is_read(web):
     assert re.search(r'id="prediction">[0-9]{4}<', page.data.decode())
 
 
-@pytest.mark.parametrize("data,fragment", [
-    ({"action": "upload"}, b"no image"),
-    ({"action": "upload", "image": (io.BytesIO(b"hello"), "x.png")}, b"not an image"),
-])
+@pytest.mark.parametrize(
+    "data,fragment",
+    [
+        ({"action": "upload"}, b"no image"),
+        ({"action": "upload", "image": (io.BytesIO(b"hello"), "x.png")}, b"not an image"),
+    ],
+)
 def test_captcha_page_bad_upload_says_why(web, data, fragment):
     page = submit(web, "/", data)
     assert page.status_code == 400 and fragment in page.data
@@ -174,15 +190,18 @@ def test_house_price_form_returns_the_models_price(web):
     assert 'id="price">215,000<' in page.data.decode()  # 100 * 2000 + 5000 * 3
 
 
-@pytest.mark.parametrize("form,fragment", [
-    ({"area": "", "bedrooms": "3"}, "Enter the area"),
-    ({"area": "-5", "bedrooms": "3"}, "positive"),
-    ({"area": "big", "bedrooms": "3"}, "not a number"),
-    ({"area": "nan", "bedrooms": "3"}, "positive"),
-    ({"area": "1000", "bedrooms": ""}, "Enter the number of bedrooms"),
-    ({"area": "1000", "bedrooms": "2.5"}, "not a whole number"),
-    ({"area": "1000", "bedrooms": "0"}, "1 to 20"),
-])
+@pytest.mark.parametrize(
+    "form,fragment",
+    [
+        ({"area": "", "bedrooms": "3"}, "Enter the area"),
+        ({"area": "-5", "bedrooms": "3"}, "positive"),
+        ({"area": "big", "bedrooms": "3"}, "not a number"),
+        ({"area": "nan", "bedrooms": "3"}, "positive"),
+        ({"area": "1000", "bedrooms": ""}, "Enter the number of bedrooms"),
+        ({"area": "1000", "bedrooms": "2.5"}, "not a whole number"),
+        ({"area": "1000", "bedrooms": "0"}, "1 to 20"),
+    ],
+)
 def test_house_price_inputs_are_validated(web, form, fragment):
     page = submit(web, "/house-price", form)
     assert page.status_code == 400
@@ -194,7 +213,7 @@ def test_models_page_lists_versions_states_and_labels_and_refreshes(web, stack):
     html = web.get("/models").data.decode()
     assert 'http-equiv="refresh"' in html
     assert 'id="model-captcha"' in html and 'id="model-house_price"' in html
-    assert "<tr class=\"version\"><td>1</td><td>AVAILABLE</td><td>stable</td>" in html
+    assert '<tr class="version"><td>1</td><td>AVAILABLE</td><td>stable</td>' in html
     write_toy_model(str(stack["root"] / "toy"), 2)
     wait_for(lambda: "<td>2</td><td>AVAILABLE</td>" in web.get("/models").data.decode(), timeout=30)
 
@@ -219,12 +238,23 @@ def test_run_page_links_statistics_curves_metrics_and_blessing(web):
     assert web.get(statistics).status_code == 200
 
 
-@pytest.mark.parametrize("path", [
-    "/artifacts/../../etc/passwd", "/artifacts/%2e%2e/%2e%2e/etc/passwd", "/artifacts/..%2f..%2fetc%2fpasswd.json",
-    "/artifacts/%2fetc%2fpasswd.json", "/artifacts//etc/hostname.json", "/artifacts/metadata.sqlite",
-    "/artifacts/..%5c..%5cetc%5cpasswd.html", "/artifacts/captcha/%00.json", "/static/../serving/frontend/__init__.py",
-    "/static/%2e%2e/__init__.py", "/runs/captcha/999999", "/runs/..%2f..%2fetc/1",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/artifacts/../../etc/passwd",
+        "/artifacts/%2e%2e/%2e%2e/etc/passwd",
+        "/artifacts/..%2f..%2fetc%2fpasswd.json",
+        "/artifacts/%2fetc%2fpasswd.json",
+        "/artifacts//etc/hostname.json",
+        "/artifacts/metadata.sqlite",
+        "/artifacts/..%5c..%5cetc%5cpasswd.html",
+        "/artifacts/captcha/%00.json",
+        "/static/../serving/frontend/__init__.py",
+        "/static/%2e%2e/__init__.py",
+        "/runs/captcha/999999",
+        "/runs/..%2f..%2fetc/1",
+    ],
+)
 def test_file_routes_refuse_paths_outside_their_folder(web, path):
     response = web.get(path, follow_redirects=True)  # Werkzeug merges "//" with a redirect inside the route
     assert response.status_code in (400, 404), path
@@ -255,7 +285,9 @@ def test_artifacts_are_sandboxed(web):
     assert "sandbox" in policy and "default-src 'none'" in policy
 
 
-@pytest.mark.parametrize("path,data", [("/", {"action": "generate"}), ("/house-price", {"area": "2000", "bedrooms": "3"})])
+@pytest.mark.parametrize(
+    "path,data", [("/", {"action": "generate"}), ("/house-price", {"area": "2000", "bedrooms": "3"})]
+)
 def test_forms_without_this_sites_token_are_refused(web, stack, path, data):
     for token in (None, "forged"):
         page = web.post(path, data=data if token is None else {**data, "csrf_token": token})

@@ -1,4 +1,5 @@
 """tensorflow.serving.PredictionService and ModelService over real gRPC, with the stubs from tensorflow-serving-api."""
+
 from __future__ import annotations
 
 import grpc
@@ -66,7 +67,9 @@ def test_predict_answers_with_the_version_and_signature_that_ran(predictions):
 
 
 def test_predict_by_version_label_and_output_filter(predictions):
-    request = predict_request(signature="multi", label="stable", x=np.array([2.0], np.float32), tag=np.array([b"a"], object))
+    request = predict_request(
+        signature="multi", label="stable", x=np.array([2.0], np.float32), tag=np.array([b"a"], object)
+    )
     request.output_filter.append("upper")
     response = predictions.Predict(request, timeout=30)
     assert response.model_spec.version.value == 1
@@ -138,8 +141,11 @@ def test_bad_predict_requests_get_tf_serving_status_codes(predictions, request_f
 @pytest.mark.parametrize("method", ["Predict", "Classify", "GetModelMetadata"])
 @pytest.mark.parametrize("payload", [b"\xff\xff\xff", b"\x0a\x05ab", b"\x12" + b"\x0a\x7f" * 3, b"\x0a" * 50])
 def test_bytes_that_are_not_the_request_message_are_invalid_argument(channel, method, payload):
-    call = channel.unary_unary(f"/tensorflow.serving.PredictionService/{method}",
-                               request_serializer=lambda raw: raw, response_deserializer=lambda raw: raw)
+    call = channel.unary_unary(
+        f"/tensorflow.serving.PredictionService/{method}",
+        request_serializer=lambda raw: raw,
+        response_deserializer=lambda raw: raw,
+    )
     with pytest.raises(grpc.RpcError) as raised:
         call(payload, timeout=30)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, raised.value.details()

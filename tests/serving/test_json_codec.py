@@ -1,4 +1,5 @@
 """REST bodies: the fast JSON path reads and writes what TF Serving's does, edge cases included."""
+
 import json
 
 import pytest

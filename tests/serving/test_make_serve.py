@@ -1,4 +1,5 @@
 """`make serve` end to end (model server + frontend processes), and the captcha page in a real headless browser."""
+
 from __future__ import annotations
 
 import os
@@ -24,10 +25,26 @@ def _start_serve(captcha_quick_run, workdir) -> dict:
     """`python -m serving` (what `make serve` runs) on free ports, once it says it is ready."""
     ports = {"grpc": free_port(), "rest": free_port(), "web": free_port()}
     process = subprocess.Popen(
-        [sys.executable, "-m", "serving", "--serving-dir", captcha_quick_run["serving"],
-         "--runs-dir", captcha_quick_run["out"], "--grpc-port", str(ports["grpc"]), "--rest-port", str(ports["rest"]),
-         "--frontend-port", str(ports["web"])],
-        cwd=str(workdir), env={**os.environ, "PYTHONPATH": ROOT}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "serving",
+            "--serving-dir",
+            captcha_quick_run["serving"],
+            "--runs-dir",
+            captcha_quick_run["out"],
+            "--grpc-port",
+            str(ports["grpc"]),
+            "--rest-port",
+            str(ports["rest"]),
+            "--frontend-port",
+            str(ports["web"]),
+        ],
+        cwd=str(workdir),
+        env={**os.environ, "PYTHONPATH": ROOT},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     url = f"http://127.0.0.1:{ports['web']}"
     lines: list[str] = []  # read as they come, so no test depends on another having waited
@@ -68,7 +85,9 @@ def served(captcha_quick_run, tmp_path_factory):
 
 
 def test_make_serve_answers_the_book_api_over_http(served):
-    response = requests.post(served["url"] + "/predict", files={"image": ("c.png", png("1234"), "image/png")}, timeout=30)
+    response = requests.post(
+        served["url"] + "/predict", files={"image": ("c.png", png("1234"), "image/png")}, timeout=30
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["success"] is True and re.fullmatch(r"[0-9]{4}", body["prediction"])
@@ -76,7 +95,9 @@ def test_make_serve_answers_the_book_api_over_http(served):
     assert status["model_version_status"][0]["state"] == "AVAILABLE"
 
 
-@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
+@pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver (.ci/run installs them)"
+)
 def test_browser_uploads_a_captcha_and_reads_the_prediction(served, tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -88,14 +109,22 @@ def test_browser_uploads_a_captcha_and_reads_the_prediction(served, tmp_path):
     image.write_bytes(png("4821"))
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1000,900"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1000,900",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
         driver.get(served["url"] + "/")
         driver.find_element(By.ID, "image").send_keys(str(image))
         driver.find_element(By.ID, "upload").click()
-        prediction = WebDriverWait(driver, 60).until(expected_conditions.presence_of_element_located((By.ID, "prediction")))
+        prediction = WebDriverWait(driver, 60).until(
+            expected_conditions.presence_of_element_located((By.ID, "prediction"))
+        )
         assert re.fullmatch(r"[0-9]{4}", prediction.text)
         assert driver.find_element(By.ID, "transport").text == "rest"
         assert driver.find_element(By.ID, "captcha-image").get_attribute("src").startswith("data:image/png;base64,")
@@ -123,7 +152,12 @@ def test_ctrl_c_stops_both_processes(captcha_quick_run, tmp_path):
 
 
 def test_make_serve_without_a_pushed_model_says_to_run_the_pipeline(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "serving", "--serving-dir", str(tmp_path)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "serving", "--serving-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1
     assert "make pipeline" in result.stderr

@@ -1,5 +1,6 @@
 """The digits page of `make serve` over the MNIST model the quick pipeline pushed: the JSON API the
 canvas calls, the upload form without JavaScript, and a real browser drawing on the canvas."""
+
 from __future__ import annotations
 
 import base64
@@ -37,8 +38,11 @@ def server_answer(served, image: bytes) -> dict:
 
 def test_the_api_reads_a_digit_as_the_model_server_does(served_mnist):
     image = png_of(digits(1, seed=5)[0][0])
-    response = requests.post(served_mnist["url"] + "/api/mnist",
-                             json={"image": "data:image/png;base64," + base64.b64encode(image).decode()}, timeout=30)
+    response = requests.post(
+        served_mnist["url"] + "/api/mnist",
+        json={"image": "data:image/png;base64," + base64.b64encode(image).decode()},
+        timeout=30,
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     expected = server_answer(served_mnist, image)
@@ -47,11 +51,14 @@ def test_the_api_reads_a_digit_as_the_model_server_does(served_mnist):
     assert sum(body["probabilities"]) == pytest.approx(1.0, abs=1e-4)
 
 
-@pytest.mark.parametrize("payload,fragment", [
-    ({"image": "%%%"}, "not valid base64"),
-    ({"image": base64.b64encode(b"plain text").decode()}, "not an image"),
-    ({"picture": "x"}, "'image' key"),
-])
+@pytest.mark.parametrize(
+    "payload,fragment",
+    [
+        ({"image": "%%%"}, "not valid base64"),
+        ({"image": base64.b64encode(b"plain text").decode()}, "not an image"),
+        ({"picture": "x"}, "'image' key"),
+    ],
+)
 def test_bad_api_input_is_a_400_with_a_reason(served_mnist, payload, fragment):
     response = requests.post(served_mnist["url"] + "/api/mnist", json=payload, timeout=30)
     assert response.status_code == 400 and fragment in response.json()["error"]
@@ -63,18 +70,28 @@ def test_the_page_works_without_javascript(served_mnist):
     assert page.status_code == 200 and '<section id="draw" hidden>' in page.text  # the canvas needs JavaScript
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
     image = png_of(255 - digits(1, seed=9)[0][0])  # dark on light, as a scan would be
-    result = session.post(served_mnist["url"] + "/mnist", data={"csrf_token": token},
-                          files={"image": ("digit.png", image, "image/png")}, timeout=30)
+    result = session.post(
+        served_mnist["url"] + "/mnist",
+        data={"csrf_token": token},
+        files={"image": ("digit.png", image, "image/png")},
+        timeout=30,
+    )
     assert result.status_code == 200, result.text
     shown = int(re.search(r'<strong id="prediction">(\d)</strong>', result.text).group(1))
     assert shown == server_answer(served_mnist, image)["class"]
     assert result.text.count("<progress") == 20  # the ten live bars (hidden) and the ten of the result
-    bad = session.post(served_mnist["url"] + "/mnist", data={"csrf_token": token},
-                       files={"image": ("x.png", b"nope", "image/png")}, timeout=30)
+    bad = session.post(
+        served_mnist["url"] + "/mnist",
+        data={"csrf_token": token},
+        files={"image": ("x.png", b"nope", "image/png")},
+        timeout=30,
+    )
     assert bad.status_code == 400 and "not an image" in bad.text
 
 
-@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
+@pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver (.ci/run installs them)"
+)
 def test_a_browser_draws_a_digit_and_reads_it_back(served_mnist):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -84,7 +101,13 @@ def test_a_browser_draws_a_digit_and_reads_it_back(served_mnist):
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1000,1100"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1000,1100",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
@@ -99,15 +122,18 @@ def test_a_browser_draws_a_digit_and_reads_it_back(served_mnist):
         for step in range(1, 10):
             actions.move_to_element_with_offset(canvas, 70 - step * 10, -90 + step * 20)
         actions.release().perform()
-        WebDriverWait(driver, 60).until(
-            lambda d: re.fullmatch(r"[0-9]", d.find_element(By.ID, "live-digit").text))
+        WebDriverWait(driver, 60).until(lambda d: re.fullmatch(r"[0-9]", d.find_element(By.ID, "live-digit").text))
         # Let the last reading (after the stroke ended) land, then compare with the model server's own answer.
-        WebDriverWait(driver, 30).until(lambda d: d.execute_script(
-            "const c = document.getElementById('canvas'); const n = c.dataset.readings;"
-            "return new Promise(r => setTimeout(() => r(c.dataset.readings === n), 1000));"))
+        WebDriverWait(driver, 30).until(
+            lambda d: d.execute_script(
+                "const c = document.getElementById('canvas'); const n = c.dataset.readings;"
+                "return new Promise(r => setTimeout(() => r(c.dataset.readings === n), 1000));"
+            )
+        )
         shown = int(driver.find_element(By.ID, "live-digit").text)
-        drawing = base64.b64decode(driver.execute_script(
-            "return document.getElementById('canvas').toDataURL('image/png')").split(",", 1)[1])
+        drawing = base64.b64decode(
+            driver.execute_script("return document.getElementById('canvas').toDataURL('image/png')").split(",", 1)[1]
+        )
         pixels = np.asarray(Image.open(io.BytesIO(drawing)).convert("L"))
         assert (pixels < 128).mean() > 0.02  # ink on the page
         expected = server_answer(served_mnist, drawing)

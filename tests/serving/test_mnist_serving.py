@@ -1,6 +1,7 @@
 """The MNIST model the quick pipeline pushes, served over REST and gRPC: its three signatures,
 called the way TensorFlow Serving's own MNIST clients call them (tensorflow_serving.apis stubs),
 answer what the SavedModel answers in process."""
+
 from __future__ import annotations
 
 import base64
@@ -23,8 +24,13 @@ from tests.serving.test_captcha_serving import png_claiming
 @pytest.fixture(scope="module")
 def mnist_server(mnist_quick_run, tmp_path_factory):
     config = os.path.join(mnist_quick_run["serving"], "models.config")
-    server = ServerProcess("--model_config_file", config, "--file_system_poll_wait_seconds", "0",
-                           log_path=str(tmp_path_factory.mktemp("logs") / "mnist_server.log"))
+    server = ServerProcess(
+        "--model_config_file",
+        config,
+        "--file_system_poll_wait_seconds",
+        "0",
+        log_path=str(tmp_path_factory.mktemp("logs") / "mnist_server.log"),
+    )
     try:
         yield server.wait_ready()
     finally:
@@ -55,7 +61,9 @@ def reference_scores(signatures, pixels: np.ndarray) -> np.ndarray:
     return signatures["predict_images"](images=flat)["scores"].numpy()[0]
 
 
-def encode(pixels: np.ndarray, fmt: str = "PNG", invert: bool = False, size: int | None = None, rgb: bool = False) -> bytes:
+def encode(
+    pixels: np.ndarray, fmt: str = "PNG", invert: bool = False, size: int | None = None, rgb: bool = False
+) -> bytes:
     image = Image.fromarray(255 - pixels if invert else pixels)
     if size:
         image = image.resize((size, size), Image.BILINEAR)
@@ -99,8 +107,13 @@ def test_serving_default_takes_any_image_and_either_polarity(mnist_server, stub,
     url = f"{mnist_server.rest_url}/v1/models/mnist:predict"
     for image in pixels[:3]:
         reference = reference_scores(signatures, image)
-        for variant in (encode(image), encode(image, invert=True), encode(image, "BMP"), encode(image, "GIF"),
-                        encode(image, invert=True, size=140, rgb=True)):
+        for variant in (
+            encode(image),
+            encode(image, invert=True),
+            encode(image, "BMP"),
+            encode(image, "GIF"),
+            encode(image, invert=True, size=140, rgb=True),
+        ):
             body = {"instances": [{"image_bytes": {"b64": base64.b64encode(variant).decode()}}]}
             response = requests.post(url, json=body, timeout=30)
             assert response.status_code == 200, response.text
@@ -123,7 +136,8 @@ def test_classify_takes_image_bytes_or_the_tutorials_x_feature(stub, signatures,
     for image in pixels[:2]:
         request.input.example_list.examples.add().features.feature["image"].bytes_list.value.append(encode(image))
         request.input.example_list.examples.add().features.feature["x"].float_list.value.extend(
-            (image.astype(np.float32) / 255.0).reshape(-1).tolist())
+            (image.astype(np.float32) / 255.0).reshape(-1).tolist()
+        )
     result = stub.Classify(request, timeout=30).result
     assert len(result.classifications) == 4
     for i, row in enumerate(result.classifications):

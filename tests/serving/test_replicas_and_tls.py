@@ -1,5 +1,6 @@
 """--replicas: server processes sharing the ports, supervised; --ssl_config_file: TLS with client
 certificates on both ports, with a CA made in the test."""
+
 from __future__ import annotations
 
 import datetime
@@ -46,8 +47,17 @@ def _predict(target: str, credentials=None, timeout: float = 10) -> float:
 def replicated(tmp_path):
     base = str(tmp_path / "toy")
     write_toy_model(base, 1)
-    server = ServerProcess("--replicas", "2", "--model_name", "toy", "--model_base_path", base,
-                           "--file_system_poll_wait_seconds", "0.5", log_path=str(tmp_path / "server.log"))
+    server = ServerProcess(
+        "--replicas",
+        "2",
+        "--model_name",
+        "toy",
+        "--model_base_path",
+        base,
+        "--file_system_poll_wait_seconds",
+        "0.5",
+        log_path=str(tmp_path / "server.log"),
+    )
     try:
         server.wait_ready(timeout=180)
         wait_for(lambda: len(_children(server.process.pid)) == 2, timeout=60)
@@ -81,16 +91,20 @@ def test_replicas_share_the_ports_pick_up_new_versions_and_are_restarted(replica
     failures = 0
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        for attempt in range(3):
+        for _attempt in range(3):
             try:
-                requests.post(server.rest_url + "/v1/models/toy:predict", json={"instances": [2.0]}, timeout=5).raise_for_status()
+                requests.post(
+                    server.rest_url + "/v1/models/toy:predict", json={"instances": [2.0]}, timeout=5
+                ).raise_for_status()
                 break
             except requests.RequestException:
                 time.sleep(0.2)
         else:
             failures += 1
     assert failures == 0
-    wait_for(lambda: len(_children(server.process.pid)) == 2 and victim not in _children(server.process.pid), timeout=60)
+    wait_for(
+        lambda: len(_children(server.process.pid)) == 2 and victim not in _children(server.process.pid), timeout=60
+    )
     assert "replica 0 (pid" in server.log() or "replica 1 (pid" in server.log()
     # SIGTERM to the supervisor stops every replica.
     replicas = _children(server.process.pid)
@@ -106,8 +120,14 @@ def test_without_replicas_a_taken_grpc_port_is_refused(tmp_path):
     first = ServerProcess("--model_name", "toy", "--model_base_path", base, log_path=str(tmp_path / "a.log"))
     try:
         first.wait_ready()
-        second = ServerProcess("--model_name", "toy", "--model_base_path", base, grpc_port=first.grpc_port,
-                               log_path=str(tmp_path / "b.log"))
+        second = ServerProcess(
+            "--model_name",
+            "toy",
+            "--model_base_path",
+            base,
+            grpc_port=first.grpc_port,
+            log_path=str(tmp_path / "b.log"),
+        )
         assert second.process.wait(120) != 0
         assert "cannot" in second.log()
         second.stop()
@@ -122,19 +142,29 @@ def _name(common_name: str) -> x509.Name:
 
 def _certificate(subject: str, key, issuer_name: x509.Name, issuer_key, *, ca: bool = False, server: bool = False):
     now = datetime.datetime.now(datetime.timezone.utc)
-    builder = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(issuer_name)
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
     if server:
-        builder = builder.add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
     return builder.sign(issuer_key, hashes.SHA256())
 
 
 def _pem(obj) -> bytes:
     if hasattr(obj, "private_bytes"):
-        return obj.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        return obj.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
     return obj.public_bytes(serialization.Encoding.PEM)
 
 
@@ -147,7 +177,10 @@ def pki(tmp_path_factory):
     out = {"ca": _pem(ca)}
     for who, server in (("server", True), ("client", False)):
         key = ec.generate_private_key(ec.SECP256R1())
-        out[f"{who}_key"], out[f"{who}_cert"] = _pem(key), _pem(_certificate(who, key, ca.subject, ca_key, server=server))
+        out[f"{who}_key"], out[f"{who}_cert"] = (
+            _pem(key),
+            _pem(_certificate(who, key, ca.subject, ca_key, server=server)),
+        )
     stranger_key = ec.generate_private_key(ec.SECP256R1())
     out["stranger_key"] = _pem(stranger_key)
     out["stranger_cert"] = _pem(_certificate("stranger", stranger_key, _name("stranger"), stranger_key))
@@ -169,11 +202,20 @@ def tls_server(pki, tmp_path_factory):
     root = tmp_path_factory.mktemp("tls")
     write_toy_model(str(root / "toy"), 1)
     config = root / "ssl.config"
-    config.write_text(f"server_key: {_text_proto_string(pem['server_key'])}\n"
-                      f"server_cert: {_text_proto_string(pem['server_cert'])}\n"
-                      f"custom_ca: {_text_proto_string(pem['ca'])}\nclient_verify: true\n")
-    server = ServerProcess("--model_name", "toy", "--model_base_path", str(root / "toy"), "--ssl_config_file", str(config),
-                           log_path=str(root / "server.log"))
+    config.write_text(
+        f"server_key: {_text_proto_string(pem['server_key'])}\n"
+        f"server_cert: {_text_proto_string(pem['server_cert'])}\n"
+        f"custom_ca: {_text_proto_string(pem['ca'])}\nclient_verify: true\n"
+    )
+    server = ServerProcess(
+        "--model_name",
+        "toy",
+        "--model_base_path",
+        str(root / "toy"),
+        "--ssl_config_file",
+        str(config),
+        log_path=str(root / "server.log"),
+    )
 
     def listening():
         if server.process.poll() is not None:
@@ -196,9 +238,11 @@ def test_grpc_over_tls_needs_a_client_certificate_from_the_ca(tls_server, pki):
     pem, _ = pki
     trusted = grpc.ssl_channel_credentials(pem["ca"], pem["client_key"], pem["client_cert"])
     assert wait_for(lambda: _predict(tls_server.grpc_target, trusted) == 2.0, timeout=60, interval=0.5)
-    for refused in (grpc.ssl_channel_credentials(pem["ca"]),  # no client certificate
-                    grpc.ssl_channel_credentials(pem["ca"], pem["stranger_key"], pem["stranger_cert"]),
-                    None):  # plaintext
+    for refused in (
+        grpc.ssl_channel_credentials(pem["ca"]),  # no client certificate
+        grpc.ssl_channel_credentials(pem["ca"], pem["stranger_key"], pem["stranger_cert"]),
+        None,
+    ):  # plaintext
         with pytest.raises(grpc.RpcError) as raised:
             _predict(tls_server.grpc_target, refused, timeout=5)
         assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
@@ -207,23 +251,33 @@ def test_grpc_over_tls_needs_a_client_certificate_from_the_ca(tls_server, pki):
 def test_rest_over_tls_needs_a_client_certificate_from_the_ca(tls_server, pki):
     _, paths = pki
     url = f"https://127.0.0.1:{tls_server.rest_port}/v1/models/toy:predict"
-    ok = requests.post(url, json={"instances": [2.0]}, verify=paths["ca"], cert=(paths["client_cert"], paths["client_key"]),
-                       timeout=10)
+    ok = requests.post(
+        url, json={"instances": [2.0]}, verify=paths["ca"], cert=(paths["client_cert"], paths["client_key"]), timeout=10
+    )
     assert ok.status_code == 200 and ok.json() == {"predictions": [2.0]}
     for cert in (None, (paths["stranger_cert"], paths["stranger_key"])):
         # Refused in the handshake (SSLError) or, with TLS 1.3, right after it (the connection is closed).
         with pytest.raises(requests.ConnectionError):
             requests.post(url, json={"instances": [2.0]}, verify=paths["ca"], cert=cert, timeout=10)
     with pytest.raises(requests.ConnectionError):
-        requests.post(f"http://127.0.0.1:{tls_server.rest_port}/v1/models/toy:predict", json={"instances": [2.0]}, timeout=10)
+        requests.post(
+            f"http://127.0.0.1:{tls_server.rest_port}/v1/models/toy:predict", json={"instances": [2.0]}, timeout=10
+        )
 
 
 def test_an_ssl_config_without_a_key_is_one_clear_line(tmp_path):
     config = tmp_path / "ssl.config"
     config.write_text('server_cert: "x"\n')
     write_toy_model(str(tmp_path / "toy"), 1)
-    server = ServerProcess("--model_name", "toy", "--model_base_path", str(tmp_path / "toy"), "--ssl_config_file", str(config),
-                           log_path=str(tmp_path / "server.log"))
+    server = ServerProcess(
+        "--model_name",
+        "toy",
+        "--model_base_path",
+        str(tmp_path / "toy"),
+        "--ssl_config_file",
+        str(config),
+        log_path=str(tmp_path / "server.log"),
+    )
     assert server.process.wait(120) == 2
     assert "needs server_key and server_cert" in server.log()
     server.stop()

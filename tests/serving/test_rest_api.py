@@ -1,4 +1,5 @@
 """TF Serving's REST API, spoken over real HTTP to a real server process (raw requests, not our client)."""
+
 from __future__ import annotations
 
 import base64
@@ -28,7 +29,9 @@ def test_model_status_lists_every_loaded_version_as_available(api_server):
 
 def test_status_of_one_version_and_of_a_label(api_server):
     assert [s["version"] for s in get(api_server, "/v1/models/toy/versions/1").json()["model_version_status"]] == ["1"]
-    assert [s["version"] for s in get(api_server, "/v1/models/toy/labels/canary").json()["model_version_status"]] == ["2"]
+    assert [s["version"] for s in get(api_server, "/v1/models/toy/labels/canary").json()["model_version_status"]] == [
+        "2"
+    ]
 
 
 def test_metadata_returns_the_signature_defs(api_server):
@@ -58,10 +61,16 @@ def test_versions_and_labels_address_their_own_model(api_server):
 
 
 def test_columnar_format_with_named_inputs_and_b64_in_and_out(api_server):
-    body = {"signature_name": "multi", "inputs": {"x": [0.0, 2.0], "tag": [{"b64": base64.b64encode(b"\x00\xffab").decode()}, "cd"]}}
+    body = {
+        "signature_name": "multi",
+        "inputs": {"x": [0.0, 2.0], "tag": [{"b64": base64.b64encode(b"\x00\xffab").decode()}, "cd"]},
+    }
     outputs = post(api_server, "/v1/models/toy:predict", body).json()["outputs"]
     assert outputs["y"] == [2.0, 3.0]
-    assert outputs["tag_bytes"] == [{"b64": base64.b64encode(b"\x00\xffab").decode()}, {"b64": base64.b64encode(b"cd").decode()}]
+    assert outputs["tag_bytes"] == [
+        {"b64": base64.b64encode(b"\x00\xffab").decode()},
+        {"b64": base64.b64encode(b"cd").decode()},
+    ]
     assert outputs["upper"][1] == "CD"
 
 
@@ -108,7 +117,12 @@ def test_regress_with_context_merged_into_examples(api_server):
         ("/v1/models/toy:predict", {"signature_name": "sum_pair", "instances": [[1, 2], [3]]}, 400, "ragged"),
         ("/v1/models/toy:predict", {"signature_name": "sum_pair", "instances": [[1.5, 2]]}, 400, "int64"),
         ("/v1/models/toy:predict", {"signature_name": "nope", "instances": [1.0]}, 400, "nope"),
-        ("/v1/models/toy:predict", {"signature_name": "multi", "instances": [{"x": 1.0, "tag": {"b64": "%%%"}}]}, 400, "base64"),
+        (
+            "/v1/models/toy:predict",
+            {"signature_name": "multi", "instances": [{"x": 1.0, "tag": {"b64": "%%%"}}]},
+            400,
+            "base64",
+        ),
         ("/v1/models/toy:classify", {"examples": [{"x": 1.0}]}, 400, "classification"),
         ("/v1/models/toy:regress", {"signature_name": "regress", "examples": []}, 400, "examples"),
         ("/v1/models/toy:regress", {"signature_name": "regress", "examples": [{"x": "text"}]}, 400, ""),
@@ -129,20 +143,25 @@ def test_unparsable_json_is_a_400(api_server):
 @pytest.mark.parametrize("depth", [100, 2_000, 100_000])
 @pytest.mark.parametrize("opening,closing", [(b"[", b"]"), (b'{"a":', b"}")])
 def test_deeply_nested_bodies_are_a_400_not_a_crash(api_server, depth, opening, closing):
-    for body in (b'{"instances": ' + opening * depth + b"1" + closing * depth + b"}",
-                 b'{"instances": [{"x": ' + opening * depth + b"1" + closing * depth + b"}]}",
-                 b'{"examples": [' + opening * depth + b"1" + closing * depth + b"]}"):
+    for body in (
+        b'{"instances": ' + opening * depth + b"1" + closing * depth + b"}",
+        b'{"instances": [{"x": ' + opening * depth + b"1" + closing * depth + b"}]}",
+        b'{"examples": [' + opening * depth + b"1" + closing * depth + b"]}",
+    ):
         response = post(api_server, "/v1/models/toy:predict", data=body)
         assert response.status_code == 400, response.text[:300]
         assert response.json()["error"]
     assert post(api_server, "/v1/models/toy:predict", {"instances": [1.0]}).status_code == 200
 
 
-@pytest.mark.parametrize("body", [
-    b'{"instances": [{"tag": "\\ud800", "x": 1.0}], "signature_name": "multi"}',
-    b'{"inputs": {"tag": ["a\\udfff"], "x": [1.0]}, "signature_name": "multi"}',
-    b'{"signature_name": "\\ud800", "instances": [1.0]}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"instances": [{"tag": "\\ud800", "x": 1.0}], "signature_name": "multi"}',
+        b'{"inputs": {"tag": ["a\\udfff"], "x": [1.0]}, "signature_name": "multi"}',
+        b'{"signature_name": "\\ud800", "instances": [1.0]}',
+    ],
+)
 def test_unpaired_surrogates_in_strings_are_a_400(api_server, body):
     response = post(api_server, "/v1/models/toy:predict", data=body)
     assert response.status_code in (400, 404) and response.json()["error"], response.text
@@ -159,8 +178,15 @@ def test_unknown_model_status_is_a_404(api_server):
     assert "nope" in response.json()["error"]
 
 
-@pytest.mark.parametrize("method,path", [("POST", "/v1/models/toy"), ("GET", "/v1/models/toy:predict"),
-                                         ("POST", "/v1/models/toy:explain"), ("GET", "/v1/models/toy/versions/x")])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("POST", "/v1/models/toy"),
+        ("GET", "/v1/models/toy:predict"),
+        ("POST", "/v1/models/toy:explain"),
+        ("GET", "/v1/models/toy/versions/x"),
+    ],
+)
 def test_malformed_urls_are_a_400(api_server, method, path):
     response = requests.request(method, api_server.rest_url + path, json={"instances": [1.0]}, timeout=30)
     assert response.status_code == 400
@@ -180,10 +206,19 @@ def test_prometheus_metrics_count_requests_by_model_and_status(api_server):
     response = get(api_server, "/monitoring/prometheus/metrics")
     assert response.status_code == 200
     text = response.text
-    ok = [l for l in text.splitlines() if l.startswith(":tensorflow:serving:request_count_total{")
-          and 'model_name="toy"' in l and 'status="OK"' in l and 'entrypoint="REST"' in l]
-    bad = [l for l in text.splitlines() if l.startswith(":tensorflow:serving:request_count_total{")
-           and 'status="INVALID_ARGUMENT"' in l]
+    ok = [
+        ln
+        for ln in text.splitlines()
+        if ln.startswith(":tensorflow:serving:request_count_total{")
+        and 'model_name="toy"' in ln
+        and 'status="OK"' in ln
+        and 'entrypoint="REST"' in ln
+    ]
+    bad = [
+        ln
+        for ln in text.splitlines()
+        if ln.startswith(":tensorflow:serving:request_count_total{") and 'status="INVALID_ARGUMENT"' in ln
+    ]
     assert ok and float(ok[0].rsplit(" ", 1)[1]) >= 1
     assert bad
     assert ":tensorflow:serving:request_latency_bucket" in text

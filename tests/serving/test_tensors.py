@@ -1,5 +1,6 @@
 """The gRPC tensor codec agrees with TensorFlow's make_ndarray / make_tensor_proto, and writes
 outputs in TF Serving's default form (typed value fields, not tensor_content)."""
+
 import grpc
 import numpy as np
 import pytest

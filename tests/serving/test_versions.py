@@ -1,4 +1,5 @@
 """Hot loading of new versions under load, broken versions, and config reloads, on real server processes."""
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,15 @@ POLL_SECONDS = 0.5
 def polling_server(tmp_path):
     base = str(tmp_path / "toy")
     write_toy_model(base, 1)
-    server = ServerProcess("--model_name", "toy", "--model_base_path", base,
-                           "--file_system_poll_wait_seconds", str(POLL_SECONDS), log_path=str(tmp_path / "server.log"))
+    server = ServerProcess(
+        "--model_name",
+        "toy",
+        "--model_base_path",
+        base,
+        "--file_system_poll_wait_seconds",
+        str(POLL_SECONDS),
+        log_path=str(tmp_path / "server.log"),
+    )
     try:
         yield server.wait_ready(), base
     finally:
@@ -118,8 +126,15 @@ def config_for(**models) -> model_server_config_pb2.ModelServerConfig:
 
 def test_reload_config_through_model_service_adds_and_removes_models(toy_models, tmp_path):
     toy, other = os.path.join(toy_models["base"], "toy"), os.path.join(toy_models["base"], "other")
-    server = ServerProcess("--model_name", "toy", "--model_base_path", toy, "--file_system_poll_wait_seconds", "0",
-                           log_path=str(tmp_path / "server.log")).wait_ready()
+    server = ServerProcess(
+        "--model_name",
+        "toy",
+        "--model_base_path",
+        toy,
+        "--file_system_poll_wait_seconds",
+        "0",
+        log_path=str(tmp_path / "server.log"),
+    ).wait_ready()
     try:
         client = GrpcClient(server.grpc_target)
         with pytest.raises(ModelServerError) as raised:
@@ -147,8 +162,15 @@ def test_model_config_file_is_polled(toy_models, tmp_path):
     path = str(tmp_path / "models.config")
     with open(path, "w") as f:
         f.write(text_format.MessageToString(config_for(toy=toy)))
-    server = ServerProcess("--model_config_file", path, "--model_config_file_poll_wait_seconds", "0.5",
-                           "--file_system_poll_wait_seconds", "0", log_path=str(tmp_path / "server.log")).wait_ready()
+    server = ServerProcess(
+        "--model_config_file",
+        path,
+        "--model_config_file_poll_wait_seconds",
+        "0.5",
+        "--file_system_poll_wait_seconds",
+        "0",
+        log_path=str(tmp_path / "server.log"),
+    ).wait_ready()
     try:
         client = RestClient(server.rest_url)
         with open(path + ".tmp", "w") as f:

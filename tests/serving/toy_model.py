@@ -1,4 +1,5 @@
 """A tiny SavedModel with every kind of signature the server handles; its `offset` tells versions apart."""
+
 from __future__ import annotations
 
 import os
@@ -25,7 +26,9 @@ class Toy(tf.Module):
         _, busy = tf.while_loop(lambda i, a: i < 40, lambda i, a: (i + 1, tf.matmul(a, m)), (0, m))
         return {"y": 0.5 * x + self.offset + 0.0 * tf.reduce_sum(busy)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x"), tf.TensorSpec([None], tf.string, name="tag")])
+    @tf.function(
+        input_signature=[tf.TensorSpec([None], tf.float32, name="x"), tf.TensorSpec([None], tf.string, name="tag")]
+    )
     def multi(self, x, tag):
         return {"y": 0.5 * x + self.offset, "tag_bytes": tag, "upper": tf.strings.upper(tag)}
 
@@ -55,10 +58,18 @@ def write_toy_model(base_path: str, version: int, offset: float | None = None, w
     module = Toy(offset)
     final = os.path.join(base_path, str(version))
     staging = os.path.join(base_path, f".{version}.staging")
-    tf.saved_model.save(module, staging, signatures={
-        "serving_default": module.half_plus, "slow": module.slow, "multi": module.multi, "sum_pair": module.sum_pair,
-        "classify": module.classify, "regress": module.regress,
-    })
+    tf.saved_model.save(
+        module,
+        staging,
+        signatures={
+            "serving_default": module.half_plus,
+            "slow": module.slow,
+            "multi": module.multi,
+            "sum_pair": module.sum_pair,
+            "classify": module.classify,
+            "regress": module.regress,
+        },
+    )
     set_method_names(staging, {"classify": CLASSIFY_METHOD, "regress": REGRESS_METHOD})
     if warmup:
         os.makedirs(os.path.join(staging, "assets.extra"), exist_ok=True)
@@ -66,7 +77,11 @@ def write_toy_model(base_path: str, version: int, offset: float | None = None, w
         request.model_spec.name = "toy"
         request.inputs["x"].CopyFrom(tf.make_tensor_proto([1.0, 2.0], dtype=tf.float32))
         with tf.io.TFRecordWriter(os.path.join(staging, "assets.extra", "tf_serving_warmup_requests")) as w:
-            w.write(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)).SerializeToString())
+            w.write(
+                prediction_log_pb2.PredictionLog(
+                    predict_log=prediction_log_pb2.PredictLog(request=request)
+                ).SerializeToString()
+            )
     os.rename(staging, final)
     return final
 
@@ -74,8 +89,12 @@ def write_toy_model(base_path: str, version: int, offset: float | None = None, w
 class HousePrice(tf.Module):
     """The house-price serving contract (raw area and bedrooms in, price out) with a known formula."""
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="area"),
-                                  tf.TensorSpec([None], tf.int64, name="bedrooms")])
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.float32, name="area"),
+            tf.TensorSpec([None], tf.int64, name="bedrooms"),
+        ]
+    )
     def serve(self, area, bedrooms):
         return {"price": 100.0 * area + 5000.0 * tf.cast(bedrooms, tf.float32)}
 
