@@ -495,6 +495,13 @@ class MetadataStore:
             marked.append(execution.id)
         return marked
 
+    def pipeline_names(self) -> list[str]:
+        """Every pipeline that has run against this store, by name."""
+        try:
+            return sorted(c.name for c in self.store.get_contexts_by_type(PIPELINE_CONTEXT))
+        except mlmd_errors.NotFoundError:  # no run yet: the context type does not exist
+            return []
+
     def runs(self, pipeline_name: str) -> list[RunRecord]:
         records = []
         idle = self.sqlite_idle()

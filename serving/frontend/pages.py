@@ -195,15 +195,20 @@ def models():
 @pages.get("/runs")
 def runs():
     s = services()
-    return render_template(
-        "runs.html", pipelines=runs_view.latest_runs(s.config.metadata_path), metadata_path=s.config.metadata_path
-    )
+    try:
+        found, error = runs_view.latest_runs(s.config.metadata_path), None
+    except runs_view.RunsUnavailable as e:
+        found, error = {}, str(e)
+    return render_template("runs.html", pipelines=found, metadata_path=s.config.metadata_path, error=error)
 
 
 @pages.get("/runs/<pipeline>/<int:run_id>")
 def run(pipeline: str, run_id: int):
     s = services()
-    found = runs_view.run_details(s.config.metadata_path, pipeline, run_id, s.config.runs_dir)
+    try:
+        found = runs_view.run_details(s.config.metadata_path, pipeline, run_id, s.config.runs_dir)
+    except runs_view.RunsUnavailable as e:
+        abort(404, description=str(e))
     if found is None:
         abort(404, description=f"no run {run_id} of pipeline {pipeline!r} in {s.config.metadata_path}")
     return render_template("run.html", run=found, pipeline=pipeline)

@@ -6,31 +6,73 @@ import json
 import os
 
 from google.protobuf import text_format
-from tensorflow_serving.config import model_server_config_pb2
 
 from serving.frontend.config import FrontendConfig
 
-PIPELINES = ("captcha", "house_price")
+
+class RunsUnavailable(RuntimeError):
+    """This installation cannot read ML Metadata (the frontend's container installs no pipeline code)."""
+
+
+def _parse_text_proto(text: str) -> list:
+    """A text-format message as nested [(field, value or [...]), ...], without its descriptor, using
+    protobuf's own tokenizer: the frontend's container has no TensorFlow, whose protos
+    ModelServerConfig imports."""
+    tokens = text_format.Tokenizer(text.splitlines())
+
+    def message(closing: str | None) -> list:
+        fields = []
+        while not (tokens.AtEnd() if closing is None else tokens.TryConsume(closing)):
+            name = tokens.ConsumeIdentifier()
+            tokens.TryConsume(":")
+            if tokens.TryConsume("{"):
+                fields.append((name, message("}")))
+            elif tokens.TryConsume("<"):
+                fields.append((name, message(">")))
+            elif tokens.token[:1] in "\"'":
+                fields.append((name, tokens.ConsumeString()))
+            else:  # a number or an enum name, kept as its text
+                fields.append((name, tokens.token))
+                tokens.NextToken()
+            tokens.TryConsume(",") or tokens.TryConsume(";")
+        return fields
+
+    return message(None)
+
+
+def read_models_config(path: str) -> dict[str, dict[str, int]]:
+    """{model name: {label: version}} from a ModelServerConfig text file."""
+    with open(path, encoding="utf-8") as f:
+        parsed = _parse_text_proto(f.read())
+    found = {}
+    for key, model_list in parsed:
+        for entry_key, entry in model_list if key == "model_config_list" else []:
+            if entry_key != "config":
+                continue
+            fields = dict((k, v) for k, v in entry if not isinstance(v, list))
+            labels = {dict(v)["key"]: int(dict(v)["value"]) for k, v in entry if k == "version_labels"}
+            found[fields["name"]] = labels
+    return found
 
 
 def configured_models(config: FrontendConfig) -> dict[str, dict[str, int]]:
     """{model name: {label: version}} from models.config; the demo's own models when there is none."""
     try:
-        with open(config.models_config, encoding="utf-8") as f:
-            parsed = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
-        found = {m.name: dict(m.version_labels) for m in parsed.model_config_list.config}
+        found = read_models_config(config.models_config)
         if found:
             return found
-    except (OSError, text_format.ParseError):
+    except (OSError, text_format.ParseError, KeyError, ValueError):
         pass
-    return {config.captcha_model: {}, config.house_price_model: {}}
+    return {config.captcha_model: {}, config.house_price_model: {}, config.mnist_model: {}}
 
 
 def _store(metadata_path: str):
     if not os.path.exists(metadata_path):
         return None
-    from pipelines.metadata import MetadataStore, sqlite_config
-
+    try:
+        from pipelines.metadata import MetadataStore, sqlite_config
+    except ImportError as error:
+        raise RunsUnavailable(f"pipeline runs cannot be read here: {error.name} is not installed") from None
     return MetadataStore(sqlite_config(metadata_path))
 
 
@@ -59,7 +101,7 @@ def latest_runs(metadata_path: str, per_pipeline: int = 5) -> dict[str, list[dic
     if store is None:
         return {}
     found = {}
-    for pipeline in PIPELINES:
+    for pipeline in store.pipeline_names():
         runs = store.runs(pipeline)
         if runs:
             found[pipeline] = [_summary(r) for r in reversed(runs[-per_pipeline:])]
@@ -83,7 +125,7 @@ def _read_json(path: str):
 
 def run_details(metadata_path: str, pipeline: str, run_id: int, runs_dir: str) -> dict | None:
     store = _store(metadata_path)
-    if store is None or pipeline not in PIPELINES:
+    if store is None or pipeline not in store.pipeline_names():
         return None
     run = next((r for r in store.runs(pipeline) if r.id == run_id), None)
     if run is None:

@@ -3,6 +3,7 @@ and every manifest checked for the ports, paths and files the servers expect."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import yaml
@@ -50,9 +51,23 @@ def test_docker_compose_runs_official_serving_with_the_same_files():
         assert os.path.exists(os.path.join(DEPLOY, source)), source
     assert mounts["/models"] == "../../serving_models"
     assert {"127.0.0.1:8500:8500", "127.0.0.1:8501:8501"} <= set(server["ports"])
-    assert "http://model-server:8501" in frontend["command"]
+    assert frontend["environment"]["FRONTEND_REST_URL"] == "http://model-server:8501"
+    assert "command" not in frontend  # the image's gunicorn CMD
     assert frontend["depends_on"]["model-server"]["condition"] == "service_healthy"
     assert os.path.exists(os.path.join(DEPLOY, "..", "..", frontend["build"]["dockerfile"]))
+
+
+def test_the_frontend_image_runs_gunicorn_over_the_wsgi_app_without_tensorflow():
+    with open(os.path.join(DEPLOY, "Dockerfile.frontend")) as f:
+        dockerfile = f.read()
+    cmd = json.loads(next(line for line in dockerfile.splitlines() if line.startswith("CMD "))[4:])
+    assert cmd[0] == "gunicorn" and cmd[-1] == "serving.frontend.wsgi:app"
+    with open(os.path.join(DEPLOY, "frontend-requirements.txt")) as f:
+        wanted = {line.strip() for line in f if line.strip() and not line.startswith("#")}
+    assert "gunicorn" in wanted and not wanted & {"tensorflow", "apache-beam", "tensorflow-data-validation", "tf-keras"}
+    with open(os.path.join(DEPLOY, "..", "..", "constraints.txt")) as f:
+        pinned = {line.split("==")[0].lower() for line in f if "==" in line}
+    assert wanted <= pinned  # every one of them pinned
 
 
 def test_kubernetes_manifests_have_ports_probes_and_config():
@@ -71,7 +86,7 @@ def test_kubernetes_manifests_have_ports_probes_and_config():
     assert {p["port"] for p in docs[("Service", "model-server")]["spec"]["ports"]} == {8500, 8501}
     frontend = docs[("Deployment", "frontend")]["spec"]["template"]["spec"]["containers"][0]
     assert frontend["readinessProbe"]["httpGet"] == {"path": "/ping", "port": 5000}
-    assert "http://model-server:8501" in frontend["args"]
+    assert {"name": "FRONTEND_REST_URL", "value": "http://model-server:8501"} in frontend["env"]
     assert docs[("Service", "frontend")]["spec"]["ports"][0]["targetPort"] == 5000
     (kustomization,) = load_yaml("kustomization.yaml")
     files = kustomization["configMapGenerator"][0]["files"]
