@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
 import logging
 import os
 import sys
@@ -20,6 +19,7 @@ import traceback
 from typing import Any, Callable, TextIO
 
 from components.base import Artifact, BaseComponent, ExecutorContext, fileio
+from pipelines.cache import CacheKey, cache_key
 from pipelines.metadata import MetadataStore, runner_identity
 from pipelines.pipeline import Pipeline
 
@@ -92,21 +92,6 @@ class LocalRunner:
     def _say(self, message: str) -> None:
         print(message, file=self.out, flush=True)
 
-    @staticmethod
-    def cache_key(
-        component: BaseComponent, inputs: dict[str, list[Artifact]], code_version: str, parameters: str
-    ) -> str:
-        """`code_version` and `parameters` as the component gives them (read once per execution:
-        the parameters include the hashed source of user code)."""
-        digest = hashlib.sha256()
-        digest.update(type(component).__name__.encode())
-        digest.update(component.id.encode())
-        digest.update(code_version.encode())
-        digest.update(parameters.encode())
-        for key in sorted(inputs):
-            digest.update(f"{key}={[a.id for a in inputs[key]]}".encode())
-        return digest.hexdigest()
-
     def run(self, pipeline: Pipeline, run_id: str | None = None) -> RunResult:
         """Run every component in order; on a SQLite store, only after other runners on it are done."""
         with self.store.exclusive(self.store_wait_s, say=self._say):
@@ -158,30 +143,59 @@ class LocalRunner:
         prefix: str,
         seconds_left: float | None = None,
     ) -> ComponentResult:
-        code_version, parameters = component.code_version(), component.parameters_fingerprint()
-        cache_key = self.cache_key(component, inputs, code_version, parameters)
+        """One component: reuse a cached execution, or execute it in a staging folder and publish."""
+        key = cache_key(component, inputs)
         properties = {
             "component_id": component.id,
             "pipeline_name": pipeline_name,
-            "cache_key": cache_key,
-            "code_version": code_version,
-            "parameters": parameters,
+            "cache_key": key.value,
+            "code_version": key.code_version,
+            "parameters": key.parameters,
             **runner_identity(),
         }
-        component_type = type(component).__name__
-        if self.enable_cache and component.CACHEABLE:
-            hit = self.store.find_cached(component_type, cache_key)
-            if hit is not None:
-                source_id, outputs = hit
-                execution_id = self.store.record_cached(
-                    contexts, component_type, properties, inputs, outputs, cached_from=source_id
-                )
-                return ComponentResult(component.id, execution_id, True, 0.0, outputs)
-
+        cached = self._from_cache(component, inputs, contexts, key, properties)
+        if cached is not None:
+            return cached
         self._say(f"{prefix}: running")
-        execution_id = self.store.start_execution(contexts, component_type, properties, inputs)
-        component_root = os.path.join(self.pipeline_root, component.id)
-        final_dir = os.path.join(component_root, str(execution_id))
+        execution_id = self.store.start_execution(contexts, type(component).__name__, properties, inputs)
+        final_dir = os.path.join(self.pipeline_root, component.id, str(execution_id))
+        outputs = self._execute(component, inputs, contexts, execution_id, final_dir, pipeline_name, seconds_left)
+        self.store.publish_execution(execution_id, contexts, outputs, properties={"execution_dir": final_dir})
+        return ComponentResult(component.id, execution_id, False, 0.0, outputs)
+
+    def _from_cache(
+        self,
+        component: BaseComponent,
+        inputs: dict[str, list[Artifact]],
+        contexts: list[Any],
+        key: CacheKey,
+        properties: dict[str, Any],
+    ) -> ComponentResult | None:
+        """The outputs of an earlier COMPLETE execution with the same key, recorded as this run's."""
+        if not (self.enable_cache and component.CACHEABLE):
+            return None
+        component_type = type(component).__name__
+        hit = self.store.find_cached(component_type, key.value)
+        if hit is None:
+            return None
+        source_id, outputs = hit
+        execution_id = self.store.record_cached(
+            contexts, component_type, properties, inputs, outputs, cached_from=source_id
+        )
+        return ComponentResult(component.id, execution_id, True, 0.0, outputs)
+
+    def _execute(
+        self,
+        component: BaseComponent,
+        inputs: dict[str, list[Artifact]],
+        contexts: list[Any],
+        execution_id: int,
+        final_dir: str,
+        pipeline_name: str,
+        seconds_left: float | None,
+    ) -> dict[str, list[Artifact]]:
+        """Run the executor on fresh outputs in `<final_dir>.staging`, renamed to `final_dir` only on
+        success (a failure leaves `<final_dir>.failed` and a FAILED execution); the outputs' URIs."""
         staging_dir = final_dir + ".staging"
         if fileio.exists(staging_dir):  # left by a runner that died mid-execution
             fileio.rmtree(staging_dir)
@@ -229,5 +243,4 @@ class LocalRunner:
         for artifacts in outputs.values():
             for artifact in artifacts:
                 artifact.uri = final_dir + artifact.uri[len(staging_dir) :]
-        self.store.publish_execution(execution_id, contexts, outputs, properties={"execution_dir": final_dir})
-        return ComponentResult(component.id, execution_id, False, 0.0, outputs)
+        return outputs

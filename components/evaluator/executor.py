@@ -15,6 +15,16 @@ BLESSED_FILE, NOT_BLESSED_FILE = "BLESSED", "NOT_BLESSED"
 
 
 class EvaluatorExecutor(BaseExecutor):
+    """Scores a trained model and decides whether it may be published.
+
+    Inputs: `examples` (the raw Examples; `split` is scored), `model` (the Trainer's Model: its
+    `Format-Serving/` SavedModel). Outputs: `evaluation` (metrics.json: the candidate's and the
+    published model's metrics; reliability.png when the metrics carry a calibration), `blessing`
+    (BLESSED or NOT_BLESSED with the reason; property `blessed`). Parameters: `evaluate_fn`
+    (module:function returning {"overall": ..., "slices": ...}), `thresholds` (JSON metric ->
+    min / max / max_metric), `comparison_metric`, `higher_is_better` and `tolerance` (against the
+    newest version in `baseline_dir`), `split`."""
+
     def Do(self, input_dict, output_dict, exec_properties):
         [examples] = input_dict["examples"]
         [model] = input_dict["model"]

@@ -57,6 +57,13 @@ class WriteSplits(beam.PTransform):
 
 
 class _ExampleGenExecutor(BaseBeamExecutor):
+    """The shared half of every ExampleGen: a source of (key, tf.train.Example) pairs, split by a stable
+    hash of the key and written as gzip TFRecords.
+
+    No inputs. Output: `examples` (Split-<name>/ folders; properties `split_names`,
+    `num_examples` and `num_examples_<split>`). Parameters: `splits` (name:weight pairs) and
+    each source's own (see component.py)."""
+
     def source(self, pipeline, exec_properties):  # -> PCollection[(key, Example)]
         raise NotImplementedError
 

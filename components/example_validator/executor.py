@@ -9,6 +9,13 @@ from components.statistics_gen.stats_io import load_split_statistics
 
 
 class ExampleValidatorExecutor(BaseExecutor):
+    """Checks every split's statistics against the schema (TFDV) and measures drift from `baseline_split`.
+
+    Inputs: `statistics` (ExampleStatistics per split), `schema`. Output: `anomalies` (anomalies.json
+    and SchemaDiff.pbtxt per split; property `num_anomalies`). Parameters: `stop_on_anomalies` (the
+    component's gate stops the run with one message), `environment` (the schema environment, e.g.
+    TRAINING), `baseline_split`."""
+
     def Do(self, input_dict, output_dict, exec_properties):
         [statistics] = input_dict["statistics"]
         [schema_artifact] = input_dict["schema"]

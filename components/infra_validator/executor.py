@@ -13,6 +13,13 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 
 
 class InfraValidatorExecutor(BaseExecutor):
+    """Loads the model in a separate process and sends it requests built from raw examples, as a server would.
+
+    Inputs: `examples` (raw Examples; `num_requests` of `split` become requests), `model`. Output:
+    `blessing` (report.json, property `blessed`, and the requests as TF Serving warmup records,
+    which the Pusher ships in `assets.extra/`). Parameters: `input_mapping` (JSON: serving_default
+    input -> raw feature), `num_requests`, `split`, `timeout_seconds`."""
+
     def Do(self, input_dict, output_dict, exec_properties):
         [examples] = input_dict["examples"]
         [model] = input_dict["model"]

@@ -9,6 +9,14 @@ from serving import layout
 
 
 class PusherExecutor(BaseExecutor):
+    """Publishes a blessed model as the next version of `<serving_dir>/<model_name>/` and rewrites models.config.
+
+    Inputs: `model`, `model_blessing` (the Evaluator's) and `infra_blessing` (the InfraValidator's;
+    both must bless). Output: `pushed_model` (properties `pushed`, `pushed_version`,
+    `pushed_destination`, or the reason nothing was pushed). Parameters: `serving_dir`,
+    `model_name`, `keep_versions` (older versions are removed, never the served one). The copy
+    is made aside and renamed into place: a version folder is complete or absent."""
+
     def Do(self, input_dict, output_dict, exec_properties):
         [model] = input_dict["model"]
         [blessing] = input_dict["model_blessing"]

@@ -10,6 +10,11 @@ TRAIN_SPLIT = "train"
 
 
 class SchemaGenExecutor(BaseExecutor):
+    """The schema: the curated one at `schema_path`, or inferred from the statistics by TFDV.
+
+    Input: `statistics`. Output: `schema` (schema.pbtxt; property `source`: curated:<path> or
+    inferred). Parameters: `schema_path`, `infer_feature_shape`."""
+
     def Do(self, input_dict, output_dict, exec_properties):
         [statistics] = input_dict["statistics"]
         [schema_artifact] = output_dict["schema"]

@@ -45,6 +45,11 @@ class ComputeStatistics(beam.PTransform):
 
 
 class StatisticsGenExecutor(BaseBeamExecutor):
+    """TFDV statistics of every split, computed inside one Beam pipeline, and an HTML view of them.
+
+    Input: `examples`. Output: `statistics` (FeatureStats.pb per split, statistics.html).
+    Parameter: `num_top_values` (per categorical feature)."""
+
     def Do(self, input_dict, output_dict, exec_properties):
         [examples] = input_dict["examples"]
         [statistics] = output_dict["statistics"]

@@ -15,6 +15,14 @@ from components.trainer.fn_args import FnArgs
 
 
 class TrainerExecutor(BaseExecutor):
+    """Calls the pipeline's `run_fn` with FnArgs: where the data is, where to write, the config.
+
+    Inputs: `examples` (transformed Examples: `train_split` and `eval_split`), `transform_graph`.
+    Output: `model` (Format-Serving/ SavedModel, history.json, training_end.json, curves.png,
+    TensorBoard logs/). Parameters: `run_fn`, `train_config` (JSON of the pipeline's typed
+    training config; distribution=multi_worker runs it on several workers), `model_name`,
+    `train_split`, `eval_split`."""
+
     def Do(self, input_dict, output_dict, exec_properties):
         [examples] = input_dict["examples"]
         [transform_graph] = input_dict["transform_graph"]

@@ -20,6 +20,13 @@ TRANSFORM_FN_DIR = tft.TFTransformOutput.TRANSFORM_FN_DIR
 
 
 class TransformExecutor(BaseBeamExecutor):
+    """tf.Transform on Beam: analyzes `analyze_split`, then transforms every split with the same graph.
+
+    Inputs: `examples`, `schema` (gives the raw feature spec). Outputs: `transform_graph` (the
+    TFTransformOutput folder the Trainer embeds in the export), `transformed_examples` (gzip
+    TFRecords per split). Parameters: `preprocessing_fn` (module:factory called with
+    `preprocessing_params`, a JSON object), `analyze_split`."""
+
     def Do(self, input_dict, output_dict, exec_properties):
         [examples] = input_dict["examples"]
         [schema_artifact] = input_dict["schema"]

@@ -1,0 +1,46 @@
+"""The cache key: when an earlier execution of a component may stand in for this one.
+
+A component is not run again when an execution of the same component type, COMPLETE in
+ML Metadata, has the same key. The key hashes, and only these:
+
+- the component's class name and its id in the pipeline;
+- its code version (`BaseComponent.code_version`): the source of its folder
+  (component.py, executor.py and their helpers), so an edited executor runs again;
+- its parameters (`BaseComponent.parameters_fingerprint`), with the source fingerprint of
+  the user code that `user_code` parameters name (`run_fn`, `preprocessing_fn`,
+  `evaluate_fn`: `components.base.functions.code_fingerprint` hashes the module and the
+  first-party modules it imports);
+- the ML Metadata ids of its input artifacts, which stand for their content: an upstream
+  component that ran again produced new artifacts, so everything downstream runs again.
+
+Not in the key: Beam options (they change how, not what) and the pipeline run. Input data
+outside the artifacts (a CSV path) enters only as a parameter; pipelines that read files
+pass a fingerprint of them as a parameter (e.g. IdxExampleGen's `data_version`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+from components.base import Artifact, BaseComponent
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheKey:
+    value: str  # what ML Metadata's executions are matched on
+    code_version: str  # recorded with the execution, to tell why a later key differs
+    parameters: str
+
+
+def cache_key(component: BaseComponent, inputs: dict[str, list[Artifact]]) -> CacheKey:
+    """The key of running `component` on `inputs` now (its source and user code read once)."""
+    code_version, parameters = component.code_version(), component.parameters_fingerprint()
+    digest = hashlib.sha256()
+    digest.update(type(component).__name__.encode())
+    digest.update(component.id.encode())
+    digest.update(code_version.encode())
+    digest.update(parameters.encode())
+    for key in sorted(inputs):
+        digest.update(f"{key}={[a.id for a in inputs[key]]}".encode())
+    return CacheKey(digest.hexdigest(), code_version, parameters)
