@@ -5,7 +5,7 @@ import os
 
 from components.base import BaseExecutor, fileio
 from components.base.functions import load_function
-from components.evaluator import calibration
+from components.evaluator import calibration, charts
 from components.evaluator.blessing import check_thresholds, compare_to_baseline, latest_version_dir
 from components.trainer.fn_args import SERVING_DIR
 
@@ -24,6 +24,22 @@ class EvaluatorExecutor(BaseExecutor):
     (module:function returning {"overall": ..., "slices": ...}), `thresholds` (JSON metric ->
     min / max / max_metric), `comparison_metric`, `higher_is_better` and `tolerance` (against the
     newest version in `baseline_dir`), `split`."""
+
+    def _draw(self, report: dict, examples, split: str, out_dir: str) -> None:
+        """The report's pictures: accuracy per slice (candidate beside the published model), the
+        confusion matrix when the metrics carry one, and the misread examples' images."""
+        candidate, baseline = report["candidate"], report["baseline"]
+        charts.plot_slices(candidate, baseline, os.path.join(out_dir, charts.SLICES_FILE), f"The {split} split, sliced")
+        if candidate.get("confusion_matrix"):
+            labels = candidate.get("confusion_labels") or [str(i) for i in range(len(candidate["confusion_matrix"]))]
+            charts.plot_confusion(
+                candidate["confusion_matrix"],
+                labels,
+                os.path.join(out_dir, charts.CONFUSION_FILE),
+                f"Confusion matrix on the {split} split",
+            )
+        if candidate.get("misread"):
+            charts.write_misread(examples, split, candidate["misread"], os.path.join(out_dir, charts.MISREAD_DIR))
 
     def Do(self, input_dict, output_dict, exec_properties):
         [examples] = input_dict["examples"]
@@ -71,6 +87,7 @@ class EvaluatorExecutor(BaseExecutor):
                 os.path.join(evaluation.uri, RELIABILITY_FILE),
                 f"Reliability on the {split} split",
             )
+        self._draw(report, examples, split, evaluation.uri)
         with fileio.open(os.path.join(blessing.uri, BLESSED_FILE if blessed else NOT_BLESSED_FILE), "w") as f:
             f.write(reason + "\n")
         blessing.set("blessed", int(blessed))

@@ -14,6 +14,8 @@ import tensorflow as tf
 from components.evaluator.calibration import reliability
 from pipelines.captcha.preprocessing import LABEL_KEY
 
+MAX_MISREAD = 50  # misread examples listed in the report (and drawn in its gallery)
+
 
 def evaluate(saved_model_dir: str, examples_artifact, split: str, batch_size: int = 128) -> dict:
     files = sorted(glob.glob(os.path.join(examples_artifact.split_uri(split), "*")))
@@ -40,9 +42,12 @@ def score(truths: list[str], texts: list[str], confidences: list[float], accepte
     char_right: collections.Counter = collections.Counter()
     char_seen: collections.Counter = collections.Counter()
     confusions: collections.Counter = collections.Counter()
+    pairs: collections.Counter = collections.Counter()  # (true, read) per character, right ones included
     for true_text, text in zip(truths, texts):
         for position, true_char in enumerate(true_text):
             hit = position < len(text) and text[position] == true_char
+            if position < len(text):
+                pairs[true_char, text[position]] += 1
             position_right[position] += hit
             char_right[true_char] += hit
             char_seen[true_char] += 1
@@ -62,8 +67,16 @@ def score(truths: list[str], texts: list[str], confidences: list[float], accepte
         taken = np.array(accepted, dtype=bool)
         overall["accepted_share"] = float(taken.mean())
         overall["accepted_accuracy"] = float(right[taken].mean()) if taken.any() else 0.0
+    labels = sorted({c for pair in pairs for c in pair})
+    misread = [
+        {"index": i, "truth": truths[i], "answer": texts[i], "confidence": float(confidences[i])}
+        for i in np.flatnonzero(~right)[:MAX_MISREAD].tolist()
+    ]
     return {
         "overall": overall,
+        "confusion_matrix": [[pairs[t, a] for a in labels] for t in labels],  # per character: rows truth
+        "confusion_labels": labels,
+        "misread": misread,  # the first MAX_MISREAD wrong answers, `index` in the split's file order
         "slices": {
             "position": {str(p): position_right[p] / total for p in range(length)},
             "true_character": {c: char_right[c] / char_seen[c] for c in sorted(char_seen)},

@@ -56,6 +56,7 @@ def score(truths: list[str], answers: list[str], confidences: list[float]) -> di
             "true_digit": {str(d): float(right[truth == d].mean()) for d in range(10) if (truth == d).any()},
         },
         "confusion_matrix": matrix.tolist(),  # rows: truth 0-9, columns: answer 0-9
+        "confusion_labels": [str(d) for d in range(10)],
         "confusions": dict(sorted(confusions.items(), key=lambda kv: -kv[1])[:10]),
         "misread": misread,
     }

@@ -123,6 +123,23 @@ def _read_json(path: str):
         return None
 
 
+# The Evaluator's pictures (components/evaluator/charts.py, calibration.py), as the run page titles them.
+EVALUATION_CHARTS = (
+    ("slices.png", "Accuracy per slice"),
+    ("confusion.png", "Confusion matrix"),
+    ("reliability.png", "Confidence calibration"),
+)
+
+
+def _comparison(metrics: dict | None) -> list[tuple[str, float | None, float | None]]:
+    """(metric, this model, the published model) rows of the Evaluator's overall metrics."""
+    if not metrics or not isinstance(metrics.get("candidate"), dict):
+        return []
+    ours = metrics["candidate"].get("overall", {})
+    theirs = (metrics.get("baseline") or {}).get("overall", {})
+    return [(name, value, theirs.get(name)) for name, value in ours.items() if isinstance(value, (int, float))]
+
+
 def run_details(metadata_path: str, pipeline: str, run_id: int, runs_dir: str) -> dict | None:
     store = _store(metadata_path)
     if store is None or pipeline not in store.pipeline_names():
@@ -132,6 +149,7 @@ def run_details(metadata_path: str, pipeline: str, run_id: int, runs_dir: str) -
         return None
     details = _summary(run)
     links, anomalies, metrics, blessing, pushed = [], {}, None, None, None
+    charts, gallery = [], []
     for execution in run.executions:
         for _key, artifact in execution.outputs:
             uri = artifact.uri
@@ -146,8 +164,13 @@ def run_details(metadata_path: str, pipeline: str, run_id: int, runs_dir: str) -
                 links.append(("Training curves", _relative(os.path.join(uri, "curves.png"), runs_dir)))
             elif artifact.type_name == "ModelEvaluation":
                 metrics = _read_json(os.path.join(uri, "metrics.json"))
-                if os.path.exists(os.path.join(uri, "reliability.png")):
-                    links.append(("Confidence calibration", _relative(os.path.join(uri, "reliability.png"), runs_dir)))
+                for name, title in EVALUATION_CHARTS:
+                    if os.path.exists(os.path.join(uri, name)):
+                        charts.append((title, _relative(os.path.join(uri, name), runs_dir)))
+                for item in _read_json(os.path.join(uri, "misread", "misread.json")) or []:
+                    path = _relative(os.path.join(uri, "misread", item.get("file", "")), runs_dir)
+                    if path and item.get("file"):
+                        gallery.append({**item, "path": path})
             elif artifact.type_name == "ModelBlessing":
                 blessing = {
                     "blessed": bool(artifact.properties.get("blessed")),
@@ -160,7 +183,10 @@ def run_details(metadata_path: str, pipeline: str, run_id: int, runs_dir: str) -
                     "destination": artifact.properties.get("pushed_destination"),
                 }
     details.update(
-        links=[(title, path) for title, path in links if path],
+        links=[(title, path) for title, path in links + charts if path],
+        charts=[(title, path) for title, path in charts if path],
+        gallery=gallery,
+        comparison=_comparison(metrics),
         anomalies=anomalies,
         metrics=metrics,
         blessing=blessing,

@@ -149,3 +149,56 @@ def test_a_browser_draws_a_digit_and_reads_it_back(served_mnist):
         assert driver.find_element(By.ID, "live-digit").text == "-"
     finally:
         driver.quit()
+
+
+def _known_misreads(mnist_quick_run) -> tuple[str, list[dict]]:
+    import glob
+    import json
+
+    [path] = glob.glob(os.path.join(mnist_quick_run["out"], "mnist", "Evaluator", "*", "evaluation", "metrics.json"))
+    with open(path) as f:
+        return os.path.dirname(path), json.load(f)["candidate"]["misread"]
+
+
+def test_the_run_page_shows_metrics_charts_and_the_misread_examples(served_mnist, mnist_quick_run):
+    evaluation_dir, misread = _known_misreads(mnist_quick_run)
+    runs = requests.get(served_mnist["url"] + "/runs", timeout=30).text
+    run_link = re.search(r'href="(/runs/mnist/\d+)"', runs).group(1)
+    html = requests.get(served_mnist["url"] + run_link, timeout=30).text
+    assert 'id="comparison"' in html and "<td>accuracy</td>" in html
+    for chart in ("slices.png", "confusion.png"):
+        link = re.search(rf'src="(/artifacts/[^"]+{chart})"', html).group(1)
+        assert requests.get(served_mnist["url"] + link, timeout=30).content[:8] == b"\x89PNG\r\n\x1a\n"
+    shown = re.findall(r'<span class="truth">(\d)</span> &rarr; <span class="answer">(\d)</span>', html)
+    assert shown == [(m["truth"], m["answer"]) for m in misread]
+    assert len(os.listdir(os.path.join(evaluation_dir, "misread"))) == len(misread) + 1  # the images and misread.json
+
+
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
+def test_a_browser_sees_the_misread_gallery_of_a_run(served_mnist, mnist_quick_run):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    _, misread = _known_misreads(mnist_quick_run)
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1100,1400"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        driver.get(served_mnist["url"] + "/runs")
+        driver.find_element(By.CSS_SELECTOR, "#pipeline-mnist h3 a").click()
+        images = driver.find_elements(By.CSS_SELECTOR, "#gallery img")
+        assert len(images) == len(misread)
+        # Every picture loaded (naturalWidth 0 means a broken image) and is a 28x28 MNIST-size digit.
+        sizes = [driver.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", i) for i in images]
+        assert all(size == [28, 28] for size in sizes)
+        answers = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#gallery .answer")]
+        assert answers == [m["answer"] for m in misread]
+        charts = driver.find_elements(By.CSS_SELECTOR, "figure.chart img")
+        assert charts and all(driver.execute_script("return arguments[0].naturalWidth", c) > 100 for c in charts)
+        os.makedirs(REPORTS, exist_ok=True)
+        assert driver.save_screenshot(os.path.join(REPORTS, "browser_run_page.png"))
+    finally:
+        driver.quit()
