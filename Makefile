@@ -8,13 +8,14 @@ PIP_FLAGS := --disable-pip-version-check --no-input
 ARGS ?=
 PIPELINE ?= captcha
 
-.PHONY: install pipeline serve validate test lint coverage format bench freeze clean help flink-up flink-down flink-status
+.PHONY: install pipeline serve validate test lint coverage format tensorboard bench freeze clean help flink-up flink-down flink-status
 
 help:
 	@echo "make pipeline   run the captcha pipeline end to end (ARGS='--quick' for a short run; PIPELINE=mnist|house_price for another)"
 	@echo "make test       the whole test suite (what CI runs)"
 	@echo "make lint       ruff (lint and format check) and mypy, as CI runs them; make format fixes what it can"
 	@echo "make coverage   the test suite with line coverage per module"
+	@echo "make tensorboard TensorBoard over runs/ (PORT=6006)"
 	@echo "make validate   DATA=file.csv SCHEMA=schemas/house_price/schema.pbtxt"
 	@echo "make serve      model server + demo frontend over serving_models/ (REPLICAS=N: N server processes)"
 	@echo "make bench      benchmarks, side by side with their baselines"
@@ -66,6 +67,10 @@ coverage: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# TensorBoard over every run's training logs (runs/<pipeline>/Trainer/<id>/model/logs), on 127.0.0.1.
+tensorboard: $(STAMP)
+	$(VENV)/bin/tensorboard --logdir runs --host 127.0.0.1 --port $(or $(PORT),6006)
 
 bench: $(STAMP)
 	$(PY) -m bench $(ARGS)

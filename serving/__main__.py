@@ -28,6 +28,11 @@ def pushed_models(serving_dir: str) -> list[str]:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["rollback"]:
+        from serving import rollback
+
+        return rollback.main(argv[1:])
     p = argparse.ArgumentParser(prog="make serve", description=__doc__)
     p.add_argument("--serving-dir", default="serving_models")
     p.add_argument("--runs-dir", default="runs")

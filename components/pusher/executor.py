@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 
 from components.base import BaseExecutor, fileio
-from components.pusher.publish import prune, publish, published_version_of, write_models_config
+from components.pusher.publish import pinned_versions, prune, publish, published_version_of, write_models_config
 from components.trainer.fn_args import SERVING_DIR
 from serving import layout
 
@@ -41,7 +41,8 @@ class PusherExecutor(BaseExecutor):
             pushed.properties["reason"] = f"already published as version {existing}"
         else:
             version = publish(saved_model, base_path, extra)
-            removed = prune(base_path, exec_properties["keep_versions"])
+            pinned = pinned_versions(serving_dir, exec_properties["model_name"])
+            removed = prune(base_path, exec_properties["keep_versions"], pinned)
         config_path = write_models_config(serving_dir)
         pushed.set("pushed", 1)
         pushed.set("pushed_version", version)

@@ -81,10 +81,12 @@ def published_version_of(saved_model_dir: str, base_path: str) -> int | None:
     return None
 
 
-def prune(base_path: str, keep: int) -> list[int]:
-    """Remove all but the newest `keep` versions (renamed away first, then deleted)."""
+def prune(base_path: str, keep: int, pinned: list[int] | None = None) -> list[int]:
+    """Remove all but the newest `keep` versions and the `pinned` ones (renamed away first, then deleted)."""
     removed = []
     for version in versions(base_path)[:-keep] if keep > 0 else []:
+        if version in (pinned or []):
+            continue
         doomed = os.path.join(base_path, f".deleting-{version}-{uuid.uuid4().hex[:8]}")
         fileio.rename(os.path.join(base_path, str(version)), doomed)
         _remove_quietly(doomed)
@@ -96,6 +98,8 @@ def write_models_config(serving_dir: str) -> str:
     """models.config listing every model with at least one version, in ModelServerConfig text format."""
     from tensorflow_serving.config import model_server_config_pb2
 
+    path = os.path.join(serving_dir, layout.MODELS_CONFIG)
+    previous = _read_policies(path)
     config = model_server_config_pb2.ModelServerConfig()
     for name in sorted(n.rstrip("/") for n in fileio.listdir(serving_dir)):
         base_path = os.path.join(serving_dir, name)
@@ -105,12 +109,35 @@ def write_models_config(serving_dir: str) -> str:
         model.name = name
         model.base_path = os.path.abspath(base_path) if fileio.is_local(base_path) else base_path
         model.model_platform = "tensorflow"
-        model.model_version_policy.latest.num_versions = 1
-    path = os.path.join(serving_dir, layout.MODELS_CONFIG)
+        if name in previous:  # a version pinned by `python -m serving rollback` stays pinned
+            model.model_version_policy.CopyFrom(previous[name])
+        else:
+            model.model_version_policy.latest.num_versions = 1
     staging = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
     fileio.write_text(staging, text_format.MessageToString(config))
     fileio.rename(staging, path, overwrite=True)
     return path
+
+
+def _read_policies(path: str) -> dict:
+    """{model: its version policy} of an existing models.config ({} when there is none or it is unreadable)."""
+    from tensorflow_serving.config import model_server_config_pb2
+
+    if not fileio.exists(path):
+        return {}
+    try:
+        config = text_format.Parse(fileio.read_text(path), model_server_config_pb2.ModelServerConfig())
+    except text_format.ParseError:
+        return {}
+    return {
+        m.name: m.model_version_policy for m in config.model_config_list.config if m.HasField("model_version_policy")
+    }
+
+
+def pinned_versions(serving_dir: str, model: str) -> list[int]:
+    """The versions models.config pins for `model` (a `specific` policy), which pruning must keep."""
+    policy = _read_policies(os.path.join(serving_dir, layout.MODELS_CONFIG)).get(model)
+    return list(policy.specific.versions) if policy is not None and policy.HasField("specific") else []
 
 
 def _remove_quietly(uri: str) -> None:

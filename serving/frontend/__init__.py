@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -22,6 +23,7 @@ def create_app(config: FrontendConfig | None = None, client=None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = config.max_image_bytes * 4 // 3 + 64 * 1024
     client = client or make_client(config.transport, config.rest_url, config.grpc_target, config.timeout_seconds)
     app.extensions["frontend"] = Services(config, client)
+    app.jinja_env.filters["datetime"] = lambda seconds: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
 
     from serving.frontend.api import api
     from serving.frontend.pages import pages

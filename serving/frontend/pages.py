@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 
 from flask import Blueprint, abort, render_template, request, send_from_directory
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -186,9 +187,12 @@ def models():
                 ],
             }
         )
-    return render_template("models.html", rows=rows, error=error, config_path=s.config.models_config), (
-        503 if error else 200
+    served = {row["name"]: [v["version"] for v in row["versions"] if v["state"] == "AVAILABLE"] for row in rows}
+    history = runs_view.model_history(s.config, served)
+    page = render_template(
+        "models.html", rows=rows, history=history, error=error, config_path=s.config.models_config, now=time.time()
     )
+    return page, (503 if error else 200)
 
 
 # --- pipeline runs ---------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import os
 
 from google.protobuf import text_format
 
+from serving import layout
 from serving.frontend.config import FrontendConfig
 
 
@@ -40,6 +41,19 @@ def _parse_text_proto(text: str) -> list:
     return message(None)
 
 
+def read_base_paths(path: str) -> dict[str, str]:
+    """{model name: base path} from a ModelServerConfig text file."""
+    with open(path, encoding="utf-8") as f:
+        parsed = _parse_text_proto(f.read())
+    found = {}
+    for key, model_list in parsed:
+        for entry_key, entry in model_list if key == "model_config_list" else []:
+            fields = dict((k, v) for k, v in entry if not isinstance(v, list)) if entry_key == "config" else {}
+            if "name" in fields and "base_path" in fields:
+                found[fields["name"]] = fields["base_path"]
+    return found
+
+
 def read_models_config(path: str) -> dict[str, dict[str, int]]:
     """{model name: {label: version}} from a ModelServerConfig text file."""
     with open(path, encoding="utf-8") as f:
@@ -64,6 +78,71 @@ def configured_models(config: FrontendConfig) -> dict[str, dict[str, int]]:
     except (OSError, text_format.ParseError, KeyError, ValueError):
         pass
     return {config.captcha_model: {}, config.house_price_model: {}, config.mnist_model: {}}
+
+
+def _pushes(metadata_path: str) -> dict[str, dict]:
+    """{pushed version folder: the run that pushed it and its evaluation's overall metrics}, from ML Metadata."""
+    try:
+        store = _store(metadata_path)
+    except RunsUnavailable:
+        return {}
+    found: dict[str, dict] = {}
+    for pipeline in store.pipeline_names() if store is not None else []:
+        for run in store.runs(pipeline):
+            outputs = [artifact for execution in run.executions for _key, artifact in execution.outputs]
+            destination = next(
+                (
+                    a.properties.get("pushed_destination")
+                    for a in outputs
+                    if a.type_name == "PushedModel"
+                    and a.properties.get("pushed")
+                    and a.properties.get("pushed_destination")
+                ),
+                None,
+            )
+            if not destination or os.path.abspath(destination) in found:
+                continue  # the first run that pushed a version made it; later cache hits only repeat it
+            evaluation = next((a for a in outputs if a.type_name == "ModelEvaluation"), None)
+            metrics = _read_json(os.path.join(evaluation.uri, "metrics.json")) if evaluation is not None else None
+            overall = (metrics or {}).get("candidate", {}).get("overall", {})
+            found[os.path.abspath(destination)] = {
+                "pipeline": pipeline,
+                "run_id": run.id,
+                "run_name": run.name,
+                "metrics": {k: v for k, v in overall.items() if isinstance(v, float)},
+            }
+    return found
+
+
+def model_history(config: FrontendConfig, served: dict[str, list[int]]) -> dict[str, list[dict]]:
+    """Every version on disk of every model in models.config, newest first: when it was pushed, its
+    size, the run that pushed it (with that run's metrics) and whether the server serves it."""
+    try:
+        base_paths = read_base_paths(config.models_config)
+    except (OSError, text_format.ParseError):
+        return {}
+    pushes = _pushes(config.metadata_path)
+    history = {}
+    for name, base_path in base_paths.items():
+        rows = []
+        for version in reversed(layout.local_versions(base_path)):
+            folder = layout.version_dir(base_path, version)
+            files = [os.path.join(root, f) for root, _, names in os.walk(folder) for f in names]
+            marker = next(
+                (os.path.join(folder, m) for m in layout.SAVED_MODEL_FILES if os.path.exists(os.path.join(folder, m))),
+                None,
+            )
+            rows.append(
+                {
+                    "version": version,
+                    "pushed_at": os.path.getmtime(marker) if marker else None,
+                    "megabytes": sum(os.path.getsize(f) for f in files) / 1e6,
+                    "run": pushes.get(os.path.abspath(folder)),
+                    "served": version in served.get(name, []),
+                }
+            )
+        history[name] = rows
+    return history
 
 
 def _store(metadata_path: str):

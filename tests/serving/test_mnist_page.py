@@ -202,3 +202,11 @@ def test_a_browser_sees_the_misread_gallery_of_a_run(served_mnist, mnist_quick_r
         assert driver.save_screenshot(os.path.join(REPORTS, "browser_run_page.png"))
     finally:
         driver.quit()
+
+
+def test_the_models_page_lists_each_version_with_its_run_metrics_and_whether_it_is_served(served_mnist, mnist_quick_run):
+    html = requests.get(served_mnist["url"] + "/models", timeout=30).text
+    table = re.search(r'<table class="history" id="history-mnist">(.*?)</table>', html, re.S).group(1)
+    rows = re.findall(r'<tr class="pushed-version( served)?"><td>(\d+)</td>', table)
+    assert rows == [(" served", "1")]  # the quick run pushed version 1, and it is served
+    assert re.search(r'href="/runs/mnist/\d+">mnist\.\d', table) and "accuracy 0." in table and " MB</td>" in table
