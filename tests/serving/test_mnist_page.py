@@ -174,7 +174,9 @@ def test_the_run_page_shows_metrics_charts_and_the_misread_examples(served_mnist
     assert len(os.listdir(os.path.join(evaluation_dir, "misread"))) == len(misread) + 1  # the images and misread.json
 
 
-@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
+@pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver (.ci/run installs them)"
+)
 def test_a_browser_sees_the_misread_gallery_of_a_run(served_mnist, mnist_quick_run):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -183,7 +185,13 @@ def test_a_browser_sees_the_misread_gallery_of_a_run(served_mnist, mnist_quick_r
     _, misread = _known_misreads(mnist_quick_run)
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1100,1400"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1100,1400",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
@@ -192,7 +200,9 @@ def test_a_browser_sees_the_misread_gallery_of_a_run(served_mnist, mnist_quick_r
         images = driver.find_elements(By.CSS_SELECTOR, "#gallery img")
         assert len(images) == len(misread)
         # Every picture loaded (naturalWidth 0 means a broken image) and is a 28x28 MNIST-size digit.
-        sizes = [driver.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", i) for i in images]
+        sizes = [
+            driver.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", i) for i in images
+        ]
         assert all(size == [28, 28] for size in sizes)
         answers = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#gallery .answer")]
         assert answers == [m["answer"] for m in misread]
@@ -204,7 +214,9 @@ def test_a_browser_sees_the_misread_gallery_of_a_run(served_mnist, mnist_quick_r
         driver.quit()
 
 
-def test_the_models_page_lists_each_version_with_its_run_metrics_and_whether_it_is_served(served_mnist, mnist_quick_run):
+def test_the_models_page_lists_each_version_with_its_run_metrics_and_whether_it_is_served(
+    served_mnist, mnist_quick_run
+):
     html = requests.get(served_mnist["url"] + "/models", timeout=30).text
     table = re.search(r'<table class="history" id="history-mnist">(.*?)</table>', html, re.S).group(1)
     rows = re.findall(r'<tr class="pushed-version( served)?"><td>(\d+)</td>', table)

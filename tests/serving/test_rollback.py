@@ -20,8 +20,13 @@ from tests.serving.toy_model import write_toy_model
 
 
 def rollback(serving_dir: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "serving", "rollback", *args, "--serving-dir", serving_dir],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "serving", "rollback", *args, "--serving-dir", serving_dir],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.fixture
@@ -33,9 +38,15 @@ def serving_dir(tmp_path):
 
 
 def test_rollback_and_back_under_load_fails_no_request(serving_dir, tmp_path_factory):
-    server = ServerProcess("--model_config_file", os.path.join(serving_dir, "models.config"),
-                           "--model_config_file_poll_wait_seconds", "0.5", "--file_system_poll_wait_seconds", "0.5",
-                           log_path=str(tmp_path_factory.mktemp("logs") / "rollback.log"))
+    server = ServerProcess(
+        "--model_config_file",
+        os.path.join(serving_dir, "models.config"),
+        "--model_config_file_poll_wait_seconds",
+        "0.5",
+        "--file_system_poll_wait_seconds",
+        "0.5",
+        log_path=str(tmp_path_factory.mktemp("logs") / "rollback.log"),
+    )
     server.wait_ready()
     answers: list[float] = []
     failures: list[str] = []
@@ -45,8 +56,9 @@ def test_rollback_and_back_under_load_fails_no_request(serving_dir, tmp_path_fac
         with requests.Session() as session:
             while not stop.is_set():
                 try:
-                    response = session.post(f"{server.rest_url}/v1/models/toy:predict",
-                                            json={"instances": [0.0]}, timeout=10)
+                    response = session.post(
+                        f"{server.rest_url}/v1/models/toy:predict", json={"instances": [0.0]}, timeout=10
+                    )
                     if response.status_code != 200:
                         failures.append(f"{response.status_code} {response.text}")
                     else:
@@ -84,10 +96,13 @@ def test_rollback_and_back_under_load_fails_no_request(serving_dir, tmp_path_fac
     assert len(answers) > 50 and set(answers) == {1.0, 2.0}
 
 
-@pytest.mark.parametrize("args,message", [
-    (("nope", "--to", "1"), "has no model 'nope'"),
-    (("toy", "--to", "7"), "has no version 7"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (("nope", "--to", "1"), "has no model 'nope'"),
+        (("toy", "--to", "7"), "has no version 7"),
+    ],
+)
 def test_bad_rollbacks_say_why_and_change_nothing(serving_dir, args, message):
     before = open(os.path.join(serving_dir, "models.config")).read()
     done = rollback(serving_dir, *args)
