@@ -10,6 +10,7 @@ import html
 
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
+BINARY_VALUE = "__BYTES_VALUE__"  # what TFDV reports as a top value of bytes it cannot show
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}
 table{border-collapse:collapse;margin:0 0 2rem}
@@ -72,6 +73,8 @@ def _dataset_tables(dataset) -> str:
             if feature.HasField("string_stats"):
                 s = feature.string_stats
                 top = ", ".join(f"{_printable(v.value)} ({_fmt(v.frequency)})" for v in s.top_values[:5])
+                if any(v.value == BINARY_VALUE for v in s.top_values):  # TFDV's stand-in for undecodable bytes
+                    top = f"binary values (images): {_fmt(s.avg_length)} bytes on average"
                 unique, avg_len, common = s.unique, s.avg_length, s.common_stats
             else:
                 s = feature.bytes_stats
@@ -98,8 +101,84 @@ def _dataset_tables(dataset) -> str:
     return "".join(parts)
 
 
+def _feature_stats(by_split) -> dict[str, dict[str, statistics_pb2.FeatureNameStatistics]]:
+    """{feature: {split: its statistics}} over the first dataset of every split."""
+    found: dict[str, dict] = {}
+    for split, stats_list in by_split.items():
+        for feature in stats_list.datasets[0].features if stats_list.datasets else []:
+            found.setdefault(".".join(feature.path.step) or feature.name, {})[split] = feature
+    return found
+
+
+def _figure_html(fig, alt: str) -> str:
+    import base64
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(alt)}"></figure>'
+
+
+def split_charts(by_split: dict[str, statistics_pb2.DatasetFeatureStatisticsList]) -> str:
+    """One chart per feature with every split on it: numeric features as histograms (share of the
+    split per bucket, so splits of any size compare), categorical ones as the share of their most
+    frequent values; what differs between train and eval shows at a glance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figures = []
+    for name, per_split in _feature_stats(by_split).items():
+        fig, ax = plt.subplots(figsize=(6.5, 2.6))
+        drawn = False
+        numeric = [f for f in per_split.values() if f.HasField("num_stats")]
+        if numeric:
+            for split, feature in per_split.items():
+                hist = next((h for h in feature.num_stats.histograms if h.type == h.STANDARD), None)
+                total = sum(b.sample_count for b in hist.buckets) if hist else 0
+                if not total:
+                    continue
+                edges = [b.low_value for b in hist.buckets] + [hist.buckets[-1].high_value]
+                ax.stairs([b.sample_count / total for b in hist.buckets], edges, label=split, linewidth=1.5)
+                drawn = True
+            ax.set_ylabel("share of the split")
+        else:
+            top: dict[str, dict[str, float]] = {}
+            for split, feature in per_split.items():
+                s = feature.string_stats
+                total = s.common_stats.num_non_missing or 1
+                for value in s.top_values[:10]:
+                    if value.value != BINARY_VALUE:
+                        top.setdefault(value.value, {})[split] = value.frequency / total
+            if top:
+                values = sorted(top, key=lambda v: -max(top[v].values()))[:12]
+                width = 0.8 / len(per_split)
+                for i, split in enumerate(per_split):
+                    ax.bar(
+                        [x + i * width for x in range(len(values))],
+                        [top[v].get(split, 0.0) for v in values],
+                        width=width,
+                        label=split,
+                    )
+                ax.set_xticks([x + 0.4 - width / 2 for x in range(len(values))], [v[:12] for v in values])
+                ax.set_ylabel("share of the split")
+                drawn = True
+        if drawn:
+            ax.set_title(f"{name}: every split")
+            ax.legend(fontsize=8)
+            ax.grid(alpha=0.3)
+            fig.tight_layout()
+            figures.append(_figure_html(fig, f"{name}: distribution per split"))
+        plt.close(fig)
+    if not figures:
+        return ""
+    return "<section id='splits'><h2>Splits side by side</h2>" + "".join(figures) + "</section>"
+
+
 def statistics_html(by_split: dict[str, statistics_pb2.DatasetFeatureStatisticsList], title: str) -> str:
-    sections = []
+    sections = [split_charts(by_split)]
     for split, stats_list in by_split.items():
         for dataset in stats_list.datasets:
             sections.append(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 
 import pytest
 import tensorflow_data_validation as tfdv
@@ -56,6 +58,10 @@ def test_statistics_per_split_and_an_html_view(tmp_path):
     assert total == len(ROWS)
     page = open(os.path.join(statistics.uri, HTML_FILE)).read()
     assert "<table" in page and "bedrooms" in page and "<script" not in page
+    # Splits side by side: one chart per feature, inline (the page stays one offline file).
+    charts = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)" alt="(\w+): distribution per split"', page)
+    assert sorted(name for _, name in charts) == ["area", "bedrooms", "price"]
+    assert all(base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n" for data, _ in charts)
 
 
 def test_schema_gen_infers_from_train_when_no_curated_schema(tmp_path):
