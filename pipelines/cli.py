@@ -123,6 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_store_args(compare)
 
+    compare_runs = sub.add_parser(
+        "compare-runs",
+        help="past runs side by side: parameters that differ, metrics, curves",
+        description="Runs of a pipeline side by side, from ML Metadata: the parameters that differ, the "
+        "evaluation metrics and the training curves overlaid (RUN: the id or name `pipelines runs` shows).",
+    )
+    compare_runs.add_argument("pipeline")
+    compare_runs.add_argument("run", nargs="+", help="two or more run ids or names")
+    compare_runs.add_argument("--report", help="folder for comparison.md and curves.png (default: print only)")
+    _add_store_args(compare_runs)
+
     validate = sub.add_parser(
         "validate",
         help="validate a CSV or TFRecord file against a schema",
@@ -317,6 +328,30 @@ def _when(epoch: float) -> str:
     return datetime.datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S") if epoch else "-"
 
 
+def cmd_compare_runs(args) -> int:
+    from pipelines import compare_runs
+
+    _pipeline_entry(args.pipeline)
+    if len(args.run) < 2:
+        raise UsageError("compare-runs needs at least two runs")
+    store_path = os.path.join(args.output_dir, "metadata.sqlite")
+    if not args.metadata_config and not os.path.exists(store_path):
+        raise UsageError(f"no runs recorded yet (no metadata store at {store_path})")
+    try:
+        views = compare_runs.collect(_open_store(args), args.pipeline, args.run)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    text = compare_runs.report_text(args.pipeline, views)
+    print(text)
+    if args.report:
+        os.makedirs(args.report, exist_ok=True)
+        with open(os.path.join(args.report, "comparison.md"), "w") as f:
+            f.write(text)
+        compare_runs.plot_curves(views, os.path.join(args.report, "curves.png"))
+        print(f"report: {args.report}/comparison.md, {args.report}/curves.png")
+    return EXIT_OK
+
+
 def cmd_runs(args) -> int:
     _pipeline_entry(args.pipeline)
     store_path = os.path.join(args.output_dir, "metadata.sqlite")
@@ -330,7 +365,7 @@ def cmd_runs(args) -> int:
         return EXIT_OK
     shown = runs[-args.last :] if args.last > 0 else runs
     for run in shown:
-        print(f"run {run.name}  started {_when(run.create_time)}")
+        print(f"run {run.name} (id {run.id})  started {_when(run.create_time)}")
         for e in run.executions:
             cache = f" (cache hit of execution {e.cached_from})" if e.state == "CACHED" else ""
             print(f"  {e.component_id:<20} {e.state:<9} {e.duration:7.1f}s  execution {e.id}{cache}")
@@ -385,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_compare(args)
         if args.command == "runs":
             return cmd_runs(args)
+        if args.command == "compare-runs":
+            return cmd_compare_runs(args)
     except UsageError as error:
         print(f"python -m pipelines {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -84,6 +84,7 @@ class ExecutionRecord:
     cached_from: int
     inputs: list[Artifact]
     outputs: list[tuple[str, Artifact]]
+    parameters: str = ""  # the component's parameters as the cache key saw them (JSON)
 
     @property
     def duration(self) -> float:
@@ -536,4 +537,5 @@ class MetadataStore:
             cached_from=props.get("cached_from") or 0,
             inputs=inputs,
             outputs=outputs,
+            parameters=props.get("parameters") or "",
         )

@@ -206,6 +206,20 @@ def runs():
     return render_template("runs.html", pipelines=found, metadata_path=s.config.metadata_path, error=error)
 
 
+@pages.get("/runs/<pipeline>/compare")
+def compare(pipeline: str):
+    """Runs side by side (?run=ID&run=ID...): parameters that differ, metrics, curves overlaid."""
+    s = services()
+    wanted = request.args.getlist("run")
+    if len(wanted) < 2:
+        abort(400, description="pick two or more runs to compare (?run=ID&run=ID)")
+    try:
+        found = runs_view.compare(s.config.metadata_path, pipeline, wanted)
+    except (runs_view.RunsUnavailable, ValueError) as e:
+        abort(404, description=str(e))
+    return render_template("compare.html", pipeline=pipeline, **found)
+
+
 @pages.get("/runs/<pipeline>/<int:run_id>")
 def run(pipeline: str, run_id: int):
     s = services()

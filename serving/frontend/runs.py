@@ -145,6 +145,27 @@ def model_history(config: FrontendConfig, served: dict[str, list[int]]) -> dict[
     return history
 
 
+def compare(metadata_path: str, pipeline: str, runs: list[str]) -> dict:
+    """What the compare page shows: the runs, the parameters that differ, metrics, the curves (data: URL)."""
+    import base64
+    import io
+
+    store = _store(metadata_path)
+    if store is None:
+        raise ValueError(f"no runs recorded in {metadata_path}")
+    from pipelines import compare_runs
+
+    views = compare_runs.collect(store, pipeline, runs)
+    buffer = io.BytesIO()
+    compare_runs.plot_curves(views, buffer)
+    return {
+        "runs": views,
+        "differing": compare_runs.differing_parameters(views),
+        "metrics": compare_runs.metric_rows(views),
+        "curves": "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"),
+    }
+
+
 def _store(metadata_path: str):
     if not os.path.exists(metadata_path):
         return None
