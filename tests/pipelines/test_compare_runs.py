@@ -3,7 +3,6 @@ parameters that differ, the metrics side by side and the curves overlaid."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
