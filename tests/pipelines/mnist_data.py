@@ -31,13 +31,18 @@ def digits(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([digit_image(int(d), rng) for d in labels]), labels
 
 
-def write_mnist(folder: str, test_count: int, train_count: int = 0, gzip: bool = True, seed: int = 0) -> str:
-    """t10k-* (and train-* when train_count) IDX files of rendered digits in `folder`."""
+def write_mnist(
+    folder: str, test_count: int, train_count: int = 0, gzip: bool = True, seed: int = 0, mislabel: float = 0.0
+) -> str:
+    """t10k-* (and train-* when train_count) IDX files of rendered digits in `folder`; a `mislabel` share of
+    the labels is replaced by another digit, so a model that reads the image answers "wrong" there."""
     os.makedirs(folder, exist_ok=True)
     suffix = ".gz" if gzip else ""
     for (images_name, labels_name), count, offset in ((TEST_FILES, test_count, 0), (TRAIN_FILES, train_count, 1)):
         if count:
             images, labels = digits(count, seed + offset)
+            flip = np.random.default_rng(seed + 100 + offset).random(count) < mislabel
+            labels = np.where(flip, (labels + 5) % 10, labels).astype(np.uint8)
             write_idx(images, os.path.join(folder, images_name + suffix))
             write_idx(labels, os.path.join(folder, labels_name + suffix))
     return folder

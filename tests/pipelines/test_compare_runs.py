@@ -3,6 +3,7 @@ parameters that differ, the metrics side by side and the curves overlaid."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -58,6 +59,57 @@ def test_compare_runs_prints_what_differs_and_the_metrics(two_runs, tmp_path):
 def test_compare_runs_says_which_runs_exist(two_runs):
     done = cli("compare-runs", "mnist", two_runs["ids"][0], "999", "--output-dir", two_runs["out"])
     assert done.returncode == 2 and "has no run '999'" in done.stderr and two_runs["ids"][1] in done.stderr
+
+
+@pytest.mark.skipif(
+    not (shutil.which("chromium") and shutil.which("chromedriver")),
+    reason="needs Debian's chromium and chromium-driver (.ci/run installs them)",
+)
+def test_a_browser_ticks_two_runs_and_compares_them(two_runs):
+    import threading
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from werkzeug.serving import make_server
+
+    from serving.frontend import create_app
+    from serving.frontend.config import FrontendConfig
+
+    server = make_server("127.0.0.1", 0, create_app(FrontendConfig(runs_dir=two_runs["out"])), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1100,1200",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    try:
+        driver.get(f"http://127.0.0.1:{server.server_port}/runs")
+        for run_id in two_runs["ids"]:
+            driver.find_element(By.ID, f"pick-mnist-{run_id}").click()
+        driver.find_element(By.ID, "compare-mnist").click()
+        rows = {
+            r.find_element(By.TAG_NAME, "td").text: r.text
+            for r in driver.find_elements(By.CSS_SELECTOR, "#differing tbody tr")
+        }
+        assert (
+            "0.001" in rows["Trainer.train_config.learning_rate"]
+            and "0.002" in rows["Trainer.train_config.learning_rate"]
+        )
+        curves = driver.find_element(By.CSS_SELECTOR, "figure.chart img")
+        assert driver.execute_script("return arguments[0].naturalWidth", curves) > 100
+        reports = os.path.join(ROOT, "reports")
+        os.makedirs(reports, exist_ok=True)
+        assert driver.save_screenshot(os.path.join(reports, "browser_compare_page.png"))
+    finally:
+        driver.quit()
+        server.shutdown()
 
 
 def test_the_runs_page_compares_the_runs_ticked(two_runs):

@@ -162,6 +162,7 @@ def _known_misreads(mnist_quick_run) -> tuple[str, list[dict]]:
 
 def test_the_run_page_shows_metrics_charts_and_the_misread_examples(served_mnist, mnist_quick_run):
     evaluation_dir, misread = _known_misreads(mnist_quick_run)
+    assert misread  # the quick run's data has mislabelled test examples
     runs = requests.get(served_mnist["url"] + "/runs", timeout=30).text
     run_link = re.search(r'href="(/runs/mnist/\d+)"', runs).group(1)
     html = requests.get(served_mnist["url"] + run_link, timeout=30).text
@@ -183,6 +184,7 @@ def test_a_browser_sees_the_misread_gallery_of_a_run(served_mnist, mnist_quick_r
     from selenium.webdriver.common.by import By
 
     _, misread = _known_misreads(mnist_quick_run)
+    assert misread  # the quick run's data has mislabelled test examples
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (
@@ -210,6 +212,16 @@ def test_a_browser_sees_the_misread_gallery_of_a_run(served_mnist, mnist_quick_r
         assert charts and all(driver.execute_script("return arguments[0].naturalWidth", c) > 100 for c in charts)
         os.makedirs(REPORTS, exist_ok=True)
         assert driver.save_screenshot(os.path.join(REPORTS, "browser_run_page.png"))
+        # The statistics page the run links: every split on one chart per feature, drawn offline.
+        driver.find_element(By.LINK_TEXT, "Data statistics (TFDV)").click()
+        figures = driver.find_elements(By.CSS_SELECTOR, "#splits figure img")
+        assert figures and all(driver.execute_script("return arguments[0].naturalWidth", f) > 100 for f in figures)
+        assert driver.save_screenshot(os.path.join(REPORTS, "browser_statistics_page.png"))
+        # The models page: the version history with the run that pushed it.
+        driver.get(served_mnist["url"] + "/models")
+        served = driver.find_elements(By.CSS_SELECTOR, "#history-mnist tr.served a")
+        assert served and served[0].text.startswith("mnist.")
+        assert driver.save_screenshot(os.path.join(REPORTS, "browser_models_page.png"))
     finally:
         driver.quit()
 
