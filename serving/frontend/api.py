@@ -36,31 +36,44 @@ def _image_from_request() -> bytes:
     raise BadImage('no image: send multipart form data with an \'image\' file, or JSON {"image": "<base64>"}')
 
 
-@api.post("/predict")
-def predict():
+def _answer(read, model: str, fields):
+    """The uploaded image read by `read` (a Services method): JSON with `fields(reading)`, or the error."""
     s = services()
     try:
         image = _image_from_request()
         check_image(image, s.config.max_image_bytes)
-        reading = s.read_captcha(image)
+        reading = read(image)
     except RequestEntityTooLarge:
         return failure(400, f"request too large: images are limited to {s.config.max_image_bytes // 1048576} MiB")
     except BadImage as e:
         return failure(400, str(e))
     except ModelServerError as e:
-        return failure(*explain(e, s.config.captcha_model))
+        return failure(*explain(e, model))
     return jsonify(
         {
             "success": True,
-            "prediction": reading.text,
-            "confidence": reading.confidence,
-            "accepted": reading.accepted,
-            "character_confidences": reading.character_confidences,
-            "model": s.config.captcha_model,
+            **fields(reading),
+            "model": model,
             "version": reading.version,
             "transport": reading.transport,
             "latency_ms": round(reading.seconds * 1000, 2),
         }
+    )
+
+
+@api.post("/predict")
+def predict():
+    """The book's API: the captcha's text, its confidence and whether the model accepts its own answer."""
+    s = services()
+    return _answer(
+        s.read_captcha,
+        s.config.captcha_model,
+        lambda r: {
+            "prediction": r.text,
+            "confidence": r.confidence,
+            "accepted": r.accepted,
+            "character_confidences": r.character_confidences,
+        },
     )
 
 
@@ -68,24 +81,4 @@ def predict():
 def mnist():
     """The digits page's live reading: JSON {"image": base64 or a data: URL} or multipart `image`."""
     s = services()
-    try:
-        image = _image_from_request()
-        check_image(image, s.config.max_image_bytes)
-        reading = s.read_digit(image)
-    except RequestEntityTooLarge:
-        return failure(400, f"request too large: images are limited to {s.config.max_image_bytes // 1048576} MiB")
-    except BadImage as e:
-        return failure(400, str(e))
-    except ModelServerError as e:
-        return failure(*explain(e, s.config.mnist_model))
-    return jsonify(
-        {
-            "success": True,
-            "digit": reading.digit,
-            "probabilities": reading.probabilities,
-            "model": s.config.mnist_model,
-            "version": reading.version,
-            "transport": reading.transport,
-            "latency_ms": round(reading.seconds * 1000, 2),
-        }
-    )
+    return _answer(s.read_digit, s.config.mnist_model, lambda r: {"digit": r.digit, "probabilities": r.probabilities})

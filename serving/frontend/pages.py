@@ -23,30 +23,52 @@ def captcha_page():
     return render_template("captcha.html", result=None, error=None)
 
 
-@pages.post("/")
-def captcha_read():
+def _read_upload(template: str, read, model: str, make_image=None):
+    """A form's image (uploaded, or made by `make_image` -> (truth, bytes)) read by `read` (a Services
+    method): (image, format, truth, reading), or the page with the error and its status."""
     s = services()
-    truth, status = None, 200
+    truth = None
     try:
-        if request.form.get("action") == "generate":
-            truth, image = random_captcha(s.config.captcha_charset, s.config.captcha_length)
+        if make_image is not None:
+            truth, image = make_image()
             fmt = "PNG"
         else:
             upload = request.files.get("image")
             image = upload.read() if upload else b""
             fmt = check_image(image, s.config.max_image_bytes)
-        reading = s.read_captcha(image)
+        return (image, fmt, truth, read(image)), None
     except RequestEntityTooLarge:
-        return render_template(
-            "captcha.html",
-            result=None,
-            error=f"The upload is too large: the limit is {s.config.max_image_bytes // 1048576} MiB.",
-        ), 400
+        limit = s.config.max_image_bytes // 1048576
+        return None, (
+            render_template(template, result=None, error=f"The upload is too large: the limit is {limit} MiB."),
+            400,
+        )
     except BadImage as e:
-        return render_template("captcha.html", result=None, error=str(e)), 400
+        return None, (render_template(template, result=None, error=str(e)), 400)
     except ModelServerError as e:
-        status, message = explain(e, s.config.captcha_model)
-        return render_template("captcha.html", result=None, error=message), status
+        status, message = explain(e, model)
+        return None, (render_template(template, result=None, error=message), status)
+
+
+def _served(reading, model: str) -> dict:
+    return {
+        "model": model,
+        "version": reading.version,
+        "transport": reading.transport,
+        "latency_ms": reading.seconds * 1000,
+    }
+
+
+@pages.post("/")
+def captcha_read():
+    s = services()
+    generate = None
+    if request.form.get("action") == "generate":
+        generate = lambda: random_captcha(s.config.captcha_charset, s.config.captcha_length)  # noqa: E731
+    done, failed = _read_upload("captcha.html", s.read_captcha, s.config.captcha_model, generate)
+    if failed:
+        return failed
+    image, fmt, truth, reading = done
     result = {
         "image": data_url(image, fmt),
         "truth": truth,
@@ -54,12 +76,9 @@ def captcha_read():
         "confidence": reading.confidence,
         "unsure": reading.accepted is False,
         "characters": list(zip(reading.text, reading.character_confidences)),
-        "model": s.config.captcha_model,
-        "version": reading.version,
-        "transport": reading.transport,
-        "latency_ms": reading.seconds * 1000,
+        **_served(reading, s.config.captcha_model),
     }
-    return render_template("captcha.html", result=result, error=None), status
+    return render_template("captcha.html", result=result, error=None)
 
 
 # --- house prices ----------------------------------------------------------------------------------
@@ -127,30 +146,15 @@ def mnist_page():
 def mnist_read():
     """The page without JavaScript: an uploaded image of a digit, read and shown with its probabilities."""
     s = services()
-    try:
-        upload = request.files.get("image")
-        image = upload.read() if upload else b""
-        fmt = check_image(image, s.config.max_image_bytes)
-        reading = s.read_digit(image)
-    except RequestEntityTooLarge:
-        return render_template(
-            "mnist.html",
-            result=None,
-            error=f"The upload is too large: the limit is {s.config.max_image_bytes // 1048576} MiB.",
-        ), 400
-    except BadImage as e:
-        return render_template("mnist.html", result=None, error=str(e)), 400
-    except ModelServerError as e:
-        status, message = explain(e, s.config.mnist_model)
-        return render_template("mnist.html", result=None, error=message), status
+    done, failed = _read_upload("mnist.html", s.read_digit, s.config.mnist_model)
+    if failed:
+        return failed
+    image, fmt, _, reading = done
     result = {
         "image": data_url(image, fmt),
         "digit": reading.digit,
         "probabilities": list(enumerate(reading.probabilities)),
-        "model": s.config.mnist_model,
-        "version": reading.version,
-        "transport": reading.transport,
-        "latency_ms": reading.seconds * 1000,
+        **_served(reading, s.config.mnist_model),
     }
     return render_template("mnist.html", result=result, error=None)
 

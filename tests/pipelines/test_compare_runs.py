@@ -3,7 +3,6 @@ parameters that differ, the metrics side by side and the curves overlaid."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -11,6 +10,7 @@ import sys
 
 import pytest
 
+from tests.browser import needs_chromium, screenshot, start_chrome
 from tests.conftest import ROOT
 
 
@@ -61,15 +61,10 @@ def test_compare_runs_says_which_runs_exist(two_runs):
     assert done.returncode == 2 and "has no run '999'" in done.stderr and two_runs["ids"][1] in done.stderr
 
 
-@pytest.mark.skipif(
-    not (shutil.which("chromium") and shutil.which("chromedriver")),
-    reason="needs Debian's chromium and chromium-driver (.ci/run installs them)",
-)
+@needs_chromium
 def test_a_browser_ticks_two_runs_and_compares_them(two_runs):
     import threading
 
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from werkzeug.serving import make_server
 
@@ -78,17 +73,7 @@ def test_a_browser_ticks_two_runs_and_compares_them(two_runs):
 
     server = make_server("127.0.0.1", 0, create_app(FrontendConfig(runs_dir=two_runs["out"])), threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1100,1200",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    driver = start_chrome("1100,1200")
     try:
         driver.get(f"http://127.0.0.1:{server.server_port}/runs")
         for run_id in two_runs["ids"]:
@@ -104,9 +89,7 @@ def test_a_browser_ticks_two_runs_and_compares_them(two_runs):
         )
         curves = driver.find_element(By.CSS_SELECTOR, "figure.chart img")
         assert driver.execute_script("return arguments[0].naturalWidth", curves) > 100
-        reports = os.path.join(ROOT, "reports")
-        os.makedirs(reports, exist_ok=True)
-        assert driver.save_screenshot(os.path.join(reports, "browser_compare_page.png"))
+        screenshot(driver, "browser_compare_page.png")
     finally:
         driver.quit()
         server.shutdown()

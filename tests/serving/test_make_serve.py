@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,11 +13,8 @@ import pytest
 import requests
 
 from serving.model_server.process import ROOT, free_port, wait_for
+from tests.browser import needs_chromium, screenshot, start_chrome
 from tests.pipelines.test_captcha_pipeline import png
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-REPORTS = os.path.join(ROOT, "reports")
 
 
 def _start_serve(captcha_quick_run, workdir) -> dict:
@@ -95,29 +91,15 @@ def test_make_serve_answers_the_book_api_over_http(served):
     assert status["model_version_status"][0]["state"] == "AVAILABLE"
 
 
-@pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver (.ci/run installs them)"
-)
+@needs_chromium
 def test_browser_uploads_a_captcha_and_reads_the_prediction(served, tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     image = tmp_path / "captcha.png"
     image.write_bytes(png("4821"))
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1000,900",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = start_chrome("1000,900")
     try:
         driver.get(served["url"] + "/")
         driver.find_element(By.ID, "image").send_keys(str(image))
@@ -128,8 +110,7 @@ def test_browser_uploads_a_captcha_and_reads_the_prediction(served, tmp_path):
         assert re.fullmatch(r"[0-9]{4}", prediction.text)
         assert driver.find_element(By.ID, "transport").text == "rest"
         assert driver.find_element(By.ID, "captcha-image").get_attribute("src").startswith("data:image/png;base64,")
-        os.makedirs(REPORTS, exist_ok=True)
-        assert driver.save_screenshot(os.path.join(REPORTS, "browser_captcha_page.png"))
+        screenshot(driver, "browser_captcha_page.png")
     finally:
         driver.quit()
 

@@ -13,8 +13,9 @@ import pytest
 import requests
 from PIL import Image
 
+from tests.browser import needs_chromium, screenshot, start_chrome
 from tests.pipelines.mnist_data import digits
-from tests.serving.test_make_serve import CHROMEDRIVER, CHROMIUM, REPORTS, _start_serve, _stop
+from tests.serving.test_make_serve import _start_serve, _stop
 
 
 @pytest.fixture(scope="module")
@@ -89,27 +90,13 @@ def test_the_page_works_without_javascript(served_mnist):
     assert bad.status_code == 400 and "not an image" in bad.text
 
 
-@pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver (.ci/run installs them)"
-)
+@needs_chromium
 def test_a_browser_draws_a_digit_and_reads_it_back(served_mnist):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1000,1100",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = start_chrome("1000,1100")
     try:
         driver.get(served_mnist["url"] + "/mnist")
         canvas = driver.find_element(By.ID, "canvas")
@@ -143,8 +130,7 @@ def test_a_browser_draws_a_digit_and_reads_it_back(served_mnist):
         bars = [float(driver.find_element(By.ID, f"bar-{d}").get_attribute("value")) for d in range(10)]
         np.testing.assert_allclose(bars, expected["probabilities"], atol=1e-3)
         assert driver.find_element(By.ID, "live-error").get_attribute("hidden") is not None
-        os.makedirs(REPORTS, exist_ok=True)
-        assert driver.save_screenshot(os.path.join(REPORTS, "browser_mnist_page.png"))
+        screenshot(driver, "browser_mnist_page.png")
         driver.find_element(By.ID, "clear").click()
         assert driver.find_element(By.ID, "live-digit").text == "-"
     finally:
@@ -175,27 +161,13 @@ def test_the_run_page_shows_metrics_charts_and_the_misread_examples(served_mnist
     assert len(os.listdir(os.path.join(evaluation_dir, "misread"))) == len(misread) + 1  # the images and misread.json
 
 
-@pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver (.ci/run installs them)"
-)
+@needs_chromium
 def test_a_browser_sees_the_misread_gallery_of_a_run(served_mnist, mnist_quick_run):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
     _, misread = _known_misreads(mnist_quick_run)
     assert misread  # the quick run's data has mislabelled test examples
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1100,1400",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = start_chrome("1100,1400")
     try:
         driver.get(served_mnist["url"] + "/runs")
         driver.find_element(By.CSS_SELECTOR, "#pipeline-mnist h3 a").click()
@@ -210,18 +182,17 @@ def test_a_browser_sees_the_misread_gallery_of_a_run(served_mnist, mnist_quick_r
         assert answers == [m["answer"] for m in misread]
         charts = driver.find_elements(By.CSS_SELECTOR, "figure.chart img")
         assert charts and all(driver.execute_script("return arguments[0].naturalWidth", c) > 100 for c in charts)
-        os.makedirs(REPORTS, exist_ok=True)
-        assert driver.save_screenshot(os.path.join(REPORTS, "browser_run_page.png"))
+        screenshot(driver, "browser_run_page.png")
         # The statistics page the run links: every split on one chart per feature, drawn offline.
         driver.find_element(By.LINK_TEXT, "Data statistics (TFDV)").click()
         figures = driver.find_elements(By.CSS_SELECTOR, "#splits figure img")
         assert figures and all(driver.execute_script("return arguments[0].naturalWidth", f) > 100 for f in figures)
-        assert driver.save_screenshot(os.path.join(REPORTS, "browser_statistics_page.png"))
+        screenshot(driver, "browser_statistics_page.png")
         # The models page: the version history with the run that pushed it.
         driver.get(served_mnist["url"] + "/models")
         served = driver.find_elements(By.CSS_SELECTOR, "#history-mnist tr.served a")
         assert served and served[0].text.startswith("mnist.")
-        assert driver.save_screenshot(os.path.join(REPORTS, "browser_models_page.png"))
+        screenshot(driver, "browser_models_page.png")
     finally:
         driver.quit()
 
