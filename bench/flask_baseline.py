@@ -12,10 +12,10 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tf_keras as keras  # noqa: E402
-from flask import Flask, jsonify, request  # noqa: E402
+import numpy as np  # noqa: E402 - after TF_CPP_MIN_LOG_LEVEL is set
+import tensorflow as tf  # noqa: E402 - after TF_CPP_MIN_LOG_LEVEL is set
+import tf_keras as keras  # noqa: E402 - after TF_CPP_MIN_LOG_LEVEL is set
+from flask import Flask, jsonify, request  # noqa: E402 - after TF_CPP_MIN_LOG_LEVEL is set
 
 
 def keras_model(saved_model_dir: str) -> keras.Model:

@@ -32,11 +32,11 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
+import numpy as np  # noqa: E402 - after TF_CPP_MIN_LOG_LEVEL is set
 
-from bench.common import print_table, record  # noqa: E402
-from bench.serving_bench import captcha_model, grpc_body, grpc_load, h2load_grpc, in_process, latest_version_dir, wrk  # noqa: E402
-from serving.model_server.process import ROOT, ServerProcess, wait_for  # noqa: E402
+from bench.common import print_table, record  # noqa: E402 - after TF_CPP_MIN_LOG_LEVEL is set
+from bench.serving_bench import captcha_model, grpc_body, grpc_load, h2load_grpc, in_process, latest_version_dir, wrk  # noqa: E402 - after TF_CPP_MIN_LOG_LEVEL is set
+from serving.model_server.process import ROOT, ServerProcess, wait_for  # noqa: E402 - after TF_CPP_MIN_LOG_LEVEL is set
 
 DEPLOY = os.path.join(ROOT, "serving", "deploy")
 

@@ -33,7 +33,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
+import numpy as np  # noqa: E402 - after TF_CPP_MIN_LOG_LEVEL is set
 
 from bench.common import OUT_DIR, print_table, record
 from serving.model_server.process import ROOT, ServerProcess, free_port, wait_for

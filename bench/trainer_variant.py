@@ -34,7 +34,7 @@ def main(argv: list[str]) -> int:
     config = apply_overrides(CaptchaTrainConfig(), overrides)  # the same parsing as `pipelines run --param`
     examples = os.path.join(args.transform_dir, "transformed_examples")
     spec = tft.TFTransformOutput(os.path.join(args.transform_dir, "transform_graph")).transformed_feature_spec()
-    split = lambda name: os.path.join(examples, f"Split-{name}", "*")  # noqa: E731
+    split = lambda name: os.path.join(examples, f"Split-{name}", "*")
     train, evaluation = (
         make_dataset(split("train"), spec, config, True),
         make_dataset(split("eval"), spec, config, False),

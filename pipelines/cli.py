@@ -387,7 +387,7 @@ def _import_quietly() -> None:
     import io
 
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        import tensorflow_data_validation  # noqa: F401
+        import tensorflow_data_validation  # noqa: F401 - imported once here, its IPython notice swallowed
 
 
 def main(argv: list[str] | None = None) -> int:

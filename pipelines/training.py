@@ -337,7 +337,7 @@ class TimeBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def _multi_worker(self) -> bool:
-        return self.model.distribute_strategy.extended._in_multi_worker_mode()  # noqa: SLF001
+        return self.model.distribute_strategy.extended._in_multi_worker_mode()  # noqa: SLF001 - TF's own test for it
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
@@ -441,7 +441,7 @@ def augment(
     Uncovered pixels become 0, the blank page."""
     batch = tf.shape(images)[0]
     height, width = tf.cast(tf.shape(images)[1], tf.float32), tf.cast(tf.shape(images)[2], tf.float32)
-    uniform = lambda limit: tf.random.uniform([batch], -limit, limit)  # noqa: E731
+    uniform = lambda limit: tf.random.uniform([batch], -limit, limit)
     angle = uniform(math.radians(max_degrees))
     scale = 1.0 + uniform(zoom)  # > 1 samples a larger area: the text looks smaller
     dy, dx = uniform(shift[0]) * height, uniform(shift[1]) * width

@@ -239,7 +239,7 @@ class GfileBeamFileSystem(FileSystem):
             try:
                 gfile.makedirs(posixpath.dirname(dst))
                 gfile.rename(src, dst, overwrite=True)
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:  # noqa: BLE001 - Beam's FileSystem contract: collect per-file errors, raise one BeamIOError
                 errors[(src, dst)] = error
         if errors:
             raise BeamIOError("rename failed", errors)
@@ -269,7 +269,7 @@ class GfileBeamFileSystem(FileSystem):
                     gfile.rmtree(path)
                 else:
                     gfile.remove(path)
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:  # noqa: BLE001 - Beam's FileSystem contract: collect per-file errors, raise one BeamIOError
                 errors[path] = error
         if errors:
             raise BeamIOError("delete failed", errors)

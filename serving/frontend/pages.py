@@ -64,7 +64,7 @@ def captcha_read():
     s = services()
     generate = None
     if request.form.get("action") == "generate":
-        generate = lambda: random_captcha(s.config.captcha_charset, s.config.captcha_length)  # noqa: E731
+        generate = lambda: random_captcha(s.config.captcha_charset, s.config.captcha_length)
     done, failed = _read_upload("captcha.html", s.read_captcha, s.config.captcha_model, generate)
     if failed:
         return failed

@@ -115,7 +115,7 @@ def test_time_budget_shrinks_to_what_the_run_has_left():
 
 
 def test_callbacks_follow_the_config(tmp_path):
-    names = lambda config: {type(c).__name__ for c in callbacks(config, str(tmp_path))}  # noqa: E731
+    names = lambda config: {type(c).__name__ for c in callbacks(config, str(tmp_path))}
     assert {"EarlyStopping", "ReduceLROnPlateau", "TensorBoard"} <= names(TrainingConfig(lr_schedule="plateau"))
     assert "EarlyStopping" not in names(TrainingConfig(early_stopping_patience=0))
     assert "TimeBudget" in names(TrainingConfig(time_budget_minutes=5))
