@@ -387,6 +387,15 @@ def callbacks(config: TrainingConfig, log_dir: str, log_every: int = 1) -> list:
     return found
 
 
+def record_training(used: list, history: dict[str, list[float]], fn_args, metrics: list[str], title: str) -> dict:
+    """After fit: why training ended (training_end.json, printed), history.json and curves.png of
+    `metrics` beside the loss, in the Trainer's model folder (`fn_args`: FnArgs). Returns the end summary."""
+    end = finish_training(used, fn_args.training_end_path)
+    write_history(history, fn_args.history_path)
+    plot_curves(history, fn_args.curves_path, metrics, title, restored_epoch=end["restored_epoch"])
+    return end
+
+
 def write_history(history: dict[str, list[float]], path: str) -> None:
     clean = {k: [float(v) for v in values] for k, values in history.items()}
     with fileio.open(path, "w") as f:

@@ -14,6 +14,7 @@ from components.base import fileio
 
 SLICES_FILE = "slices.png"
 CONFUSION_FILE = "confusion.png"
+RESIDUALS_FILE = "residuals.png"
 MISREAD_DIR = "misread"  # <index>.<png|jpg> per misread example, and misread.json
 MISREAD_FILE = "misread.json"
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -105,6 +106,30 @@ def plot_confusion(matrix: list[list[int]], labels: list[str], path: str, title:
     ax.set_ylabel("truth")
     ax.set_title(title)
     fig.colorbar(image, ax=ax, label="share of the row")
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_residuals(
+    truth: list[float], predicted: list[float], path: str, title: str, baseline: float | None = None
+) -> None:
+    """A regression's errors against the true value (predicted - truth), with the naive baseline's
+    errors (always the train split's mean) for scale when given."""
+    import numpy as np
+
+    plt = _pyplot()
+    truth_a, predicted_a = np.asarray(truth, float), np.asarray(predicted, float)
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ax.axhline(0, color="black", linewidth=1)
+    if baseline is not None:
+        ax.scatter(truth_a, baseline - truth_a, s=12, color="#BBBBBB", label="naive baseline (train mean)")
+    ax.scatter(truth_a, predicted_a - truth_a, s=14, color="#4C72B0", label="this model")
+    ax.set_xlabel("true value")
+    ax.set_ylabel("predicted - true")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)

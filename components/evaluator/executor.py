@@ -38,6 +38,15 @@ class EvaluatorExecutor(BaseExecutor):
                 os.path.join(out_dir, charts.CONFUSION_FILE),
                 f"Confusion matrix on the {split} split",
             )
+        residuals = candidate.get("residuals")
+        if residuals:
+            charts.plot_residuals(
+                residuals["truth"],
+                residuals["predicted"],
+                os.path.join(out_dir, charts.RESIDUALS_FILE),
+                f"Residuals on the {split} split",
+                residuals.get("baseline"),
+            )
         if candidate.get("misread"):
             charts.write_misread(examples, split, candidate["misread"], os.path.join(out_dir, charts.MISREAD_DIR))
 

@@ -23,11 +23,9 @@ from pipelines.training import (
     augment,
     callbacks,
     distribution_strategy,
-    finish_training,
     fit_time_budget,
     make_optimizer,
-    plot_curves,
-    write_history,
+    record_training,
 )
 
 LOSSES = ("sparse_ce", "binary_ce")
@@ -364,14 +362,12 @@ def run_fn(fn_args: FnArgs) -> None:
         compile_model(model, config, steps_per_epoch)
     used = callbacks(config, fn_args.log_dir)
     history = model.fit(train, validation_data=evaluation, epochs=config.epochs, callbacks=used, verbose=0)
-    end = finish_training(used, fn_args.training_end_path)
-    write_history(history.history, fn_args.history_path)
-    plot_curves(
+    record_training(
+        used,
         history.history,
-        fn_args.curves_path,
+        fn_args,
         ["full_string_accuracy", "character_accuracy"],
         f"{fn_args.model_name}: train vs validation",
-        restored_epoch=end["restored_epoch"],
     )
     fitted = calibrate(model, evaluation, config.accepted_precision)
     with fileio.open(os.path.join(fn_args.model_dir, CALIBRATION_FILE), "w") as f:

@@ -41,4 +41,6 @@ def evaluate(saved_model_dir: str, examples_artifact, split: str) -> dict:
             "num_examples": len(truth),
         },
         "slices": {},
+        # Drawn by the Evaluator against the price (residuals.png), the naive baseline beside them.
+        "residuals": {"truth": truth.tolist(), "predicted": predicted.tolist(), "baseline": train_mean},
     }

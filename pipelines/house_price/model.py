@@ -17,10 +17,8 @@ from pipelines.training import (
     TrainingConfig,
     callbacks,
     distribution_strategy,
-    finish_training,
     make_optimizer,
-    plot_curves,
-    write_history,
+    record_training,
 )
 
 MODELS = ("linear", "dnn")
@@ -154,15 +152,7 @@ def train(fn_args: FnArgs) -> keras.Model:
         callbacks=(used := callbacks(config, fn_args.log_dir, log_every=max(1, config.epochs // 10))),
         verbose=0,
     )
-    end = finish_training(used, fn_args.training_end_path)
-    write_history(history.history, fn_args.history_path)
-    plot_curves(
-        history.history,
-        fn_args.curves_path,
-        ["rmse"],
-        f"{fn_args.model_name}: train vs validation",
-        restored_epoch=end["restored_epoch"],
-    )
+    record_training(used, history.history, fn_args, ["rmse"], f"{fn_args.model_name}: train vs validation")
     return with_price_scale(model, mean, std)
 
 

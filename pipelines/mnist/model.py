@@ -27,10 +27,8 @@ from pipelines.training import (
     augment,
     callbacks,
     distribution_strategy,
-    finish_training,
     make_optimizer,
-    plot_curves,
-    write_history,
+    record_training,
 )
 
 MODELS = ("softmax", "cnn")
@@ -211,13 +209,7 @@ def run_fn(fn_args: FnArgs) -> None:
         callbacks=used,
         verbose=0,
     )
-    end = finish_training(used, fn_args.training_end_path)
-    write_history(history.history, fn_args.history_path)
-    plot_curves(
-        history.history,
-        fn_args.curves_path,
-        ["accuracy"],
-        f"{fn_args.model_name} ({config.model}): train vs validation",
-        restored_epoch=end["restored_epoch"],
+    record_training(
+        used, history.history, fn_args, ["accuracy"], f"{fn_args.model_name} ({config.model}): train vs validation"
     )
     export(model, fn_args.transform_graph_dir, fn_args.serving_model_dir)

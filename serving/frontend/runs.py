@@ -227,6 +227,7 @@ def _read_json(path: str):
 EVALUATION_CHARTS = (
     ("slices.png", "Accuracy per slice"),
     ("confusion.png", "Confusion matrix"),
+    ("residuals.png", "Residuals against the true value"),
     ("reliability.png", "Confidence calibration"),
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
 import subprocess
 import sys
@@ -77,6 +78,15 @@ def test_summary_reports_rmse_against_the_naive_baseline(house_run):
     stdout = house_run["result"].stdout
     assert "baseline_rmse" in stdout and "rmse" in stdout
     assert "pushed:      version 1" in stdout
+
+
+def test_the_evaluator_draws_the_residuals_against_the_price(house_run):
+    [evaluation] = glob.glob(os.path.join(house_run["out"], "house_price", "Evaluator", "*", "evaluation"))
+    with open(os.path.join(evaluation, "metrics.json")) as f:
+        residuals = json.load(f)["candidate"]["residuals"]
+    assert len(residuals["truth"]) == len(residuals["predicted"]) > 0
+    with open(os.path.join(evaluation, "residuals.png"), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_compare_overlays_variants_of_a_parameter(house_run):
