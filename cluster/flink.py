@@ -162,7 +162,7 @@ def flink_conf(config: ClusterConfig) -> str:
                 # the restart strategy or the job's failure takes over.
                 "cluster.uncaught-exception-handling": "FAIL",
                 "heartbeat.timeout": 20000,
-                "heartbeat.interval": 5000,
+                "heartbeat.interval": HEARTBEAT_INTERVAL_MS,
                 "slot.request.timeout": 60000,
             }.items()
         )
@@ -223,6 +223,25 @@ def rest_get_url(base_url: str, path: str, timeout: float = 2.0) -> dict | None:
 
 def rest_get(config: ClusterConfig, path: str, timeout: float = 2.0) -> dict | None:
     return rest_get_url(config.web_ui, path, timeout)
+
+
+HEARTBEAT_INTERVAL_MS = 5000  # heartbeat.interval in the cluster's configuration
+
+
+def _live_taskmanagers(listing: dict | None, max_age_ms: float) -> int | None:
+    """How many TaskManagers of a /taskmanagers answer sent a heartbeat within `max_age_ms`; None when
+    the answer says nothing about heartbeats. (Flink names the field timeSinceLastHeartbeat but fills
+    it with the heartbeat's epoch milliseconds.)"""
+    if not listing or "taskmanagers" not in listing:
+        return None
+    now_ms = time.time() * 1000
+    ages = []
+    for tm in listing["taskmanagers"]:
+        value = tm.get("timeSinceLastHeartbeat")
+        if value is None:
+            return None
+        ages.append(now_ms - value if value > 1e12 else value)
+    return sum(1 for age in ages if age <= max_age_ms)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -539,6 +558,14 @@ class FlinkCluster:
             found.append(f"no Flink REST API at {config.web_ui}")
         elif overview.get("taskmanagers", 0) < config.taskmanagers:
             found.append(f"{overview.get('taskmanagers', 0)} of {config.taskmanagers} TaskManagers registered")
+        else:
+            # A TaskManager killed a moment ago still counts as registered until its heartbeat times
+            # out (heartbeat.timeout): only TaskManagers heard from lately count.
+            alive = _live_taskmanagers(rest_get(config, "/taskmanagers"), HEARTBEAT_INTERVAL_MS * 2)
+            if alive is not None and alive < config.taskmanagers:
+                found.append(
+                    f"{alive} of {config.taskmanagers} TaskManagers alive (the others missed their heartbeats)"
+                )
         if not port_open(config.host, config.job_port):
             found.append(f"no job server at {config.job_endpoint}")
         if not port_open(config.host, config.worker_pool_port):
