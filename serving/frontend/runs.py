@@ -41,32 +41,39 @@ def _parse_text_proto(text: str) -> list:
     return message(None)
 
 
-def read_base_paths(path: str) -> dict[str, str]:
-    """{model name: base path} from a ModelServerConfig text file."""
+def _model_configs(path: str) -> list[list]:
+    """The `config` entries of a ModelServerConfig text file's model_config_list, as parsed fields."""
     with open(path, encoding="utf-8") as f:
         parsed = _parse_text_proto(f.read())
+    return [
+        entry
+        for key, model_list in parsed
+        if key == "model_config_list"
+        for entry_key, entry in model_list
+        if entry_key == "config"
+    ]
+
+
+def _scalars(entry: list) -> dict:
+    return {k: v for k, v in entry if not isinstance(v, list)}
+
+
+def read_base_paths(path: str) -> dict[str, str]:
+    """{model name: base path} from a ModelServerConfig text file."""
     found = {}
-    for key, model_list in parsed:
-        for entry_key, entry in model_list if key == "model_config_list" else []:
-            fields = dict((k, v) for k, v in entry if not isinstance(v, list)) if entry_key == "config" else {}
-            if "name" in fields and "base_path" in fields:
-                found[fields["name"]] = fields["base_path"]
+    for entry in _model_configs(path):
+        fields = _scalars(entry)
+        if "name" in fields and "base_path" in fields:
+            found[fields["name"]] = fields["base_path"]
     return found
 
 
 def read_models_config(path: str) -> dict[str, dict[str, int]]:
     """{model name: {label: version}} from a ModelServerConfig text file."""
-    with open(path, encoding="utf-8") as f:
-        parsed = _parse_text_proto(f.read())
-    found = {}
-    for key, model_list in parsed:
-        for entry_key, entry in model_list if key == "model_config_list" else []:
-            if entry_key != "config":
-                continue
-            fields = dict((k, v) for k, v in entry if not isinstance(v, list))
-            labels = {dict(v)["key"]: int(dict(v)["value"]) for k, v in entry if k == "version_labels"}
-            found[fields["name"]] = labels
-    return found
+    return {
+        _scalars(entry)["name"]: {dict(v)["key"]: int(dict(v)["value"]) for k, v in entry if k == "version_labels"}
+        for entry in _model_configs(path)
+    }
 
 
 def configured_models(config: FrontendConfig) -> dict[str, dict[str, int]]:
