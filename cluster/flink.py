@@ -477,7 +477,9 @@ class FlinkCluster:
                         name,
                         "org.apache.flink.runtime.taskexecutor.TaskManagerRunner",
                         jvm,
-                        [*props, "-D", f"taskmanager.resource-id={name}"],
+                        # A new id each start: the JobManager still holds a killed TaskManager's registration
+                        # until its heartbeat times out, and that timeout must not unregister the replacement.
+                        [*props, "-D", f"taskmanager.resource-id={name}-{int(time.time())}"],
                     ),
                     marker,
                 )

@@ -24,10 +24,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLINK = "flink"
 DEFAULT_REMOTE_WORKER_POOL = "localhost:50000"
+READY_GRACE_S = 60.0  # how long a started local cluster may take to (re)register its TaskManagers
 
 
 class EngineUnavailable(RuntimeError):
@@ -76,6 +78,14 @@ def flink_args(flink_master: str | None, extra: list[str], state_dir: str | None
     local = FlinkCluster(state_dir or DEFAULT_STATE_DIR, out=out)
     if flink_master is None:
         problems = local.problems()
+        if problems and local.processes() and all(local.running(name) for name in local.processes()):
+            # Our cluster's processes all run but it is not ready: a TaskManager restarted a moment ago
+            # is still registering. Wait a little rather than refuse.
+            print(f"Flink: waiting for the cluster ({'; '.join(problems)})", file=out, flush=True)
+            deadline = time.monotonic() + READY_GRACE_S
+            while problems and time.monotonic() < deadline:
+                time.sleep(1.0)
+                problems = local.problems()
         if problems:
             raise EngineUnavailable(
                 f"no Flink cluster ready at {local.config.web_ui} ({'; '.join(problems)}): run `make flink-up` first, "

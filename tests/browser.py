@@ -39,3 +39,20 @@ def screenshot(driver, name: str) -> str:
     path = os.path.join(REPORTS, name)
     assert driver.save_screenshot(path)
     return path
+
+
+def click_through(driver, element, selector: str, timeout: float = 30.0):
+    """Click a link or submit button and wait for the next page: the old page gone and `selector` (CSS)
+    on the new one, its images loaded. A click returns before the navigation it starts has finished, so reading the page
+    straight after it can still see the old one."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old_page = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    wait = WebDriverWait(driver, timeout)
+    wait.until(expected_conditions.staleness_of(old_page))
+    found = wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, selector)))
+    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")  # images loaded too
+    return found

@@ -203,6 +203,7 @@ def test_a_taskmanager_killed_mid_job_is_recovered_and_up_restarts_it(flink_clus
         pytest.fail("the job never started running")
     time.sleep(3)
     victim = flink_cluster.processes()["taskmanager-2"]["pid"]
+    before_kill = {tm["id"] for tm in rest_get(flink_cluster.config, "/taskmanagers")["taskmanagers"]}
     os.killpg(victim, signal.SIGKILL)
     thread.join(timeout=600)
     assert not thread.is_alive()
@@ -221,8 +222,18 @@ def test_a_taskmanager_killed_mid_job_is_recovered_and_up_restarts_it(flink_clus
     restarted = FlinkCluster(flink_cluster.state_dir)
     assert not restarted.running("taskmanager-2")
     restarted.up(timeout=120)
-    assert restarted.running("taskmanager-2") and not restarted.problems()
     flink_cluster.state = restarted.state  # the session fixture stops the new TaskManager too
+    assert restarted.running("taskmanager-2") and not restarted.problems()
+    # The replacement registers under a new id, so when the JobManager finally drops the killed one (its
+    # heartbeat timeout) the replacement stays: the cluster is still ready once the old id is gone.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ids = {tm["id"] for tm in (rest_get(flink_cluster.config, "/taskmanagers") or {}).get("taskmanagers", [])}
+        if len(ids & before_kill) == 1:
+            break
+        time.sleep(1)
+    assert len(ids - before_kill) == 1 and len(ids & before_kill) == 1, (before_kill, ids)
+    assert not restarted.problems()
 
 
 def test_no_cluster_means_one_clear_line_and_nothing_recorded(tmp_path):
