@@ -25,10 +25,12 @@ def data_stages(
     stop_on_anomalies: bool,
     preprocessing_fn: str,
     preprocessing_params: dict | None = None,
+    image_features: tuple[str, ...] = (),
 ) -> list[BaseComponent]:
-    """StatisticsGen -> SchemaGen -> ExampleValidator, and Transform."""
+    """StatisticsGen -> SchemaGen -> ExampleValidator, and Transform. `image_features` name the bytes
+    features that hold encoded images (their sizes and intensity join the statistics)."""
     examples = example_gen.outputs["examples"]
-    statistics_gen = StatisticsGen(examples=examples)
+    statistics_gen = StatisticsGen(examples=examples, image_features=",".join(image_features))
     schema_gen = SchemaGen(statistics=statistics_gen.outputs["statistics"], schema_path=schema_path)
     example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"],

@@ -18,6 +18,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 from components.base.beam import CountProgress, make_pipeline, run_pipeline
 from components.example_gen import csv_source
 from components.example_validator.anomalies_io import anomaly_rows, format_rows, write_anomalies
+from components.example_validator.drift_chart import DRIFT_CHART, draw_drift
 from components.schema_gen.schema_io import load_schema
 from components.statistics_gen.stats_html import statistics_html
 from components.statistics_gen.stats_io import HTML_FILE, STATS_FILE
@@ -196,8 +197,11 @@ def validate(
     result = tfdv.validate_statistics(stats, schema, environment=environment, previous_statistics=baseline)
     rows = anomaly_rows(result, stats)
     write_anomalies(report_dir, result, rows)
+    drift = ""
+    if draw_drift({os.path.basename(data): result}, os.path.join(report_dir, DRIFT_CHART), baseline_stats or ""):
+        drift = DRIFT_CHART
     with open(os.path.join(report_dir, HTML_FILE), "w", encoding="utf-8") as f:
-        f.write(statistics_html({os.path.basename(data): stats}, f"statistics of {data}"))
+        f.write(statistics_html({os.path.basename(data): stats}, f"statistics of {data}", drift_chart=drift))
     elapsed = time.monotonic() - started
     if rows:
         print(format_rows(rows, f"{len(rows)} anomal{'y' if len(rows) == 1 else 'ies'} found:"), file=out)

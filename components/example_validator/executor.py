@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import os
+
 import tensorflow_data_validation as tfdv
 
 from components.base import BaseExecutor
 from components.example_validator.anomalies_io import anomaly_rows, write_anomalies
+from components.example_validator.drift_chart import DRIFT_CHART, draw_drift
 from components.schema_gen.schema_io import load_schema
 from components.statistics_gen.stats_io import load_split_statistics
 
@@ -12,7 +15,8 @@ class ExampleValidatorExecutor(BaseExecutor):
     """Checks every split's statistics against the schema (TFDV) and measures drift from `baseline_split`.
 
     Inputs: `statistics` (ExampleStatistics per split), `schema`. Output: `anomalies` (anomalies.json
-    and SchemaDiff.pbtxt per split; property `num_anomalies`). Parameters: `stop_on_anomalies` (the
+    and SchemaDiff.pbtxt per split, drift.png when the schema configures drift or skew comparators;
+    property `num_anomalies`). Parameters: `stop_on_anomalies` (the
     component's gate stops the run with one message), `environment` (the schema environment, e.g.
     TRAINING), `baseline_split`."""
 
@@ -29,6 +33,7 @@ class ExampleValidatorExecutor(BaseExecutor):
         if environment and environment not in schema.default_environment:
             environment = None  # e.g. an inferred schema: it has no environments, every feature applies
         total = 0
+        results = {}
         for split in statistics.split_names:
             stats = load_split_statistics(statistics, split)
             result = tfdv.validate_statistics(
@@ -37,8 +42,10 @@ class ExampleValidatorExecutor(BaseExecutor):
                 environment=environment,
                 previous_statistics=baseline if split != baseline_split else None,
             )
+            results[split] = result
             rows = anomaly_rows(result, stats)
             total += len(rows)
             write_anomalies(anomalies.split_uri(split), result, rows)
+        draw_drift(results, os.path.join(anomalies.uri, DRIFT_CHART), baseline_split)
         anomalies.split_names = statistics.split_names
         anomalies.set("num_anomalies", total)

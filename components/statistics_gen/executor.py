@@ -9,6 +9,7 @@ from tensorflow_metadata.proto.v0 import statistics_pb2
 from tfx_bsl.public import tfxio
 
 from components.base import BaseBeamExecutor, fileio
+from components.statistics_gen.image_stats import ImageStatsGenerator
 from components.statistics_gen.stats_html import statistics_html
 from components.statistics_gen.stats_io import HTML_FILE, STATS_FILE, load_split_statistics
 
@@ -48,12 +49,17 @@ class StatisticsGenExecutor(BaseBeamExecutor):
     """TFDV statistics of every split, computed inside one Beam pipeline, and an HTML view of them.
 
     Input: `examples`. Output: `statistics` (FeatureStats.pb per split, statistics.html).
-    Parameter: `num_top_values` (per categorical feature)."""
+    Parameters: `num_top_values` (per categorical feature), `image_features` (comma-separated bytes
+    features holding encoded images; they also get width, height and mean-intensity histograms)."""
 
     def Do(self, input_dict, output_dict, exec_properties):
         [examples] = input_dict["examples"]
         [statistics] = output_dict["statistics"]
-        options = tfdv.StatsOptions(num_top_values=exec_properties["num_top_values"])
+        images = [f.strip() for f in exec_properties["image_features"].split(",") if f.strip()]
+        options = tfdv.StatsOptions(
+            num_top_values=exec_properties["num_top_values"],
+            generators=[ImageStatsGenerator(images)] if images else None,
+        )
         splits = examples.split_names
         pipeline = self._make_beam_pipeline()
         submitted = False

@@ -10,6 +10,15 @@ import html
 
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
+from components.statistics_gen.image_stats import (
+    ENCODED,
+    HEIGHT,
+    INTENSITY,
+    WIDTH,
+    image_histograms,
+    undecodable,
+)
+
 BINARY_VALUE = "__BYTES_VALUE__"  # what TFDV reports as a top value of bytes it cannot show
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}
@@ -55,6 +64,23 @@ def _missing(common, total: float) -> str:
     return f"<td{cls}>{_fmt(missing)} ({share:.1%})</td>"
 
 
+def _image_summary(feature) -> str:
+    """'; 28x28 .. 40x60 pixels, mean intensity 33' for an image feature; '' for others."""
+    hists = image_histograms(feature)
+    if not hists:
+        return ""
+
+    def span(key: str) -> str:
+        buckets = [b for b in hists[key].buckets if b.sample_count]
+        return f"{_fmt(buckets[0].low_value)}..{_fmt(buckets[-1].high_value)}" if buckets else "?"
+
+    total = sum(b.sample_count for b in hists[INTENSITY].buckets)
+    mean = sum((b.low_value + b.high_value) / 2 * b.sample_count for b in hists[INTENSITY].buckets) / (total or 1)
+    bad = undecodable(feature)
+    warn = f"; <span class='warn'>{_fmt(bad)} not decodable as images</span>" if bad else ""
+    return f"; width {span(WIDTH)}, height {span(HEIGHT)} pixels; mean intensity about {mean:.0f}{warn}"
+
+
 def _dataset_tables(dataset) -> str:
     total = float(dataset.num_examples)
     numeric_rows, string_rows = [], []
@@ -75,6 +101,7 @@ def _dataset_tables(dataset) -> str:
                 top = ", ".join(f"{_printable(v.value)} ({_fmt(v.frequency)})" for v in s.top_values[:5])
                 if any(v.value == BINARY_VALUE for v in s.top_values):  # TFDV's stand-in for undecodable bytes
                     top = f"binary values (images): {_fmt(s.avg_length)} bytes on average"
+                top += _image_summary(feature)
                 unique, avg_len, common = s.unique, s.avg_length, s.common_stats
             else:
                 s = feature.bytes_stats
@@ -120,6 +147,68 @@ def _figure_html(fig, alt: str) -> str:
     return f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(alt)}"></figure>'
 
 
+_IMAGE_PANELS = (
+    (WIDTH, "width (pixels)"),
+    (HEIGHT, "height (pixels)"),
+    (INTENSITY, "mean intensity (0 black, 255 white)"),
+    (ENCODED, "encoded size (bytes)"),
+)
+
+
+def _share_bars(ax, hist, label: str, offset: float, width: float) -> None:
+    """One split's histogram as bars of its share per bucket; single-value buckets (every size seen
+    once) side by side, ranges as steps."""
+    total = sum(b.sample_count for b in hist.buckets)
+    if not total:
+        return
+    if all(b.low_value == b.high_value for b in hist.buckets):
+        ax.bar(
+            [i + offset for i in range(len(hist.buckets))],
+            [b.sample_count / total for b in hist.buckets],
+            width=width,
+            label=label,
+        )
+        ax.set_xticks(range(len(hist.buckets)), [_fmt(b.low_value) for b in hist.buckets], fontsize=7)
+    else:
+        edges = [b.low_value for b in hist.buckets] + [hist.buckets[-1].high_value]
+        ax.stairs([b.sample_count / total for b in hist.buckets], edges, label=label, linewidth=1.5)
+
+
+def _image_figure(plt, name: str, per_split) -> str:
+    """An image feature: width, height, mean intensity and encoded size, every split on each."""
+    fig, axes = plt.subplots(1, 4, figsize=(13, 2.6))
+    hists = {split: image_histograms(f) for split, f in per_split.items()}
+    for ax, (key, title) in zip(axes, _IMAGE_PANELS):
+        splits = [s for s in hists if key in hists[s]]
+        # Exact sizes drawn as bars side by side need one shared set of buckets; splits that saw
+        # different sizes are drawn as steps over the union instead.
+        same = len({tuple((b.low_value, b.high_value) for b in hists[s][key].buckets) for s in splits}) == 1
+        width = 0.8 / max(1, len(splits))
+        for i, split in enumerate(splits):
+            hist = hists[split][key]
+            if not same and all(b.low_value == b.high_value for b in hist.buckets):
+                total = sum(b.sample_count for b in hist.buckets) or 1
+                ax.plot(
+                    [b.low_value for b in hist.buckets],
+                    [b.sample_count / total for b in hist.buckets],
+                    marker="o",
+                    linestyle="",
+                    label=split,
+                )
+            else:
+                _share_bars(ax, hist, split, i * width - 0.4 + width / 2, width)
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("share of the split")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{name}: images in every split", fontsize=10)
+    fig.tight_layout()
+    try:
+        return _figure_html(fig, f"{name}: image width, height, intensity and size per split")
+    finally:
+        plt.close(fig)
+
+
 def split_charts(by_split: dict[str, statistics_pb2.DatasetFeatureStatisticsList]) -> str:
     """One chart per feature with every split on it: numeric features as histograms (share of the
     split per bucket, so splits of any size compare), categorical ones as the share of their most
@@ -131,6 +220,9 @@ def split_charts(by_split: dict[str, statistics_pb2.DatasetFeatureStatisticsList
 
     figures = []
     for name, per_split in _feature_stats(by_split).items():
+        if any(image_histograms(f) for f in per_split.values()):
+            figures.append(_image_figure(plt, name, per_split))
+            continue
         fig, ax = plt.subplots(figsize=(6.5, 2.6))
         drawn = False
         numeric = [f for f in per_split.values() if f.HasField("num_stats")]
@@ -177,8 +269,17 @@ def split_charts(by_split: dict[str, statistics_pb2.DatasetFeatureStatisticsList
     return "<section id='splits'><h2>Splits side by side</h2>" + "".join(figures) + "</section>"
 
 
-def statistics_html(by_split: dict[str, statistics_pb2.DatasetFeatureStatisticsList], title: str) -> str:
+def statistics_html(
+    by_split: dict[str, statistics_pb2.DatasetFeatureStatisticsList], title: str, drift_chart: str = ""
+) -> str:
+    """The page; `drift_chart` names a picture beside it (drift_chart.py's) to show first."""
     sections = [split_charts(by_split)]
+    if drift_chart:
+        sections.insert(
+            0,
+            "<section id='drift'><h2>Drift and skew the schema checks</h2>"
+            f"<img src='{html.escape(drift_chart)}' alt='drift and skew against their thresholds'></section>",
+        )
     for split, stats_list in by_split.items():
         for dataset in stats_list.datasets:
             sections.append(

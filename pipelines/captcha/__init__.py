@@ -113,6 +113,7 @@ def create_pipeline(options: RunOptions) -> Pipeline:
             "image_height": config.image_height,
             "image_width": config.image_width,
         },
+        image_features=("image",),
     )
     model = ModelSpec(
         name=config.model_name,

@@ -104,6 +104,7 @@ def create_pipeline(options: RunOptions) -> Pipeline:
         config.stop_on_anomalies,
         "pipelines.mnist.preprocessing:make_preprocessing_fn",
         {"max_image_pixels": config.max_image_pixels},
+        image_features=("image",),
     )
     spec = ModelSpec(
         name=config.model_name,

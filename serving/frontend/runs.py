@@ -230,6 +230,10 @@ def _read_json(path: str):
         return None
 
 
+# The ExampleValidator's picture (components/example_validator/drift_chart.py; not imported: the
+# frontend installs no TensorFlow Metadata).
+DRIFT_CHART = "drift.png"
+
 # The Evaluator's pictures (components/evaluator/charts.py, calibration.py), as the run page titles them.
 EVALUATION_CHARTS = (
     ("slices.png", "Accuracy per slice"),
@@ -264,6 +268,10 @@ def run_details(metadata_path: str, pipeline: str, run_id: int, runs_dir: str) -
             if artifact.type_name == "ExampleStatistics" and os.path.exists(os.path.join(uri, "statistics.html")):
                 links.append(("Data statistics (TFDV)", _relative(os.path.join(uri, "statistics.html"), runs_dir)))
             elif artifact.type_name == "ExampleAnomalies":
+                if os.path.exists(os.path.join(uri, DRIFT_CHART)):
+                    charts.append(
+                        ("Drift against the training split", _relative(os.path.join(uri, DRIFT_CHART), runs_dir))
+                    )
                 for split in sorted(os.listdir(uri)) if os.path.isdir(uri) else []:
                     found = _read_json(os.path.join(uri, split, "anomalies.json"))
                     if found is not None:

@@ -78,6 +78,7 @@ def test_a_browser_ticks_two_runs_and_compares_them(two_runs):
         driver.get(f"http://127.0.0.1:{server.server_port}/runs")
         for run_id in two_runs["ids"]:
             driver.find_element(By.ID, f"pick-mnist-{run_id}").click()
+        screenshot(driver, "browser_runs_page.png")
         click_through(driver, driver.find_element(By.ID, "compare-mnist"), "#differing tbody tr")
         rows = {
             r.find_element(By.TAG_NAME, "td").text: r.text

@@ -109,6 +109,37 @@ def test_drift_beyond_threshold_against_baseline_statistics(tmp_path, city_schem
     assert code == 1
     assert "city" in anomalies
     assert "linfty distance between current and previous is 0.8" in anomalies["city"]["description"].lower()
+    # Drawn, not only listed: the report's page shows the measured distance against the threshold.
+    from PIL import Image
+
+    for run in ("s", "d"):
+        chart = tmp_path / run / "report" / "drift.png"
+        assert Image.open(chart).size[0] > 400
+        assert "<section id='drift'>" in (tmp_path / run / "report" / "statistics.html").read_text()
+    assert not (tmp_path / "b" / "report" / "drift.png").exists()  # no baseline, nothing compared
+
+
+def test_the_drift_chart_shows_each_comparison_against_its_threshold(tmp_path):
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    from components.example_validator.drift_chart import comparisons, draw_drift
+
+    measured = {}
+    for split, value in (("eval", 0.05), ("test", 0.4)):
+        anomalies = anomalies_pb2.Anomalies()
+        info = anomalies.drift_skew_info.add()
+        info.path.step.append("label")
+        info.drift_measurements.add(type=anomalies_pb2.DriftSkewInfo.Measurement.L_INFTY, value=value, threshold=0.1)
+        measured[split] = anomalies
+    found = comparisons(measured)
+    assert [(c.split, c.over, c.measure) for c in found] == [
+        ("eval", False, "L-infinity distance"),
+        ("test", True, "L-infinity distance"),
+    ]
+    assert draw_drift(measured, str(tmp_path / "drift.png"), "train")
+    assert (tmp_path / "drift.png").read_bytes()[:4] == b"\x89PNG"
+    assert not draw_drift({"eval": anomalies_pb2.Anomalies()}, str(tmp_path / "none.png"))
+    assert not (tmp_path / "none.png").exists()
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.browser import needs_chromium, screenshot, start_chrome
+from tests.browser import click_through, needs_chromium, screenshot, start_chrome
 from tests.pipelines.mnist_data import digits
 from tests.serving.test_make_serve import _start_serve, _stop
 
@@ -153,12 +153,17 @@ def test_the_run_page_shows_metrics_charts_and_the_misread_examples(served_mnist
     run_link = re.search(r'href="(/runs/mnist/\d+)"', runs).group(1)
     html = requests.get(served_mnist["url"] + run_link, timeout=30).text
     assert 'id="comparison"' in html and "<td>accuracy</td>" in html
-    for chart in ("slices.png", "confusion.png"):
+    for chart in ("slices.png", "confusion.png", "drift.png"):  # drift: the schema compares label shares
         link = re.search(rf'src="(/artifacts/[^"]+{chart})"', html).group(1)
         assert requests.get(served_mnist["url"] + link, timeout=30).content[:8] == b"\x89PNG\r\n\x1a\n"
     shown = re.findall(r'<span class="truth">(\d)</span> &rarr; <span class="answer">(\d)</span>', html)
     assert shown == [(m["truth"], m["answer"]) for m in misread]
     assert len(os.listdir(os.path.join(evaluation_dir, "misread"))) == len(misread) + 1  # the images and misread.json
+    # The statistics page: the image feature's sizes and intensity, every split on one chart.
+    statistics = re.search(r'href="(/artifacts/[^"]+statistics\.html)"', html).group(1)
+    page = requests.get(served_mnist["url"] + statistics, timeout=30).text
+    assert 'alt="image: image width, height, intensity and size per split"' in page
+    assert "width 28..28, height 28..28 pixels" in page  # the IDX ExampleGen writes 28x28 PNGs
 
 
 @needs_chromium
@@ -170,7 +175,7 @@ def test_a_browser_sees_the_misread_gallery_of_a_run(served_mnist, mnist_quick_r
     driver = start_chrome("1100,1400")
     try:
         driver.get(served_mnist["url"] + "/runs")
-        driver.find_element(By.CSS_SELECTOR, "#pipeline-mnist h3 a").click()
+        click_through(driver, driver.find_element(By.CSS_SELECTOR, "#pipeline-mnist h3 a"), "#gallery img")
         images = driver.find_elements(By.CSS_SELECTOR, "#gallery img")
         assert len(images) == len(misread)
         # Every picture loaded (naturalWidth 0 means a broken image) and is a 28x28 MNIST-size digit.
@@ -184,7 +189,7 @@ def test_a_browser_sees_the_misread_gallery_of_a_run(served_mnist, mnist_quick_r
         assert charts and all(driver.execute_script("return arguments[0].naturalWidth", c) > 100 for c in charts)
         screenshot(driver, "browser_run_page.png")
         # The statistics page the run links: every split on one chart per feature, drawn offline.
-        driver.find_element(By.LINK_TEXT, "Data statistics (TFDV)").click()
+        click_through(driver, driver.find_element(By.LINK_TEXT, "Data statistics (TFDV)"), "#splits figure img")
         figures = driver.find_elements(By.CSS_SELECTOR, "#splits figure img")
         assert figures and all(driver.execute_script("return arguments[0].naturalWidth", f) > 100 for f in figures)
         screenshot(driver, "browser_statistics_page.png")
