@@ -8,11 +8,13 @@ PIP_FLAGS := --disable-pip-version-check --no-input
 ARGS ?=
 PIPELINE ?= captcha
 
-.PHONY: install pipeline serve validate test lint coverage format tensorboard bench freeze clean help flink-up flink-down flink-status
+.PHONY: install pipeline serve validate test test-fast screenshots lint coverage format tensorboard bench freeze clean help flink-up flink-down flink-status
 
 help:
 	@echo "make pipeline   run the captcha pipeline end to end (ARGS='--quick' for a short run; PIPELINE=mnist|house_price for another)"
 	@echo "make test       the whole test suite (what CI runs)"
+	@echo "make test-fast  the suite without the slow tests (trained runs, Flink, MariaDB): the edit loop"
+	@echo "make screenshots the README's page screenshots, from the browser tests (docs/screenshots/)"
 	@echo "make lint       ruff (lint and format check) and mypy, as CI runs them; make format fixes what it can"
 	@echo "make coverage   the test suite with line coverage per module"
 	@echo "make tensorboard TensorBoard over runs/ (PORT=6006)"
@@ -46,7 +48,19 @@ validate: $(STAMP)
 	$(PY) -m pipelines validate --data "$(DATA)" --schema "$(SCHEMA)" $(ARGS)
 
 test: $(STAMP)
-	$(PY) -m pytest --random-order-bucket=module $(ARGS)
+	$(PY) -m pytest --random-order-bucket=module --durations=15 $(ARGS)
+
+# The edit loop: everything but the tests marked slow (a trained pipeline run, a Flink cluster,
+# MariaDB; tests/conftest.py marks them), in random order too.
+test-fast: $(STAMP)
+	$(PY) -m pytest --random-order-bucket=module -m "not slow" --durations=10 $(ARGS)
+
+# The README's screenshots: the browser tests save every page to reports/ (full height); they are
+# scaled to 900 pixels wide into docs/screenshots/. Needs chromium and chromium-driver.
+screenshots: $(STAMP)
+	$(PY) -m pytest -p no:random_order -k browser tests/serving/test_make_serve.py \
+		tests/serving/frontend/test_mnist_page.py tests/pipelines/test_compare_runs.py $(ARGS)
+	$(PY) -m tests.browser docs/screenshots
 
 # Static checks: ruff's rules and formatting over the tree, mypy where the contracts live
 # (annotations required for the component contracts and the runner; see [tool.mypy] in pyproject.toml).

@@ -34,10 +34,18 @@ def start_chrome(window: str = "1000,900"):
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
 
-def screenshot(driver, name: str) -> str:
+def screenshot(driver, name: str, max_height: int = 4000) -> str:
+    """The whole page (up to `max_height` pixels) as reports/NAME; `make screenshots` copies them
+    into docs/screenshots/ for the README. The window gets its size back afterwards."""
     os.makedirs(REPORTS, exist_ok=True)
     path = os.path.join(REPORTS, name)
-    assert driver.save_screenshot(path)
+    size = driver.get_window_size()
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(size["width"], min(max(height, size["height"]), max_height))
+    try:
+        assert driver.save_screenshot(path)
+    finally:
+        driver.set_window_size(size["width"], size["height"])
     return path
 
 
@@ -56,3 +64,28 @@ def click_through(driver, element, selector: str, timeout: float = 30.0):
     found = wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, selector)))
     wait.until(lambda d: d.execute_script("return document.readyState") == "complete")  # images loaded too
     return found
+
+
+def publish(target: str, width: int = 900) -> list[str]:
+    """reports/browser_*.png scaled to `width` pixels into `target` (the README's screenshots)."""
+    import glob
+
+    from PIL import Image
+
+    os.makedirs(target, exist_ok=True)
+    written = []
+    for path in sorted(glob.glob(os.path.join(REPORTS, "browser_*.png"))):
+        image = Image.open(path).convert("RGB")
+        if image.width > width:
+            image = image.resize((width, round(image.height * width / image.width)), Image.LANCZOS)
+        out = os.path.join(target, os.path.basename(path).removeprefix("browser_"))
+        image.quantize(colors=128).save(out, optimize=True)
+        written.append(out)
+    return written
+
+
+if __name__ == "__main__":  # python -m tests.browser DIR: what `make screenshots` publishes
+    import sys
+
+    for written in publish(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshots"):
+        print(written)

@@ -9,6 +9,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.environ.get("SHARED_DATA_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 
 
+# What makes a test slow here: a whole pipeline run, a Flink cluster or a MariaDB server behind it.
+# `make test` (CI) runs everything; `make test-fast` leaves these out (pytest -m "not slow").
+SLOW_FIXTURES = frozenset({"captcha_quick_run", "mnist_quick_run", "flink_cluster", "mariadb"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES.intersection(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def shared_data():
     """../shared/data beside the checkout; tests that need it skip when it is absent."""

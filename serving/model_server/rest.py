@@ -133,9 +133,10 @@ class RestApi:
         outcome.signature = signature_name
         with self.manager.lease(outcome.model, version, match["label"]) as servable:
             outcome.version = str(servable.version)
-            signature = servable.signature(signature_name)
-            inputs, form = json_codec.predict_inputs(request, signature)
-            outputs = await servable.run_async(signature, signature.check_inputs(inputs), self.pool)
+            # The JSON codec needs the signature's dtypes to decode; the checks are gRPC's.
+            inputs, form = json_codec.predict_inputs(request, servable.signature(signature_name))
+            signature, checked, _ = inference.prepare_predict(servable, signature_name, inputs)
+            outputs = await servable.run_async(signature, checked, self.pool)
         return json_codec.predict_response(outputs, form)
 
     def _handle(self, match: re.Match, body: bytes, outcome: _Outcome) -> dict:

@@ -80,11 +80,6 @@ def web_without_server(tmp_path):
 
 
 # --- API ---------------------------------------------------------------------------------------------
-def test_ping_answers_pong(web):
-    response = web.get("/ping")
-    assert response.status_code == 200 and response.data == b"pong"
-
-
 @pytest.mark.parametrize("transport", ["rest", "grpc"])
 def test_predict_with_a_multipart_image(stack, transport):
     response = make_client(stack, transport).post("/predict", data={"image": (io.BytesIO(png("1234")), "c.png")})
@@ -104,37 +99,6 @@ def test_predict_with_json_base64_and_a_jpeg(web):
     response = web.post("/predict", json={"image": base64.b64encode(out.getvalue()).decode()})
     assert response.status_code == 200
     assert response.get_json()["success"] is True
-
-
-@pytest.mark.parametrize(
-    "kwargs,fragment",
-    [
-        ({}, "no image"),
-        ({"data": {"file": (io.BytesIO(b"x"), "c.png")}}, "'image'"),
-        ({"data": {"image": (io.BytesIO(b"not an image at all"), "c.png")}}, "not an image"),
-        ({"data": {"image": (io.BytesIO(b""), "c.png")}}, "no image"),
-        ({"json": {"image": "@@not base64@@"}}, "base64"),
-        ({"json": {"picture": "AAAA"}}, "'image'"),
-        ({"json": {"image": 12}}, "base64"),
-        ({"json": {"image": base64.b64encode(b"GIF89a-but-broken").decode()}}, "not an image"),
-        ({"data": "{not json", "content_type": "application/json"}, "JSON"),
-    ],
-)
-def test_bad_predict_input_is_a_400_with_success_false(web, kwargs, fragment):
-    response = web.post("/predict", **kwargs)
-    body = response.get_json()
-    assert response.status_code == 400, body
-    assert body["success"] is False and fragment in body["error"]
-
-
-def test_image_over_2_mib_is_a_400(web):
-    noise = Image.frombytes("RGB", (1100, 1100), os.urandom(1100 * 1100 * 3))
-    out = io.BytesIO()
-    noise.save(out, format="PNG")
-    assert len(out.getvalue()) > 2 * 1024 * 1024
-    response = web.post("/predict", data={"image": (io.BytesIO(out.getvalue()), "big.png")})
-    assert response.status_code == 400
-    assert "MiB" in response.get_json()["error"]
 
 
 def test_model_server_down_is_a_503_with_a_clear_message(web_without_server):
@@ -171,41 +135,11 @@ def test_uploaded_captcha_is_read(web):
     assert re.search(r'id="prediction">[0-9]{4}<', page.data.decode())
 
 
-@pytest.mark.parametrize(
-    "data,fragment",
-    [
-        ({"action": "upload"}, b"no image"),
-        ({"action": "upload", "image": (io.BytesIO(b"hello"), "x.png")}, b"not an image"),
-    ],
-)
-def test_captcha_page_bad_upload_says_why(web, data, fragment):
-    page = submit(web, "/", data)
-    assert page.status_code == 400 and fragment in page.data
-
-
 # --- house prices --------------------------------------------------------------------------------------
 def test_house_price_form_returns_the_models_price(web):
     page = submit(web, "/house-price", {"area": "2000", "bedrooms": "3"})
     assert page.status_code == 200
     assert 'id="price">215,000<' in page.data.decode()  # 100 * 2000 + 5000 * 3
-
-
-@pytest.mark.parametrize(
-    "form,fragment",
-    [
-        ({"area": "", "bedrooms": "3"}, "Enter the area"),
-        ({"area": "-5", "bedrooms": "3"}, "positive"),
-        ({"area": "big", "bedrooms": "3"}, "not a number"),
-        ({"area": "nan", "bedrooms": "3"}, "positive"),
-        ({"area": "1000", "bedrooms": ""}, "Enter the number of bedrooms"),
-        ({"area": "1000", "bedrooms": "2.5"}, "not a whole number"),
-        ({"area": "1000", "bedrooms": "0"}, "1 to 20"),
-    ],
-)
-def test_house_price_inputs_are_validated(web, form, fragment):
-    page = submit(web, "/house-price", form)
-    assert page.status_code == 400
-    assert fragment in page.data.decode()
 
 
 # --- models page -----------------------------------------------------------------------------------------
@@ -270,14 +204,6 @@ def test_a_file_outside_the_runs_folder_is_not_served_by_absolute_or_relative_pa
 
 
 # --- security headers and CSRF ---------------------------------------------------------------------
-@pytest.mark.parametrize("path", ["/", "/house-price", "/models", "/runs", "/nope"])
-def test_pages_send_csp_nosniff_and_refuse_framing(web, path):
-    headers = web.get(path).headers
-    assert headers["X-Content-Type-Options"] == "nosniff"
-    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
-    assert "default-src 'self'" in headers["Content-Security-Policy"] and headers["X-Frame-Options"] == "DENY"
-
-
 def test_artifacts_are_sandboxed(web):
     run_link = re.search(r'href="(/runs/captcha/\d+)"', web.get("/runs").data.decode()).group(1)
     statistics = re.search(r'href="(/artifacts/[^"]+statistics\.html)"', web.get(run_link).data.decode()).group(1)

@@ -1,0 +1,105 @@
+"""components/base on its own: what a component refuses when it is wired, how artifacts type their
+properties, and what enters the cache key when code changes."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+
+import pytest
+
+from components.base import BaseComponent, ComponentSpec, Examples, Model, Parameter
+from components.base.artifacts import Artifact, ModelBlessing
+from components.base.component import InputSpec
+from components.base.functions import code_fingerprint, load_function
+
+
+class Producer(BaseComponent):
+    SPEC = ComponentSpec(outputs={"examples": Examples, "model": Model})
+
+
+class Consumer(BaseComponent):
+    SPEC = ComponentSpec(
+        inputs={"examples": InputSpec(Examples), "baseline": InputSpec(Model, optional=True)},
+        parameters={"rate": Parameter(float), "name": Parameter(str, "x")},
+    )
+
+
+def test_wiring_mistakes_are_refused_with_the_component_and_name():
+    producer = Producer()
+    with pytest.raises(TypeError, match=r"Consumer: unknown argument\(s\) \['colour'\]"):
+        Consumer(examples=producer.outputs["examples"], rate=0.1, colour="red")
+    with pytest.raises(TypeError, match="Consumer: input 'examples' is required"):
+        Consumer(rate=0.1)
+    with pytest.raises(TypeError, match="input 'examples' takes Examples, got Model"):
+        Consumer(examples=producer.outputs["model"], rate=0.1)
+    with pytest.raises(TypeError, match="must be a Channel, got str"):
+        Consumer(examples="/data/examples", rate=0.1)
+    with pytest.raises(TypeError, match="parameter 'rate' is required"):
+        Consumer(examples=producer.outputs["examples"])
+    with pytest.raises(TypeError, match="parameter 'rate' must be"):
+        Consumer(examples=producer.outputs["examples"], rate="fast")
+
+
+def test_a_wired_component_knows_its_upstream_defaults_and_outputs():
+    producer = Producer(id="Gen")
+    consumer = Consumer(examples=producer.outputs["examples"], rate=0.5, id="Use")
+    assert consumer.upstream_ids == {"Gen"} and "baseline" not in consumer.inputs
+    assert consumer.parameters == {"rate": 0.5, "name": "x"}
+    assert producer.outputs["model"].producer_id == "Gen" and producer.outputs["model"].type is Model
+    fingerprints = {
+        Consumer(examples=producer.outputs["examples"], rate=r).parameters_fingerprint() for r in (0.5, 0.6)
+    }
+    assert len(fingerprints) == 2
+
+
+def test_artifact_properties_are_typed_as_ml_metadata_stores_them():
+    blessing = ModelBlessing(uri="/tmp/b")
+    blessing.set("blessed", True)  # a bool is stored as INT 1
+    assert blessing.get("blessed") == 1 and type(blessing.get("blessed")) is int
+    with pytest.raises(TypeError, match="ModelBlessing.blessed is INT"):
+        blessing.set("blessed", "yes")
+    examples = Examples(uri="/tmp/e")
+    examples.split_names = ["train", "eval"]
+    assert examples.split_names == ["train", "eval"] and examples.split_uri("eval") == "/tmp/e/Split-eval"
+    assert Artifact.type_for("Examples") is Examples and Artifact.type_for("NoSuchType") is Artifact
+
+
+@pytest.fixture
+def user_package(tmp_path, monkeypatch):
+    """A first-party package on sys.path: `userpkg.train` imports `userpkg.helper`."""
+    package = tmp_path / "userpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "helper.py").write_text("RATE = 1\n")
+    (package / "train.py").write_text("from userpkg import helper\n\ndef run_fn(args):\n    return helper.RATE\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield package
+    for name in [m for m in sys.modules if m.startswith("userpkg")]:
+        del sys.modules[name]
+
+
+def test_editing_user_code_or_what_it_imports_changes_its_fingerprint(user_package):
+    before = code_fingerprint("userpkg.train:run_fn")
+    assert before and code_fingerprint("userpkg.train:run_fn") == before
+    (user_package / "helper.py").write_text("RATE = 2\n")
+    after_helper = code_fingerprint("userpkg.train:run_fn")
+    assert after_helper != before
+    (user_package / "train.py").write_text(
+        textwrap.dedent("""\
+        from userpkg import helper
+
+        def run_fn(args):
+            return helper.RATE * 2
+        """)
+    )
+    assert code_fingerprint("userpkg.train:run_fn") not in (before, after_helper)
+    importlib.invalidate_caches()
+    assert load_function("userpkg.train:run_fn")(None) == 4
+
+
+def test_user_code_paths_are_checked():
+    with pytest.raises(ValueError, match="expected 'module.path:function'"):
+        load_function("no_colon_here")
+    assert code_fingerprint("no.such.module:fn") == ""

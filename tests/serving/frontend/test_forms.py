@@ -1,0 +1,151 @@
+"""The frontend's forms, API input checks and headers with a stand-in for the model server
+(`create_app(config, client=...)`): what is tested here is the frontend's own handling, and every
+refused input must be refused before anything is sent to the server, which the stand-in records.
+The same routes against a real model server: test_frontend.py."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import re
+
+import pytest
+from PIL import Image
+
+from serving.client import ServerUnavailable
+from serving.frontend import create_app
+from serving.frontend.config import FrontendConfig
+
+
+class RecordingClient:
+    """Answers nothing: records each call and says the server is unavailable."""
+
+    transport = "rest"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple]] = []
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        def call(*args, **kwargs):
+            self.calls.append((name, args))
+            raise ServerUnavailable("the stand-in model server answers nothing")
+
+        return call
+
+
+@pytest.fixture
+def fake(tmp_path):
+    client = RecordingClient()
+    config = FrontendConfig(models_config=str(tmp_path / "models.config"), runs_dir=str(tmp_path))
+    return client, create_app(config, client=client).test_client()
+
+
+@pytest.fixture
+def web(fake):
+    """The test client; afterwards, nothing may have reached the model server."""
+    client, web = fake
+    yield web
+    assert client.calls == [], f"refused input reached the model server: {client.calls}"
+
+
+def submit(client, path: str, data: dict):
+    """POSTs a form as a browser does: with the CSRF token of the page it was loaded from."""
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).data.decode()).group(1)
+    return client.post(path, data={**data, "csrf_token": token})
+
+
+def test_ping_answers_pong(web):
+    response = web.get("/ping")
+    assert response.status_code == 200 and response.data == b"pong"
+
+
+@pytest.mark.parametrize(
+    "kwargs,fragment",
+    [
+        ({}, "no image"),
+        ({"data": {"file": (io.BytesIO(b"x"), "c.png")}}, "'image'"),
+        ({"data": {"image": (io.BytesIO(b"not an image at all"), "c.png")}}, "not an image"),
+        ({"data": {"image": (io.BytesIO(b""), "c.png")}}, "no image"),
+        ({"json": {"image": "@@not base64@@"}}, "base64"),
+        ({"json": {"picture": "AAAA"}}, "'image'"),
+        ({"json": {"image": 12}}, "base64"),
+        ({"json": {"image": base64.b64encode(b"GIF89a-but-broken").decode()}}, "not an image"),
+        ({"data": "{not json", "content_type": "application/json"}, "JSON"),
+    ],
+)
+def test_bad_predict_input_is_a_400_with_success_false(web, kwargs, fragment):
+    response = web.post("/predict", **kwargs)
+    body = response.get_json()
+    assert response.status_code == 400, body
+    assert body["success"] is False and fragment in body["error"]
+
+
+def test_image_over_2_mib_is_a_400(web):
+    noise = Image.frombytes("RGB", (1100, 1100), os.urandom(1100 * 1100 * 3))
+    out = io.BytesIO()
+    noise.save(out, format="PNG")
+    assert len(out.getvalue()) > 2 * 1024 * 1024
+    response = web.post("/predict", data={"image": (io.BytesIO(out.getvalue()), "big.png")})
+    assert response.status_code == 400
+    assert "MiB" in response.get_json()["error"]
+
+
+@pytest.mark.parametrize(
+    "data,fragment",
+    [
+        ({"action": "upload"}, b"no image"),
+        ({"action": "upload", "image": (io.BytesIO(b"hello"), "x.png")}, b"not an image"),
+    ],
+)
+def test_captcha_page_bad_upload_says_why(web, data, fragment):
+    page = submit(web, "/", data)
+    assert page.status_code == 400 and fragment in page.data
+
+
+@pytest.mark.parametrize(
+    "form,fragment",
+    [
+        ({"area": "", "bedrooms": "3"}, "Enter the area"),
+        ({"area": "-5", "bedrooms": "3"}, "positive"),
+        ({"area": "big", "bedrooms": "3"}, "not a number"),
+        ({"area": "nan", "bedrooms": "3"}, "positive"),
+        ({"area": "1000", "bedrooms": ""}, "Enter the number of bedrooms"),
+        ({"area": "1000", "bedrooms": "2.5"}, "not a whole number"),
+        ({"area": "1000", "bedrooms": "0"}, "1 to 20"),
+    ],
+)
+def test_house_price_inputs_are_validated(web, form, fragment):
+    page = submit(web, "/house-price", form)
+    assert page.status_code == 400
+    assert fragment in page.data.decode()
+
+
+@pytest.mark.parametrize("path", ["/", "/house-price", "/mnist", "/runs", "/nope"])
+def test_pages_send_csp_nosniff_and_refuse_framing(web, path):
+    headers = web.get(path).headers
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    assert "default-src 'self'" in headers["Content-Security-Policy"] and headers["X-Frame-Options"] == "DENY"
+
+
+def test_a_good_request_does_reach_the_server_and_its_absence_is_a_503(fake):
+    """The stand-in is asked once a request passes the checks (so the tests above can fail)."""
+    client, web = fake
+    buffer = io.BytesIO()
+    Image.new("L", (28, 28), 0).save(buffer, "PNG")
+    response = web.post("/predict", data={"image": (io.BytesIO(buffer.getvalue()), "c.png")})
+    assert response.status_code == 503 and "unavailable" in response.get_json()["error"].lower()
+    assert [name for name, _ in client.calls] and client.calls[0][0] in ("predict", "status", "latest_version")
+
+
+def test_the_models_page_says_the_server_is_unavailable(fake):
+    client, web = fake
+    with open(web.application.extensions["frontend"].config.models_config, "w") as f:
+        f.write('model_config_list { config { name: "captcha" base_path: "/m/captcha" model_platform: "tensorflow" } }')
+    page = web.get("/models")
+    assert page.status_code in (200, 503) and b"captcha" in page.data
+    assert ("status", ("captcha",)) in client.calls
