@@ -23,9 +23,9 @@ import tempfile
 import time
 
 from bench.common import print_table, record
-from components.base import Artifact, ExecutorContext, Model
+from components.base import Artifact, Model
 from components.trainer import multi_worker
-from components.trainer.executor import TrainerExecutor
+from components.trainer.executor import train
 from pipelines.metadata import MetadataStore, sqlite_config
 from pipelines.registry import PIPELINES, RunOptions
 from pipelines.runner import LocalRunner
@@ -36,17 +36,7 @@ RUN_FN = "pipelines.captcha.model:run_fn"
 def _train(inputs: dict, config: dict, tmp: str) -> float:
     model = Model(uri=tempfile.mkdtemp(dir=tmp))
     started = time.monotonic()
-    TrainerExecutor(ExecutorContext(component_id="Trainer")).Do(
-        inputs,
-        {"model": [model]},
-        {
-            "run_fn": RUN_FN,
-            "train_config": json.dumps(config),
-            "model_name": "captcha",
-            "train_split": "train",
-            "eval_split": "eval",
-        },
-    )
+    train(inputs, model, RUN_FN, config, "captcha")
     return time.monotonic() - started
 
 

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import time
 
-from components.base import BaseExecutor, fileio
+from components.base import BaseExecutor, ExecutorContext, fileio
 from components.base.functions import load_function
 from components.trainer import multi_worker
 from components.trainer.fn_args import FnArgs
@@ -68,3 +68,20 @@ class TrainerExecutor(BaseExecutor):
             multi_worker.run_workers(fn_args, run_fn, workers, work_dir)
         for scratch in glob.glob(os.path.join(work_dir, "trainer-*")):  # the other workers' copies
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def train(inputs: dict, model, run_fn: str, config: dict, model_name: str) -> None:
+    """The Trainer's executor on its own, outside a pipeline (tests, benchmarks): `inputs` as the
+    runner would give them (examples, transform_graph), `model` the output artifact, splits
+    train and eval."""
+    TrainerExecutor(ExecutorContext(component_id="Trainer")).Do(
+        inputs,
+        {"model": [model]},
+        {
+            "run_fn": run_fn,
+            "train_config": json.dumps(config),
+            "model_name": model_name,
+            "train_split": "train",
+            "eval_split": "eval",
+        },
+    )

@@ -6,7 +6,8 @@ import socket
 import subprocess
 import sys
 
-from serving.model_server.process import ROOT, ServerProcess, free_port
+from serving.model_server.process import ROOT, free_port
+from tests.serving.toy_model import model_server
 
 
 def run(*args, timeout=120):
@@ -65,13 +66,8 @@ def test_port_in_use_exits_1_with_a_message(toy_models):
 
 
 def test_binds_127_0_0_1_by_default(toy_models, tmp_path):
-    server = ServerProcess(
-        "--model_config_file",
-        toy_models["config"],
-        "--file_system_poll_wait_seconds",
-        "0",
-        log_path=str(tmp_path / "s.log"),
-    ).wait_ready()
+    server = model_server("--model_config_file", toy_models["config"], log_path=str(tmp_path / "s.log"), poll=0)
+    server.wait_ready()
     try:
         assert f"127.0.0.1:{server.grpc_port}" in server.log() and f"127.0.0.1:{server.rest_port}" in server.log()
     finally:

@@ -8,6 +8,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from components.trainer.signatures import CLASSIFY_METHOD, REGRESS_METHOD, set_method_names
+from serving.model_server.process import ServerProcess
 
 
 class Toy(tf.Module):
@@ -104,3 +105,18 @@ def write_house_price_model(base_path: str, version: int = 1) -> str:
     path = os.path.join(base_path, str(version))
     tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
     return path
+
+
+def model_server(*flags: str, log_path: str, poll: float | None = None, **kwargs) -> ServerProcess:
+    """A model server with these flags (started, not yet waited for); `poll`: its
+    --file_system_poll_wait_seconds."""
+    if poll is not None:
+        flags = (*flags, "--file_system_poll_wait_seconds", str(poll))
+    return ServerProcess(*flags, log_path=log_path, **kwargs)
+
+
+def toy_server(base_path: str, *flags: str, log_path: str, poll: float | None = None, **kwargs) -> ServerProcess:
+    """model_server() serving the toy model at `base_path` as "toy"."""
+    return model_server(
+        "--model_name", "toy", "--model_base_path", base_path, *flags, log_path=log_path, poll=poll, **kwargs
+    )

@@ -10,17 +10,18 @@ import pytest
 import tensorflow_data_validation as tfdv
 
 from components.example_gen import CsvExampleGen
-from components.example_validator import ExampleValidator
 from components.example_validator.anomalies_io import read_rows
-from components.schema_gen import SchemaGen
 from components.schema_gen.schema_io import load_schema
-from components.statistics_gen import StatisticsGen
 from components.statistics_gen.stats_io import HTML_FILE, load_split_statistics
 from pipelines.house_price import SCHEMA_PATH as HOUSE_SCHEMA
 from pipelines.runner import PipelineStopped
+from pipelines.stages import data_stages
 from tests.components.helpers import run_components
 
 ROWS = [(2104, 3, 399900), (1600, 3, 329900), (2400, 3, 369000), (1416, 2, 232000), (3000, 4, 539900)] * 8
+
+
+HOUSE_PREPROCESSING = "pipelines.house_price.preprocessing:make_preprocessing_fn"
 
 
 def write_csv(path, rows, header="area,bedrooms,price"):
@@ -33,15 +34,9 @@ def write_csv(path, rows, header="area,bedrooms,price"):
 
 
 def data_components(csv_path, schema_path=None, stop=True):
+    """ExampleGen, then StatisticsGen -> SchemaGen -> ExampleValidator wired as every pipeline wires them."""
     gen = CsvExampleGen(input_path=csv_path, schema_path=HOUSE_SCHEMA, splits="train:1,eval:1")
-    stats = StatisticsGen(examples=gen.outputs["examples"])
-    schema = SchemaGen(statistics=stats.outputs["statistics"], schema_path=schema_path)
-    validator = ExampleValidator(
-        statistics=stats.outputs["statistics"],
-        schema=schema.outputs["schema"],
-        environment="TRAINING",
-        stop_on_anomalies=stop,
-    )
+    stats, schema, validator, _transform = data_stages(gen, schema_path, stop, HOUSE_PREPROCESSING)
     return [gen, stats, schema, validator]
 
 

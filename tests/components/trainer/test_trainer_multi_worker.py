@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from components.base import ExecutorContext, Model
+from components.base import Model
 from components.trainer import multi_worker
-from components.trainer.executor import TrainerExecutor
+from components.trainer.executor import train
 from pipelines.metadata import MetadataStore, sqlite_config
 from pipelines.registry import PIPELINES, RunOptions
 from pipelines.runner import ComponentFailed, LocalRunner
@@ -42,17 +42,7 @@ def _train(quick_captcha, tmp_path, **overrides) -> dict:
     config = {**quick_captcha["config"], "epochs": 4, "early_stopping_patience": 0, **overrides}
     model = Model(uri=str(tmp_path / "model"))
     os.makedirs(model.uri)
-    TrainerExecutor(ExecutorContext(component_id="Trainer")).Do(
-        quick_captcha["inputs"],
-        {"model": [model]},
-        {
-            "run_fn": RUN_FN,
-            "train_config": json.dumps(config),
-            "model_name": "captcha",
-            "train_split": "train",
-            "eval_split": "eval",
-        },
-    )
+    train(quick_captcha["inputs"], model, RUN_FN, config, "captcha")
     assert os.path.isfile(os.path.join(model.uri, "Format-Serving", "saved_model.pb"))
     with open(os.path.join(model.uri, "history.json")) as f:
         return json.load(f)

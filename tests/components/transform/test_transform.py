@@ -17,19 +17,14 @@ from components.transform import Transform
 from pipelines.captcha import SCHEMA_PATH as CAPTCHA_SCHEMA
 from pipelines.captcha.preprocessing import text_to_ids
 from pipelines.house_price import SCHEMA_PATH as HOUSE_SCHEMA
+from pipelines.stages import data_stages
 from tests.components.helpers import feature_values, read_examples, run_components
 
 
 def house_price_components(csv_path):
+    """The house-price pipeline's data half (pipelines/stages.py), not stopped by anomalies."""
     gen = CsvExampleGen(input_path=csv_path, schema_path=HOUSE_SCHEMA)
-    stats = StatisticsGen(examples=gen.outputs["examples"])
-    schema = SchemaGen(statistics=stats.outputs["statistics"], schema_path=HOUSE_SCHEMA)
-    transform = Transform(
-        examples=gen.outputs["examples"],
-        schema=schema.outputs["schema"],
-        preprocessing_fn="pipelines.house_price.preprocessing:make_preprocessing_fn",
-    )
-    return [gen, stats, schema, transform]
+    return [gen, *data_stages(gen, HOUSE_SCHEMA, False, "pipelines.house_price.preprocessing:make_preprocessing_fn")]
 
 
 def test_z_scores_equal_numpy_on_the_books_data(tmp_path, shared_data):

@@ -15,7 +15,7 @@ from serving.client import GrpcClient
 from serving.model_server.batching import BatchScheduler
 from serving.model_server.config import BatchingParameters, ConfigError, read_batching_parameters
 from serving.model_server.errors import ServingError, invalid
-from serving.model_server.process import ServerProcess
+from tests.serving.toy_model import model_server
 
 
 class Recorder:
@@ -206,7 +206,7 @@ def test_server_merges_concurrent_requests_into_one_model_call(toy_models, tmp_p
         "max_batch_size { value: 16 }\nbatch_timeout_micros { value: 300000 }\n"
         "num_batch_threads { value: 1 }\nmax_enqueued_batches { value: 4 }\n"
     )
-    server = ServerProcess(
+    server = model_server(
         "--model_config_file",
         toy_models["config"],
         "--enable_batching",
@@ -214,9 +214,8 @@ def test_server_merges_concurrent_requests_into_one_model_call(toy_models, tmp_p
         str(batching),
         "--monitoring_config_file",
         toy_models["monitoring"],
-        "--file_system_poll_wait_seconds",
-        "0",
         log_path=str(tmp_path / "server.log"),
+        poll=0,
     ).wait_ready()
     try:
         client = GrpcClient(server.grpc_target)
@@ -255,13 +254,10 @@ def test_server_merges_concurrent_requests_into_one_model_call(toy_models, tmp_p
 def test_past_max_in_flight_requests_are_refused_at_once_on_both_protocols(tmp_path):
     """Admission: with room for one request inside the server, concurrent slow requests get 503 /
     UNAVAILABLE immediately instead of queueing; the one admitted is answered."""
-    from tests.serving.toy_model import write_toy_model
+    from tests.serving.toy_model import toy_server, write_toy_model
 
     write_toy_model(str(tmp_path / "toy"), 1)
-    server = ServerProcess(
-        "--model_name",
-        "toy",
-        "--model_base_path",
+    server = toy_server(
         str(tmp_path / "toy"),
         "--max_in_flight",
         "1",

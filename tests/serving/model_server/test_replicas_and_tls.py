@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from serving.model_server.process import ServerProcess, wait_for
-from tests.serving.toy_model import write_toy_model
+from serving.model_server.process import wait_for
+from tests.serving.toy_model import toy_server, write_toy_model
 
 
 def _children(pid: int) -> set[int]:
@@ -47,17 +47,7 @@ def _predict(target: str, credentials=None, timeout: float = 10) -> float:
 def replicated(tmp_path):
     base = str(tmp_path / "toy")
     write_toy_model(base, 1)
-    server = ServerProcess(
-        "--replicas",
-        "2",
-        "--model_name",
-        "toy",
-        "--model_base_path",
-        base,
-        "--file_system_poll_wait_seconds",
-        "0.5",
-        log_path=str(tmp_path / "server.log"),
-    )
+    server = toy_server(base, "--replicas", "2", log_path=str(tmp_path / "server.log"), poll=0.5)
     try:
         server.wait_ready(timeout=180)
         wait_for(lambda: len(_children(server.process.pid)) == 2, timeout=60)
@@ -117,13 +107,10 @@ def test_replicas_share_the_ports_pick_up_new_versions_and_are_restarted(replica
 def test_without_replicas_a_taken_grpc_port_is_refused(tmp_path):
     base = str(tmp_path / "toy")
     write_toy_model(base, 1)
-    first = ServerProcess("--model_name", "toy", "--model_base_path", base, log_path=str(tmp_path / "a.log"))
+    first = toy_server(base, log_path=str(tmp_path / "a.log"))
     try:
         first.wait_ready()
-        second = ServerProcess(
-            "--model_name",
-            "toy",
-            "--model_base_path",
+        second = toy_server(
             base,
             grpc_port=first.grpc_port,
             log_path=str(tmp_path / "b.log"),
@@ -207,10 +194,7 @@ def tls_server(pki, tmp_path_factory):
         f"server_cert: {_text_proto_string(pem['server_cert'])}\n"
         f"custom_ca: {_text_proto_string(pem['ca'])}\nclient_verify: true\n"
     )
-    server = ServerProcess(
-        "--model_name",
-        "toy",
-        "--model_base_path",
+    server = toy_server(
         str(root / "toy"),
         "--ssl_config_file",
         str(config),
@@ -269,10 +253,7 @@ def test_an_ssl_config_without_a_key_is_one_clear_line(tmp_path):
     config = tmp_path / "ssl.config"
     config.write_text('server_cert: "x"\n')
     write_toy_model(str(tmp_path / "toy"), 1)
-    server = ServerProcess(
-        "--model_name",
-        "toy",
-        "--model_base_path",
+    server = toy_server(
         str(tmp_path / "toy"),
         "--ssl_config_file",
         str(config),

@@ -10,8 +10,8 @@ import pytest
 from tensorflow_serving.config import model_server_config_pb2
 
 from serving.client import GrpcClient, ModelServerError, RestClient
-from serving.model_server.process import ServerProcess, wait_for
-from tests.serving.toy_model import write_toy_model
+from serving.model_server.process import wait_for
+from tests.serving.toy_model import model_server, toy_server, write_toy_model
 
 POLL_SECONDS = 0.5
 
@@ -20,15 +20,7 @@ POLL_SECONDS = 0.5
 def polling_server(tmp_path):
     base = str(tmp_path / "toy")
     write_toy_model(base, 1)
-    server = ServerProcess(
-        "--model_name",
-        "toy",
-        "--model_base_path",
-        base,
-        "--file_system_poll_wait_seconds",
-        str(POLL_SECONDS),
-        log_path=str(tmp_path / "server.log"),
-    )
+    server = toy_server(base, log_path=str(tmp_path / "server.log"), poll=POLL_SECONDS)
     try:
         yield server.wait_ready(), base
     finally:
@@ -126,14 +118,10 @@ def config_for(**models) -> model_server_config_pb2.ModelServerConfig:
 
 def test_reload_config_through_model_service_adds_and_removes_models(toy_models, tmp_path):
     toy, other = os.path.join(toy_models["base"], "toy"), os.path.join(toy_models["base"], "other")
-    server = ServerProcess(
-        "--model_name",
-        "toy",
-        "--model_base_path",
+    server = toy_server(
         toy,
-        "--file_system_poll_wait_seconds",
-        "0",
         log_path=str(tmp_path / "server.log"),
+        poll=0,
     ).wait_ready()
     try:
         client = GrpcClient(server.grpc_target)
@@ -162,14 +150,13 @@ def test_model_config_file_is_polled(toy_models, tmp_path):
     path = str(tmp_path / "models.config")
     with open(path, "w") as f:
         f.write(text_format.MessageToString(config_for(toy=toy)))
-    server = ServerProcess(
+    server = model_server(
         "--model_config_file",
         path,
         "--model_config_file_poll_wait_seconds",
         "0.5",
-        "--file_system_poll_wait_seconds",
-        "0",
         log_path=str(tmp_path / "server.log"),
+        poll=0,
     ).wait_ready()
     try:
         client = RestClient(server.rest_url)
