@@ -9,9 +9,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.environ.get("SHARED_DATA_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 
 
-# What makes a test slow here: a whole pipeline run, a Flink cluster or a MariaDB server behind it.
-# `make test` (CI) runs everything; `make test-fast` leaves these out (pytest -m "not slow").
-SLOW_FIXTURES = frozenset({"captcha_quick_run", "mnist_quick_run", "flink_cluster", "mariadb"})
+# What makes a test slow here: a whole pipeline run, training, a Flink cluster or a MariaDB server
+# behind it (these fixtures; a few tests carry @pytest.mark.slow themselves). `make test` (CI) runs
+# everything; `make test-fast` leaves these out (pytest -m "not slow").
+SLOW_FIXTURES = frozenset(
+    {"captcha_quick_run", "mnist_quick_run", "flink_cluster", "mariadb", "quick_captcha", "house_run"}
+)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -87,8 +87,36 @@ def configured_models(config: FrontendConfig) -> dict[str, dict[str, int]]:
     return {config.captcha_model: {}, config.house_price_model: {}, config.mnist_model: {}}
 
 
+def _file_stamp(path: str) -> tuple:
+    """What changes when SQLite writes a database: the file's and its journals' sizes and times."""
+    stamp = []
+    for name in (path, path + "-wal", path + "-journal"):
+        try:
+            st = os.stat(name)
+            stamp.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            stamp.append(None)
+    return tuple(stamp)
+
+
+# The models page refreshes every 5 s in every open browser; reading every run of every pipeline from
+# ML Metadata each time is wasted while nothing was written. Keyed by the store's file stamp.
+_PUSHES_SEEN: dict[str, tuple[tuple, dict[str, dict]]] = {}
+
+
 def _pushes(metadata_path: str) -> dict[str, dict]:
-    """{pushed version folder: the run that pushed it and its evaluation's overall metrics}, from ML Metadata."""
+    """{pushed version folder: the run that pushed it and its evaluation's overall metrics}, from ML
+    Metadata; read again only when the store's file has changed."""
+    stamp = _file_stamp(metadata_path)
+    seen = _PUSHES_SEEN.get(metadata_path)
+    if seen is not None and seen[0] == stamp:
+        return seen[1]
+    found = _read_pushes(metadata_path)
+    _PUSHES_SEEN[metadata_path] = (stamp, found)
+    return found
+
+
+def _read_pushes(metadata_path: str) -> dict[str, dict]:
     try:
         store = _store(metadata_path)
     except RunsUnavailable:
@@ -121,6 +149,22 @@ def _pushes(metadata_path: str) -> dict[str, dict]:
     return found
 
 
+_SIZES_SEEN: dict[tuple[str, int], float] = {}  # (version folder, its mtime): megabytes
+
+
+def _megabytes(folder: str) -> float:
+    """A version folder's size. The Pusher renames a finished version into place and nothing writes
+    into it afterwards, so the walk is done once per folder (and again if it is replaced)."""
+    try:
+        key = (folder, os.stat(folder).st_mtime_ns)
+    except OSError:
+        return 0.0
+    if key not in _SIZES_SEEN:
+        files = [os.path.join(root, f) for root, _, names in os.walk(folder) for f in names]
+        _SIZES_SEEN[key] = sum(os.path.getsize(f) for f in files if os.path.isfile(f)) / 1e6
+    return _SIZES_SEEN[key]
+
+
 def model_history(config: FrontendConfig, served: dict[str, list[int]]) -> dict[str, list[dict]]:
     """Every version on disk of every model in models.config, newest first: when it was pushed, its
     size, the run that pushed it (with that run's metrics) and whether the server serves it."""
@@ -134,7 +178,6 @@ def model_history(config: FrontendConfig, served: dict[str, list[int]]) -> dict[
         rows = []
         for version in reversed(layout.local_versions(base_path)):
             folder = layout.version_dir(base_path, version)
-            files = [os.path.join(root, f) for root, _, names in os.walk(folder) for f in names]
             marker = next(
                 (os.path.join(folder, m) for m in layout.SAVED_MODEL_FILES if os.path.exists(os.path.join(folder, m))),
                 None,
@@ -143,7 +186,7 @@ def model_history(config: FrontendConfig, served: dict[str, list[int]]) -> dict[
                 {
                     "version": version,
                     "pushed_at": os.path.getmtime(marker) if marker else None,
-                    "megabytes": sum(os.path.getsize(f) for f in files) / 1e6,
+                    "megabytes": _megabytes(folder),
                     "run": pushes.get(os.path.abspath(folder)),
                     "served": version in served.get(name, []),
                 }

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from tests.conftest import ROOT
 
@@ -31,6 +32,7 @@ def test_the_guide_has_a_component_a_model_a_pipeline_and_a_run():
     assert not re.search(r"\.\./shared/\w+\.md", readme)  # documents inside the clone, not beside it
 
 
+@pytest.mark.slow  # a whole pipeline to a pushed model
 def test_the_guides_code_runs_a_pipeline_to_a_pushed_model(tmp_path):
     for path, code in guide_files().items():
         target = tmp_path / "code" / path

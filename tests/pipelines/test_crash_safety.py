@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 
+import pytest
 from ml_metadata.proto import metadata_store_pb2 as mlmd
 
 from pipelines.metadata import ABANDONED, MetadataStore, sqlite_config
@@ -72,6 +73,7 @@ def _check_nothing_half_written_is_live_or_served(paths: dict, reference: dict[s
             assert files == reference, version
 
 
+@pytest.mark.slow  # pipeline runs killed and re-run
 def test_sigkill_anywhere_leaves_nothing_half_written_live_or_served(tmp_path):
     paths = {
         "root": str(tmp_path / "runs"),
