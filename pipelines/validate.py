@@ -201,7 +201,8 @@ def validate(
     if draw_drift({os.path.basename(data): result}, os.path.join(report_dir, DRIFT_CHART), baseline_stats or ""):
         drift = DRIFT_CHART
     with open(os.path.join(report_dir, HTML_FILE), "w", encoding="utf-8") as f:
-        f.write(statistics_html({os.path.basename(data): stats}, f"statistics of {data}", drift_chart=drift))
+        name = os.path.basename(data)
+        f.write(statistics_html({name: stats}, f"statistics of {data}", drift_chart=drift, anomalies={name: rows}))
     elapsed = time.monotonic() - started
     if rows:
         print(format_rows(rows, f"{len(rows)} anomal{'y' if len(rows) == 1 else 'ies'} found:"), file=out)

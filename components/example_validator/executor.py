@@ -4,18 +4,20 @@ import os
 
 import tensorflow_data_validation as tfdv
 
-from components.base import BaseExecutor
+from components.base import BaseExecutor, fileio
 from components.example_validator.anomalies_io import anomaly_rows, write_anomalies
 from components.example_validator.drift_chart import DRIFT_CHART, draw_drift
 from components.schema_gen.schema_io import load_schema
-from components.statistics_gen.stats_io import load_split_statistics
+from components.statistics_gen.stats_html import statistics_html
+from components.statistics_gen.stats_io import HTML_FILE, load_split_statistics
 
 
 class ExampleValidatorExecutor(BaseExecutor):
     """Checks every split's statistics against the schema (TFDV) and measures drift from `baseline_split`.
 
     Inputs: `statistics` (ExampleStatistics per split), `schema`. Output: `anomalies` (anomalies.json
-    and SchemaDiff.pbtxt per split, drift.png when the schema configures drift or skew comparators;
+    and SchemaDiff.pbtxt per split, drift.png when the schema configures drift or skew comparators, statistics.html: the statistics
+    page with the anomalies listed and their features marked;
     property `num_anomalies`). Parameters: `stop_on_anomalies` (the
     component's gate stops the run with one message), `environment` (the schema environment, e.g.
     TRAINING), `baseline_split`."""
@@ -33,7 +35,7 @@ class ExampleValidatorExecutor(BaseExecutor):
         if environment and environment not in schema.default_environment:
             environment = None  # e.g. an inferred schema: it has no environments, every feature applies
         total = 0
-        results = {}
+        results, found = {}, {}
         for split in statistics.split_names:
             stats = load_split_statistics(statistics, split)
             result = tfdv.validate_statistics(
@@ -44,8 +46,19 @@ class ExampleValidatorExecutor(BaseExecutor):
             )
             results[split] = result
             rows = anomaly_rows(result, stats)
+            found[split] = rows
             total += len(rows)
             write_anomalies(anomalies.split_uri(split), result, rows)
-        draw_drift(results, os.path.join(anomalies.uri, DRIFT_CHART), baseline_split)
+        drift = DRIFT_CHART if draw_drift(results, os.path.join(anomalies.uri, DRIFT_CHART), baseline_split) else ""
+        # The statistics page again, with what the validator found: anomalies listed and marked, drift drawn.
+        with fileio.open(os.path.join(anomalies.uri, HTML_FILE), "w") as f:
+            f.write(
+                statistics_html(
+                    {split: load_split_statistics(statistics, split) for split in statistics.split_names},
+                    f"{self.context.pipeline_name}: statistics checked against the schema",
+                    drift_chart=drift,
+                    anomalies=found,
+                )
+            )
         anomalies.split_names = statistics.split_names
         anomalies.set("num_anomalies", total)

@@ -28,6 +28,7 @@ th:first-child,td:first-child,td.text{text-align:left}
 caption{text-align:left;font-weight:bold;padding:.4rem 0}
 .bar{display:inline-block;background:#4a78c2;height:.7rem;margin-right:1px;vertical-align:bottom}
 .warn{color:#b00}
+tr.anomaly td{background:#fde8e8}
 """
 
 
@@ -81,16 +82,24 @@ def _image_summary(feature) -> str:
     return f"; width {span(WIDTH)}, height {span(HEIGHT)} pixels; mean intensity about {mean:.0f}{warn}"
 
 
-def _dataset_tables(dataset) -> str:
+def _dataset_tables(dataset, flagged: dict[str, str] | None = None) -> str:
+    """The split's numeric and categorical tables; features in `flagged` (name: the anomaly's short
+    description) are marked."""
+    flagged = flagged or {}
     total = float(dataset.num_examples)
     numeric_rows, string_rows = [], []
     for feature in dataset.features:
-        name = html.escape(".".join(feature.path.step) or feature.name)
+        raw_name = ".".join(feature.path.step) or feature.name
+        name = html.escape(raw_name)
+        row = "<tr>"
+        if raw_name in flagged:
+            row = "<tr class='anomaly'>"
+            name += f" <span class='warn'>&#9888; {html.escape(flagged[raw_name])}</span>"
         if feature.HasField("num_stats"):
             s = feature.num_stats
             hist = next((h for h in s.histograms if h.type == h.STANDARD), None)
             numeric_rows.append(
-                f"<tr><td>{name}</td><td>{_fmt(s.common_stats.num_non_missing)}</td>{_missing(s.common_stats, total)}"
+                f"{row}<td>{name}</td><td>{_fmt(s.common_stats.num_non_missing)}</td>{_missing(s.common_stats, total)}"
                 f"<td>{_fmt(s.mean)}</td><td>{_fmt(s.std_dev)}</td><td>{_fmt(s.num_zeros)}</td>"
                 f"<td>{_fmt(s.min)}</td><td>{_fmt(s.median)}</td><td>{_fmt(s.max)}</td>"
                 f"<td>{_histogram(hist) if hist else ''}</td></tr>"
@@ -107,7 +116,7 @@ def _dataset_tables(dataset) -> str:
                 s = feature.bytes_stats
                 top, unique, avg_len, common = "", s.unique, s.avg_num_bytes, s.common_stats
             string_rows.append(
-                f"<tr><td>{name}</td><td>{_fmt(common.num_non_missing)}</td>{_missing(common, total)}"
+                f"{row}<td>{name}</td><td>{_fmt(common.num_non_missing)}</td>{_missing(common, total)}"
                 f"<td>{_fmt(unique)}</td><td>{_fmt(avg_len)}</td><td class='text'>{top}</td></tr>"
             )
     parts = []
@@ -269,22 +278,41 @@ def split_charts(by_split: dict[str, statistics_pb2.DatasetFeatureStatisticsList
     return "<section id='splits'><h2>Splits side by side</h2>" + "".join(figures) + "</section>"
 
 
+def _anomaly_list(anomalies: dict[str, list[dict]]) -> str:
+    items = [
+        f"<li><b>{html.escape(split)}</b>: {html.escape(row['feature'])}: {html.escape(row['short_description'])}"
+        f" &mdash; {html.escape(row['description'])}</li>"
+        for split, rows in anomalies.items()
+        for row in rows
+    ]
+    if not items:
+        return "<section id='anomalies'><h2>Anomalies</h2><p>None: every split matches the schema.</p></section>"
+    return f"<section id='anomalies'><h2 class='warn'>Anomalies</h2><ul>{''.join(items)}</ul></section>"
+
+
 def statistics_html(
-    by_split: dict[str, statistics_pb2.DatasetFeatureStatisticsList], title: str, drift_chart: str = ""
+    by_split: dict[str, statistics_pb2.DatasetFeatureStatisticsList],
+    title: str,
+    drift_chart: str = "",
+    anomalies: dict[str, list[dict]] | None = None,
 ) -> str:
-    """The page; `drift_chart` names a picture beside it (drift_chart.py's) to show first."""
+    """The page; `drift_chart` names a picture beside it (drift_chart.py's) to show first;
+    `anomalies` ({split: anomaly_rows}) are listed on top and their features marked in the tables."""
     sections = [split_charts(by_split)]
+    if anomalies is not None:
+        sections.insert(0, _anomaly_list(anomalies))
     if drift_chart:
         sections.insert(
             0,
             "<section id='drift'><h2>Drift and skew the schema checks</h2>"
             f"<img src='{html.escape(drift_chart)}' alt='drift and skew against their thresholds'></section>",
         )
+    flagged = {split: {r["feature"]: r["short_description"] for r in rows} for split, rows in (anomalies or {}).items()}
     for split, stats_list in by_split.items():
         for dataset in stats_list.datasets:
             sections.append(
                 f"<section><h2>{html.escape(split)}: {_fmt(dataset.num_examples)} examples</h2>"
-                f"{_dataset_tables(dataset)}</section>"
+                f"{_dataset_tables(dataset, flagged.get(split))}</section>"
             )
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"

@@ -311,6 +311,9 @@ def run_details(metadata_path: str, pipeline: str, run_id: int, runs_dir: str) -
             if artifact.type_name == "ExampleStatistics" and os.path.exists(os.path.join(uri, "statistics.html")):
                 links.append(("Data statistics (TFDV)", _relative(os.path.join(uri, "statistics.html"), runs_dir)))
             elif artifact.type_name == "ExampleAnomalies":
+                if os.path.exists(os.path.join(uri, "statistics.html")):
+                    checked = _relative(os.path.join(uri, "statistics.html"), runs_dir)
+                    links.append(("Statistics checked against the schema (anomalies, drift)", checked))
                 if os.path.exists(os.path.join(uri, DRIFT_CHART)):
                     charts.append(
                         ("Drift against the training split", _relative(os.path.join(uri, DRIFT_CHART), runs_dir))

@@ -117,6 +117,8 @@ def test_drift_beyond_threshold_against_baseline_statistics(tmp_path, city_schem
         assert Image.open(chart).size[0] > 400
         assert "<section id='drift'>" in (tmp_path / run / "report" / "statistics.html").read_text()
     assert not (tmp_path / "b" / "report" / "drift.png").exists()  # no baseline, nothing compared
+    page = (tmp_path / "d" / "report" / "statistics.html").read_text()
+    assert "<h2 class='warn'>Anomalies</h2>" in page and "<tr class='anomaly'><td>city" in page
 
 
 def test_the_drift_chart_shows_each_comparison_against_its_threshold(tmp_path):

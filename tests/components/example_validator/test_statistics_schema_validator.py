@@ -79,6 +79,7 @@ def test_clean_data_passes_the_validator(tmp_path):
     result = run_components(tmp_path, data_components(write_csv(tmp_path / "h.csv", ROWS), HOUSE_SCHEMA))
     [anomalies] = result.outputs("ExampleValidator", "anomalies")
     assert anomalies.get("num_anomalies") == 0
+    assert "None: every split matches the schema." in open(os.path.join(anomalies.uri, "statistics.html")).read()
 
 
 def test_anomalies_stop_the_run_with_a_readable_list(tmp_path):
@@ -97,6 +98,13 @@ def test_stop_on_anomalies_false_warns_and_continues(tmp_path, capsys):
     rows = [r for split in anomalies.split_names for r in read_rows(anomalies.split_uri(split))]
     assert any(r["feature"] == "bedrooms" for r in rows)
     assert "warning: data anomalies" in capsys.readouterr().out
+    # The statistics page again, with the anomalies listed on top and the feature's rows marked.
+    page = open(os.path.join(anomalies.uri, "statistics.html")).read()
+    assert "<h2 class='warn'>Anomalies</h2>" in page
+    assert page.count("<tr class='anomaly'><td>bedrooms <span class='warn'>") == len(
+        [r for r in rows if r["feature"] == "bedrooms"]
+    )
+    assert "<tr class='anomaly'><td>area" not in page
 
 
 def test_a_rerun_of_an_anomalous_dataset_stops_again_from_the_cache(tmp_path):

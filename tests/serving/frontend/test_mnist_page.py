@@ -164,6 +164,11 @@ def test_the_run_page_shows_metrics_charts_and_the_misread_examples(served_mnist
     page = requests.get(served_mnist["url"] + statistics, timeout=30).text
     assert 'alt="image: image width, height, intensity and size per split"' in page
     assert "width 28..28, height 28..28 pixels" in page  # the IDX ExampleGen writes 28x28 PNGs
+    checked = re.search(r'href="(/artifacts/[^"]+/anomalies/statistics\.html)"', html).group(1)
+    page = requests.get(served_mnist["url"] + checked, timeout=30).text
+    assert "<section id='drift'>" in page and "None: every split matches the schema." in page
+    drift = requests.get(served_mnist["url"] + checked.replace("statistics.html", "drift.png"), timeout=30)
+    assert drift.content[:8] == b"\x89PNG\r\n\x1a\n"  # the page's picture, beside it
 
 
 @needs_chromium
