@@ -15,7 +15,7 @@ import os
 from typing import Any, ClassVar
 
 from components.base.artifacts import Artifact
-from components.base.functions import code_fingerprint
+from components.base.functions import code_fingerprint, load_function
 
 _MISSING = object()
 
@@ -58,11 +58,28 @@ class Channel:
     key: str
 
 
+class ExecutorRef:
+    """A component's executor named as "module.path:Class" and imported when first used.
+
+    component.py then need not import executor.py, so executor.py can import its component's key
+    constants (TFX keeps those in a separate module for the same reason). Reading
+    `Component.EXECUTOR` gives the class itself."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __get__(self, instance: object, owner: type | None = None) -> type:
+        executor = load_function(self.path)
+        if not isinstance(executor, type):
+            raise TypeError(f"{self.path} is not a class")
+        return executor
+
+
 class BaseComponent:
     """A node of the pipeline DAG. Subclasses set SPEC and EXECUTOR."""
 
     SPEC: ClassVar[ComponentSpec] = ComponentSpec()
-    EXECUTOR: ClassVar[type | None] = None  # a BaseExecutor subclass
+    EXECUTOR: ClassVar[Any] = None  # a BaseExecutor subclass, or an ExecutorRef naming one
     CACHEABLE: ClassVar[bool] = True  # False for components whose effect lies outside their outputs
 
     def __init__(self, *, id: str | None = None, **kwargs: Any) -> None:  # noqa: A002 - TFX's name for it

@@ -13,22 +13,36 @@ measured on the same examples.
 """
 
 from components.base import BaseComponent, ComponentSpec, Examples, Model, ModelBlessing, ModelEvaluation, Parameter
-from components.base.component import InputSpec
-from components.evaluator import executor
+from components.base.component import ExecutorRef, InputSpec
+
+# The keys of its inputs, outputs and parameters: the executor and the pipelines use these names.
+EVALUATE_FN_KEY = "evaluate_fn"
+THRESHOLDS_KEY = "thresholds"
+COMPARISON_METRIC_KEY = "comparison_metric"
+HIGHER_IS_BETTER_KEY = "higher_is_better"
+TOLERANCE_KEY = "tolerance"
+BASELINE_DIR_KEY = "baseline_dir"
+SPLIT_KEY = "split"
+EXAMPLES_KEY = "examples"
+MODEL_KEY = "model"
+EVALUATION_KEY = "evaluation"
+BLESSING_KEY = "blessing"
 
 
 class Evaluator(BaseComponent):
     SPEC = ComponentSpec(
-        inputs={"examples": InputSpec(Examples), "model": InputSpec(Model)},
-        outputs={"evaluation": ModelEvaluation, "blessing": ModelBlessing},
+        inputs={EXAMPLES_KEY: InputSpec(Examples), MODEL_KEY: InputSpec(Model)},
+        outputs={EVALUATION_KEY: ModelEvaluation, BLESSING_KEY: ModelBlessing},
         parameters={
-            "evaluate_fn": Parameter(str, user_code=True),
-            "thresholds": Parameter(str, "{}", "JSON: metric -> {min|max|max_metric}"),
-            "comparison_metric": Parameter(str),
-            "higher_is_better": Parameter(bool, True),
-            "tolerance": Parameter(float, 0.01, "relative degradation allowed against the published model"),
-            "baseline_dir": Parameter(str, None, "<serving-dir>/<model>; its newest version is the last blessed model"),
-            "split": Parameter(str, "test"),
+            EVALUATE_FN_KEY: Parameter(str, user_code=True),
+            THRESHOLDS_KEY: Parameter(str, "{}", "JSON: metric -> {min|max|max_metric}"),
+            COMPARISON_METRIC_KEY: Parameter(str),
+            HIGHER_IS_BETTER_KEY: Parameter(bool, True),
+            TOLERANCE_KEY: Parameter(float, 0.01, "relative degradation allowed against the published model"),
+            BASELINE_DIR_KEY: Parameter(
+                str, None, "<serving-dir>/<model>; its newest version is the last blessed model"
+            ),
+            SPLIT_KEY: Parameter(str, "test"),
         },
     )
-    EXECUTOR = executor.EvaluatorExecutor
+    EXECUTOR = ExecutorRef("components.evaluator.executor:EvaluatorExecutor")

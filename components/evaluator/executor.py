@@ -7,6 +7,19 @@ from components.base import BaseExecutor, fileio
 from components.base.functions import load_function
 from components.evaluator import calibration, charts
 from components.evaluator.blessing import check_thresholds, compare_to_baseline, latest_version_dir
+from components.evaluator.component import (
+    BASELINE_DIR_KEY,
+    BLESSING_KEY,
+    COMPARISON_METRIC_KEY,
+    EVALUATE_FN_KEY,
+    EVALUATION_KEY,
+    EXAMPLES_KEY,
+    HIGHER_IS_BETTER_KEY,
+    MODEL_KEY,
+    SPLIT_KEY,
+    THRESHOLDS_KEY,
+    TOLERANCE_KEY,
+)
 from components.trainer.fn_args import SERVING_DIR
 
 METRICS_FILE = "metrics.json"
@@ -51,22 +64,22 @@ class EvaluatorExecutor(BaseExecutor):
             charts.write_misread(examples, split, candidate["misread"], os.path.join(out_dir, charts.MISREAD_DIR))
 
     def Do(self, input_dict, output_dict, exec_properties):
-        [examples] = input_dict["examples"]
-        [model] = input_dict["model"]
-        [evaluation] = output_dict["evaluation"]
-        [blessing] = output_dict["blessing"]
-        split = exec_properties["split"]
+        [examples] = input_dict[EXAMPLES_KEY]
+        [model] = input_dict[MODEL_KEY]
+        [evaluation] = output_dict[EVALUATION_KEY]
+        [blessing] = output_dict[BLESSING_KEY]
+        split = exec_properties[SPLIT_KEY]
         if split not in examples.split_names:
             raise ValueError(f"split {split!r} is not in the examples ({examples.split_names})")
-        evaluate = load_function(exec_properties["evaluate_fn"])
+        evaluate = load_function(exec_properties[EVALUATE_FN_KEY])
         candidate = evaluate(os.path.join(model.uri, SERVING_DIR), examples, split)
         metrics = candidate["overall"]
         report = {"split": split, "candidate": candidate, "baseline": None}
 
-        reasons = check_thresholds(metrics, json.loads(exec_properties["thresholds"] or "{}"))
-        baseline_dir = latest_version_dir(exec_properties["baseline_dir"])
+        reasons = check_thresholds(metrics, json.loads(exec_properties[THRESHOLDS_KEY] or "{}"))
+        baseline_dir = latest_version_dir(exec_properties[BASELINE_DIR_KEY])
         if baseline_dir is not None:
-            name = exec_properties["comparison_metric"]
+            name = exec_properties[COMPARISON_METRIC_KEY]
             try:
                 baseline = evaluate(baseline_dir, examples, split)
             except Exception as error:  # noqa: BLE001 - a published model that no longer loads is no bar
@@ -78,8 +91,8 @@ class EvaluatorExecutor(BaseExecutor):
                     metrics[name],
                     baseline["overall"][name],
                     name,
-                    exec_properties["higher_is_better"],
-                    exec_properties["tolerance"],
+                    exec_properties[HIGHER_IS_BETTER_KEY],
+                    exec_properties[TOLERANCE_KEY],
                 )
                 if reason:
                     reasons.append(reason)

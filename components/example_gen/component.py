@@ -9,63 +9,79 @@ Three sources, one output contract (`examples`: Examples with one
 """
 
 from components.base import BaseComponent, ComponentSpec, Examples, Parameter
-from components.example_gen import executor
+from components.base.component import ExecutorRef
 from components.example_gen.splits import DEFAULT_SPLITS
+
+# The keys of its inputs, outputs and parameters: the executor and the pipelines use these names.
+NUM_EXAMPLES_KEY = "num_examples"
+SEED_KEY = "seed"
+CHARSET_KEY = "charset"
+LENGTH_KEY = "length"
+WIDTH_KEY = "width"
+HEIGHT_KEY = "height"
+RENDER_STYLE_KEY = "render_style"
+INPUT_PATH_KEY = "input_path"
+SCHEMA_PATH_KEY = "schema_path"
+SPLIT_KEY_KEY = "split_key"
+TEST_SPLIT_KEY = "test_split"
+DATA_VERSION_KEY = "data_version"
+EXAMPLES_KEY = "examples"
+SPLITS_KEY = "splits"
 
 _SPLITS = Parameter(str, DEFAULT_SPLITS, "name:weight pairs, e.g. train:8,eval:1,test:1")
 
 
 class CaptchaExampleGen(BaseComponent):
     SPEC = ComponentSpec(
-        outputs={"examples": Examples},
+        outputs={EXAMPLES_KEY: Examples},
         parameters={
-            "num_examples": Parameter(int, 10_000),
-            "seed": Parameter(int, 0),
-            "charset": Parameter(str, "0123456789"),
-            "length": Parameter(int, 4),
-            "width": Parameter(int, 160),
-            "height": Parameter(int, 60),
-            "render_style": Parameter(
+            NUM_EXAMPLES_KEY: Parameter(int, 10_000),
+            SEED_KEY: Parameter(int, 0),
+            CHARSET_KEY: Parameter(str, "0123456789"),
+            LENGTH_KEY: Parameter(int, 4),
+            WIDTH_KEY: Parameter(int, 160),
+            HEIGHT_KEY: Parameter(int, 60),
+            RENDER_STYLE_KEY: Parameter(
                 str, "library", "a preset of captcha_source.STYLES or a JSON object of RenderStyle fields"
             ),
-            "splits": _SPLITS,
+            SPLITS_KEY: _SPLITS,
         },
     )
-    EXECUTOR = executor.CaptchaExampleGenExecutor
+    EXECUTOR = ExecutorRef("components.example_gen.executor:CaptchaExampleGenExecutor")
 
 
 class CsvExampleGen(BaseComponent):
     SPEC = ComponentSpec(
-        outputs={"examples": Examples},
+        outputs={EXAMPLES_KEY: Examples},
         parameters={
-            "input_path": Parameter(str),
-            "schema_path": Parameter(str, None, "gives column names and types when set"),
-            "split_key": Parameter(str, None, "column hashed to choose the split; default the whole row"),
-            "splits": _SPLITS,
+            INPUT_PATH_KEY: Parameter(str),
+            SCHEMA_PATH_KEY: Parameter(str, None, "gives column names and types when set"),
+            SPLIT_KEY_KEY: Parameter(str, None, "column hashed to choose the split; default the whole row"),
+            SPLITS_KEY: _SPLITS,
         },
     )
-    EXECUTOR = executor.CsvExampleGenExecutor
+    EXECUTOR = ExecutorRef("components.example_gen.executor:CsvExampleGenExecutor")
 
 
 class ImageExampleGen(BaseComponent):
     SPEC = ComponentSpec(
-        outputs={"examples": Examples},
-        parameters={"input_path": Parameter(str), "splits": _SPLITS},
+        outputs={EXAMPLES_KEY: Examples},
+        parameters={INPUT_PATH_KEY: Parameter(str), SPLITS_KEY: _SPLITS},
     )
-    EXECUTOR = executor.ImageExampleGenExecutor
+    EXECUTOR = ExecutorRef("components.example_gen.executor:ImageExampleGenExecutor")
 
 
 class IdxExampleGen(BaseComponent):
     SPEC = ComponentSpec(
-        outputs={"examples": Examples},
+        outputs={EXAMPLES_KEY: Examples},
         parameters={
-            "input_path": Parameter(
+            INPUT_PATH_KEY: Parameter(
                 str, doc="a folder with t10k-{images,labels} IDX files (gzip or not), optionally train-*"
             ),
-            "splits": _SPLITS,
-            "test_split": Parameter(str, "test", "with train-* files present: the split that t10k fills alone"),
+            SPLITS_KEY: _SPLITS,
+            TEST_SPLIT_KEY: Parameter(str, "test", "with train-* files present: the split that t10k fills alone"),
             # Not read by the executor: the files' sizes and times, so changed data is a cache miss.
-            "data_version": Parameter(str, ""),
+            DATA_VERSION_KEY: Parameter(str, ""),
         },
     )
-    EXECUTOR = executor.IdxExampleGenExecutor
+    EXECUTOR = ExecutorRef("components.example_gen.executor:IdxExampleGenExecutor")

@@ -11,6 +11,21 @@ from components.base import BaseBeamExecutor, fileio
 from components.base.beam import CountProgress, split_counts
 from components.example_gen import csv_source, idx_source
 from components.example_gen.captcha_source import CaptchaConfig, CaptchaRenderer, RenderStyle
+from components.example_gen.component import (
+    CHARSET_KEY,
+    EXAMPLES_KEY,
+    HEIGHT_KEY,
+    INPUT_PATH_KEY,
+    LENGTH_KEY,
+    NUM_EXAMPLES_KEY,
+    RENDER_STYLE_KEY,
+    SCHEMA_PATH_KEY,
+    SEED_KEY,
+    SPLIT_KEY_KEY,
+    SPLITS_KEY,
+    TEST_SPLIT_KEY,
+    WIDTH_KEY,
+)
 from components.example_gen.image_source import list_images, read_image
 from components.example_gen.splits import SplitConfig
 
@@ -72,8 +87,8 @@ class _ExampleGenExecutor(BaseBeamExecutor):
         return None
 
     def Do(self, input_dict, output_dict, exec_properties):
-        [examples] = output_dict["examples"]
-        splits = SplitConfig.parse(exec_properties["splits"])
+        [examples] = output_dict[EXAMPLES_KEY]
+        splits = SplitConfig.parse(exec_properties[SPLITS_KEY])
         pipeline = self._make_beam_pipeline()
         keyed = self.source(pipeline, exec_properties) | "Progress" >> beam.ParDo(
             CountProgress(f"{self.context.component_id}: examples", every=2000)
@@ -97,11 +112,11 @@ class _ExampleGenExecutor(BaseBeamExecutor):
 
 class CaptchaExampleGenExecutor(_ExampleGenExecutor):
     def source(self, pipeline, p):
-        config = CaptchaConfig(charset=p["charset"], length=p["length"], width=p["width"], height=p["height"])
-        if p["num_examples"] < 1:
-            raise ValueError(f"num_examples must be >= 1, got {p['num_examples']}")
-        seed = p["seed"]
-        style = RenderStyle.parse(p["render_style"])
+        config = CaptchaConfig(charset=p[CHARSET_KEY], length=p[LENGTH_KEY], width=p[WIDTH_KEY], height=p[HEIGHT_KEY])
+        if p[NUM_EXAMPLES_KEY] < 1:
+            raise ValueError(f"num_examples must be >= 1, got {p[NUM_EXAMPLES_KEY]}")
+        seed = p[SEED_KEY]
+        style = RenderStyle.parse(p[RENDER_STYLE_KEY])
 
         class Render(beam.DoFn):
             def setup(self):
@@ -113,7 +128,7 @@ class CaptchaExampleGenExecutor(_ExampleGenExecutor):
 
         return (
             pipeline
-            | "Indices" >> beam.Create(range(p["num_examples"]))
+            | "Indices" >> beam.Create(range(p[NUM_EXAMPLES_KEY]))
             | "Distribute" >> beam.Reshuffle()
             | "RenderCaptchas" >> beam.ParDo(Render())
         )
@@ -121,19 +136,19 @@ class CaptchaExampleGenExecutor(_ExampleGenExecutor):
 
 class CsvExampleGenExecutor(_ExampleGenExecutor):
     def source(self, pipeline, p):
-        path = p["input_path"]
+        path = p[INPUT_PATH_KEY]
         if not tf.io.gfile.exists(path):
             raise FileNotFoundError(f"no such CSV file: {path}")
         typed_columns = None
-        if p["schema_path"]:
+        if p[SCHEMA_PATH_KEY]:
             from components.schema_gen.schema_io import load_schema
 
-            typed_columns = csv_source.schema_columns(load_schema(p["schema_path"]))
+            typed_columns = csv_source.schema_columns(load_schema(p[SCHEMA_PATH_KEY]))
         names, has_header = csv_source.resolve_header(
             csv_source.parse_line(csv_source.read_first_line(path)),
             [name for name, _ in typed_columns] if typed_columns else None,
         )
-        key_column = p["split_key"]
+        key_column = p[SPLIT_KEY_KEY]
         if key_column is not None and key_column not in names:
             raise ValueError(f"split_key {key_column!r} is not a column ({', '.join(names)})")
         lines = pipeline | "ReadCsv" >> beam.io.ReadFromText(path, skip_header_lines=1 if has_header else 0)
@@ -163,7 +178,7 @@ class CsvExampleGenExecutor(_ExampleGenExecutor):
 
 class ImageExampleGenExecutor(_ExampleGenExecutor):
     def source(self, pipeline, p):
-        files = list_images(p["input_path"])
+        files = list_images(p[INPUT_PATH_KEY])
         return (
             pipeline
             | "ListImages" >> beam.Create(files)
@@ -182,7 +197,7 @@ class IdxExampleGenExecutor(_ExampleGenExecutor):
 
     def source(self, pipeline, p):
         chunks = []
-        for pair in idx_source.find_sets(p["input_path"]).values():
+        for pair in idx_source.find_sets(p[INPUT_PATH_KEY]).values():
             images, _ = pair.load()  # a bad file fails here, with its name, before Beam starts
             self.log.info("%s: %d images of %dx%d", pair.name, len(images), *images.shape[1:])
             chunks += [(pair, start) for start in range(0, len(images), self.CHUNK)]
@@ -209,12 +224,12 @@ class IdxExampleGenExecutor(_ExampleGenExecutor):
         )
 
     def split_of(self, splits: SplitConfig, p):
-        if "train" not in idx_source.find_sets(p["input_path"]):
+        if "train" not in idx_source.find_sets(p[INPUT_PATH_KEY]):
             return None
-        test = p["test_split"]
+        test = p[TEST_SPLIT_KEY]
         if test not in splits.names or len(splits.names) < 2:
             raise ValueError(
-                f"with the train files given, splits must include {test!r} and another split, got {p['splits']!r}"
+                f"with the train files given, splits must include {test!r} and another split, got {p[SPLITS_KEY]!r}"
             )
         test_index = splits.names.index(test)
         others = SplitConfig(

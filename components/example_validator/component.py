@@ -7,22 +7,29 @@ stops with a readable list, unless `stop_on_anomalies` is False (a warning).
 """
 
 from components.base import BaseComponent, ComponentSpec, ExampleAnomalies, ExampleStatistics, Parameter, Schema
-from components.base.component import InputSpec
-from components.example_validator import executor
+from components.base.component import ExecutorRef, InputSpec
 from components.example_validator.anomalies_io import format_rows, read_rows
+
+# The keys of its inputs, outputs and parameters: the executor and the pipelines use these names.
+STOP_ON_ANOMALIES_KEY = "stop_on_anomalies"
+ENVIRONMENT_KEY = "environment"
+BASELINE_SPLIT_KEY = "baseline_split"
+STATISTICS_KEY = "statistics"
+SCHEMA_KEY = "schema"
+ANOMALIES_KEY = "anomalies"
 
 
 class ExampleValidator(BaseComponent):
     SPEC = ComponentSpec(
-        inputs={"statistics": InputSpec(ExampleStatistics), "schema": InputSpec(Schema)},
-        outputs={"anomalies": ExampleAnomalies},
+        inputs={STATISTICS_KEY: InputSpec(ExampleStatistics), SCHEMA_KEY: InputSpec(Schema)},
+        outputs={ANOMALIES_KEY: ExampleAnomalies},
         parameters={
-            "stop_on_anomalies": Parameter(bool, True),
-            "environment": Parameter(str, None, "schema environment, e.g. TRAINING"),
-            "baseline_split": Parameter(str, "train", "drift is measured against this split"),
+            STOP_ON_ANOMALIES_KEY: Parameter(bool, True),
+            ENVIRONMENT_KEY: Parameter(str, None, "schema environment, e.g. TRAINING"),
+            BASELINE_SPLIT_KEY: Parameter(str, "train", "drift is measured against this split"),
         },
     )
-    EXECUTOR = executor.ExampleValidatorExecutor
+    EXECUTOR = ExecutorRef("components.example_validator.executor:ExampleValidatorExecutor")
 
     def gate(self, outputs):
         [anomalies] = outputs["anomalies"]

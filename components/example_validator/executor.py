@@ -6,6 +6,13 @@ import tensorflow_data_validation as tfdv
 
 from components.base import BaseExecutor, fileio
 from components.example_validator.anomalies_io import anomaly_rows, write_anomalies
+from components.example_validator.component import (
+    ANOMALIES_KEY,
+    BASELINE_SPLIT_KEY,
+    ENVIRONMENT_KEY,
+    SCHEMA_KEY,
+    STATISTICS_KEY,
+)
 from components.example_validator.drift_chart import DRIFT_CHART, draw_drift
 from components.schema_gen.schema_io import load_schema
 from components.statistics_gen.stats_html import statistics_html
@@ -23,15 +30,15 @@ class ExampleValidatorExecutor(BaseExecutor):
     TRAINING), `baseline_split`."""
 
     def Do(self, input_dict, output_dict, exec_properties):
-        [statistics] = input_dict["statistics"]
-        [schema_artifact] = input_dict["schema"]
-        [anomalies] = output_dict["anomalies"]
+        [statistics] = input_dict[STATISTICS_KEY]
+        [schema_artifact] = input_dict[SCHEMA_KEY]
+        [anomalies] = output_dict[ANOMALIES_KEY]
         schema = load_schema(schema_artifact.uri)
-        baseline_split = exec_properties["baseline_split"]
+        baseline_split = exec_properties[BASELINE_SPLIT_KEY]
         baseline = (
             load_split_statistics(statistics, baseline_split) if baseline_split in statistics.split_names else None
         )
-        environment = exec_properties["environment"]
+        environment = exec_properties[ENVIRONMENT_KEY]
         if environment and environment not in schema.default_environment:
             environment = None  # e.g. an inferred schema: it has no environments, every feature applies
         total = 0

@@ -7,21 +7,29 @@ A model that fails to load or answer is not blessed, so it is not pushed.
 """
 
 from components.base import BaseComponent, ComponentSpec, Examples, InfraBlessing, Model, Parameter
-from components.base.component import InputSpec
-from components.infra_validator import executor
+from components.base.component import ExecutorRef, InputSpec
+
+# The keys of its inputs, outputs and parameters: the executor and the pipelines use these names.
+INPUT_MAPPING_KEY = "input_mapping"
+NUM_REQUESTS_KEY = "num_requests"
+SPLIT_KEY = "split"
+TIMEOUT_SECONDS_KEY = "timeout_seconds"
+EXAMPLES_KEY = "examples"
+MODEL_KEY = "model"
+BLESSING_KEY = "blessing"
 
 
 class InfraValidator(BaseComponent):
     SPEC = ComponentSpec(
-        inputs={"examples": InputSpec(Examples), "model": InputSpec(Model)},
-        outputs={"blessing": InfraBlessing},
+        inputs={EXAMPLES_KEY: InputSpec(Examples), MODEL_KEY: InputSpec(Model)},
+        outputs={BLESSING_KEY: InfraBlessing},
         parameters={
-            "input_mapping": Parameter(
+            INPUT_MAPPING_KEY: Parameter(
                 str, doc='JSON: serving_default input -> raw feature, e.g. {"image_bytes": "image"}'
             ),
-            "num_requests": Parameter(int, 8),
-            "split": Parameter(str, "test"),
-            "timeout_seconds": Parameter(int, 300),
+            NUM_REQUESTS_KEY: Parameter(int, 8),
+            SPLIT_KEY: Parameter(str, "test"),
+            TIMEOUT_SECONDS_KEY: Parameter(int, 300),
         },
     )
-    EXECUTOR = executor.InfraValidatorExecutor
+    EXECUTOR = ExecutorRef("components.infra_validator.executor:InfraValidatorExecutor")

@@ -6,6 +6,15 @@ import subprocess
 import sys
 
 from components.base import BaseExecutor, fileio
+from components.infra_validator.component import (
+    BLESSING_KEY,
+    EXAMPLES_KEY,
+    INPUT_MAPPING_KEY,
+    MODEL_KEY,
+    NUM_REQUESTS_KEY,
+    SPLIT_KEY,
+    TIMEOUT_SECONDS_KEY,
+)
 from components.infra_validator.requests import WARMUP_FILE, raw_requests, write_warmup_records
 from components.trainer.fn_args import SERVING_DIR
 
@@ -21,14 +30,14 @@ class InfraValidatorExecutor(BaseExecutor):
     input -> raw feature), `num_requests`, `split`, `timeout_seconds`."""
 
     def Do(self, input_dict, output_dict, exec_properties):
-        [examples] = input_dict["examples"]
-        [model] = input_dict["model"]
-        [blessing] = output_dict["blessing"]
+        [examples] = input_dict[EXAMPLES_KEY]
+        [model] = input_dict[MODEL_KEY]
+        [blessing] = output_dict[BLESSING_KEY]
         requests = raw_requests(
             examples,
-            exec_properties["split"],
-            json.loads(exec_properties["input_mapping"]),
-            exec_properties["num_requests"],
+            exec_properties[SPLIT_KEY],
+            json.loads(exec_properties[INPUT_MAPPING_KEY]),
+            exec_properties[NUM_REQUESTS_KEY],
         )
         warmup_path = os.path.join(blessing.uri, WARMUP_FILE)
         write_warmup_records(requests, model.get("model_name", "model"), warmup_path)
@@ -44,7 +53,7 @@ class InfraValidatorExecutor(BaseExecutor):
                 ],
                 capture_output=True,
                 text=True,
-                timeout=exec_properties["timeout_seconds"],
+                timeout=exec_properties[TIMEOUT_SECONDS_KEY],
                 env=env,
             )
             lines = [line for line in probe.stdout.splitlines() if line.startswith("{")]

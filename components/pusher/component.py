@@ -10,24 +10,32 @@ is already published (same SavedModel) reports that version instead.
 """
 
 from components.base import BaseComponent, ComponentSpec, InfraBlessing, Model, ModelBlessing, Parameter, PushedModel
-from components.base.component import InputSpec
-from components.pusher import executor
+from components.base.component import ExecutorRef, InputSpec
+
+# The keys of its inputs, outputs and parameters: the executor and the pipelines use these names.
+MODEL_KEY = "model"
+MODEL_BLESSING_KEY = "model_blessing"
+INFRA_BLESSING_KEY = "infra_blessing"
+SERVING_DIR_KEY = "serving_dir"
+MODEL_NAME_KEY = "model_name"
+KEEP_VERSIONS_KEY = "keep_versions"
+PUSHED_MODEL_KEY = "pushed_model"
 
 
 class Pusher(BaseComponent):
     SPEC = ComponentSpec(
         inputs={
-            "model": InputSpec(Model),
-            "model_blessing": InputSpec(ModelBlessing),
-            "infra_blessing": InputSpec(InfraBlessing, optional=True),
+            MODEL_KEY: InputSpec(Model),
+            MODEL_BLESSING_KEY: InputSpec(ModelBlessing),
+            INFRA_BLESSING_KEY: InputSpec(InfraBlessing, optional=True),
         },
-        outputs={"pushed_model": PushedModel},
+        outputs={PUSHED_MODEL_KEY: PushedModel},
         parameters={
-            "serving_dir": Parameter(str),
-            "model_name": Parameter(str),
-            "keep_versions": Parameter(int, 5),
+            SERVING_DIR_KEY: Parameter(str),
+            MODEL_NAME_KEY: Parameter(str),
+            KEEP_VERSIONS_KEY: Parameter(int, 5),
         },
     )
-    EXECUTOR = executor.PusherExecutor
+    EXECUTOR = ExecutorRef("components.pusher.executor:PusherExecutor")
     # Publishing acts on the serving directory, outside the run: always check it again.
     CACHEABLE = False

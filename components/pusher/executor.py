@@ -3,6 +3,15 @@ from __future__ import annotations
 import os
 
 from components.base import BaseExecutor, fileio
+from components.pusher.component import (
+    INFRA_BLESSING_KEY,
+    KEEP_VERSIONS_KEY,
+    MODEL_BLESSING_KEY,
+    MODEL_KEY,
+    MODEL_NAME_KEY,
+    PUSHED_MODEL_KEY,
+    SERVING_DIR_KEY,
+)
 from components.pusher.publish import pinned_versions, prune, publish, published_version_of, write_models_config
 from components.trainer.fn_args import SERVING_DIR
 from serving import layout
@@ -18,10 +27,10 @@ class PusherExecutor(BaseExecutor):
     is made aside and renamed into place: a version folder is complete or absent."""
 
     def Do(self, input_dict, output_dict, exec_properties):
-        [model] = input_dict["model"]
-        [blessing] = input_dict["model_blessing"]
-        infra = (input_dict.get("infra_blessing") or [None])[0]
-        [pushed] = output_dict["pushed_model"]
+        [model] = input_dict[MODEL_KEY]
+        [blessing] = input_dict[MODEL_BLESSING_KEY]
+        infra = (input_dict.get(INFRA_BLESSING_KEY) or [None])[0]
+        [pushed] = output_dict[PUSHED_MODEL_KEY]
         pushed.set("pushed", 0)
         if not blessing.get("blessed"):
             pushed.properties["reason"] = f"not blessed by the Evaluator: {blessing.get('reason', '')}"
@@ -29,8 +38,8 @@ class PusherExecutor(BaseExecutor):
         if infra is not None and not infra.get("blessed"):
             pushed.properties["reason"] = f"not blessed by the InfraValidator: {infra.get('reason', '')}"
             return
-        serving_dir = os.path.abspath(exec_properties["serving_dir"])
-        base_path = os.path.join(serving_dir, exec_properties["model_name"])
+        serving_dir = os.path.abspath(exec_properties[SERVING_DIR_KEY])
+        base_path = os.path.join(serving_dir, exec_properties[MODEL_NAME_KEY])
         extra = {}
         if infra is not None and fileio.exists(os.path.join(infra.uri, layout.WARMUP_FILE)):
             extra[layout.WARMUP_PATH] = os.path.join(infra.uri, layout.WARMUP_FILE)
@@ -41,8 +50,8 @@ class PusherExecutor(BaseExecutor):
             pushed.properties["reason"] = f"already published as version {existing}"
         else:
             version = publish(saved_model, base_path, extra)
-            pinned = pinned_versions(serving_dir, exec_properties["model_name"])
-            removed = prune(base_path, exec_properties["keep_versions"], pinned)
+            pinned = pinned_versions(serving_dir, exec_properties[MODEL_NAME_KEY])
+            removed = prune(base_path, exec_properties[KEEP_VERSIONS_KEY], pinned)
         config_path = write_models_config(serving_dir)
         pushed.set("pushed", 1)
         pushed.set("pushed_version", version)

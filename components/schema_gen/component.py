@@ -5,17 +5,22 @@ schemas/<pipeline>/), else inferred by TFDV from the train split's statistics.
 """
 
 from components.base import BaseComponent, ComponentSpec, ExampleStatistics, Parameter, Schema
-from components.base.component import InputSpec
-from components.schema_gen import executor
+from components.base.component import ExecutorRef, InputSpec
+
+# The keys of its inputs, outputs and parameters: the executor and the pipelines use these names.
+SCHEMA_PATH_KEY = "schema_path"
+INFER_FEATURE_SHAPE_KEY = "infer_feature_shape"
+STATISTICS_KEY = "statistics"
+SCHEMA_KEY = "schema"
 
 
 class SchemaGen(BaseComponent):
     SPEC = ComponentSpec(
-        inputs={"statistics": InputSpec(ExampleStatistics)},
-        outputs={"schema": Schema},
+        inputs={STATISTICS_KEY: InputSpec(ExampleStatistics)},
+        outputs={SCHEMA_KEY: Schema},
         parameters={
-            "schema_path": Parameter(str, None, "curated schema.pbtxt; inferred when unset"),
-            "infer_feature_shape": Parameter(bool, True),
+            SCHEMA_PATH_KEY: Parameter(str, None, "curated schema.pbtxt; inferred when unset"),
+            INFER_FEATURE_SHAPE_KEY: Parameter(bool, True),
         },
     )
-    EXECUTOR = executor.SchemaGenExecutor
+    EXECUTOR = ExecutorRef("components.schema_gen.executor:SchemaGenExecutor")

@@ -9,6 +9,7 @@ from tensorflow_metadata.proto.v0 import statistics_pb2
 from tfx_bsl.public import tfxio
 
 from components.base import BaseBeamExecutor, fileio
+from components.statistics_gen.component import EXAMPLES_KEY, IMAGE_FEATURES_KEY, NUM_TOP_VALUES_KEY, STATISTICS_KEY
 from components.statistics_gen.image_stats import ImageStatsGenerator
 from components.statistics_gen.stats_html import statistics_html
 from components.statistics_gen.stats_io import HTML_FILE, STATS_FILE, load_split_statistics
@@ -53,11 +54,11 @@ class StatisticsGenExecutor(BaseBeamExecutor):
     features holding encoded images; they also get width, height and mean-intensity histograms)."""
 
     def Do(self, input_dict, output_dict, exec_properties):
-        [examples] = input_dict["examples"]
-        [statistics] = output_dict["statistics"]
-        images = [f.strip() for f in exec_properties["image_features"].split(",") if f.strip()]
+        [examples] = input_dict[EXAMPLES_KEY]
+        [statistics] = output_dict[STATISTICS_KEY]
+        images = [f.strip() for f in exec_properties[IMAGE_FEATURES_KEY].split(",") if f.strip()]
         options = tfdv.StatsOptions(
-            num_top_values=exec_properties["num_top_values"],
+            num_top_values=exec_properties[NUM_TOP_VALUES_KEY],
             generators=[ImageStatsGenerator(images)] if images else None,
         )
         splits = examples.split_names

@@ -11,6 +11,16 @@ import time
 from components.base import BaseExecutor, ExecutorContext, fileio
 from components.base.functions import load_function
 from components.trainer import multi_worker
+from components.trainer.component import (
+    EVAL_SPLIT_KEY,
+    EXAMPLES_KEY,
+    MODEL_KEY,
+    MODEL_NAME_KEY,
+    RUN_FN_KEY,
+    TRAIN_CONFIG_KEY,
+    TRAIN_SPLIT_KEY,
+    TRANSFORM_GRAPH_KEY,
+)
 from components.trainer.fn_args import FnArgs
 
 
@@ -24,31 +34,31 @@ class TrainerExecutor(BaseExecutor):
     `train_split`, `eval_split`."""
 
     def Do(self, input_dict, output_dict, exec_properties):
-        [examples] = input_dict["examples"]
-        [transform_graph] = input_dict["transform_graph"]
-        [model] = output_dict["model"]
-        for split in (exec_properties["train_split"], exec_properties["eval_split"]):
+        [examples] = input_dict[EXAMPLES_KEY]
+        [transform_graph] = input_dict[TRANSFORM_GRAPH_KEY]
+        [model] = output_dict[MODEL_KEY]
+        for split in (exec_properties[TRAIN_SPLIT_KEY], exec_properties[EVAL_SPLIT_KEY]):
             if split not in examples.split_names:
                 raise ValueError(f"split {split!r} is not in the examples ({examples.split_names})")
-        config = json.loads(exec_properties["train_config"] or "{}")
+        config = json.loads(exec_properties[TRAIN_CONFIG_KEY] or "{}")
         fn_args = FnArgs(
-            train_files=os.path.join(examples.split_uri(exec_properties["train_split"]), "*"),
-            eval_files=os.path.join(examples.split_uri(exec_properties["eval_split"]), "*"),
+            train_files=os.path.join(examples.split_uri(exec_properties[TRAIN_SPLIT_KEY]), "*"),
+            eval_files=os.path.join(examples.split_uri(exec_properties[EVAL_SPLIT_KEY]), "*"),
             transform_graph_dir=transform_graph.uri,
             model_dir=model.uri,
             config=config,
-            model_name=exec_properties["model_name"],
+            model_name=exec_properties[MODEL_NAME_KEY],
             seconds_left=self.context.seconds_left,
         )
         if config.get("distribution") == "multi_worker":
             # One clock for every worker's time-annealed learning rate.
             fn_args = dataclasses.replace(fn_args, config={**config, "lr_start": config.get("lr_start") or time.time()})
-            self._train_on_workers(fn_args, exec_properties["run_fn"], int(config.get("workers", 2)))
+            self._train_on_workers(fn_args, exec_properties[RUN_FN_KEY], int(config.get("workers", 2)))
         else:
-            load_function(exec_properties["run_fn"])(fn_args)
+            load_function(exec_properties[RUN_FN_KEY])(fn_args)
         if not fileio.exists(os.path.join(fn_args.serving_model_dir, "saved_model.pb")):
             raise RuntimeError(f"run_fn wrote no SavedModel to {fn_args.serving_model_dir}")
-        model.set("model_name", exec_properties["model_name"])
+        model.set("model_name", exec_properties[MODEL_NAME_KEY])
         if fileio.exists(fn_args.training_end_path):  # why training stopped, for the run's summary
             end = json.loads(fileio.read_text(fn_args.training_end_path))
             model.properties.update({f"training_{k}": v for k, v in end.items() if v is not None})

@@ -8,18 +8,28 @@ embeds in the exported model so serving takes raw inputs.
 """
 
 from components.base import BaseComponent, ComponentSpec, Examples, Parameter, Schema, TransformGraph
-from components.base.component import InputSpec
-from components.transform import executor
+from components.base.component import ExecutorRef, InputSpec
+
+# The keys of its inputs, outputs and parameters: the executor and the pipelines use these names.
+PREPROCESSING_FN_KEY = "preprocessing_fn"
+PREPROCESSING_PARAMS_KEY = "preprocessing_params"
+ANALYZE_SPLIT_KEY = "analyze_split"
+EXAMPLES_KEY = "examples"
+SCHEMA_KEY = "schema"
+TRANSFORM_GRAPH_KEY = "transform_graph"
+TRANSFORMED_EXAMPLES_KEY = "transformed_examples"
 
 
 class Transform(BaseComponent):
     SPEC = ComponentSpec(
-        inputs={"examples": InputSpec(Examples), "schema": InputSpec(Schema)},
-        outputs={"transform_graph": TransformGraph, "transformed_examples": Examples},
+        inputs={EXAMPLES_KEY: InputSpec(Examples), SCHEMA_KEY: InputSpec(Schema)},
+        outputs={TRANSFORM_GRAPH_KEY: TransformGraph, TRANSFORMED_EXAMPLES_KEY: Examples},
         parameters={
-            "preprocessing_fn": Parameter(str, doc="module.path:factory returning a preprocessing_fn", user_code=True),
-            "preprocessing_params": Parameter(str, "{}", "JSON object passed to the factory"),
-            "analyze_split": Parameter(str, "train"),
+            PREPROCESSING_FN_KEY: Parameter(
+                str, doc="module.path:factory returning a preprocessing_fn", user_code=True
+            ),
+            PREPROCESSING_PARAMS_KEY: Parameter(str, "{}", "JSON object passed to the factory"),
+            ANALYZE_SPLIT_KEY: Parameter(str, "train"),
         },
     )
-    EXECUTOR = executor.TransformExecutor
+    EXECUTOR = ExecutorRef("components.transform.executor:TransformExecutor")

@@ -15,6 +15,15 @@ from components.base.functions import load_function
 from components.example_gen.executor import TFRECORD_SUFFIX
 from components.schema_gen.schema_io import load_schema
 from components.statistics_gen.executor import examples_file_pattern
+from components.transform.component import (
+    ANALYZE_SPLIT_KEY,
+    EXAMPLES_KEY,
+    PREPROCESSING_FN_KEY,
+    PREPROCESSING_PARAMS_KEY,
+    SCHEMA_KEY,
+    TRANSFORM_GRAPH_KEY,
+    TRANSFORMED_EXAMPLES_KEY,
+)
 
 TRANSFORM_FN_DIR = tft.TFTransformOutput.TRANSFORM_FN_DIR
 
@@ -28,14 +37,14 @@ class TransformExecutor(BaseBeamExecutor):
     `preprocessing_params`, a JSON object), `analyze_split`."""
 
     def Do(self, input_dict, output_dict, exec_properties):
-        [examples] = input_dict["examples"]
-        [schema_artifact] = input_dict["schema"]
-        [graph] = output_dict["transform_graph"]
-        [transformed] = output_dict["transformed_examples"]
-        params = json.loads(exec_properties["preprocessing_params"] or "{}")
-        preprocessing_fn = load_function(exec_properties["preprocessing_fn"])(params)
+        [examples] = input_dict[EXAMPLES_KEY]
+        [schema_artifact] = input_dict[SCHEMA_KEY]
+        [graph] = output_dict[TRANSFORM_GRAPH_KEY]
+        [transformed] = output_dict[TRANSFORMED_EXAMPLES_KEY]
+        params = json.loads(exec_properties[PREPROCESSING_PARAMS_KEY] or "{}")
+        preprocessing_fn = load_function(exec_properties[PREPROCESSING_FN_KEY])(params)
         raw_schema = load_schema(schema_artifact.uri)
-        analyze_split = exec_properties["analyze_split"]
+        analyze_split = exec_properties[ANALYZE_SPLIT_KEY]
         if analyze_split not in examples.split_names:
             raise ValueError(f"analyze_split {analyze_split!r} is not a split of the examples ({examples.split_names})")
 

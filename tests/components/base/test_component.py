@@ -103,3 +103,38 @@ def test_user_code_paths_are_checked():
     with pytest.raises(ValueError, match="expected 'module.path:function'"):
         load_function("no_colon_here")
     assert code_fingerprint("no.such.module:fn") == ""
+
+
+def test_every_component_names_its_keys_and_its_executor_loads_on_first_use():
+    import importlib
+    import pkgutil
+
+    import components
+    from components.base import BaseExecutor
+
+    checked = 0
+    for package in pkgutil.iter_modules(components.__path__):
+        if package.name == "base":
+            continue
+        module = importlib.import_module(f"components.{package.name}.component")
+        keys = {value for name, value in vars(module).items() if name.endswith("_KEY")}
+        classes = [c for c in vars(module).values() if isinstance(c, type) and issubclass(c, BaseComponent)]
+        spec_keys = set()
+        for cls in classes:
+            if cls.__module__ != module.__name__:
+                continue
+            spec_keys |= set(cls.SPEC.inputs) | set(cls.SPEC.outputs) | set(cls.SPEC.parameters)
+            assert issubclass(cls.EXECUTOR, BaseExecutor), cls
+            checked += 1
+        assert keys == spec_keys, (package.name, keys ^ spec_keys)  # one constant per key, no stale one
+    assert checked >= 12  # four ExampleGens and the eight other components
+
+
+def test_an_executor_ref_that_names_no_class_says_so():
+    from components.base.component import ExecutorRef
+
+    class Broken(BaseComponent):
+        EXECUTOR = ExecutorRef("components.base.functions:load_function")
+
+    with pytest.raises(TypeError, match="is not a class"):
+        Broken.EXECUTOR  # noqa: B018 - the attribute access is what is tested
