@@ -25,6 +25,13 @@ os.environ["PYTHONWARNINGS"] = ",".join(
 )
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+QUIET_LOGGERS = ("apache_beam", "absl", "tensorflow")
+
+
+def _errors_only_from_quiet_loggers(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR or record.name.split(".")[0] not in QUIET_LOGGERS
+
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_ENGINE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 
@@ -403,8 +410,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not args.verbose:
         # Beam's and absl's warnings (no python-snappy, tables in tf.function) are not the user's to fix.
-        for name in ("apache_beam", "absl", "tensorflow"):
+        # The levels alone do not hold: a library may set its logger's level again after this (absl's
+        # did, during Transform), so the handlers drop those records too.
+        for name in QUIET_LOGGERS:
             logging.getLogger(name).setLevel(logging.ERROR)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_errors_only_from_quiet_loggers)
     if args.command in ("run", "validate"):
         _import_quietly()
     from pipelines.engines import EngineUnavailable

@@ -75,6 +75,9 @@ def test_quick_run_reports_every_component_and_a_summary(quick_run):
     )
     for line in ("statistics:", "curves:", "test split:", "evaluator:   blessed", "pushed:      version 1"):
         assert line in result.stdout
+    # Progress and real problems only: the libraries' warnings are not the user's to fix.
+    noise = [line for line in result.stderr.splitlines() if re.match(r"WARNING (absl|tensorflow|apache_beam)", line)]
+    assert noise == []
 
 
 def test_pushed_version_is_a_complete_savedmodel_with_warmup_and_models_config(quick_run):

@@ -112,3 +112,17 @@ def test_the_evaluators_bar_follows_the_charset(params, bar):
     assert json.loads(evaluator.parameters["thresholds"]) == {"full_string_accuracy": {"min": bar}}
     [example_gen] = [c for c in pipeline.components if c.id == "CaptchaExampleGen"]
     assert example_gen.parameters["render_style"] == "varied"
+
+
+def test_library_warnings_are_dropped_however_their_levels_are_set_again():
+    import logging
+
+    from pipelines.cli import _errors_only_from_quiet_loggers
+
+    def record(name, level):
+        return logging.LogRecord(name, level, __file__, 1, "message", None, None)
+
+    assert not _errors_only_from_quiet_loggers(record("absl", logging.WARNING))
+    assert not _errors_only_from_quiet_loggers(record("tensorflow.python.ops", logging.INFO))
+    assert _errors_only_from_quiet_loggers(record("absl", logging.ERROR))  # real failures still show
+    assert _errors_only_from_quiet_loggers(record("pipelines.runner", logging.WARNING))

@@ -1,0 +1,21 @@
+"""components/base/beam.py's progress lines: a count, a rate, and whose share it is."""
+
+from __future__ import annotations
+
+import os
+
+from components.base.beam import CountProgress
+
+
+def test_progress_lines_say_when_they_count_one_workers_share(capsys):
+    progress = CountProgress("examples", every=2)
+    progress.setup()
+    assert [x for i in range(4) for x in progress.process(i)] == [0, 1, 2, 3]  # elements pass through
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(" (")[0] for line in lines] == ["  examples: 2", "  examples: 4"]
+    assert all("worker" not in line for line in lines)  # counted in the process that built the pipeline
+    progress.driver_pid = -1  # as in a Beam worker process
+    for i in (4, 5):
+        list(progress.process(i))
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("  examples: 6 (") and line.endswith(f"/s, worker {os.getpid()}'s share)")
