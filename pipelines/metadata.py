@@ -293,22 +293,28 @@ class MetadataStore:
         return self._type_ids[key]
 
     # --- contexts ----------------------------------------------------------------
-    def _context(self, type_name: str, name: str, pipeline_name: str) -> mlmd.Context:
+    def _context(self, type_name: str, name: str, pipeline_name: str, shared: bool = True) -> mlmd.Context:
+        """The context of that type and name, created if new. Not `shared`: it must be new (a run's
+        own context; two runs in one would mix their executions)."""
         existing = self.store.get_context_by_type_and_name(type_name, name)
-        if existing is not None:
+        if existing is not None and shared:
             return existing
+        if existing is not None:
+            raise ValueError(f"{type_name} {name!r} is already recorded: a run id is used once")
         context = mlmd.Context(type_id=self._context_type_id(type_name), name=name)
         context.properties["pipeline_name"].string_value = pipeline_name
         try:
             [context.id] = self.store.put_contexts([context])
         except mlmd_errors.AlreadyExistsError:  # a concurrent run created it first
+            if not shared:
+                raise ValueError(f"{type_name} {name!r} is already recorded: a run id is used once") from None
             return self.store.get_context_by_type_and_name(type_name, name)
         return context
 
     def start_run(self, pipeline_name: str, run_id: str) -> list[mlmd.Context]:
         return [
             self._context(PIPELINE_CONTEXT, pipeline_name, pipeline_name),
-            self._context(RUN_CONTEXT, f"{pipeline_name}.{run_id}", pipeline_name),
+            self._context(RUN_CONTEXT, f"{pipeline_name}.{run_id}", pipeline_name, shared=False),
         ]
 
     # --- artifacts ---------------------------------------------------------------

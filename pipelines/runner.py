@@ -98,7 +98,9 @@ class LocalRunner:
             return self._run(pipeline, run_id)
 
     def _run(self, pipeline: Pipeline, run_id: str | None) -> RunResult:
-        run_id = run_id or datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+        # Time to the microsecond and 16 random bits: runs released at the same moment (two hosts on one
+        # shared store, or a test's barrier) still get ids of their own.
+        run_id = run_id or f"{datetime.datetime.now():%Y%m%d-%H%M%S-%f}-{os.urandom(2).hex()}"
         # On SQLite this runner holds the store: any execution still RUNNING belongs to a runner that died.
         abandoned = self.store.abandon_dead_executions(exclusive=self.store.sqlite_path is not None)
         if abandoned:

@@ -262,3 +262,22 @@ def test_component_rejects_wrong_input_type_and_bad_parameter():
         NumbersGen(count="ten")
     with pytest.raises(TypeError, match="unknown argument"):
         NumbersGen(cuont=3)
+
+
+def test_each_run_gets_its_own_record_even_at_the_same_moment(store, runner, monkeypatch):
+    import datetime as real_datetime
+
+    import pipelines.runner as runner_module
+
+    class FrozenClock(real_datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return real_datetime.datetime(2026, 12, 1, 8, 0, 0, 123456)
+
+    monkeypatch.setattr(runner_module.datetime, "datetime", FrozenClock)  # two runs in one microsecond
+    ids = {runner.run(make_pipeline()).run_id for _ in range(2)}
+    assert len(ids) == 2 and all(i.startswith("20261201-080000-123456-") for i in ids)
+    assert len(store.runs("toy")) == 2
+    with pytest.raises(ValueError, match="is already recorded: a run id is used once"):
+        runner.run(make_pipeline(), run_id=sorted(ids)[0])
+    assert len(store.runs("toy")) == 2  # nothing merged into the earlier run
