@@ -23,8 +23,8 @@ class ExampleValidatorExecutor(BaseExecutor):
     """Checks every split's statistics against the schema (TFDV) and measures drift from `baseline_split`.
 
     Inputs: `statistics` (ExampleStatistics per split), `schema`. Output: `anomalies` (anomalies.json
-    and SchemaDiff.pbtxt per split, drift.png when the schema configures drift or skew comparators, statistics.html: the statistics
-    page with the anomalies listed and their features marked;
+    and SchemaDiff.pbtxt per split; drift.png when the schema configures drift or skew comparators;
+    statistics.html, the statistics page with the anomalies listed and their features marked;
     property `num_anomalies`). Parameters: `stop_on_anomalies` (the
     component's gate stops the run with one message), `environment` (the schema environment, e.g.
     TRAINING), `baseline_split`."""
@@ -42,9 +42,9 @@ class ExampleValidatorExecutor(BaseExecutor):
         if environment and environment not in schema.default_environment:
             environment = None  # e.g. an inferred schema: it has no environments, every feature applies
         total = 0
-        results, found = {}, {}
+        by_split, results, found = {}, {}, {}
         for split in statistics.split_names:
-            stats = load_split_statistics(statistics, split)
+            stats = by_split[split] = load_split_statistics(statistics, split)
             result = tfdv.validate_statistics(
                 stats,
                 schema,
@@ -61,7 +61,7 @@ class ExampleValidatorExecutor(BaseExecutor):
         with fileio.open(os.path.join(anomalies.uri, HTML_FILE), "w") as f:
             f.write(
                 statistics_html(
-                    {split: load_split_statistics(statistics, split) for split in statistics.split_names},
+                    by_split,
                     f"{self.context.pipeline_name}: statistics checked against the schema",
                     drift_chart=drift,
                     anomalies=found,
