@@ -19,12 +19,12 @@ other runner name and every other Beam option pass through untouched.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLINK = "flink"
@@ -72,7 +72,7 @@ def _staged_wheel() -> str:
 
 def flink_args(flink_master: str | None, extra: list[str], state_dir: str | None = None, out=None) -> list[str]:
     """Beam options that send jobs to Flink; raises EngineUnavailable when no cluster answers."""
-    from cluster.flink import DEFAULT_STATE_DIR, FlinkCluster, JobServer, rest_get_url
+    from cluster.flink import DEFAULT_STATE_DIR, ClusterError, FlinkCluster, JobServer, rest_get_url
 
     out = out or sys.stderr
     local = FlinkCluster(state_dir or DEFAULT_STATE_DIR, out=out)
@@ -82,10 +82,9 @@ def flink_args(flink_master: str | None, extra: list[str], state_dir: str | None
             # Our cluster's processes all run but it is not ready: a TaskManager restarted a moment ago
             # is still registering. Wait a little rather than refuse.
             print(f"Flink: waiting for the cluster ({'; '.join(problems)})", file=out, flush=True)
-            deadline = time.monotonic() + READY_GRACE_S
-            while problems and time.monotonic() < deadline:
-                time.sleep(1.0)
-                problems = local.problems()
+            with contextlib.suppress(ClusterError):  # still not ready: refused below with what is wrong
+                local.wait_ready(READY_GRACE_S)
+            problems = local.problems()
         if problems:
             raise EngineUnavailable(
                 f"no Flink cluster ready at {local.config.web_ui} ({'; '.join(problems)}): run `make flink-up` first, "
