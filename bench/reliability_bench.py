@@ -421,6 +421,7 @@ def soak(server: ServerProcess, image_path: str, rate: float, seconds: float) ->
             "p99 first min ms": first,
             "p99 last min ms": last,
             "p99 drift %": 100 * (last - first) / first if first and last else None,
+            "RSS by minute MiB": [round(v) for v in rss.samples[5::6]],
             "p99 by minute ms": [
                 round(p99(per_second[m * 60 : (m + 1) * 60]) or 0, 1) for m in range(len(per_second) // 60)
             ],

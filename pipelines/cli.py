@@ -25,7 +25,9 @@ os.environ["PYTHONWARNINGS"] = ",".join(
 )
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-QUIET_LOGGERS = ("apache_beam", "absl", "tensorflow")
+# matplotlib: "findfont: Font family ... not found" while drawing charts (a font cache left by another
+# install lists fonts that are gone; the chart falls back to DejaVu Sans and is drawn all the same).
+QUIET_LOGGERS = ("apache_beam", "absl", "tensorflow", "matplotlib")
 
 
 def _errors_only_from_quiet_loggers(record: logging.LogRecord) -> bool:
@@ -409,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     if not args.verbose:
-        # Beam's and absl's warnings (no python-snappy, tables in tf.function) are not the user's to fix.
+        # Beam's, absl's and matplotlib's warnings (no python-snappy, tables in tf.function, font fallbacks)
+        # are not the user's to fix.
         # The levels alone do not hold: a library may set its logger's level again after this (absl's
         # did, during Transform), so the handlers drop those records too.
         for name in QUIET_LOGGERS:

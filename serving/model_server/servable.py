@@ -23,6 +23,7 @@ from serving.layout import (  # noqa: F401 - CLASSIFY/REGRESS_METHOD: inference.
     SAVED_MODEL_FILES,
     SERVE_TAG,
 )
+from serving.model_server.eager_tensors import eager_tensor
 from serving.model_server.errors import ServingError, invalid
 
 
@@ -117,7 +118,7 @@ class Signature:
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:
-            tensors = {k: tf.constant(v, dtype=self.input_specs[k].dtype) for k, v in inputs.items()}
+            tensors = {k: eager_tensor(v, self.input_specs[k].dtype) for k, v in inputs.items()}
             outputs = self.function(**tensors)
         except tf.errors.OpError as e:
             raise status_from_tf_error(e) from None

@@ -124,5 +124,6 @@ def test_library_warnings_are_dropped_however_their_levels_are_set_again():
 
     assert not _errors_only_from_quiet_loggers(record("absl", logging.WARNING))
     assert not _errors_only_from_quiet_loggers(record("tensorflow.python.ops", logging.INFO))
+    assert not _errors_only_from_quiet_loggers(record("matplotlib.font_manager", logging.WARNING))
     assert _errors_only_from_quiet_loggers(record("absl", logging.ERROR))  # real failures still show
     assert _errors_only_from_quiet_loggers(record("pipelines.runner", logging.WARNING))
