@@ -23,7 +23,7 @@ from serving.layout import (  # noqa: F401 - CLASSIFY/REGRESS_METHOD: inference.
     SAVED_MODEL_FILES,
     SERVE_TAG,
 )
-from serving.model_server.eager_tensors import eager_tensor
+from serving.model_server.eager_tensors import SignatureCall
 from serving.model_server.errors import ServingError, invalid
 
 
@@ -89,6 +89,7 @@ class Signature:
         self.method_name = signature_def.method_name or PREDICT_METHOD
         self.input_specs: dict[str, tf.TensorSpec] = dict(function.structured_input_signature[1])
         self.output_specs: dict[str, tf.TensorSpec] = dict(function.structured_outputs)
+        self._call = SignatureCall(function, self.input_specs)  # not tf.constant: TF 2.16 leaks per tensor
         # A signature can be batched across requests when every input and output has a batch dimension.
         self.batchable = all(spec.shape.rank for spec in [*self.input_specs.values(), *self.output_specs.values()])
         # Declared shapes as tuples (None: any size), checked per request without building TensorShapes.
@@ -118,8 +119,7 @@ class Signature:
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:
-            tensors = {k: eager_tensor(v, self.input_specs[k].dtype) for k, v in inputs.items()}
-            outputs = self.function(**tensors)
+            outputs = self._call(inputs)
         except tf.errors.OpError as e:
             raise status_from_tf_error(e) from None
         except (TypeError, ValueError) as e:
