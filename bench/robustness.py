@@ -78,22 +78,17 @@ def evaluate_set(serve, style: str, per_set: int, charset: str, length: int, bat
     import tensorflow as tf
 
     from components.example_gen.captcha_source import CaptchaConfig, CaptchaRenderer
-    from pipelines.captcha.evaluation import score
+    from pipelines.captcha.evaluation import Answers
 
     if style == "wheezy":
         renderer = WheezyRenderer(charset, length)
     else:
         renderer = CaptchaRenderer(CaptchaConfig(charset=charset, length=length), seed=SEED, style=style)
-    truths, texts, confidences, accepted = [], [], [], []
+    answers = Answers()
     for start in range(0, per_set, batch):
         captchas = [renderer.render(i) for i in range(start, min(start + batch, per_set))]
-        outputs = serve(image_bytes=tf.constant([c.png for c in captchas]))
-        truths += [c.text for c in captchas]
-        texts += [t.decode() for t in outputs["text"].numpy()]
-        confidences += outputs["confidence"].numpy().tolist()
-        if "accepted" in outputs:
-            accepted += outputs["accepted"].numpy().tolist()
-    return score(truths, texts, confidences, accepted or None)
+        answers.add([c.text for c in captchas], serve(image_bytes=tf.constant([c.png for c in captchas])))
+    return answers.score()
 
 
 def table(results: dict) -> str:

@@ -26,7 +26,7 @@ import threading
 
 import matplotlib
 from captcha import image as captcha_image
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter
 
 DIGITS = string.digits
 ALPHANUMERIC = string.digits + string.ascii_uppercase
@@ -78,6 +78,7 @@ FONTS = {
 }
 
 Range = tuple  # (low, high), both inclusive
+GLYPH_MASKS = ("brightness", "shape")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +102,11 @@ class RenderStyle:
     sizes: tuple[tuple[int, int], ...] = ()  # (width, height) choices; () keeps the config's size
     jpeg_probability: float = 0.0
     jpeg_quality: Range = (75, 95)
+    # How a drawn character is pasted. "brightness": as the package does, through its own grey level,
+    # so the darker the ink the fainter the text (ink of luminance 20 is pasted at 15% opacity; one
+    # captcha in 15 of the varied family was unreadable that way, BENCHMARKS.md). "shape": through
+    # the glyph's alpha, so every ink is pasted whole.
+    glyph_mask: str = "brightness"
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.fonts if f not in FONTS]
@@ -133,6 +139,8 @@ class RenderStyle:
             raise ValueError("space_probability and jpeg_probability must be within 0-1")
         if not 1 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100:
             raise ValueError(f"jpeg_quality must be within 1-100, got {self.jpeg_quality}")
+        if self.glyph_mask not in GLYPH_MASKS:
+            raise ValueError(f"glyph_mask must be one of {GLYPH_MASKS}, got {self.glyph_mask!r}")
         if any(w < 16 or h < 16 for w, h in self.sizes):
             raise ValueError(f"sizes must be at least 16x16, got {self.sizes}")
 
@@ -155,15 +163,15 @@ class RenderStyle:
             or fields.keys() - {f.name for f in dataclasses.fields(cls)}
         ):
             raise ValueError(f"unknown render_style fields or preset in {text!r}; presets: {sorted(STYLES)}")
-        base = STYLES[preset]
-        fields = {
-            k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
-            for k, v in fields.items()
-        }
-        return dataclasses.replace(base, **fields)
+        return dataclasses.replace(STYLES[preset], **{k: _as_tuples(v) for k, v in fields.items()})
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+
+def _as_tuples(value):
+    """JSON's lists as the tuples a frozen RenderStyle holds (ranges, and lists of sizes)."""
+    return tuple(_as_tuples(x) for x in value) if isinstance(value, list) else value
 
 
 _TRAINING_FONTS = (
@@ -196,6 +204,7 @@ STYLES = {
         sizes=((160, 60), (144, 54), (176, 66)),
         jpeg_probability=0.3,
         jpeg_quality=(50, 95),
+        glyph_mask="shape",
     ),
 }
 # Never trained on: fonts of other families, and ranges beyond the training ones.
@@ -267,6 +276,30 @@ class _StyledCaptcha(captcha_image.ImageCaptcha):
         for _ in range(rng.randint(*style.curves)):
             self.create_noise_curve(image, ink)
         return image.filter(ImageFilter.SMOOTH)
+
+    def create_captcha_image(self, chars: str, color: tuple, background: tuple) -> Image.Image:
+        """The package's (captcha 0.7.1) layout, character by character, with the style's glyph mask."""
+        if self.style.glyph_mask == "brightness":
+            return super().create_captcha_image(chars, color, background)
+        secrets = captcha_image.secrets  # the seeded source while a render runs
+        image = Image.new("RGB", (self._width, self._height), background)
+        draw = ImageDraw.Draw(image)
+        glyphs = []
+        for c in chars:
+            if secrets.randbits(32) / (2**32) > self.word_space_probability:
+                glyphs.append(self._draw_character(" ", draw, color))
+            glyphs.append(self._draw_character(c, draw, color))
+        text_width = sum(glyph.size[0] for glyph in glyphs)
+        width = max(text_width, self._width)
+        image = image.resize((width, self._height))
+        average = int(text_width / len(chars))
+        overlap = int(self.word_offset_dx * average)
+        offset = int(average * 0.1)
+        for glyph in glyphs:
+            w, h = glyph.size
+            image.paste(glyph, (offset, int((self._height - h) / 2)), glyph.getchannel("A"))
+            offset = offset + w - secrets.randbelow(overlap + 1)
+        return image.resize((self._width, self._height)) if width > self._width else image
 
 
 class CaptchaRenderer:

@@ -23,15 +23,32 @@ def evaluate(saved_model_dir: str, examples_artifact, split: str, batch_size: in
         raise ValueError(f"no {split} examples to evaluate on")
     serve = tf.saved_model.load(saved_model_dir).signatures["serving_tf_example"]
     label_spec = {LABEL_KEY: tf.io.FixedLenFeature([1], tf.string)}
-    truths, texts, confidences, accepted = [], [], [], []
+    answers = Answers()
     for batch in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(batch_size):
-        truths += [t.decode() for t in tf.io.parse_example(batch, label_spec)[LABEL_KEY].numpy().ravel()]
-        outputs = serve(examples=batch)
-        texts += [t.decode() for t in outputs["text"].numpy()]
-        confidences += outputs["confidence"].numpy().tolist()
+        truths = [t.decode() for t in tf.io.parse_example(batch, label_spec)[LABEL_KEY].numpy().ravel()]
+        answers.add(truths, serve(examples=batch))
+    return answers.score()
+
+
+class Answers:
+    """A served model's answers gathered batch by batch (text, confidence and, when the export has
+    one, the `accepted` flag), scored against the true texts at the end."""
+
+    def __init__(self) -> None:
+        self.truths: list[str] = []
+        self.texts: list[str] = []
+        self.confidences: list[float] = []
+        self.accepted: list[bool] = []
+
+    def add(self, truths: list[str], outputs: dict) -> None:
+        self.truths += truths
+        self.texts += [t.decode() for t in outputs["text"].numpy()]
+        self.confidences += outputs["confidence"].numpy().tolist()
         if "accepted" in outputs:  # models exported before calibration have none
-            accepted += outputs["accepted"].numpy().tolist()
-    return score(truths, texts, confidences, accepted or None)
+            self.accepted += outputs["accepted"].numpy().tolist()
+
+    def score(self) -> dict:
+        return score(self.truths, self.texts, self.confidences, self.accepted or None)
 
 
 def score(truths: list[str], texts: list[str], confidences: list[float], accepted: list[bool] | None = None) -> dict:

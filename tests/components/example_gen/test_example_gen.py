@@ -68,6 +68,27 @@ def test_the_training_style_varies_size_format_font_and_colour():
     )
 
 
+@pytest.mark.parametrize("glyph_mask,dark_share", [("shape", (0.04, 1.0)), ("brightness", (0.0, 0.002))])
+def test_dark_ink_is_pasted_whole_only_with_the_shape_mask(glyph_mask, dark_share):
+    """The package pastes a character through its own grey level, so near-black ink comes out almost
+    transparent; the shape mask pastes it whole. Characters alone (no dots, no curves, no JPEG)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    style = f'{{"preset": "library", "ink": [0, 12], "dots": [0, 0], "curves": [0, 0], "glyph_mask": "{glyph_mask}"}}'
+    renderer = CaptchaRenderer(seed=1, style=style)
+    grey = np.stack([np.asarray(Image.open(io.BytesIO(renderer.render(i).png)).convert("L")) for i in range(8)])
+    share = float((grey < 100).mean())  # paper is 238-255: dark pixels are the characters' ink
+    assert dark_share[0] <= share <= dark_share[1], share
+
+
+def test_the_training_style_pastes_characters_by_their_shape():
+    assert STYLES[TRAINING_STYLE].glyph_mask == "shape"
+    assert STYLES["library"].glyph_mask == "brightness"  # the package as it ships
+
+
 def test_held_out_fonts_are_never_trained_on():
     assert not set(STYLES["heldout_fonts"].fonts) & set(STYLES[TRAINING_STYLE].fonts)
     assert STYLES["heldout_geometry"].rotate[1] > STYLES[TRAINING_STYLE].rotate[1]
@@ -96,6 +117,7 @@ def test_render_style_parses_presets_and_json_overrides():
         ('{"sizes": [[8, 8]]}', "16x16"),
         ('{"preset": "nope"}', "unknown"),
         ('{"preset": 3}', "unknown"),
+        ('{"glyph_mask": "alpha"}', "glyph_mask"),
     ],
 )
 def test_render_style_rejects_nonsense(text, fragment):
