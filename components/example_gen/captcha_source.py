@@ -107,6 +107,9 @@ class RenderStyle:
     # captcha in 15 of the varied family was unreadable that way, BENCHMARKS.md). "shape": through
     # the glyph's alpha, so every ink is pasted whole.
     glyph_mask: str = "brightness"
+    # With glyph_mask "shape": how opaque the characters are pasted, sampled per image (faint text
+    # whatever the ink's colour). Training on (0.4, 1.0) read worse everywhere (BENCHMARKS.md).
+    text_opacity: Range = (1.0, 1.0)
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.fonts if f not in FONTS]
@@ -127,6 +130,7 @@ class RenderStyle:
             "dot_width",
             "curves",
             "jpeg_quality",
+            "text_opacity",
         ):
             value = getattr(self, name)
             if len(value) != 2 or value[0] > value[1]:
@@ -139,6 +143,8 @@ class RenderStyle:
             raise ValueError("space_probability and jpeg_probability must be within 0-1")
         if not 1 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100:
             raise ValueError(f"jpeg_quality must be within 1-100, got {self.jpeg_quality}")
+        if not 0 < self.text_opacity[0] <= self.text_opacity[1] <= 1:
+            raise ValueError(f"text_opacity must be within (0, 1], got {self.text_opacity}")
         if self.glyph_mask not in GLYPH_MASKS:
             raise ValueError(f"glyph_mask must be one of {GLYPH_MASKS}, got {self.glyph_mask!r}")
         if any(w < 16 or h < 16 for w, h in self.sizes):
@@ -295,9 +301,12 @@ class _StyledCaptcha(captcha_image.ImageCaptcha):
         average = int(text_width / len(chars))
         overlap = int(self.word_offset_dx * average)
         offset = int(average * 0.1)
+        low, high = self.style.text_opacity
+        opacity = low + secrets.randbits(32) / (2**32) * (high - low) if high > low else high
         for glyph in glyphs:
             w, h = glyph.size
-            image.paste(glyph, (offset, int((self._height - h) / 2)), glyph.getchannel("A"))
+            mask = glyph.getchannel("A").point(lambda a: int(a * opacity))
+            image.paste(glyph, (offset, int((self._height - h) / 2)), mask)
             offset = offset + w - secrets.randbelow(overlap + 1)
         return image.resize((self._width, self._height)) if width > self._width else image
 

@@ -84,6 +84,19 @@ def test_dark_ink_is_pasted_whole_only_with_the_shape_mask(glyph_mask, dark_shar
     assert dark_share[0] <= share <= dark_share[1], share
 
 
+def test_text_opacity_makes_dark_ink_faint_but_there():
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    style = '{"preset": "library", "ink": [0, 12], "dots": [0, 0], "curves": [0, 0], "glyph_mask": "shape"}'
+    faint = CaptchaRenderer(seed=1, style=style[:-1] + ', "text_opacity": [0.3, 0.3]}')
+    grey = np.stack([np.asarray(Image.open(io.BytesIO(faint.render(i).png)).convert("L")) for i in range(8)])
+    assert (grey < 100).mean() < 0.002  # nothing near the ink's black
+    assert ((grey > 140) & (grey < 200)).mean() > 0.04  # the characters, at ~30% of the way to it
+
+
 def test_the_training_style_pastes_characters_by_their_shape():
     assert STYLES[TRAINING_STYLE].glyph_mask == "shape"
     assert STYLES["library"].glyph_mask == "brightness"  # the package as it ships
@@ -118,6 +131,7 @@ def test_render_style_parses_presets_and_json_overrides():
         ('{"preset": "nope"}', "unknown"),
         ('{"preset": 3}', "unknown"),
         ('{"glyph_mask": "alpha"}', "glyph_mask"),
+        ('{"text_opacity": [0, 1]}', "text_opacity"),
     ],
 )
 def test_render_style_rejects_nonsense(text, fragment):
