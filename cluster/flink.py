@@ -339,7 +339,9 @@ class FlinkCluster:
         return bool(entry) and _ours(entry["pid"], entry["marker"])
 
     # starting ------------------------------------------------------------------------------------------------
-    def _spawn(self, name: str, command: list[str], marker: str, env: dict | None = None) -> int:
+    def _spawn(
+        self, name: str, command: list[str], marker: str, env: dict | None = None, resource_id: str | None = None
+    ) -> int:
         os.makedirs(self.logs_dir, exist_ok=True)
         log_path = os.path.join(self.logs_dir, f"{name}.out")
         with open(log_path, "ab") as log:
@@ -353,6 +355,8 @@ class FlinkCluster:
                 start_new_session=True,  # outlives `make flink-up`; Ctrl-C in that shell does not reach it
             )
         self.processes()[name] = {"pid": process.pid, "marker": marker, "log": log_path}
+        if resource_id is not None:
+            self.processes()[name]["resource_id"] = resource_id
         self._save()
         return process.pid
 
@@ -469,6 +473,9 @@ class FlinkCluster:
             name = f"taskmanager-{index}"
             if not self.running(name):
                 jvm, props = tm_jvm, tm_props
+                # A new id each start: the JobManager still holds a killed TaskManager's registration
+                # until its heartbeat times out, and that timeout must not unregister the replacement.
+                resource_id = f"{name}-{int(time.time())}"
                 self._spawn(
                     name,
                     self._java(
@@ -477,11 +484,10 @@ class FlinkCluster:
                         name,
                         "org.apache.flink.runtime.taskexecutor.TaskManagerRunner",
                         jvm,
-                        # A new id each start: the JobManager still holds a killed TaskManager's registration
-                        # until its heartbeat times out, and that timeout must not unregister the replacement.
-                        [*props, "-D", f"taskmanager.resource-id={name}-{int(time.time())}"],
+                        [*props, "-D", f"taskmanager.resource-id={resource_id}"],
                     ),
                     marker,
+                    resource_id=resource_id,
                 )
                 started.append(name)
         if not self.running("worker-pool"):
@@ -561,9 +567,16 @@ class FlinkCluster:
         elif overview.get("taskmanagers", 0) < config.taskmanagers:
             found.append(f"{overview.get('taskmanagers', 0)} of {config.taskmanagers} TaskManagers registered")
         else:
+            listing = rest_get(config, "/taskmanagers")
             # A TaskManager killed a moment ago still counts as registered until its heartbeat times
-            # out (heartbeat.timeout): only TaskManagers heard from lately count.
-            alive = _live_taskmanagers(rest_get(config, "/taskmanagers"), HEARTBEAT_INTERVAL_MS * 2)
+            # out (heartbeat.timeout), and still looks alive for a heartbeat interval: the cluster is
+            # ready only once every TaskManager process this cluster started has registered under its
+            # own id, and only TaskManagers heard from lately count.
+            registered = {tm.get("id") for tm in (listing or {}).get("taskmanagers", [])}
+            for name, process in sorted(self.processes().items()):
+                if process.get("resource_id") and process["resource_id"] not in registered:
+                    found.append(f"{name} ({process['resource_id']}) not registered with the JobManager yet")
+            alive = _live_taskmanagers(listing, HEARTBEAT_INTERVAL_MS * 2)
             if alive is not None and alive < config.taskmanagers:
                 found.append(
                     f"{alive} of {config.taskmanagers} TaskManagers alive (the others missed their heartbeats)"

@@ -224,15 +224,20 @@ def test_a_taskmanager_killed_mid_job_is_recovered_and_up_restarts_it(flink_clus
     restarted.up(timeout=120)
     flink_cluster.state = restarted.state  # the session fixture stops the new TaskManager too
     assert restarted.running("taskmanager-2") and not restarted.problems()
-    # The replacement registers under a new id, so when the JobManager finally drops the killed one (its
-    # heartbeat timeout) the replacement stays: the cluster is still ready once the old id is gone.
+    # `up` returns only once the replacement has registered under its own new id, so when the JobManager
+    # finally drops the killed one (its heartbeat timeout) the replacement stays: the cluster is still
+    # ready once the old id is gone.
+    replacement = restarted.processes()["taskmanager-2"]["resource_id"]
+    assert replacement not in before_kill
+    ids = {tm["id"] for tm in rest_get(flink_cluster.config, "/taskmanagers")["taskmanagers"]}
+    assert replacement in ids, (replacement, ids)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         ids = {tm["id"] for tm in (rest_get(flink_cluster.config, "/taskmanagers") or {}).get("taskmanagers", [])}
         if len(ids & before_kill) == 1:
             break
         time.sleep(1)
-    assert len(ids - before_kill) == 1 and len(ids & before_kill) == 1, (before_kill, ids)
+    assert ids - before_kill == {replacement} and len(ids & before_kill) == 1, (before_kill, ids)
     assert not restarted.problems()
 
 
