@@ -7,6 +7,8 @@ python -m bench.open_loop --protocol grpc|rest --target HOST:PORT --image FILE -
 Prints one JSON line: offered and sent requests, answers by outcome (ok, shed: UNAVAILABLE / 503,
 deadline: DEADLINE_EXCEEDED / 504 / client timeout, other), the p50/p99 of answered requests in ms,
 and the same per second of the run ("seconds": [...]) so recovery after overload can be read off.
+"client_lag_ms" is this generator's own event-loop lag (p50, p99, max of samples every 10 ms): when
+it is large, the generator itself was short of CPU, and latencies and deadlines count its delay too.
 With --retries, a request that fails is sent again (to a fresh connection for REST), and "lost"
 counts those that failed every time.
 """
@@ -81,39 +83,35 @@ async def run(args) -> dict:
             grpc.aio.insecure_channel(args.target, options=[("grpc.use_local_subchannel_pool", 1)])
             for _ in range(args.channels)
         ]
-        stubs = [prediction_service_pb2_grpc.PredictionServiceStub(c) for c in channels]
-        await stubs[0].Predict(request, timeout=60)
+        await prediction_service_pb2_grpc.PredictionServiceStub(channels[0]).Predict(request, timeout=60)
+        # The request serialized once and the answer left as bytes: protobuf work per request would be
+        # the generator's CPU, taken from the server it shares cores with.
+        message = request.SerializeToString()
+        predicts = [c.unary_unary("/tensorflow.serving.PredictionService/Predict") for c in channels]
 
         async def once(i: int) -> str:
             try:
-                await stubs[i % len(stubs)].Predict(request, timeout=deadline_s)
+                await predicts[i % len(predicts)](message, timeout=deadline_s)
                 return "ok"
             except grpc.aio.AioRpcError as e:
                 return _grpc_outcome(e.code())
     else:
-        import aiohttp
+        from bench.http1 import Http1Pool
 
         body = json.dumps(
             {"signature_name": "serving_default", "instances": [{"b64": base64.b64encode(image).decode()}]}
         ).encode()
-        url = f"http://{args.target}/v1/models/{args.model}:predict"
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=args.max_in_flight, force_close=args.retries > 0)
-        )
+        host, _, port = args.target.rpartition(":")
+        # With retries, every attempt on a fresh connection (a retry must not reuse one to a dead replica).
+        pool = Http1Pool(host, int(port), f"/v1/models/{args.model}:predict", body, keep_alive=args.retries == 0)
 
         async def once(i: int) -> str:
             try:
-                async with session.post(
-                    url,
-                    data=body,
-                    headers={"Content-Type": "application/json"},
-                    timeout=aiohttp.ClientTimeout(total=deadline_s),
-                ) as response:
-                    await response.read()
-                    return "ok" if response.status == 200 else _rest_outcome(response.status)
-            except asyncio.TimeoutError:
+                status = await pool.request(deadline_s)
+                return "ok" if status == 200 else _rest_outcome(status)
+            except TimeoutError:
                 return "deadline"
-            except aiohttp.ClientError as e:
+            except OSError as e:
                 return f"other:{type(e).__name__}"
 
     async def send(i: int, sent_at: float) -> None:
@@ -128,6 +126,15 @@ async def run(args) -> dict:
             if outcome != "ok" and args.retries:
                 tally.lost += 1
 
+    lags = array.array("d")
+
+    async def watch_lag() -> None:
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(0.01)
+            lags.append(max(0.0, time.perf_counter() - before - 0.01) * 1000)
+
+    watcher = asyncio.ensure_future(watch_lag())
     total = int(args.rate * args.seconds)
     started = time.perf_counter()
     tally.started = started
@@ -142,13 +149,16 @@ async def run(args) -> dict:
         task.add_done_callback(pending.discard)  # finished requests are not kept
     sending_s = time.perf_counter() - started
     await asyncio.gather(*list(pending))
+    watcher.cancel()
     if args.protocol == "grpc":
         for channel in channels:
             await channel.close()
     else:
-        await session.close()
+        pool.close()
     ms = np.frombuffer(tally.ms, dtype=np.float64) if len(tally.ms) else np.array([])
     at = np.frombuffer(tally.seconds, dtype=np.int32) if len(tally.seconds) else np.array([], dtype=np.int32)
+
+    lag_ms = np.array(lags, dtype=np.float64)
 
     def pct(values, q):
         return float(np.percentile(values, q)) if len(values) else None
@@ -168,6 +178,7 @@ async def run(args) -> dict:
         "lost": tally.lost,
         "p50_ms": pct(ms, 50),
         "p99_ms": pct(ms, 99),
+        "client_lag_ms": {"p50": pct(lag_ms, 50), "p99": pct(lag_ms, 99), "max": max(lags, default=None)},
         "seconds": seconds,
     }
 

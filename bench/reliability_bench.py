@@ -9,6 +9,7 @@
   soak      `--soak-seconds` (default 600) at half capacity: RSS growth and p99 drift, first minute vs last
 
 python -m bench.reliability_bench [hostile,overload,replicas,soak] [--serving-dir DIR] [--soak-seconds 600]
+    [--server-flags "--max_queue_ms 0 --max_loop_lag_ms 0"]
 
 The load generators run as separate processes (wrk and h2load when installed, else bench/grpc_load.py;
 bench/open_loop.py for open-loop load). Everything targets 127.0.0.1 only and is bounded in time.
@@ -64,7 +65,7 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def serve(base: str, workdir: str, replicas: int = 1) -> ServerProcess:
+def serve(base: str, workdir: str, replicas: int = 1, extra: tuple[str, ...] = ()) -> ServerProcess:
     config = os.path.join(workdir, "models.config")
     with open(config, "w") as f:
         f.write(
@@ -80,6 +81,7 @@ def serve(base: str, workdir: str, replicas: int = 1) -> ServerProcess:
         str(replicas),
         "--file_system_poll_wait_seconds",
         "0",
+        *extra,
         log_path=os.path.join(workdir, f"server-{replicas}.log"),
     ).wait_ready(timeout=300)
     if replicas > 1:
@@ -295,6 +297,7 @@ def overload(server: ServerProcess, image_path: str, rate: float, seconds: float
                 "other": sum(v for k, v in outcomes.items() if k.startswith("other")),
                 "ok p50 ms": loaded["p50_ms"],
                 "ok p99 ms": loaded["p99_ms"],
+                "client lag p50 / p99 ms": "{p50:.0f} / {p99:.0f}".format(**loaded["client_lag_ms"]),
                 "quiet p50 ms": quiet["p50_ms"],
                 "RSS before MiB": before,
                 "RSS max MiB": max(rss.samples or [before]),
@@ -436,6 +439,12 @@ def main(argv=None) -> int:
     parser.add_argument("--hostile-requests", type=int, default=2000)
     parser.add_argument("--overload-seconds", type=float, default=30)
     parser.add_argument("--soak-seconds", type=float, default=600)
+    parser.add_argument(
+        "--server-flags",
+        default="",
+        help='more model-server flags for hostile, overload and soak, e.g. "--max_queue_ms 0 --max_loop_lag_ms 0" '
+        "(the fixed admission count of before)",
+    )
     args = parser.parse_args(argv)
     steps = args.steps.split(",")
     base = captcha_model(args.serving_dir)
@@ -448,7 +457,7 @@ def main(argv=None) -> int:
         with open(image_path, "wb") as f:
             f.write(image)
         if {"hostile", "overload", "soak"} & set(steps):
-            server = serve(base, workdir)
+            server = serve(base, workdir, extra=tuple(args.server_flags.split()))
             try:
                 if "hostile" in steps:
                     results["hostile"] = hostile(server, image, args.hostile_requests)

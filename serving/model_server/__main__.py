@@ -64,6 +64,20 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="inference requests inside the server at once before it answers 503 / UNAVAILABLE "
         "(0: what batching can queue and run plus one batch, or 4x the threads)",
     )
+    p.add_argument(
+        "--max_loop_lag_ms",
+        type=float,
+        default=100.0,
+        help="refuse inference requests with 503 / UNAVAILABLE while the server's event loop runs this many ms "
+        "behind (requests waiting to be read); 0: never (default 100)",
+    )
+    p.add_argument(
+        "--max_queue_ms",
+        type=float,
+        default=250.0,
+        help="admit at most this many ms of work (at the answer rate measured while busy) before answering "
+        "503 / UNAVAILABLE; ignored with --max_in_flight; 0: the fixed count (default 250)",
+    )
     p.add_argument("--ssl_config_file", help="SSLConfig in text format: TLS (and client certificates) on both ports")
     p.add_argument(
         "--replicas",
@@ -128,6 +142,8 @@ def main(argv=None) -> int:
             reuse_port=args.reuse_port,
             ssl=read_ssl_config(args.ssl_config_file),
             max_in_flight=args.max_in_flight,
+            max_loop_lag_ms=args.max_loop_lag_ms,
+            max_queue_ms=args.max_queue_ms,
         )
         server = ModelServer(options)
     except (ConfigError, ValueError) as e:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 
 # tensorflow_serving/model_servers/http_rest_api_util.cc: ToHTTPStatusCode
@@ -61,21 +63,75 @@ def unavailable(message: str) -> ServingError:
 
 class Admission:
     """How many inference requests may be inside the server at once (both protocols share it, on the
-    event loop). Past the limit a request is refused with UNAVAILABLE (503) before its body is parsed:
-    under overload the server spends its CPU on requests it can answer in time, not on parsing ones
-    that will wait past their deadline."""
+    event loop), and how far behind the event loop may fall. Past either limit a request is refused
+    with UNAVAILABLE (503) before its body is parsed: under overload the server spends its CPU on
+    requests it can answer in time, not on parsing ones that will wait past their deadline.
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
+    The count's limit follows the machine (Little's law): `watch_loop` measures how many requests a
+    second the server answers while it is busy, and at most `max_wait_s` of that work may be inside at
+    once (never fewer than `floor`, a batch; never more than `limit`). A fixed count is wrong on every
+    machine but one: 448 requests are a tenth of a second of work on a fast one and a second on a slow
+    or busy one, past many clients' deadlines. Until the server has been busy, `limit` alone applies.
+
+    The count sees only requests the loop has reached. When the loop itself is the bottleneck (on few
+    cores, REST's parsing and connection handling run there), requests wait in socket buffers and in
+    the loop's ready queue instead: the loop's lag, how late it runs a timer, is that wait, and a
+    sustained lag over `max_loop_lag_s` refuses too.
+    """
+
+    SAMPLE_S = 0.01  # how often the loop's lag and the count inside are sampled
+    LAG_SMOOTHING = 0.3  # weight of the newest lag sample: one slow iteration (a GC pause) does not refuse
+    WINDOW_S = 0.5  # the answer rate is measured over windows this long
+    RATE_SMOOTHING = 0.3  # weight of the newest busy window's rate
+
+    def __init__(self, limit: int, max_loop_lag_s: float = 0.0, max_wait_s: float = 0.0, floor: int = 1) -> None:
+        self.hard_limit = limit
+        self.limit = limit  # what applies now
+        self.floor = max(1, min(floor, limit))
+        self.max_loop_lag_s = max_loop_lag_s  # 0: the lag never refuses
+        self.max_wait_s = max_wait_s  # 0: the count's limit stays `limit`
         self.inside = 0
+        self.answered = 0
+        self.loop_lag_s = 0.0
+        self.busy_rate = 0.0  # answers per second while at least `floor` requests were inside; 0: not yet
+
+    async def watch_loop(self) -> None:
+        """Sample the running loop's lag and the answer rate until cancelled (on the server's loop)."""
+        loop = asyncio.get_running_loop()
+        window_start, answered_start, inside_sum, samples = loop.time(), self.answered, 0, 0
+        while True:
+            before = loop.time()
+            await asyncio.sleep(self.SAMPLE_S)
+            now = loop.time()
+            self.loop_lag_s += self.LAG_SMOOTHING * (max(0.0, now - before - self.SAMPLE_S) - self.loop_lag_s)
+            inside_sum, samples = inside_sum + self.inside, samples + 1
+            if now - window_start >= self.WINDOW_S:
+                rate = (self.answered - answered_start) / (now - window_start)
+                if inside_sum / samples >= self.floor:  # busy: the rate is what the server can do now
+                    self.busy_rate = (
+                        rate if not self.busy_rate else self.busy_rate + self.RATE_SMOOTHING * (rate - self.busy_rate)
+                    )
+                    self._set_limit()
+                window_start, answered_start, inside_sum, samples = now, self.answered, 0, 0
+
+    def _set_limit(self) -> None:
+        if self.max_wait_s and self.busy_rate:
+            self.limit = max(self.floor, min(self.hard_limit, round(self.busy_rate * self.max_wait_s)))
 
     def __enter__(self) -> "Admission":
         if self.inside >= self.limit:
             raise unavailable(
                 f"server overloaded: {self.inside} requests in progress (the limit is {self.limit}); retry later"
             )
+        if self.max_loop_lag_s and self.loop_lag_s > self.max_loop_lag_s:
+            raise unavailable(
+                f"server overloaded: requests wait {self.loop_lag_s * 1000:.0f} ms to be read (the limit is "
+                f"{self.max_loop_lag_s * 1000:.0f} ms); retry later"
+            )
         self.inside += 1
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         self.inside -= 1
+        if exc_type is None:  # answered; a request cancelled because its client left is no throughput
+            self.answered += 1

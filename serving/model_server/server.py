@@ -53,6 +53,8 @@ class ServerOptions:
     grpc_channel_arguments: tuple = ()
     reuse_port: bool = False  # SO_REUSEPORT: replicas of this server share its ports (--replicas)
     max_in_flight: int = 0  # inference requests inside the server at once; 0: what batching can hold, or 4x the threads
+    max_loop_lag_ms: float = 100.0  # refuse new requests while the event loop runs this far behind; 0: never
+    max_queue_ms: float = 250.0  # at most this much work (at the measured answer rate) inside; 0: a fixed count
     ssl: SslConfig | None = None  # --ssl_config_file: TLS on both ports
 
     def __post_init__(self) -> None:
@@ -92,6 +94,7 @@ class ModelServer:
         self.grpc_port: int | None = None
         self.rest_port: int | None = None
         self._grpc = None
+        self._lag_watch: asyncio.Task | None = None
         self._rest: RestApi | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
@@ -139,8 +142,17 @@ class ModelServer:
         """Both APIs on one event loop, in a thread of its own."""
         self.manager.start()
         o = self.options
-        self.admission = Admission(self._admission_limit())
+        self.admission = Admission(
+            self._admission_limit(),
+            max_loop_lag_s=o.max_loop_lag_ms / 1000,
+            # An explicit --max_in_flight is a fixed count; otherwise the count follows the answer rate.
+            max_wait_s=0.0 if o.max_in_flight > 0 else o.max_queue_ms / 1000,
+            floor=o.batching.max_batch_size
+            if o.batching is not None
+            else max(o.rest_api_num_threads, o.grpc_max_threads),
+        )
         loop = self._loop = asyncio.new_event_loop()
+        self._lag_watch = loop.create_task(self.admission.watch_loop())
         self._grpc, self.grpc_port = loop.run_until_complete(
             start_grpc_server(
                 self.manager,
@@ -220,6 +232,8 @@ class ModelServer:
                 asyncio.run_coroutine_threadsafe(self._grpc.stop(grace=2), loop).result(5)
             if self._rest:
                 asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop).result(5)
+            if self._lag_watch is not None:
+                loop.call_soon_threadsafe(self._lag_watch.cancel)
             loop.call_soon_threadsafe(loop.stop)
             self._loop_thread.join(5)
         if self._rest:
