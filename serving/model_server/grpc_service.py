@@ -6,6 +6,7 @@ methods that grpc.aio runs on its thread pool."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import time
@@ -120,6 +121,13 @@ def _rpc(api: str):
                 except ServingError as e:
                     call.code = e.code.name
                     await context.abort(e.code, e.message)
+                except asyncio.CancelledError:  # the deadline passed or the client cancelled: not answered
+                    remaining = context.time_remaining()
+                    call.code = "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else "CANCELLED"
+                    raise
+                except Exception:  # a bug: grpc answers UNKNOWN; counted so, not as OK
+                    call.code = "UNKNOWN"
+                    raise
                 finally:
                     call.done()
 
@@ -136,6 +144,9 @@ def _rpc(api: str):
             except ServingError as e:
                 call.code = e.code.name
                 context.abort(e.code, e.message)
+            except Exception:  # a bug: grpc answers UNKNOWN; counted so, not as OK
+                call.code = "UNKNOWN"
+                raise
             finally:
                 call.done()
 

@@ -112,16 +112,23 @@ class RestApi:
             e = _as_serving_error(error)
             outcome.code = e.code.name
             status, payload = e.http_status, {"error": e.message}
-        if verb:
-            self.metrics.request_done(
-                outcome.model,
-                outcome.version,
-                outcome.signature or "serving_default",
-                verb,
-                "REST",
-                outcome.code,
-                (time.perf_counter() - started) * 1e6,
-            )
+        except asyncio.CancelledError:  # the client closed its connection: counted, not answered
+            outcome.code = "CANCELLED"
+            raise
+        except Exception:  # a bug: aiohttp answers 500; counted as what it is, not as OK
+            outcome.code = "UNKNOWN"
+            raise
+        finally:
+            if verb:
+                self.metrics.request_done(
+                    outcome.model,
+                    outcome.version,
+                    outcome.signature or "serving_default",
+                    verb,
+                    "REST",
+                    outcome.code,
+                    (time.perf_counter() - started) * 1e6,
+                )
         return web.Response(body=json_codec.dumps(payload), status=status, content_type="application/json")
 
     async def _predict(self, match: re.Match, body: bytes, outcome: _Outcome) -> dict:

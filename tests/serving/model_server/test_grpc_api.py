@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import grpc
 import numpy as np
 import pytest
@@ -178,3 +181,29 @@ def test_message_over_the_request_limit_is_resource_exhausted(predictions):
     with pytest.raises(grpc.RpcError) as raised:
         predictions.Predict(big, timeout=30)
     assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_a_request_past_its_deadline_is_counted_so_not_ok(api_server, predictions):
+    from tests.serving.model_server.test_rest_api import request_counts
+
+    before = request_counts(api_server, "slow", "GRPC")
+
+    def call(_):
+        try:
+            predictions.Predict(predict_request(signature="slow", x=np.array([1.0], np.float32)), timeout=0.01)
+            return "OK"
+        except grpc.RpcError as e:
+            return e.code().name
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(call, range(16)))
+    assert "DEADLINE_EXCEEDED" in outcomes, outcomes
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        after = request_counts(api_server, "slow", "GRPC")
+        if sum(after.values()) - sum(before.values()) >= outcomes.count("OK") + 1:
+            break
+        time.sleep(0.2)
+    unanswered = sum(after.get(k, 0) - before.get(k, 0) for k in ("DEADLINE_EXCEEDED", "CANCELLED"))
+    assert unanswered >= 1, (before, after)
+    assert sum(after.values()) - sum(before.values()) <= 16, (before, after)  # each counted once

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -223,3 +225,43 @@ def test_prometheus_metrics_count_requests_by_model_and_status(api_server):
     assert bad
     assert ":tensorflow:serving:request_latency_bucket" in text
     assert ':tensorflow:serving:model_load_count_total{model_name="toy",status="ok"} 2.0' in text
+
+
+def request_counts(server, signature: str, entrypoint: str) -> dict[str, float]:
+    """The server's request_count by status for one signature and entrypoint."""
+    counts: dict[str, float] = {}
+    for line in get(server, "/monitoring/prometheus/metrics").text.splitlines():
+        if (
+            line.startswith(":tensorflow:serving:request_count_total{")
+            and f'signature="{signature}"' in line
+            and f'entrypoint="{entrypoint}"' in line
+        ):
+            status = line.split('status="', 1)[1].split('"', 1)[0]
+            counts[status] = counts.get(status, 0.0) + float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def test_a_request_whose_client_gave_up_is_counted_cancelled_not_ok(api_server):
+    """The client's timeout closes its connection; the server drops the request and counts it CANCELLED."""
+    before = request_counts(api_server, "slow", "REST")
+    body = {"signature_name": "slow", "instances": [1.0]}
+
+    def call(_):
+        try:
+            requests.post(api_server.rest_url + "/v1/models/toy:predict", json=body, timeout=0.01)
+            return "OK"
+        except requests.Timeout:
+            return "timeout"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(call, range(16)))
+    assert "timeout" in outcomes
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the server counts a request when its handler ends
+        after = request_counts(api_server, "slow", "REST")
+        if after.get("CANCELLED", 0) > before.get("CANCELLED", 0):
+            break
+        time.sleep(0.2)
+    assert after.get("CANCELLED", 0) > before.get("CANCELLED", 0), (before, after)
+    # A request may still finish just after its client left (counted OK then): each is counted once.
+    assert sum(after.values()) - sum(before.values()) <= 16, (before, after)
