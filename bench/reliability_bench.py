@@ -3,7 +3,8 @@
   hostile   thousands of generated bad REST and gRPC requests: answers by status, server RSS before and after
   overload  capacity first (closed loop), then 4x capacity open loop for 30 s per protocol with a 1 s
             deadline: how much is shed (503 / UNAVAILABLE) and how fast, answered latency, RSS, and the
-            seconds until latency is back to normal once the load stops
+            seconds until latency is back to normal once the load stops; gRPC twice: from the Python
+            client, and from h2load (C) with outcomes from the server's own counts, when h2load is installed
   replicas  gRPC and REST at 32 clients with 1 and 2 replicas against the in-process limit (the SavedModel
             called directly on batches of 32), and the requests lost when one replica is SIGKILLed under load
   soak      `--soak-seconds` (default 600) at half capacity: RSS growth and p99 drift, first minute vs last
@@ -40,6 +41,7 @@ from bench.serving_bench import captcha_model, grpc_body, grpc_load, h2load_grpc
 from serving.model_server.process import ROOT, ServerProcess, wait_for  # noqa: E402 - after TF_CPP_MIN_LOG_LEVEL is set
 
 DEPLOY = os.path.join(ROOT, "serving", "deploy")
+METRICS_PATH = "/monitoring/prometheus/metrics"
 
 
 def rss_mib(pid: int) -> float:
@@ -71,9 +73,14 @@ def serve(base: str, workdir: str, replicas: int = 1, extra: tuple[str, ...] = (
         f.write(
             f'model_config_list {{ config {{ name: "captcha" base_path: "{base}" model_platform: "tensorflow" }} }}\n'
         )
+    monitoring = os.path.join(workdir, "monitoring.config")
+    with open(monitoring, "w") as f:
+        f.write(f'prometheus_config {{ enable: true, path: "{METRICS_PATH}" }}\n')
     server = ServerProcess(
         "--model_config_file",
         config,
+        "--monitoring_config_file",
+        monitoring,
         "--enable_batching",
         "--batching_parameters_file",
         os.path.join(DEPLOY, "batching_parameters.txt"),
@@ -274,17 +281,98 @@ def recovery_seconds(after: dict, normal_p50: float) -> float | None:
     return None
 
 
+def grpc_counts(server: ServerProcess) -> dict[str, float]:
+    """The server's gRPC Predict count by final status, from its Prometheus metrics."""
+    import requests
+
+    counts: dict[str, float] = {}
+    for line in requests.get(server.rest_url + METRICS_PATH, timeout=30).text.splitlines():
+        if line.startswith(":tensorflow:serving:request_count_total{") and 'entrypoint="GRPC"' in line:
+            status = line.split('status="', 1)[1].split('"', 1)[0]
+            counts[status] = counts.get(status, 0.0) + float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def h2load_open_loop(server: ServerProcess, image: bytes, rate: float, seconds: float, deadline_ms: int) -> dict:
+    """gRPC at a fixed rate from h2load (C: the Python gRPC client needs more than the core the server
+    leaves it at this rate and falls a second behind), each request with a `grpc-timeout` deadline.
+    h2load sees only HTTP 200s (gRPC's status travels in trailers), so the outcomes are the server's
+    own counts: OK, UNAVAILABLE (shed), and the rest past their deadline (dropped by the server, or by
+    gRPC before a handler saw them). Latencies are h2load's, of every response (answers and refusals)."""
+    clients = 16
+    with tempfile.TemporaryDirectory() as scratch:
+        body, log = os.path.join(scratch, "body.grpc"), os.path.join(scratch, "h2load.log")
+        grpc_body(image, body)
+        before = grpc_counts(server)
+        started = time.perf_counter()
+        out = subprocess.run(
+            [
+                "h2load",
+                "-c",
+                str(clients),
+                "-m",
+                "1024",
+                "--rps",
+                str(rate / clients),
+                "-D",
+                str(round(seconds)),
+                "--log-file",
+                log,
+                "-d",
+                body,
+                "-H",
+                "content-type: application/grpc",
+                "-H",
+                "te: trailers",
+                "-H",
+                f"grpc-timeout: {deadline_ms}m",
+                f"http://{server.grpc_target}/tensorflow.serving.PredictionService/Predict",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 120,
+        )
+        wall = time.perf_counter() - started
+        wait_for(lambda: grpc_counts(server) != before, timeout=10)
+        time.sleep(deadline_ms / 1000 + 1)  # requests still inside the server end within their deadline
+        after = grpc_counts(server)
+        ms = np.array([int(line.split("\t")[2]) / 1000 for line in open(log) if line.strip()])
+    if out.returncode != 0 or not len(ms):
+        raise RuntimeError(f"h2load failed:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
+    sent = len(ms)
+    ok = after.get("OK", 0) - before.get("OK", 0)
+    shed = after.get("UNAVAILABLE", 0) - before.get("UNAVAILABLE", 0)
+    return {
+        "sent": sent,
+        "sent_rps": sent / wall,
+        "outcomes": {"ok": ok, "shed": shed, "deadline": sent - ok - shed},
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "client_lag_ms": None,
+    }
+
+
 def overload(server: ServerProcess, image_path: str, rate: float, seconds: float) -> list[dict]:
     rows = []
     target = {"grpc": server.grpc_target, "rest": server.rest_url.removeprefix("http://")}
-    for protocol in ("grpc", "rest"):
-        quiet = open_loop(protocol, target[protocol], image_path, rate * 0.25, 5)
+    with open(image_path, "rb") as f:
+        image = f.read()
+    protocols = ["grpc", "rest"]
+    if shutil.which("h2load"):
+        protocols.insert(1, "grpc (h2load)")
+    for protocol in protocols:
+        client = protocol.split()[0]
+        quiet = open_loop(client, target[client], image_path, rate * 0.25, 5)
         before = rss_mib(server.process.pid)
         with RssSampler(server.process.pid) as rss:
-            loaded = open_loop(protocol, target[protocol], image_path, rate * 4, seconds, deadline_ms=1000)
-        after = open_loop(protocol, target[protocol], image_path, rate * 0.25, 10)
+            if protocol == "grpc (h2load)":
+                loaded = h2load_open_loop(server, image, rate * 4, seconds, deadline_ms=1000)
+            else:
+                loaded = open_loop(client, target[client], image_path, rate * 4, seconds, deadline_ms=1000)
+        after = open_loop(client, target[client], image_path, rate * 0.25, 10)
         outcomes = loaded["outcomes"]
         sent = loaded["sent"]
+        lag = loaded["client_lag_ms"]
         rows.append(
             {
                 "protocol": protocol,
@@ -297,7 +385,7 @@ def overload(server: ServerProcess, image_path: str, rate: float, seconds: float
                 "other": sum(v for k, v in outcomes.items() if k.startswith("other")),
                 "ok p50 ms": loaded["p50_ms"],
                 "ok p99 ms": loaded["p99_ms"],
-                "client lag p50 / p99 ms": "{p50:.0f} / {p99:.0f}".format(**loaded["client_lag_ms"]),
+                "client lag p50 / p99 ms": "{p50:.0f} / {p99:.0f}".format(**lag) if lag else "-",
                 "quiet p50 ms": quiet["p50_ms"],
                 "RSS before MiB": before,
                 "RSS max MiB": max(rss.samples or [before]),

@@ -118,6 +118,18 @@ class Admission:
         if self.max_wait_s and self.busy_rate:
             self.limit = max(self.floor, min(self.hard_limit, round(self.busy_rate * self.max_wait_s)))
 
+    def check_deadline(self, remaining_s: float | None) -> None:
+        """Refuse at once a request whose deadline will pass before the work ahead of it is done (at the
+        answer rate measured while busy): it would only take a place in the queue and be dropped."""
+        if remaining_s is None or not self.busy_rate or self.inside < self.floor:
+            return
+        wait_s = self.inside / self.busy_rate
+        if remaining_s < wait_s:
+            raise ServingError(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"deadline too short: about {wait_s * 1000:.0f} ms of work ahead, {remaining_s * 1000:.0f} ms left",
+            )
+
     def __enter__(self) -> "Admission":
         if self.inside >= self.limit:
             raise unavailable(

@@ -173,6 +173,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     @_rpc("predict")
     async def Predict(self, request, context):
+        self.admission.check_deadline(context.time_remaining())
         with self.admission:
             return await self._predict(request)
 

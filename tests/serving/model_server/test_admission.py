@@ -96,3 +96,16 @@ def test_a_loop_that_falls_behind_refuses_until_it_catches_up():
         watcher.cancel()
 
     asyncio.run(main())
+
+
+def test_a_deadline_shorter_than_the_work_ahead_is_refused_at_once():
+    admission = Admission(1000, max_wait_s=0.5, floor=4)
+    admission.busy_rate = 100.0  # answers a second while busy
+    admission.inside = 50  # half a second of work ahead
+    with pytest.raises(ServingError, match=r"about 500 ms of work ahead, 200 ms left") as refused:
+        admission.check_deadline(0.2)
+    assert refused.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    admission.check_deadline(0.8)  # time enough
+    admission.check_deadline(None)  # no deadline: REST, or a gRPC client without one
+    admission.inside = 2  # not busy: the rate says nothing of the wait
+    admission.check_deadline(0.001)
