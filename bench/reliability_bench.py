@@ -342,10 +342,12 @@ def h2load_open_loop(server: ServerProcess, image: bytes, rate: float, seconds: 
     sent = len(ms)
     ok = after.get("OK", 0) - before.get("OK", 0)
     shed = after.get("UNAVAILABLE", 0) - before.get("UNAVAILABLE", 0)
+    counted = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
     return {
         "sent": sent,
         "sent_rps": sent / wall,
         "outcomes": {"ok": ok, "shed": shed, "deadline": sent - ok - shed},
+        "server_counts": {**counted, "never reached a handler": sent - sum(counted.values())},
         "p50_ms": float(np.percentile(ms, 50)),
         "p99_ms": float(np.percentile(ms, 99)),
         "client_lag_ms": None,
@@ -391,6 +393,7 @@ def overload(server: ServerProcess, image_path: str, rate: float, seconds: float
                 "RSS max MiB": max(rss.samples or [before]),
                 "RSS after MiB": rss_mib(server.process.pid),
                 "back to normal s": recovery_seconds(after, quiet["p50_ms"]),
+                "server counts": ", ".join(f"{k} {v:.0f}" for k, v in loaded.get("server_counts", {}).items()) or "-",
             }
         )
         print_table("overload", rows[-1:])
