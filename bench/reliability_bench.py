@@ -282,15 +282,8 @@ def recovery_seconds(after: dict, normal_p50: float) -> float | None:
 
 
 def grpc_counts(server: ServerProcess) -> dict[str, float]:
-    """The server's gRPC Predict count by final status, from its Prometheus metrics."""
-    import requests
-
-    counts: dict[str, float] = {}
-    for line in requests.get(server.rest_url + METRICS_PATH, timeout=30).text.splitlines():
-        if line.startswith(":tensorflow:serving:request_count_total{") and 'entrypoint="GRPC"' in line:
-            status = line.split('status="', 1)[1].split('"', 1)[0]
-            counts[status] = counts.get(status, 0.0) + float(line.rsplit(" ", 1)[1])
-    return counts
+    """The server's gRPC Predict count by final status."""
+    return server.request_counts(METRICS_PATH, "GRPC")
 
 
 def h2load_open_loop(server: ServerProcess, image: bytes, rate: float, seconds: float, deadline_ms: int) -> dict:

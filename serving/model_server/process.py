@@ -68,6 +68,24 @@ class ServerProcess:
         self.stop()
         raise TimeoutError(f"model server not ready in {timeout}s:\n{self.log()[-3000:]}")
 
+    def request_counts(self, metrics_path: str, entrypoint: str, signature: str | None = None) -> dict[str, float]:
+        """Inference requests by final status from the server's Prometheus metrics at `metrics_path`
+        (it must run with monitoring), for one entrypoint (GRPC or REST) and optionally one signature."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        counts: dict[str, float] = {}
+        text = requests.get(self.rest_url + metrics_path, timeout=30).text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                labels = sample.labels
+                if (
+                    sample.name == ":tensorflow:serving:request_count_total"
+                    and labels.get("entrypoint") == entrypoint
+                    and (signature is None or labels.get("signature") == signature)
+                ):
+                    counts[labels["status"]] = counts.get(labels["status"], 0.0) + sample.value
+        return counts
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()

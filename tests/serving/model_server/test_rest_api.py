@@ -229,16 +229,7 @@ def test_prometheus_metrics_count_requests_by_model_and_status(api_server):
 
 def request_counts(server, signature: str, entrypoint: str) -> dict[str, float]:
     """The server's request_count by status for one signature and entrypoint."""
-    counts: dict[str, float] = {}
-    for line in get(server, "/monitoring/prometheus/metrics").text.splitlines():
-        if (
-            line.startswith(":tensorflow:serving:request_count_total{")
-            and f'signature="{signature}"' in line
-            and f'entrypoint="{entrypoint}"' in line
-        ):
-            status = line.split('status="', 1)[1].split('"', 1)[0]
-            counts[status] = counts.get(status, 0.0) + float(line.rsplit(" ", 1)[1])
-    return counts
+    return server.request_counts("/monitoring/prometheus/metrics", entrypoint, signature)
 
 
 def test_a_request_whose_client_gave_up_is_counted_cancelled_not_ok(api_server):
