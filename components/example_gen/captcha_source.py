@@ -303,9 +303,10 @@ class _StyledCaptcha(captcha_image.ImageCaptcha):
         offset = int(average * 0.1)
         low, high = self.style.text_opacity
         opacity = low + secrets.randbits(32) / (2**32) * (high - low) if high > low else high
+        fade = None if opacity == 1.0 else [int(a * opacity) for a in range(256)]  # one table per captcha
         for glyph in glyphs:
             w, h = glyph.size
-            mask = glyph.getchannel("A").point(lambda a: int(a * opacity))
+            mask = glyph.getchannel("A") if fade is None else glyph.getchannel("A").point(fade)
             image.paste(glyph, (offset, int((self._height - h) / 2)), mask)
             offset = offset + w - secrets.randbelow(overlap + 1)
         return image.resize((self._width, self._height)) if width > self._width else image
