@@ -79,6 +79,7 @@ FONTS = {
 
 Range = tuple  # (low, high), both inclusive
 GLYPH_MASKS = ("brightness", "shape")
+FAINT_INK_FLOOR = 40  # per channel: pasted through its brightness, such ink is >= 30% opaque
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +100,9 @@ class RenderStyle:
     dots: Range = (30, 30)
     dot_width: Range = (3, 3)
     curves: Range = (1, 1)
+    # Pixels (at 60 high), per curve. The package draws 1-pixel arcs; other generators strike the
+    # text through with a line as thick as its strokes (wheezy.captcha: 4 pixels at 75 high).
+    curve_width: Range = (1, 1)
     sizes: tuple[tuple[int, int], ...] = ()  # (width, height) choices; () keeps the config's size
     jpeg_probability: float = 0.0
     jpeg_quality: Range = (75, 95)
@@ -110,6 +114,10 @@ class RenderStyle:
     # With glyph_mask "shape": how opaque the characters are pasted, sampled per image (faint text
     # whatever the ink's colour). Training on (0.4, 1.0) read worse everywhere (BENCHMARKS.md).
     text_opacity: Range = (1.0, 1.0)
+    # With glyph_mask "shape": the share of captchas pasted the package's way instead (through the
+    # glyph's brightness: the darker the ink, the fainter the text), their ink kept at
+    # FAINT_INK_FLOOR or lighter per channel so the text stays at least 30% opaque and readable.
+    faint_share: float = 0.0
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.fonts if f not in FONTS]
@@ -129,18 +137,24 @@ class RenderStyle:
             "dots",
             "dot_width",
             "curves",
+            "curve_width",
             "jpeg_quality",
             "text_opacity",
         ):
             value = getattr(self, name)
             if len(value) != 2 or value[0] > value[1]:
                 raise ValueError(f"{name} must be a (low, high) pair with low <= high, got {value}")
-        if min(*self.offset_dx, *self.offset_dy, *self.dots, *self.curves, *self.overlap) < 0 or self.dot_width[0] < 1:
-            raise ValueError("offsets, dots, curves and overlap must be >= 0 and dot_width >= 1")
+        if (
+            min(*self.offset_dx, *self.offset_dy, *self.dots, *self.curves, *self.overlap) < 0
+            or min(self.dot_width[0], self.curve_width[0]) < 1
+        ):
+            raise ValueError("offsets, dots, curves and overlap must be >= 0, dot_width and curve_width >= 1")
         if not (0 <= self.ink[0] and self.ink[1] < self.paper[0] and self.paper[1] <= 255):
             raise ValueError(f"ink {self.ink} must be darker than paper {self.paper}, both within 0-255")
-        if not (0 <= self.space_probability <= 1 and 0 <= self.jpeg_probability <= 1):
-            raise ValueError("space_probability and jpeg_probability must be within 0-1")
+        if not all(0 <= p <= 1 for p in (self.space_probability, self.jpeg_probability, self.faint_share)):
+            raise ValueError("space_probability, jpeg_probability and faint_share must be within 0-1")
+        if self.faint_share and (self.glyph_mask != "shape" or self.ink[1] < FAINT_INK_FLOOR):
+            raise ValueError(f"faint_share needs glyph_mask 'shape' and ink reaching {FAINT_INK_FLOOR} or lighter")
         if not 1 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100:
             raise ValueError(f"jpeg_quality must be within 1-100, got {self.jpeg_quality}")
         if not 0 < self.text_opacity[0] <= self.text_opacity[1] <= 1:
@@ -207,10 +221,12 @@ STYLES = {
         dots=(10, 50),
         dot_width=(2, 4),
         curves=(0, 2),
+        curve_width=(1, 4),
         sizes=((160, 60), (144, 54), (176, 66)),
         jpeg_probability=0.3,
         jpeg_quality=(50, 95),
         glyph_mask="shape",
+        faint_share=0.25,
     ),
 }
 # Never trained on: fonts of other families, and ranges beyond the training ones.
@@ -276,16 +292,35 @@ class _StyledCaptcha(captcha_image.ImageCaptcha):
         style = self.style
         self.word_offset_dx = rng.uniform(*style.overlap)
         paper = tuple(rng.randint(*style.paper) for _ in range(3))
-        ink = (*(rng.randint(*style.ink) for _ in range(3)), rng.randint(220, 255))
+        # Only a style that mixes faint captchas in draws for it: the others render as they always did.
+        self._faint = style.glyph_mask == "brightness" or bool(style.faint_share and rng.random() < style.faint_share)
+        low = max(style.ink[0], FAINT_INK_FLOOR) if self._faint and style.faint_share else style.ink[0]
+        ink = (*(rng.randint(low, style.ink[1]) for _ in range(3)), rng.randint(220, 255))
         image = self.create_captcha_image(text, ink, paper)
         self.create_noise_dots(image, ink, width=rng.randint(*style.dot_width), number=rng.randint(*style.dots))
         for _ in range(rng.randint(*style.curves)):
-            self.create_noise_curve(image, ink)
+            if style.curve_width == (1, 1):
+                self.create_noise_curve(image, ink)
+            else:
+                self._thick_curve(image, ink, round(rng.randint(*style.curve_width) * self._height / 60) or 1)
         return image.filter(ImageFilter.SMOOTH)
+
+    @staticmethod
+    def _thick_curve(image: Image.Image, color: tuple, width: int) -> None:
+        """The package's noise curve (captcha 0.7.1: an arc under the text's middle), `width` pixels thick."""
+        secrets = captcha_image.secrets
+        w, h = image.size
+        x1 = secrets.randbelow(int(w / 5) + 1)
+        x2 = secrets.randbelow(w - int(w / 5) + 1) + int(w / 5)
+        y1 = secrets.randbelow(h - 2 * int(h / 5) + 1) + int(h / 5)
+        y2 = secrets.randbelow(h - y1 - int(h / 5) + 1) + y1
+        end = secrets.randbelow(41) + 160
+        start = secrets.randbelow(21)
+        ImageDraw.Draw(image).arc([x1, y1, x2, y2], start, end, fill=color, width=width)
 
     def create_captcha_image(self, chars: str, color: tuple, background: tuple) -> Image.Image:
         """The package's (captcha 0.7.1) layout, character by character, with the style's glyph mask."""
-        if self.style.glyph_mask == "brightness":
+        if self._faint:
             return super().create_captcha_image(chars, color, background)
         secrets = captcha_image.secrets  # the seeded source while a render runs
         image = Image.new("RGB", (self._width, self._height), background)

@@ -102,6 +102,40 @@ def test_the_training_style_pastes_characters_by_their_shape():
     assert STYLES["library"].glyph_mask == "brightness"  # the package as it ships
 
 
+def _greys(style: str, count: int = 40):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    renderer = CaptchaRenderer(seed=1, style=style)
+    return [np.asarray(Image.open(io.BytesIO(renderer.render(i).png)).convert("L")) for i in range(count)]
+
+
+def test_faint_share_mixes_faint_captchas_in_and_keeps_them_readable():
+    """With faint_share, that share of captchas is pasted through the glyph's brightness (the
+    package's faint dark ink), but never so dark that the text vanishes: ink stays at 40 or more."""
+    base = '{"preset": "library", "ink": [0, 60], "dots": [0, 0], "curves": [0, 0], "glyph_mask": "shape"'
+    whole = [float((g < 100).mean()) for g in _greys(base + "}")]
+    mixed = [float((g < 100).mean()) for g in _greys(base + ', "faint_share": 0.5}')]
+    assert min(whole) > 0.02  # shape mask: every captcha's characters are dark
+    faint = [share for share in mixed if share < 0.002]  # pasted at 30-47% opacity: nothing near the ink
+    assert 8 <= len(faint) <= 32, mixed
+    # ... and yet there: the characters stand out from the paper (238-255) in every faint captcha.
+    greys = _greys(base + ', "faint_share": 1.0}', 12)
+    assert all(((g > 120) & (g < 215)).mean() > 0.03 for g in greys)
+
+
+def test_curve_width_draws_thick_curves():
+    import numpy as np
+
+    style = '{"preset": "library", "ink": [0, 0], "dots": [0, 0], "curves": [2, 2], "glyph_mask": "shape"'
+    chars_only = '{"preset": "library", "ink": [0, 0], "dots": [0, 0], "curves": [0, 0], "glyph_mask": "shape"}'
+    ink = lambda s: np.mean([(g < 128).mean() for g in _greys(s, 20)])  # noqa: E731
+    thin, thick, none = ink(style + "}"), ink(style + ', "curve_width": [5, 5]}'), ink(chars_only)
+    assert thick - none > 3 * (thin - none) > 0, (none, thin, thick)
+
+
 def test_held_out_fonts_are_never_trained_on():
     assert not set(STYLES["heldout_fonts"].fonts) & set(STYLES[TRAINING_STYLE].fonts)
     assert STYLES["heldout_geometry"].rotate[1] > STYLES[TRAINING_STYLE].rotate[1]
@@ -132,6 +166,9 @@ def test_render_style_parses_presets_and_json_overrides():
         ('{"preset": 3}', "unknown"),
         ('{"glyph_mask": "alpha"}', "glyph_mask"),
         ('{"text_opacity": [0, 1]}', "text_opacity"),
+        ('{"curve_width": [0, 2]}', "curve_width"),
+        ('{"faint_share": 1.5}', "faint_share"),
+        ('{"preset": "library", "faint_share": 0.2}', "glyph_mask 'shape'"),
     ],
 )
 def test_render_style_rejects_nonsense(text, fragment):
