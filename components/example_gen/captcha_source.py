@@ -287,14 +287,16 @@ class _StyledCaptcha(captcha_image.ImageCaptcha):
         self.character_warp_dx = style.warp_dx
         self.character_warp_dy = style.warp_dy
         self.word_space_probability = style.space_probability
+        self._faint = style.glyph_mask == "brightness"  # this captcha pasted through its brightness; set per draw
 
     def draw(self, text: str, rng: random.Random) -> Image.Image:
         style = self.style
         self.word_offset_dx = rng.uniform(*style.overlap)
         paper = tuple(rng.randint(*style.paper) for _ in range(3))
         # Only a style that mixes faint captchas in draws for it: the others render as they always did.
-        self._faint = style.glyph_mask == "brightness" or bool(style.faint_share and rng.random() < style.faint_share)
-        low = max(style.ink[0], FAINT_INK_FLOOR) if self._faint and style.faint_share else style.ink[0]
+        mixed_in = bool(style.faint_share) and rng.random() < style.faint_share
+        self._faint = style.glyph_mask == "brightness" or mixed_in
+        low = max(style.ink[0], FAINT_INK_FLOOR) if mixed_in else style.ink[0]
         ink = (*(rng.randint(low, style.ink[1]) for _ in range(3)), rng.randint(220, 255))
         image = self.create_captcha_image(text, ink, paper)
         self.create_noise_dots(image, ink, width=rng.randint(*style.dot_width), number=rng.randint(*style.dots))
