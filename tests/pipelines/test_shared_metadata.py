@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -27,18 +28,37 @@ def mariadb(tmp_path_factory):
 
 
 def _start_runs(count: int, root: str, store_args: list[str]) -> list[dict]:
-    """`count` toy runs in separate processes, released at the same moment."""
-    start_at = time.time() + 4.0  # after every interpreter has imported TF and Beam
+    """`count` toy runs in separate processes, released at the same moment once every one of them has
+    imported TF and Beam and opened the store (however long that takes on a busy machine)."""
+    barrier = tempfile.mkdtemp(dir=os.path.dirname(root) or ".")
+    go = os.path.join(barrier, "go")
     processes = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.pipelines.toy_run", "--root", root, "--start-at", str(start_at), *store_args],
+            [
+                sys.executable,
+                "-m",
+                "tests.pipelines.toy_run",
+                "--root",
+                root,
+                "--ready",
+                os.path.join(barrier, f"ready-{i}"),
+                "--go",
+                go,
+                *store_args,
+            ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(count)
+        for i in range(count)
     ]
+    give_up = time.monotonic() + 300
+    while len([n for n in os.listdir(barrier) if n.startswith("ready-")]) < count:
+        assert all(p.poll() is None for p in processes), "a toy run ended before the start"
+        assert time.monotonic() < give_up, "the toy runs did not get ready within 300 s"
+        time.sleep(0.05)
+    open(go, "w").close()
     results = []
     for process in processes:
         out, err = process.communicate(timeout=300)
