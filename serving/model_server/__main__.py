@@ -78,6 +78,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="admit at most this many ms of work (at the answer rate measured while busy) before answering "
         "503 / UNAVAILABLE; ignored with --max_in_flight; 0: the fixed count (default 250)",
     )
+    p.add_argument(
+        "--grpc_max_pending",
+        type=int,
+        default=128,
+        help="gRPC calls waiting for the server's event loop before gRPC's core refuses new ones (some from "
+        "this many, all from 4x), in C before Python sees them; 0: gRPC's default (1,000 to 3,000) (default 128)",
+    )
     p.add_argument("--ssl_config_file", help="SSLConfig in text format: TLS (and client certificates) on both ports")
     p.add_argument(
         "--replicas",
@@ -144,6 +151,7 @@ def main(argv=None) -> int:
             max_in_flight=args.max_in_flight,
             max_loop_lag_ms=args.max_loop_lag_ms,
             max_queue_ms=args.max_queue_ms,
+            grpc_max_pending=args.grpc_max_pending,
         )
         server = ModelServer(options)
     except (ConfigError, ValueError) as e:

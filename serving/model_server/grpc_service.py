@@ -259,6 +259,11 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
 
+# gRPC core's bound on calls that wait for the application to take them (server.h in grpc's core).
+PENDING_SOFT_LIMIT = "grpc.server.max_pending_requests"
+PENDING_HARD_LIMIT = "grpc.server.max_pending_requests_hard_limit"
+
+
 async def start_grpc_server(
     manager: ModelManager,
     metrics: ServerMetrics,
@@ -270,16 +275,30 @@ async def start_grpc_server(
     reuse_port: bool = False,
     ssl: SslConfig | None = None,
     admission: Admission | None = None,
+    max_pending: int = 128,
 ) -> tuple[grpc.aio.Server, int]:
     """A started grpc.aio server on the running event loop, and the port it bound. gRPC sets
     SO_REUSEPORT unless told otherwise, which would let a second server share a taken port
-    silently: it is on only for replicas."""
-    options = [
+    silently: it is on only for replicas.
+
+    `max_pending` bounds the calls gRPC's core holds for the event loop to take (the loop takes one
+    call at a time, so they pile up there when it falls behind): from that many on, gRPC refuses new
+    calls at random, and all of them at four times as many, in C and in microseconds, before Python sees
+    them (grpcio 1.85 answers these CANCELLED). gRPC's own default, 1,000 to 3,000, holds seconds of
+    work on a small machine: an overloaded server then spends its loop on calls whose clients have
+    given up. `channel_arguments` naming `grpc.server.max_pending_requests` (and `..._hard_limit`)
+    override it; 0 leaves gRPC's default."""
+    options: list[tuple[str, object]] = [
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.so_reuseport", int(reuse_port)),
-        *channel_arguments,
     ]
+    given = {key for key, _ in channel_arguments}
+    if max_pending > 0:
+        for key, value in ((PENDING_SOFT_LIMIT, max_pending), (PENDING_HARD_LIMIT, 4 * max_pending)):
+            if key not in given:
+                options.append((key, value))
+    options += channel_arguments
     pool = futures.ThreadPoolExecutor(max_workers, thread_name_prefix="grpc")
     server = grpc.aio.server(
         migration_thread_pool=pool, options=options, interceptors=[DecodeErrorsAsInvalidArgument()]

@@ -56,6 +56,7 @@ class ServerOptions:
     max_loop_lag_ms: float = 100.0  # refuse new requests while the event loop runs this far behind; 0: never
     max_queue_ms: float = 250.0  # at most this much work (at the measured answer rate) inside; 0: a fixed count
     ssl: SslConfig | None = None  # --ssl_config_file: TLS on both ports
+    grpc_max_pending: int = 128  # gRPC calls waiting for the event loop before gRPC refuses some; 0: gRPC's default
 
     def __post_init__(self) -> None:
         if bool(self.model_base_path) == bool(self.model_config_file):
@@ -164,6 +165,7 @@ class ModelServer:
                 reuse_port=o.reuse_port,
                 ssl=o.ssl,
                 admission=self.admission,
+                max_pending=o.grpc_max_pending,
             )
         )
         log.info("Running gRPC ModelServer at %s:%d ...", o.host, self.grpc_port)

@@ -10,6 +10,7 @@ import grpc
 import numpy as np
 import pytest
 import requests
+import tensorflow as tf
 
 from serving.client import GrpcClient
 from serving.model_server.batching import BatchScheduler
@@ -285,3 +286,61 @@ def test_past_max_in_flight_requests_are_refused_at_once_on_both_protocols(tmp_p
         assert "OK" in outcomes and "UNAVAILABLE" in outcomes, outcomes
     finally:
         server.stop()
+
+
+async def _burst(target: str, calls: int) -> tuple[dict[str, int], float]:
+    """`calls` Predict calls sent at once on one channel: the count of each status, and the slowest
+    refusal in seconds."""
+    import asyncio
+
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "toy"
+    request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([1.0], np.float32)))
+    loop = asyncio.get_running_loop()
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        await stub.Predict(request, timeout=60)  # connected, and the model warm
+
+        async def one() -> tuple[str, float]:
+            started = loop.time()
+            try:
+                await stub.Predict(request, timeout=60)
+                return "OK", 0.0
+            except grpc.aio.AioRpcError as e:
+                return e.code().name, loop.time() - started
+
+        outcomes = await asyncio.gather(*(one() for _ in range(calls)))
+    counts: dict[str, int] = {}
+    for code, _ in outcomes:
+        counts[code] = counts.get(code, 0) + 1
+    return counts, max((s for code, s in outcomes if code != "OK"), default=0.0)
+
+
+def test_grpc_calls_past_the_pending_bound_are_refused_by_grpc_core_at_once(tmp_path):
+    """--grpc_max_pending: calls that wait for the server's event loop beyond the bound are refused in
+    gRPC's core (CANCELLED, grpcio 1.85) within moments, not queued until their deadline; the rest are
+    answered, and the server answers normally after the burst. With the bound off (gRPC's default of
+    thousands) the same burst is all answered, so the refusals are the bound's doing."""
+    import asyncio
+
+    from tests.serving.toy_model import toy_server, write_toy_model
+
+    write_toy_model(str(tmp_path / "toy"), 1)
+    for bound, log in (("1", "tight.log"), ("0", "default.log")):
+        server = toy_server(
+            str(tmp_path / "toy"), "--grpc_max_pending", bound, log_path=str(tmp_path / log)
+        ).wait_ready()
+        try:
+            counts, slowest_refusal = asyncio.run(_burst(server.grpc_target, 400))
+            if bound == "1":
+                assert set(counts) <= {"OK", "CANCELLED"}, counts
+                assert counts.get("OK", 0) > 0 and counts.get("CANCELLED", 0) > 0, counts
+                assert slowest_refusal < 10, slowest_refusal
+                after = GrpcClient(server.grpc_target).predict("toy", {"x": np.array([2.0], np.float32)})
+                assert after.outputs["y"].tolist() == [2.0]
+            else:
+                assert counts == {"OK": 400}, counts
+        finally:
+            server.stop()
