@@ -47,20 +47,31 @@ validate: $(STAMP)
 	@if [ -z "$(DATA)" ] || [ -z "$(SCHEMA)" ]; then echo "usage: make validate DATA=file.csv SCHEMA=schemas/<pipeline>/schema.pbtxt" >&2; exit 2; fi
 	$(PY) -m pipelines validate --data "$(DATA)" --schema "$(SCHEMA)" $(ARGS)
 
-# Two passes, each in random order (the seed is printed): first the tests not marked slow, with line
+# Two passes, each in random order (the seed is printed; SEED=N repeats an order): first the tests not
+# marked slow, in TEST_JOBS processes (pytest-xdist; a test file stays on one of them), with line
 # coverage of everything they run (the servers and pipelines they start as subprocesses too) printed
-# and held at COVERAGE_MIN percent or more; then the slow ones (trained runs, Flink, MariaDB), untraced.
+# and held at COVERAGE_MIN percent or more; then the slow ones (trained runs, Flink, MariaDB), one at
+# a time and untraced: each of them uses the machine's cores by itself.
 # With ARGS naming some tests, a pass that selects none of them is no failure and the floor is off.
 COVERAGE_MIN := 70
+TEST_JOBS ?= 2
+ifeq ($(origin SEED),undefined)
+SEED := $(shell echo $$((RANDOM * 32768 + RANDOM)))
+endif
+PARALLEL := $(if $(filter-out 0 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile)
 test: $(STAMP)
-	$(PY) -m pytest --random-order-bucket=module -m "not slow" --durations=10 \
-		--cov --cov-report=term $(if $(ARGS),,--cov-fail-under=$(COVERAGE_MIN)) $(ARGS) || [ $$? -eq 5 ]
-	$(PY) -m pytest --random-order-bucket=module -m slow --durations=10 $(ARGS) || [ $$? -eq 5 ]
+	@echo "test order seed: $(SEED) (make test SEED=$(SEED) repeats it)"
+	$(PY) -m pytest $(PARALLEL) --random-order-bucket=module --random-order-seed=$(SEED) -m "not slow" \
+		--durations=10 --cov --cov-report=term $(if $(ARGS),,--cov-fail-under=$(COVERAGE_MIN)) $(ARGS) || [ $$? -eq 5 ]
+	$(PY) -m pytest --random-order-bucket=module --random-order-seed=$(SEED) -m slow --durations=10 $(ARGS) \
+		|| [ $$? -eq 5 ]
 
 # The edit loop: everything but the tests marked slow (a trained pipeline run, a Flink cluster,
 # MariaDB; tests/conftest.py marks them), in random order too.
 test-fast: $(STAMP)
-	$(PY) -m pytest --random-order-bucket=module -m "not slow" --durations=10 $(ARGS)
+	@echo "test order seed: $(SEED)"
+	$(PY) -m pytest $(PARALLEL) --random-order-bucket=module --random-order-seed=$(SEED) -m "not slow" \
+		--durations=10 $(ARGS)
 
 # The README's screenshots: the browser tests save every page to reports/ (full height); they are
 # scaled to 900 pixels wide into docs/screenshots/. Needs chromium and chromium-driver.
