@@ -47,11 +47,12 @@ validate: $(STAMP)
 	@if [ -z "$(DATA)" ] || [ -z "$(SCHEMA)" ]; then echo "usage: make validate DATA=file.csv SCHEMA=schemas/<pipeline>/schema.pbtxt" >&2; exit 2; fi
 	$(PY) -m pipelines validate --data "$(DATA)" --schema "$(SCHEMA)" $(ARGS)
 
-# Two passes, each in random order (the seed is printed; SEED=N repeats an order): first the tests not
-# marked slow, in TEST_JOBS processes (pytest-xdist; a test file stays on one of them), with line
-# coverage of everything they run (the servers and pipelines they start as subprocesses too) printed
-# and held at COVERAGE_MIN percent or more; then the slow ones (trained runs, Flink, MariaDB), one at
-# a time and untraced: each of them uses the machine's cores by itself.
+# Two passes, each in random order (the seed is printed; SEED=N repeats an order) and each in TEST_JOBS
+# processes (pytest-xdist; a test file stays on one of them; much of a test's time is waiting for a
+# server, a cluster or a subprocess, so two share 2 cores well): first the tests not marked slow, with
+# line coverage of everything they run (the servers and pipelines they start as subprocesses too)
+# printed and held at COVERAGE_MIN percent or more; then the slow ones (trained runs, Flink, MariaDB),
+# untraced.
 # With ARGS naming some tests, a pass that selects none of them is no failure and the floor is off.
 COVERAGE_MIN := 70
 TEST_JOBS ?= 2
@@ -63,7 +64,7 @@ test: $(STAMP)
 	@echo "test order seed: $(SEED) (make test SEED=$(SEED) repeats it)"
 	$(PY) -m pytest $(PARALLEL) --random-order-bucket=module --random-order-seed=$(SEED) -m "not slow" \
 		--durations=10 --cov --cov-report=term $(if $(ARGS),,--cov-fail-under=$(COVERAGE_MIN)) $(ARGS) || [ $$? -eq 5 ]
-	$(PY) -m pytest --random-order-bucket=module --random-order-seed=$(SEED) -m slow --durations=10 $(ARGS) \
+	$(PY) -m pytest $(PARALLEL) --random-order-bucket=module --random-order-seed=$(SEED) -m slow --durations=10 $(ARGS) \
 		|| [ $$? -eq 5 ]
 
 # The edit loop: everything but the tests marked slow (a trained pipeline run, a Flink cluster,
