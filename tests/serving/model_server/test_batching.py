@@ -344,3 +344,16 @@ def test_grpc_calls_past_the_pending_bound_are_refused_by_grpc_core_at_once(tmp_
                 assert counts == {"OK": 400}, counts
         finally:
             server.stop()
+
+
+def test_batch_threads_share_the_cores_between_them(monkeypatch):
+    """Without --tensorflow_intra_op_parallelism, each of the batches that run at once gets its share of
+    the cores for its ops (never less than one thread), not all of them."""
+    import os
+
+    from serving.model_server.__main__ import op_threads_per_batch
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(8)))
+    assert op_threads_per_batch(params(num_batch_threads=2)) == 4
+    assert op_threads_per_batch(params(num_batch_threads=3)) == 2
+    assert op_threads_per_batch(params(num_batch_threads=16)) == 1
