@@ -87,7 +87,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=int,
         default=128,
         help="gRPC calls waiting for the server's event loop before gRPC's core refuses new ones (some from "
-        "this many, all from 4x), in C before Python sees them; 0: gRPC's default (1,000 to 3,000) (default 128)",
+        "this many, all from 4x), in C before Python sees them; 0: gRPC's default (1,000 to 3,000) (default %(default)s)",
     )
     p.add_argument("--ssl_config_file", help="SSLConfig in text format: TLS (and client certificates) on both ports")
     p.add_argument(

@@ -275,7 +275,7 @@ async def start_grpc_server(
     reuse_port: bool = False,
     ssl: SslConfig | None = None,
     admission: Admission | None = None,
-    max_pending: int = 128,
+    max_pending: int = 0,
 ) -> tuple[grpc.aio.Server, int]:
     """A started grpc.aio server on the running event loop, and the port it bound. gRPC sets
     SO_REUSEPORT unless told otherwise, which would let a second server share a taken port
@@ -287,7 +287,8 @@ async def start_grpc_server(
     them (grpcio 1.85 answers these CANCELLED). gRPC's own default, 1,000 to 3,000, holds seconds of
     work on a small machine: an overloaded server then spends its loop on calls whose clients have
     given up. `channel_arguments` naming `grpc.server.max_pending_requests` (and `..._hard_limit`)
-    override it; 0 leaves gRPC's default."""
+    override it; 0 (the default here; the server's own default is
+    ServerOptions.grpc_max_pending) leaves gRPC's."""
     options: list[tuple[str, object]] = [
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
