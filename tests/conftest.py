@@ -1,6 +1,10 @@
+import fcntl
+import json
 import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -32,10 +36,35 @@ def shared_data():
     return path
 
 
-@pytest.fixture(scope="session")
-def captcha_quick_run(tmp_path_factory):
-    """One `pipelines run captcha --quick` for the whole session: its runs/ and its serving_models/."""
-    root = tmp_path_factory.mktemp("captcha")
+def once_per_session(tmp_path_factory, name: str, produce) -> dict:
+    """`produce(root)` once for the whole test session, however many pytest-xdist workers ask.
+
+    Each worker has a session of its own, so a session fixture would otherwise run once per worker:
+    two quick pipeline runs at once on a 2-core machine where one would do. The first worker to ask
+    produces under a lock in the workers' common temporary folder and leaves its result there as
+    JSON (a failed run too, so that no worker repeats it); the others wait for the lock and read it.
+    `produce` returns a JSON-able dict; its "result" entry, the finished subprocess, comes back as a
+    CompletedProcess. Whoever uses the result must not change what it points to (copy it first)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    base = tmp_path_factory.getbasetemp()
+    if worker is None:  # no workers: this process is the whole session
+        return produce(tmp_path_factory.mktemp(name))
+    common = base.parent  # pytest-of-<user>/pytest-<n>/, the workers' basetemps are popen-gw<i>/ in it
+    stored = common / f"{name}.json"
+    with open(common / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when the worker dies
+        if not stored.is_file():
+            value = produce(Path(tempfile.mkdtemp(prefix=f"{name}-", dir=common)))
+            result = value["result"]
+            value = {**value, "result": [result.args, result.returncode, result.stdout, result.stderr]}
+            partial = common / f"{name}.json.partial"
+            partial.write_text(json.dumps(value))
+            partial.replace(stored)
+    value = json.loads(stored.read_text())
+    return {**value, "result": subprocess.CompletedProcess(*value["result"])}
+
+
+def _quick_captcha(root: Path) -> dict:
     out, serving = str(root / "runs"), str(root / "serving")
     result = subprocess.run(
         [sys.executable, "-m", "pipelines", "run", "captcha", "--quick", "--output-dir", out, "--serving-dir", serving],
@@ -44,40 +73,41 @@ def captcha_quick_run(tmp_path_factory):
         text=True,
         timeout=900,
     )
-    assert result.returncode == 0, result.stderr[-4000:]
     return {"out": out, "serving": serving, "result": result}
 
 
 @pytest.fixture(scope="session")
-def mnist_quick_run(tmp_path_factory):
-    """One `pipelines run mnist --quick` on 800 rendered digits (tests/pipelines/mnist_data.py), so
-    it runs without ../shared: its data folder, runs/ and serving_models/."""
+def captcha_quick_run(tmp_path_factory):
+    """One `pipelines run captcha --quick` for the whole session (all workers): its runs/ and its
+    serving_models/. Read only: a test that runs more into it works on a copy."""
+    run = once_per_session(tmp_path_factory, "captcha-quick", _quick_captcha)
+    assert run["result"].returncode == 0, run["result"].stderr[-4000:]
+    return run
+
+
+def _quick_mnist(root: Path) -> dict:
     from tests.pipelines.mnist_data import write_mnist
 
-    root = tmp_path_factory.mktemp("mnist")
     # One label in ten is another digit: every run then has misread test examples whose truth is known
     # (the gallery tests), however well the model reads.
     data = write_mnist(str(root / "data"), test_count=800, mislabel=0.1)
     out, serving = str(root / "runs"), str(root / "serving")
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipelines",
-            "run",
-            "mnist",
-            "--quick",
-            "--data",
-            data,
-            "--output-dir",
-            out,
-            "--serving-dir",
-            serving,
-        ],
+        [sys.executable, "-m", "pipelines", "run", "mnist", "--quick", "--data", data]
+        + ["--output-dir", out, "--serving-dir", serving],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=900,
     )
-    assert result.returncode == 0, result.stderr[-4000:]
     return {"data": data, "out": out, "serving": serving, "result": result}
+
+
+@pytest.fixture(scope="session")
+def mnist_quick_run(tmp_path_factory):
+    """One `pipelines run mnist --quick` on 800 rendered digits (tests/pipelines/mnist_data.py) for
+    the whole session (all workers), so it runs without ../shared: its data folder, runs/ and
+    serving_models/. Read only, as captcha_quick_run."""
+    run = once_per_session(tmp_path_factory, "mnist-quick", _quick_mnist)
+    assert run["result"].returncode == 0, run["result"].stderr[-4000:]
+    return run

@@ -7,6 +7,7 @@ import json
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 
@@ -179,15 +180,35 @@ def test_tf_example_and_classify_signatures(quick_run, served):
     assert proto.meta_graphs[0].signature_def["classify"].method_name == "tensorflow/serving/classify"
 
 
-def test_rerun_is_all_cache_hits_and_pushes_nothing_new(quick_run):
-    result = cli("run", "captcha", "--quick", "--output-dir", quick_run["out"], "--serving-dir", quick_run["serving"])
+def copy_of(run: dict, tmp_path) -> dict:
+    """The shared run's store and serving folder copied, for a test that runs more into them (other
+    test files, on other workers, read the original at the same time)."""
+    out, serving = str(tmp_path / "runs"), str(tmp_path / "serving")
+    shutil.copytree(run["out"], out)
+    shutil.copytree(run["serving"], serving)
+    return {"out": out, "serving": serving}
+
+
+def test_rerun_is_all_cache_hits_and_pushes_nothing_new(quick_run, tmp_path):
+    run = copy_of(quick_run, tmp_path)
+
+    def rerun():
+        return cli("run", "captcha", "--quick", "--output-dir", run["out"], "--serving-dir", run["serving"])
+
+    # The copy's serving folder is another folder: the Evaluator's baseline (the model published
+    # there) is a parameter of its cache key, so it decides again, once.
+    result = rerun()
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Evaluator: running" in result.stderr and result.stderr.count("cache hit") == 7
+    result = rerun()
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stderr.count("cache hit") == 8  # every component but the Pusher, which always checks
     assert "already published as version 1" in result.stdout
-    assert sorted(os.listdir(os.path.join(quick_run["serving"], "captcha"))) == ["1"]
+    assert sorted(os.listdir(os.path.join(run["serving"], "captcha"))) == ["1"]
 
 
-def test_evaluator_blocks_a_model_below_threshold_and_it_is_not_pushed(quick_run):
+def test_evaluator_blocks_a_model_below_threshold_and_it_is_not_pushed(quick_run, tmp_path):
+    run = copy_of(quick_run, tmp_path)
     result = cli(
         "run",
         "captcha",
@@ -195,16 +216,16 @@ def test_evaluator_blocks_a_model_below_threshold_and_it_is_not_pushed(quick_run
         "--param",
         "min_full_string_accuracy=0.95",
         "--output-dir",
-        quick_run["out"],
+        run["out"],
         "--serving-dir",
-        quick_run["serving"],
+        run["serving"],
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Trainer: cache hit" in result.stderr  # only the decision is re-made
     assert "NOT blessed" in result.stdout
     [line] = [ln for ln in result.stdout.splitlines() if "NOT pushed" in ln]
     assert "full_string_accuracy" in line and "< required 0.95" in line
-    assert sorted(os.listdir(os.path.join(quick_run["serving"], "captcha"))) == ["1"]
+    assert sorted(os.listdir(os.path.join(run["serving"], "captcha"))) == ["1"]
 
 
 def test_runs_lists_every_component_with_lineage(quick_run):

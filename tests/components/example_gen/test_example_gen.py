@@ -136,6 +136,28 @@ def test_curve_width_draws_thick_curves():
     assert thick - none > 3 * (thin - none) > 0, (none, thin, thick)
 
 
+@pytest.mark.parametrize("font", sorted(FONTS))
+def test_every_font_draws_every_character_its_own_way(font):
+    """A font without a glyph draws its 'missing' box (or nothing) for it: every character of the
+    alphanumeric charset must be drawn, each differently from the others and from a character the
+    font cannot have (a private-use code point)."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+
+    face = ImageFont.truetype(FONTS[font], 40)
+
+    def drawn(character: str) -> bytes:
+        image = Image.new("L", (60, 60), 0)
+        ImageDraw.Draw(image).text((5, 0), character, font=face, fill=255)
+        return np.asarray(image).tobytes()
+
+    missing = drawn("\ue000")
+    shapes = {c: drawn(c) for c in ALPHANUMERIC}
+    assert all(any(shape) for shape in shapes.values()), [c for c, s in shapes.items() if not any(s)]
+    assert missing not in shapes.values()
+    assert len(set(shapes.values())) == len(ALPHANUMERIC)
+
+
 def test_held_out_fonts_are_never_trained_on():
     assert not set(STYLES["heldout_fonts"].fonts) & set(STYLES[TRAINING_STYLE].fonts)
     assert STYLES["heldout_geometry"].rotate[1] > STYLES[TRAINING_STYLE].rotate[1]

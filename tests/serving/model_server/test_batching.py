@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -312,9 +313,7 @@ async def _burst(target: str, calls: int) -> tuple[dict[str, int], float]:
                 return e.code().name, loop.time() - started
 
         outcomes = await asyncio.gather(*(one() for _ in range(calls)))
-    counts: dict[str, int] = {}
-    for code, _ in outcomes:
-        counts[code] = counts.get(code, 0) + 1
+    counts = dict(collections.Counter(code for code, _ in outcomes))
     return counts, max((s for code, s in outcomes if code != "OK"), default=0.0)
 
 
