@@ -30,6 +30,10 @@ from PIL import Image, ImageDraw, ImageFilter
 
 DIGITS = string.digits
 ALPHANUMERIC = string.digits + string.ascii_uppercase
+# Without the characters most fonts draw alike once warped and rotated: 0 and O, 1 and I (two
+# thirds of an alphanumeric model's character errors, BENCHMARKS.md). 32 characters, as captcha
+# generators commonly leave them out.
+UNAMBIGUOUS = "".join(c for c in ALPHANUMERIC if c not in "0O1I")
 
 # The swap is process-wide: one render at a time per process.
 _RENDER_LOCK = threading.Lock()

@@ -98,6 +98,7 @@ def test_bad_render_style_is_one_line_and_exit_2(tmp_path):
     [
         ({}, 0.98),
         ({"charset": "alphanumeric"}, 0.95),
+        ({"charset": "unambiguous"}, 0.95),
         ({"charset": "ABC"}, 0.90),
         ({"charset": "alphanumeric", "min_full_string_accuracy": "0.5"}, 0.5),
     ],
@@ -127,3 +128,18 @@ def test_library_warnings_are_dropped_however_their_levels_are_set_again():
     assert not _errors_only_from_quiet_loggers(record("matplotlib.font_manager", logging.WARNING))
     assert _errors_only_from_quiet_loggers(record("absl", logging.ERROR))  # real failures still show
     assert _errors_only_from_quiet_loggers(record("pipelines.runner", logging.WARNING))
+
+
+def test_the_unambiguous_charset_leaves_out_the_lookalikes_everywhere():
+    """charset=unambiguous: the 32 digits and capitals without 0, O, 1 and I, drawn by ExampleGen and
+    learnt by the Trainer."""
+    import json
+
+    from components.example_gen.captcha_source import ALPHANUMERIC
+    from pipelines.registry import PIPELINES, RunOptions
+
+    pipeline = PIPELINES["captcha"].create(RunOptions(params={"charset": "unambiguous"}))
+    components = {c.id: c for c in pipeline.components}
+    drawn = components["CaptchaExampleGen"].parameters["charset"]
+    assert len(drawn) == 32 and set(drawn) == set(ALPHANUMERIC) - set("0O1I")
+    assert json.loads(components["Trainer"].parameters["train_config"])["charset"] == drawn
