@@ -15,6 +15,7 @@ from pipelines.captcha.model import (
     build_model,
     character_accuracy,
     full_string_accuracy,
+    normalize_contrast,
 )
 from pipelines.training import (
     TimeBudget,
@@ -199,6 +200,23 @@ def test_augmentation_moves_the_ink_a_little_and_keeps_it():
     np.testing.assert_allclose(still, images, atol=1e-5)
     noisy = augment(images, shift=(0.0, 0.0), max_degrees=0.0, zoom=0.0, noise=0.02).numpy()
     assert 0.015 < (noisy - images).std() < 0.025
+
+
+def test_normalize_contrast_spans_each_image_from_0_to_1():
+    rng = np.random.RandomState(3)
+    faint = 0.2 + 0.1 * rng.rand(2, 30, 80, 1).astype("float32")  # a grey page and faint ink
+    strong = rng.rand(1, 30, 80, 1).astype("float32")
+    blank = np.full((1, 30, 80, 1), 0.3, "float32")
+    out = normalize_contrast(np.concatenate([faint, strong, blank])).numpy()
+    np.testing.assert_allclose(out[:3].min(axis=(1, 2, 3)), 0.0, atol=1e-6)
+    np.testing.assert_allclose(out[:3].max(axis=(1, 2, 3)), 1.0, atol=1e-6)
+    np.testing.assert_allclose(out[3], 0.0)  # nothing to stretch: shifted, not blown up
+    np.testing.assert_allclose(out[0], (faint[0] - faint[0].min()) / np.ptp(faint[0]), rtol=1e-5, atol=1e-6)
+    model = build_model((30, 80, 1), CaptchaTrainConfig())  # the default
+    plain = build_model((30, 80, 1), CaptchaTrainConfig(normalize_contrast=False))
+    plain.set_weights(model.get_weights())  # the same network; only the normalisation differs
+    np.testing.assert_allclose(model(faint).numpy(), plain(out[:2]).numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(model(faint).numpy(), model(faint * 3 - 0.5).numpy(), rtol=1e-3, atol=1e-5)
 
 
 @pytest.mark.parametrize("name,layer", [("relu", "ReLU"), ("leaky_relu", "LeakyReLU"), ("elu", "ELU")])
