@@ -154,7 +154,7 @@ def make_dataset(file_pattern: str, feature_spec: dict, config: CaptchaTrainConf
 
 def normalize_contrast(images: tf.Tensor) -> tf.Tensor:
     """[batch, height, width, channels] -> the same, each image's faintest pixel at 0 and its
-    strongest at 1 (an image with less than 0.05 between them is only shifted)."""
+    strongest at 1; stretched 20 times at most, so a nearly flat image is not blown up into noise."""
     low = tf.reduce_min(images, axis=[1, 2, 3], keepdims=True)
     high = tf.reduce_max(images, axis=[1, 2, 3], keepdims=True)
     return (images - low) / tf.maximum(high - low, 0.05)

@@ -210,7 +210,7 @@ def test_normalize_contrast_spans_each_image_from_0_to_1():
     out = normalize_contrast(np.concatenate([faint, strong, blank])).numpy()
     np.testing.assert_allclose(out[:3].min(axis=(1, 2, 3)), 0.0, atol=1e-6)
     np.testing.assert_allclose(out[:3].max(axis=(1, 2, 3)), 1.0, atol=1e-6)
-    np.testing.assert_allclose(out[3], 0.0)  # nothing to stretch: shifted, not blown up
+    np.testing.assert_allclose(out[3], 0.0)  # nothing to stretch: shifted to 0, not blown up
     np.testing.assert_allclose(out[0], (faint[0] - faint[0].min()) / np.ptp(faint[0]), rtol=1e-5, atol=1e-6)
     model = build_model((30, 80, 1), CaptchaTrainConfig())  # the default
     plain = build_model((30, 80, 1), CaptchaTrainConfig(normalize_contrast=False))
