@@ -1,7 +1,7 @@
 """Robustness sets: the captcha model on renderings its training never saw, beside a fresh
 sample of the ones it did.
 
-    python -m bench.robustness [--model DIR] [--per-set 1000] [--sets library,heldout_fonts,...]
+    python -m bench.robustness [--model DIR] [--per-set 1000] [--sets library,heldout_fonts,...] [--factors]
 
 `--model` is a SavedModel folder (default: the newest version under serving_models/captcha,
 which `make pipeline` pushes). Each set is `--per-set` captchas rendered with one preset of
@@ -11,11 +11,16 @@ derived from, with its documented drawing chain: Bezier curves, its own warp, ro
 offset and noise, characters squeezed together, in a held-out bold monospace font); per set it
 reports full-string and per-character accuracy, the share the model `accepted` and their
 accuracy, the expected calibration error and the commonest confusions ("true->read").
+
+`--factors` takes each held-out preset apart instead: one set per way it departs from `varied`
+(`heldout_geometry:overlap` changes only the overlap, `heldout_fonts:cmtt10` draws only that
+font), so that a set below its goal says which departure costs the accuracy.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -74,6 +79,40 @@ class WheezyRenderer:
         return Captcha(key=str(index), text=text, png=out.getvalue())
 
 
+def factor_sets() -> dict:
+    """Each held-out preset's departures from `varied`, one at a time, as render styles: a set per
+    field it changes (`heldout_noise:dots`), a set per font for a font list
+    (`heldout_fonts:cmtt10`), and a pair for a field that makes a valid style only with another
+    (`heldout_noise:ink+paper`)."""
+    from components.example_gen.captcha_source import STYLES
+
+    base, sets = STYLES["varied"], {}
+    for name, style in STYLES.items():
+        if not name.startswith("heldout_"):
+            continue
+        changed = {f.name: getattr(style, f.name) for f in dataclasses.fields(style)}
+        changed = {k: v for k, v in changed.items() if v != getattr(base, k)}
+        for field, value in changed.items():
+            if field == "fonts":
+                sets.update({f"{name}:{font}": dataclasses.replace(base, fonts=(font,)) for font in value})
+                continue
+            try:
+                sets[f"{name}:{field}"] = dataclasses.replace(base, **{field: value})
+            except ValueError:  # not a valid style alone (paper as dark as the ink): with a partner
+                partners = [other for other in changed if other not in (field, "fonts")]
+                for other in partners:
+                    pair = sorted((field, other))
+                    try:
+                        style_of_pair = dataclasses.replace(base, **{k: changed[k] for k in pair})
+                    except ValueError:
+                        continue
+                    sets[f"{name}:{'+'.join(pair)}"] = style_of_pair
+                    break
+                else:
+                    sets[f"{name}:all"] = style
+    return sets
+
+
 def evaluate_set(serve, style: str, per_set: int, charset: str, length: int, batch: int = 128) -> dict:
     import tensorflow as tf
 
@@ -83,7 +122,8 @@ def evaluate_set(serve, style: str, per_set: int, charset: str, length: int, bat
     if style == "wheezy":
         renderer = WheezyRenderer(charset, length)
     else:
-        renderer = CaptchaRenderer(CaptchaConfig(charset=charset, length=length), seed=SEED, style=style)
+        config = CaptchaConfig(charset=charset, length=length)
+        renderer = CaptchaRenderer(config, seed=SEED, style=factor_sets().get(style, style))
     answers = Answers()
     for start in range(0, per_set, batch):
         captchas = [renderer.render(i) for i in range(start, min(start + batch, per_set))]
@@ -113,15 +153,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="SavedModel folder (default: newest under serving_models/captcha)")
     parser.add_argument("--per-set", type=int, default=1000)
     parser.add_argument("--sets", default=",".join(SETS))
+    parser.add_argument(
+        "--factors", action="store_true", help="score each held-out preset's departures one at a time (see above)"
+    )
     parser.add_argument("--charset", default="0123456789")
     parser.add_argument("--length", type=int, default=4)
     args = parser.parse_args(argv)
     from components.example_gen.captcha_source import STYLES
 
-    sets = [s.strip() for s in args.sets.split(",") if s.strip()]
-    unknown = [s for s in sets if s not in STYLES and s != "wheezy"]
+    factors = factor_sets()
+    sets = list(factors) if args.factors else [s.strip() for s in args.sets.split(",") if s.strip()]
+    unknown = [s for s in sets if s not in STYLES and s not in factors and s != "wheezy"]
     if unknown or args.per_set < 1:
-        parser.error(f"unknown set(s) {unknown}; choose from {sorted(STYLES) + ['wheezy']}; --per-set must be >= 1")
+        parser.error(
+            f"unknown set(s) {unknown}; choose from {sorted(STYLES) + ['wheezy']} or those --factors lists "
+            f"({', '.join(factors)}); --per-set must be >= 1"
+        )
     model = args.model or latest_version(os.path.join("serving_models", "captcha"))
     if model is None or not os.path.isfile(os.path.join(model, "saved_model.pb")):
         print(

@@ -250,6 +250,8 @@ def test_robustness_bench_scores_every_set_with_confusions(quick_run, tmp_path, 
     assert wheezy["set"] == "wheezy" and wheezy["overall"]["num_examples"] == 24
     assert library["set"] == "library" and library["overall"]["num_examples"] == 24
     assert sum(fonts["confusions"].values()) <= 24 * 4
+    assert robustness.main(["--model", model, "--per-set", "8", "--sets", "heldout_geometry:overlap"]) == 0
+    assert "| heldout_geometry:overlap | 8 |" in capsys.readouterr().out  # one departure of a preset alone
     with pytest.raises(SystemExit):
         robustness.main(["--model", model, "--sets", "comic_sans"])
     assert robustness.main(["--model", str(tmp_path / "nothing")]) == 1
