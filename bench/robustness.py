@@ -87,33 +87,30 @@ def factor_sets() -> dict:
     from components.example_gen.captcha_source import STYLES
 
     base, sets = STYLES["varied"], {}
+
+    def valid(fields: dict):
+        try:
+            return dataclasses.replace(base, **fields)
+        except ValueError:  # e.g. paper as dark as the training's ink
+            return None
+
     for name, style in STYLES.items():
         if not name.startswith("heldout_"):
             continue
         changed = {f.name: getattr(style, f.name) for f in dataclasses.fields(style)}
         changed = {k: v for k, v in changed.items() if v != getattr(base, k)}
-        for field, value in changed.items():
-            if field == "fonts":
-                sets.update({f"{name}:{font}": dataclasses.replace(base, fonts=(font,)) for font in value})
-                continue
-            try:
-                sets[f"{name}:{field}"] = dataclasses.replace(base, **{field: value})
-            except ValueError:  # not a valid style alone (paper as dark as the ink): with a partner
-                partners = [other for other in changed if other not in (field, "fonts")]
-                for other in partners:
-                    pair = sorted((field, other))
-                    try:
-                        style_of_pair = dataclasses.replace(base, **{k: changed[k] for k in pair})
-                    except ValueError:
-                        continue
-                    sets[f"{name}:{'+'.join(pair)}"] = style_of_pair
-                    break
-                else:
-                    sets[f"{name}:all"] = style
+        for font in changed.pop("fonts", ()):
+            sets[f"{name}:{font}"] = dataclasses.replace(base, fonts=(font,))
+        for field in changed:  # alone, else with the first partner that makes it a valid style
+            groups = [(field,)] + [tuple(sorted((field, other))) for other in changed if other != field]
+            found = ((g, valid({k: changed[k] for k in g})) for g in groups)
+            group, factor = next(((g, s) for g, s in found if s is not None), (("all",), style))
+            sets[f"{name}:{'+'.join(group)}"] = factor
     return sets
 
 
-def evaluate_set(serve, style: str, per_set: int, charset: str, length: int, batch: int = 128) -> dict:
+def evaluate_set(serve, style, per_set: int, charset: str, length: int, batch: int = 128) -> dict:
+    """`style`: "wheezy", a preset's name or a RenderStyle (one of factor_sets())."""
     import tensorflow as tf
 
     from components.example_gen.captcha_source import CaptchaConfig, CaptchaRenderer
@@ -122,8 +119,7 @@ def evaluate_set(serve, style: str, per_set: int, charset: str, length: int, bat
     if style == "wheezy":
         renderer = WheezyRenderer(charset, length)
     else:
-        config = CaptchaConfig(charset=charset, length=length)
-        renderer = CaptchaRenderer(config, seed=SEED, style=factor_sets().get(style, style))
+        renderer = CaptchaRenderer(CaptchaConfig(charset=charset, length=length), seed=SEED, style=style)
     answers = Answers()
     for start in range(0, per_set, batch):
         captchas = [renderer.render(i) for i in range(start, min(start + batch, per_set))]
@@ -183,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for name in sets:
         started = time.monotonic()
-        results[name] = evaluate_set(serve, name, args.per_set, args.charset, args.length)
+        results[name] = evaluate_set(serve, factors.get(name, name), args.per_set, args.charset, args.length)
         o = results[name]["overall"]
         print(
             f"  {name}: full-string {o['full_string_accuracy']:.4f}, per character {o['character_accuracy']:.4f} "
