@@ -2,6 +2,7 @@
 sample of the ones it did.
 
     python -m bench.robustness [--model DIR] [--per-set 1000] [--sets library,heldout_fonts,...] [--factors]
+                               [--style NAME=JSON ...]
 
 `--model` is a SavedModel folder (default: the newest version under serving_models/captcha,
 which `make pipeline` pushes). Each set is `--per-set` captchas rendered with one preset of
@@ -15,6 +16,10 @@ accuracy, the expected calibration error and the commonest confusions ("true->re
 `--factors` takes each held-out preset apart instead: one set per way it departs from `varied`
 (`heldout_geometry:overlap` changes only the overlap, `heldout_fonts:cmtt10` draws only that
 font), so that a set below its goal says which departure costs the accuracy.
+
+`--style NAME=JSON` (repeatable) adds a set of your own: a RenderStyle as `render_style` takes
+it, a JSON object of fields over a preset, e.g. `--style 'upright={"preset": "library",
+"upright_share": 1}'` scores the package's renderings with no character rotated.
 """
 
 from __future__ import annotations
@@ -152,13 +157,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--factors", action="store_true", help="score each held-out preset's departures one at a time (see above)"
     )
+    parser.add_argument(
+        "--style",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="a set of your own: a name, '=', and a render_style JSON object over a preset (repeatable)",
+    )
     parser.add_argument("--charset", default="0123456789")
     parser.add_argument("--length", type=int, default=4)
     args = parser.parse_args(argv)
-    from components.example_gen.captcha_source import STYLES
+    from components.example_gen.captcha_source import STYLES, RenderStyle
 
     factors = factor_sets()
     sets = list(factors) if args.factors else [s.strip() for s in args.sets.split(",") if s.strip()]
+    for text in args.style:  # custom sets go beside the factor sets, under their own names
+        name, _, style = text.partition("=")
+        if not name.strip() or not style.strip().startswith("{"):
+            parser.error(f"--style takes NAME=JSON, e.g. 'upright={{\"upright_share\": 1}}', got {text!r}")
+        try:
+            factors[name.strip()] = RenderStyle.parse(style)
+        except (TypeError, ValueError) as error:
+            parser.error(f"--style {name.strip()}: {error}")
+        sets.append(name.strip())
     unknown = [s for s in sets if s not in STYLES and s not in factors and s != "wheezy"]
     if unknown or args.per_set < 1:
         parser.error(

@@ -122,6 +122,12 @@ class RenderStyle:
     # glyph's brightness: the darker the ink, the fainter the text), their ink kept at
     # FAINT_INK_FLOOR or lighter per channel so the text stays at least 30% opaque and readable.
     faint_share: float = 0.0
+    # The share of characters drawn upright. The package draws a rotation from `rotate` for every
+    # character, and any angle but 0 resamples the glyph (bilinear, a slight blur); an exact 0 is
+    # never drawn from a range, yet Pillow leaves a glyph at 0 degrees untouched and sharp, as
+    # generators that do not rotate draw it. A model that never saw one read upright varied
+    # captchas at 0.975 and upright DroidSansMono at 0.927 ('1' as '7'; BENCHMARKS.md, #14).
+    upright_share: float = 0.0
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.fonts if f not in FONTS]
@@ -155,8 +161,9 @@ class RenderStyle:
             raise ValueError("offsets, dots, curves and overlap must be >= 0, dot_width and curve_width >= 1")
         if not (0 <= self.ink[0] and self.ink[1] < self.paper[0] and self.paper[1] <= 255):
             raise ValueError(f"ink {self.ink} must be darker than paper {self.paper}, both within 0-255")
-        if not all(0 <= p <= 1 for p in (self.space_probability, self.jpeg_probability, self.faint_share)):
-            raise ValueError("space_probability, jpeg_probability and faint_share must be within 0-1")
+        shares = (self.space_probability, self.jpeg_probability, self.faint_share, self.upright_share)
+        if not all(0 <= p <= 1 for p in shares):
+            raise ValueError("space_probability, jpeg_probability, faint_share and upright_share must be within 0-1")
         if self.faint_share and (self.glyph_mask != "shape" or self.ink[1] < FAINT_INK_FLOOR):
             raise ValueError(f"faint_share needs glyph_mask 'shape' and ink reaching {FAINT_INK_FLOOR} or lighter")
         if not 1 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100:
@@ -231,6 +238,7 @@ STYLES = {
         jpeg_quality=(50, 95),
         glyph_mask="shape",
         faint_share=0.25,
+        upright_share=0.1,
     ),
 }
 # Never trained on: fonts of other families, and ranges beyond the training ones.
@@ -310,6 +318,13 @@ class _StyledCaptcha(captcha_image.ImageCaptcha):
             else:
                 self._thick_curve(image, ink, round(rng.randint(*style.curve_width) * self._height / 60) or 1)
         return image.filter(ImageFilter.SMOOTH)
+
+    def _draw_character(self, c: str, draw: ImageDraw.ImageDraw, color: tuple) -> Image.Image:
+        """The package's character, upright for `upright_share` of them (a style without it draws
+        no extra random number, so its renderings stay as they were)."""
+        upright = self.style.upright_share and captcha_image.secrets.randbits(32) / (2**32) < self.style.upright_share
+        self.character_rotate = (0.0, 0.0) if upright else self.style.rotate
+        return super()._draw_character(c, draw, color)
 
     @staticmethod
     def _thick_curve(image: Image.Image, color: tuple, width: int) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from bench.robustness import factor_sets
+import pytest
+
+from bench.robustness import factor_sets, main
 from components.example_gen.captcha_source import STYLES
 
 
@@ -36,3 +38,18 @@ def test_factor_sets_cover_every_departure_of_every_held_out_preset():
         assert covered == _differences(style, STYLES["varied"]), preset
     assert {f"heldout_fonts:{font}" for font in STYLES["heldout_fonts"].fonts} <= sets.keys()
     assert "heldout_geometry:overlap" in sets and "heldout_noise:ink+paper" in sets  # paper alone is not a style
+
+
+@pytest.mark.parametrize(
+    "style,fragment",
+    [
+        ('{"upright_share": 1}', "takes NAME=JSON"),  # no name
+        ("upright=library", "takes NAME=JSON"),  # a preset's name is a --sets entry, not a style
+        ('upright={"upright_share": 2}', "upright_share must be within 0-1"),
+        ('upright={"tilt": 3}', "unknown render_style fields"),
+    ],
+)
+def test_a_custom_style_that_is_not_one_is_refused_before_any_model_is_loaded(style, fragment, capsys):
+    with pytest.raises(SystemExit) as refused:
+        main(["--model", "/nonexistent", "--style", style])
+    assert refused.value.code == 2 and fragment in capsys.readouterr().err

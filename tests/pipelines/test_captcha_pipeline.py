@@ -252,6 +252,9 @@ def test_robustness_bench_scores_every_set_with_confusions(quick_run, tmp_path, 
     assert sum(fonts["confusions"].values()) <= 24 * 4
     assert robustness.main(["--model", model, "--per-set", "8", "--sets", "heldout_geometry:overlap"]) == 0
     assert "| heldout_geometry:overlap | 8 |" in capsys.readouterr().out  # one departure of a preset alone
+    style = 'upright={"preset": "library", "upright_share": 1}'
+    assert robustness.main(["--model", model, "--per-set", "8", "--sets", "", "--style", style]) == 0
+    assert "| upright | 8 |" in capsys.readouterr().out  # a rendering of one's own, by name
     with pytest.raises(SystemExit):
         robustness.main(["--model", model, "--sets", "comic_sans"])
     assert robustness.main(["--model", str(tmp_path / "nothing")]) == 1

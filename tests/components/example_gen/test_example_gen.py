@@ -126,6 +126,31 @@ def test_faint_share_mixes_faint_captchas_in_and_keeps_them_readable():
     assert all(((g > 120) & (g < 215)).mean() > 0.03 for g in greys)
 
 
+@pytest.mark.parametrize("share,upright", [(0.0, (0, 0)), (0.3, (15, 45)), (1.0, (100, 100))])
+def test_upright_share_draws_that_share_of_characters_unrotated(share, upright, monkeypatch):
+    """Pillow returns a glyph rotated by 0 degrees untouched (no resampling): the sharp upright
+    characters of generators that do not rotate, which a range of angles never draws."""
+    from PIL import Image
+
+    angles = []
+    rotate = Image.Image.rotate
+
+    def recording(image, angle, *args, **kwargs):
+        angles.append(angle)
+        return rotate(image, angle, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "rotate", recording)
+    style = RenderStyle.parse(f'{{"upright_share": {share}}}')
+    renderer = CaptchaRenderer(seed=3, style=style)
+    pngs = [renderer.render(i).png for i in range(25)]  # 100 characters, and as many blanks or fewer
+    assert 100 <= len(angles) <= 200
+    assert pngs == [CaptchaRenderer(seed=3, style=style).render(i).png for i in range(25)]  # still per index
+    del angles[len(angles) // 2 :]
+    upright_share = 100 * sum(a == 0 for a in angles) / len(angles)
+    assert upright[0] <= upright_share <= upright[1], upright_share
+    assert all(style.rotate[0] <= a <= style.rotate[1] for a in angles)
+
+
 def test_curve_width_draws_thick_curves():
     import numpy as np
 
@@ -190,6 +215,7 @@ def test_render_style_parses_presets_and_json_overrides():
         ('{"text_opacity": [0, 1]}', "text_opacity"),
         ('{"curve_width": [0, 2]}', "curve_width"),
         ('{"faint_share": 1.5}', "faint_share"),
+        ('{"upright_share": -0.1}', "upright_share"),
         ('{"preset": "library", "faint_share": 0.2}', "glyph_mask 'shape'"),
     ],
 )
