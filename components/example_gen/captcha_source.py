@@ -128,6 +128,11 @@ class RenderStyle:
     # generators that do not rotate draw it. A model that never saw one read upright varied
     # captchas at 0.975 and upright DroidSansMono at 0.927 ('1' as '7'; BENCHMARKS.md, #14).
     upright_share: float = 0.0
+    # The share of captchas left as drawn: the package passes every image through Pillow's SMOOTH
+    # filter, generators that do not leave their edges sharp. Not trained on: a fifth of them in
+    # training moved the sharp sets by -0.5 and +1.6 points, within a run's spread (BENCHMARKS.md,
+    # #14); `bench.robustness --style 'sharp={"unsmoothed_share": 1}'` scores sharp renderings.
+    unsmoothed_share: float = 0.0
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.fonts if f not in FONTS]
@@ -161,9 +166,17 @@ class RenderStyle:
             raise ValueError("offsets, dots, curves and overlap must be >= 0, dot_width and curve_width >= 1")
         if not (0 <= self.ink[0] and self.ink[1] < self.paper[0] and self.paper[1] <= 255):
             raise ValueError(f"ink {self.ink} must be darker than paper {self.paper}, both within 0-255")
-        shares = (self.space_probability, self.jpeg_probability, self.faint_share, self.upright_share)
+        shares = (
+            self.space_probability,
+            self.jpeg_probability,
+            self.faint_share,
+            self.upright_share,
+            self.unsmoothed_share,
+        )
         if not all(0 <= p <= 1 for p in shares):
-            raise ValueError("space_probability, jpeg_probability, faint_share and upright_share must be within 0-1")
+            raise ValueError(
+                "space_probability, jpeg_probability, faint_share, upright_share and unsmoothed_share must be within 0-1"
+            )
         if self.faint_share and (self.glyph_mask != "shape" or self.ink[1] < FAINT_INK_FLOOR):
             raise ValueError(f"faint_share needs glyph_mask 'shape' and ink reaching {FAINT_INK_FLOOR} or lighter")
         if not 1 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100:
@@ -317,6 +330,9 @@ class _StyledCaptcha(captcha_image.ImageCaptcha):
                 self.create_noise_curve(image, ink)
             else:
                 self._thick_curve(image, ink, round(rng.randint(*style.curve_width) * self._height / 60) or 1)
+        # A style without unsmoothed captchas draws no extra random number: its renderings stay as they were.
+        if style.unsmoothed_share and rng.random() < style.unsmoothed_share:
+            return image
         return image.filter(ImageFilter.SMOOTH)
 
     def _draw_character(self, c: str, draw: ImageDraw.ImageDraw, color: tuple) -> Image.Image:

@@ -45,7 +45,7 @@ def test_factor_sets_cover_every_departure_of_every_held_out_preset():
     [
         ('{"upright_share": 1}', "takes NAME=JSON"),  # no name
         ("upright=library", "takes NAME=JSON"),  # a preset's name is a --sets entry, not a style
-        ('upright={"upright_share": 2}', "upright_share must be within 0-1"),
+        ('upright={"upright_share": 2}', "upright_share and unsmoothed_share must be within 0-1"),
         ('upright={"tilt": 3}', "unknown render_style fields"),
     ],
 )
@@ -53,3 +53,23 @@ def test_a_custom_style_that_is_not_one_is_refused_before_any_model_is_loaded(st
     with pytest.raises(SystemExit) as refused:
         main(["--model", "/nonexistent", "--style", style])
     assert refused.value.code == 2 and fragment in capsys.readouterr().err
+
+
+def test_the_inverted_set_is_the_training_family_with_every_colour_inverted():
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from bench.robustness import SEED, InvertedRenderer
+    from components.example_gen.captcha_source import CaptchaRenderer
+
+    def rgb(png: bytes):
+        return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), int)
+
+    varied = CaptchaRenderer(seed=SEED, style="varied")
+    inverted = InvertedRenderer(CaptchaRenderer(seed=SEED, style="varied"))
+    for index in range(6):
+        plain, flipped = varied.render(index), inverted.render(index)
+        assert flipped.text == plain.text and flipped.key == plain.key
+        np.testing.assert_array_equal(rgb(flipped.png), 255 - rgb(plain.png))

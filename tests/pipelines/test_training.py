@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import tf_keras as keras
 
 from pipelines.captcha.model import (
@@ -16,6 +17,7 @@ from pipelines.captcha.model import (
     character_accuracy,
     full_string_accuracy,
     normalize_contrast,
+    page_to_zero,
 )
 from pipelines.training import (
     TimeBudget,
@@ -217,6 +219,51 @@ def test_normalize_contrast_spans_each_image_from_0_to_1():
     plain.set_weights(model.get_weights())  # the same network; only the normalisation differs
     np.testing.assert_allclose(model(faint).numpy(), plain(out[:2]).numpy(), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(model(faint).numpy(), model(faint * 3 - 0.5).numpy(), rtol=1e-3, atol=1e-5)
+
+
+def test_page_to_zero_inverts_only_images_whose_page_is_the_bright_part():
+    rng = np.random.RandomState(4)
+    ink_on_blank = np.zeros((2, 30, 80, 1), "float32")
+    ink_on_blank[:, 8:22, 10:70] = rng.rand(2, 14, 60, 1) > 0.6  # strokes inside, a blank border
+    inverted = 1.0 - ink_on_blank
+    out = page_to_zero(np.concatenate([ink_on_blank, inverted])).numpy()
+    np.testing.assert_allclose(out[:2], ink_on_blank)  # the training's polarity: untouched
+    np.testing.assert_allclose(out[2:], ink_on_blank, atol=1e-6)  # light text on a dark page: turned back
+    model = build_model((30, 80, 1), CaptchaTrainConfig())  # the default reads either polarity
+    np.testing.assert_allclose(model(ink_on_blank).numpy(), model(inverted).numpy(), rtol=1e-4, atol=1e-6)
+    one_way = build_model((30, 80, 1), CaptchaTrainConfig(either_polarity=False))
+    one_way.set_weights(model.get_weights())
+    assert np.abs(one_way(ink_on_blank).numpy() - one_way(inverted).numpy()).max() > 1e-3
+
+
+def test_no_rendering_a_model_is_trained_or_scored_on_is_inverted_and_every_inverse_is():
+    """page_to_zero is a no-op on every preset and on wheezy's captchas, and undoes their inversion."""
+    import io
+
+    from PIL import Image, ImageOps
+
+    from bench.robustness import WheezyRenderer
+    from components.example_gen.captcha_source import STYLES, CaptchaConfig, CaptchaRenderer
+    from pipelines.captcha.preprocessing import decode_images
+
+    def prepared(pngs):
+        return normalize_contrast(decode_images(tf.constant(pngs), 60, 160)).numpy()
+
+    for style in [*STYLES, "wheezy"]:
+        if style == "wheezy":
+            renderer = WheezyRenderer("0123456789", 4)
+        else:
+            renderer = CaptchaRenderer(CaptchaConfig(), seed=11, style=style)
+        pngs = [renderer.render(i).png for i in range(40)]
+        inverse = []
+        for data in pngs:
+            out = io.BytesIO()
+            ImageOps.invert(Image.open(io.BytesIO(data)).convert("RGB")).save(out, format="PNG")
+            inverse.append(out.getvalue())
+        images, inverted = prepared(pngs), prepared(inverse)
+        np.testing.assert_array_equal(page_to_zero(images).numpy(), images, err_msg=style)
+        # Re-encoding a JPEG rendering as PNG moves a few grey levels: close, not equal.
+        assert np.abs(page_to_zero(inverted).numpy() - images).mean() < 0.01, style
 
 
 @pytest.mark.parametrize("name,layer", [("relu", "ReLU"), ("leaky_relu", "LeakyReLU"), ("elu", "ELU")])

@@ -151,6 +151,39 @@ def test_upright_share_draws_that_share_of_characters_unrotated(share, upright, 
     assert all(style.rotate[0] <= a <= style.rotate[1] for a in angles)
 
 
+@pytest.mark.parametrize("share,smoothed", [(0.0, (40, 40)), (0.5, (10, 30)), (1.0, (0, 0))])
+def test_unsmoothed_share_leaves_that_share_of_captchas_sharp(share, smoothed, monkeypatch):
+    from PIL import Image, ImageFilter
+
+    calls = []
+    smooth = Image.Image.filter
+    monkeypatch.setattr(
+        Image.Image, "filter", lambda image, f: calls.append(f is ImageFilter.SMOOTH) or smooth(image, f)
+    )
+    _greys(f'{{"preset": "library", "unsmoothed_share": {share}}}')
+    assert smoothed[0] <= sum(calls) <= smoothed[1]
+
+
+def test_an_unsmoothed_captcha_is_the_same_drawing_before_the_filter():
+    import io
+
+    import numpy as np
+    from PIL import Image, ImageFilter
+
+    def rgb(style):
+        renderer = CaptchaRenderer(seed=1, style=style)
+        return [Image.open(io.BytesIO(renderer.render(i).png)).convert("RGB") for i in range(12)]
+
+    def step(image):  # the mean step between neighbouring pixels: what smoothing takes away
+        return np.abs(np.diff(np.asarray(image.convert("L"), int), axis=1)).mean()
+
+    sharp = rgb('{"preset": "library", "unsmoothed_share": 1}')
+    smoothed = rgb("library")  # JPEG never: PNG keeps every pixel
+    for before, after in zip(sharp, smoothed):
+        np.testing.assert_array_equal(np.asarray(before.filter(ImageFilter.SMOOTH)), np.asarray(after))
+        assert step(before) > 1.1 * step(after)
+
+
 def test_curve_width_draws_thick_curves():
     import numpy as np
 
@@ -216,6 +249,7 @@ def test_render_style_parses_presets_and_json_overrides():
         ('{"curve_width": [0, 2]}', "curve_width"),
         ('{"faint_share": 1.5}', "faint_share"),
         ('{"upright_share": -0.1}', "upright_share"),
+        ('{"unsmoothed_share": 2}', "unsmoothed_share"),
         ('{"preset": "library", "faint_share": 0.2}', "glyph_mask 'shape'"),
     ],
 )
