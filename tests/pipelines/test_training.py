@@ -237,10 +237,11 @@ def test_page_to_zero_inverts_only_images_whose_page_is_the_bright_part():
 
 
 def test_no_rendering_a_model_is_trained_or_scored_on_is_inverted_and_every_inverse_is():
-    """page_to_zero is a no-op on every preset and on wheezy's captchas, and undoes their inversion."""
+    """page_to_zero is a no-op on every preset and on wheezy's captchas, framed or not, and undoes
+    their inversion."""
     import io
 
-    from PIL import Image, ImageOps
+    from PIL import Image, ImageDraw, ImageOps
 
     from bench.robustness import WheezyRenderer
     from components.example_gen.captcha_source import STYLES, CaptchaConfig, CaptchaRenderer
@@ -255,13 +256,19 @@ def test_no_rendering_a_model_is_trained_or_scored_on_is_inverted_and_every_inve
         else:
             renderer = CaptchaRenderer(CaptchaConfig(), seed=11, style=style)
         pngs = [renderer.render(i).png for i in range(40)]
-        inverse = []
+        inverse, framed = [], []
         for data in pngs:
+            image = Image.open(io.BytesIO(data)).convert("RGB")
             out = io.BytesIO()
-            ImageOps.invert(Image.open(io.BytesIO(data)).convert("RGB")).save(out, format="PNG")
+            ImageOps.invert(image).save(out, format="PNG")
             inverse.append(out.getvalue())
-        images, inverted = prepared(pngs), prepared(inverse)
+            ImageDraw.Draw(image).rectangle([0, 0, image.width - 1, image.height - 1], outline=(0, 0, 0), width=3)
+            out = io.BytesIO()
+            image.save(out, format="PNG")
+            framed.append(out.getvalue())
+        images, inverted, in_frames = prepared(pngs), prepared(inverse), prepared(framed)
         np.testing.assert_array_equal(page_to_zero(images).numpy(), images, err_msg=style)
+        np.testing.assert_array_equal(page_to_zero(in_frames).numpy(), in_frames, err_msg=style)  # a black frame
         # Re-encoding a JPEG rendering as PNG moves a few grey levels: close, not equal.
         assert np.abs(page_to_zero(inverted).numpy() - images).mean() < 0.01, style
 
