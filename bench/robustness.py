@@ -16,7 +16,8 @@ accuracy, the expected calibration error and the commonest confusions ("true->re
 
 `--factors` takes each held-out preset apart instead: one set per way it departs from `varied`
 (`heldout_geometry:overlap` changes only the overlap, `heldout_fonts:cmtt10` draws only that
-font), so that a set below its goal says which departure costs the accuracy.
+font), so that a set below its goal says which departure costs the accuracy; and wheezy once
+without each of its steps (`wheezy:without_warp`), which says what of it the model misreads.
 
 `--style NAME=JSON` (repeatable) adds a set of your own: a RenderStyle as `render_style` takes
 it, a JSON object of fields over a preset, e.g. `--style 'upright={"preset": "library",
@@ -54,24 +55,32 @@ def latest_version(base: str) -> str | None:
     return os.path.join(base, str(versions[0])) if versions else None
 
 
-class WheezyRenderer:
-    """wheezy.captcha's documented example (its README), seeded per index like ours."""
+# wheezy.captcha's drawing steps, in its README's order: per character, then over the image.
+WHEEZY_CHARACTER_STEPS = ("warp", "rotate", "offset")
+WHEEZY_IMAGE_STEPS = ("curve", "noise", "smooth")
 
-    def __init__(self, charset: str, length: int) -> None:
+
+class WheezyRenderer:
+    """wheezy.captcha's documented example (its README), seeded per index like ours; `without`
+    leaves some of its steps out (the `wheezy:without_<step>` factor sets)."""
+
+    def __init__(self, charset: str, length: int, without: tuple[str, ...] = ()) -> None:
         from wheezy.captcha import image as w
 
         from components.example_gen.captcha_source import FONTS
 
+        unknown = set(without) - {*WHEEZY_CHARACTER_STEPS, *WHEEZY_IMAGE_STEPS}
+        if unknown:
+            raise ValueError(f"wheezy has no step(s) {sorted(unknown)}")
         self.charset, self.length = charset, length
+        per_character = [getattr(w, step)() for step in WHEEZY_CHARACTER_STEPS if step not in without]
         self.draw = w.captcha(
             width=200,
             height=75,
             drawings=[
                 w.background(),
-                w.text(fonts=[FONTS["DejaVuSansMono-Bold"]], drawings=[w.warp(), w.rotate(), w.offset()]),
-                w.curve(),
-                w.noise(),
-                w.smooth(),
+                w.text(fonts=[FONTS["DejaVuSansMono-Bold"]], drawings=per_character),
+                *(getattr(w, step)() for step in WHEEZY_IMAGE_STEPS if step not in without),
             ],
         )
 
@@ -118,7 +127,7 @@ def factor_sets() -> dict:
     """Each held-out preset's departures from `varied`, one at a time, as render styles: a set per
     field it changes (`heldout_noise:dots`), a set per font for a font list
     (`heldout_fonts:cmtt10`), and a pair for a field that makes a valid style only with another
-    (`heldout_noise:ink+paper`)."""
+    (`heldout_noise:ink+paper`); then wheezy without one of its steps each, as ("wheezy", step)."""
     from components.example_gen.captcha_source import STYLES
 
     base, sets = STYLES["varied"], {}
@@ -141,11 +150,14 @@ def factor_sets() -> dict:
             found = ((g, valid({k: changed[k] for k in g})) for g in groups)
             group, factor = next(((g, s) for g, s in found if s is not None), (("all",), style))
             sets[f"{name}:{'+'.join(group)}"] = factor
+    for step in (*WHEEZY_CHARACTER_STEPS, *WHEEZY_IMAGE_STEPS):  # the other generator, one step left out
+        sets[f"wheezy:without_{step}"] = ("wheezy", step)
     return sets
 
 
 def evaluate_set(serve, style, per_set: int, charset: str, length: int, batch: int = 128) -> dict:
-    """`style`: "wheezy", a preset's name or a RenderStyle (one of factor_sets())."""
+    """`style`: "wheezy", "inverted", a preset's name, a RenderStyle or ("wheezy", step, ...)
+    (the values of factor_sets())."""
     import tensorflow as tf
 
     from components.example_gen.captcha_source import CaptchaConfig, CaptchaRenderer
@@ -154,6 +166,8 @@ def evaluate_set(serve, style, per_set: int, charset: str, length: int, batch: i
     config = CaptchaConfig(charset=charset, length=length)
     if style == "wheezy":
         renderer = WheezyRenderer(charset, length)
+    elif isinstance(style, tuple):  # ("wheezy", step, ...): wheezy without those steps
+        renderer = WheezyRenderer(charset, length, without=style[1:])
     elif style == "inverted":
         renderer = InvertedRenderer(CaptchaRenderer(config, seed=SEED, style="varied"))
     else:

@@ -18,6 +18,9 @@ def test_each_factor_set_changes_only_what_its_name_says():
     base, sets = STYLES["varied"], factor_sets()
     for name, style in sets.items():
         preset, factor = name.split(":")
+        if preset == "wheezy":
+            assert style == ("wheezy", factor.removeprefix("without_")), name
+            continue
         if preset == "heldout_fonts":
             assert style.fonts == (factor,) and _differences(style, base) == {"fonts"}
         else:
@@ -73,3 +76,18 @@ def test_the_inverted_set_is_the_training_family_with_every_colour_inverted():
         plain, flipped = varied.render(index), inverted.render(index)
         assert flipped.text == plain.text and flipped.key == plain.key
         np.testing.assert_array_equal(rgb(flipped.png), 255 - rgb(plain.png))
+
+
+def test_wheezy_factor_sets_leave_out_one_step_each_and_nothing_else():
+    from bench.robustness import WHEEZY_CHARACTER_STEPS, WHEEZY_IMAGE_STEPS, WheezyRenderer
+
+    steps = (*WHEEZY_CHARACTER_STEPS, *WHEEZY_IMAGE_STEPS)
+    assert {name for name in factor_sets() if name.startswith("wheezy:")} == {f"wheezy:without_{s}" for s in steps}
+    full = [WheezyRenderer("0123456789", 4).render(i) for i in range(3)]
+    for step in steps:
+        without = [WheezyRenderer("0123456789", 4, without=(step,)).render(i) for i in range(3)]
+        assert [c.text for c in without] == [c.text for c in full]  # the same texts, drawn another way
+        assert all(a.png != b.png for a, b in zip(without, full)), step
+    assert [c.png for c in full] == [WheezyRenderer("0123456789", 4, without=()).render(i).png for i in range(3)]
+    with pytest.raises(ValueError, match="no step"):
+        WheezyRenderer("0123456789", 4, without=("blur",))
