@@ -93,7 +93,10 @@ class RenderStyle:
     fonts: tuple[str, ...] = ("DroidSansMono",)
     font_sizes: tuple[int, ...] = (42, 50, 56)
     rotate: Range = (-30.0, 30.0)  # degrees, per character
-    warp_dx: Range = (0.1, 0.3)  # fraction of the character's width
+    # The warp moves a character's corners by up to dx (dy) pixels each way. captcha 0.7.1 draws
+    # dx = width * U(0, 1) * (high - low) + low: the extent is set by high - low (as a fraction of
+    # the character's width or height), and low adds only `low` pixels, not a fraction.
+    warp_dx: Range = (0.1, 0.3)
     warp_dy: Range = (0.2, 0.3)
     offset_dx: Range = (0, 4)  # pixels before each character
     offset_dy: Range = (0, 6)
@@ -261,8 +264,11 @@ STYLES["heldout_fonts"] = dataclasses.replace(
 STYLES["heldout_geometry"] = dataclasses.replace(
     STYLES["varied"],
     rotate=(-45.0, 45.0),
-    warp_dx=(0.3, 0.45),
-    warp_dy=(0.3, 0.45),
+    # Up to 0.45 of the width and height: 1.5 and 1.8 times the training's strongest warp (see
+    # warp_dx: it is high - low that counts; (0.3, 0.45), the range until 2026-12-02, warped less
+    # than the training did).
+    warp_dx=(0.0, 0.45),
+    warp_dy=(0.0, 0.45),
     offset_dy=(4, 12),
     overlap=(0.3, 0.4),
 )

@@ -219,6 +219,12 @@ def test_every_font_draws_every_character_its_own_way(font):
 def test_held_out_fonts_are_never_trained_on():
     assert not set(STYLES["heldout_fonts"].fonts) & set(STYLES[TRAINING_STYLE].fonts)
     assert STYLES["heldout_geometry"].rotate[1] > STYLES[TRAINING_STYLE].rotate[1]
+    for warp in ("warp_dx", "warp_dy"):  # the package's warp reaches (high - low) of the character's size
+        (low, high), (train_low, train_high) = (
+            getattr(STYLES["heldout_geometry"], warp),
+            getattr(STYLES["varied"], warp),
+        )
+        assert high - low > 1.4 * (train_high - train_low), warp
     assert not set(STYLES["heldout_sizes"].sizes) & set(STYLES[TRAINING_STYLE].sizes)
 
 
