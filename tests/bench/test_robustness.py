@@ -48,7 +48,7 @@ def test_factor_sets_cover_every_departure_of_every_held_out_preset():
     [
         ('{"upright_share": 1}', "takes NAME=JSON"),  # no name
         ("upright=library", "takes NAME=JSON"),  # a preset's name is a --sets entry, not a style
-        ('upright={"upright_share": 2}', "upright_share and unsmoothed_share must be within 0-1"),
+        ('upright={"upright_share": 2}', "upright_share, unsmoothed_share"),
         ('upright={"tilt": 3}', "unknown render_style fields"),
     ],
 )

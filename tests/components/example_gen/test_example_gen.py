@@ -164,6 +164,20 @@ def test_unsmoothed_share_leaves_that_share_of_captchas_sharp(share, smoothed, m
     assert smoothed[0] <= sum(calls) <= smoothed[1]
 
 
+def test_perspective_share_shrinks_characters_inside_their_cells():
+    """Pasted unscaled into a larger box and mapped back, a character comes out smaller: less ink."""
+    import numpy as np
+
+    base = '{"preset": "library", "ink": [0, 0], "dots": [0, 0], "curves": [0, 0], "glyph_mask": "shape"'
+
+    def ink(style: str) -> float:
+        return float(np.mean([(g < 128).mean() for g in _greys(style, 30)]))
+
+    plain, warped = ink(base + "}"), ink(base + ', "perspective_share": 1, "perspective": [0.3, 0.4]}')
+    assert warped < 0.8 * plain, (warped, plain)
+    assert ink(base + ', "perspective_share": 1, "perspective": [0, 0]}') == pytest.approx(plain, rel=0.1)
+
+
 def test_an_unsmoothed_captcha_is_the_same_drawing_before_the_filter():
     import io
 
@@ -256,6 +270,8 @@ def test_render_style_parses_presets_and_json_overrides():
         ('{"faint_share": 1.5}', "faint_share"),
         ('{"upright_share": -0.1}', "upright_share"),
         ('{"unsmoothed_share": 2}', "unsmoothed_share"),
+        ('{"perspective_share": 2}', "perspective_share"),
+        ('{"perspective": [0.3, 0.1]}', "low <= high"),
         ('{"preset": "library", "faint_share": 0.2}', "glyph_mask 'shape'"),
     ],
 )
