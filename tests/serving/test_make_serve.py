@@ -55,7 +55,7 @@ def _start_serve(captcha_quick_run, workdir) -> dict:
             return False  # the server prints the line once both processes answer and Ctrl-C is handled
         try:
             return requests.get(url + "/ping", timeout=1).ok
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # still starting
             return False
 
     wait_for(up, timeout=180, interval=0.5)

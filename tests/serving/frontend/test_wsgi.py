@@ -78,7 +78,7 @@ def test_gunicorn_serves_the_pages_and_says_when_the_model_server_is_down(tmp_pa
                 raise RuntimeError(process.stdout.read())
             try:
                 return requests.get(url + "/ping", timeout=1).ok
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # still starting (a worker booting)
                 return False
 
         wait_for(up, timeout=60, interval=0.3)

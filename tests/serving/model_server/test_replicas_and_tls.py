@@ -61,7 +61,7 @@ def replicated(tmp_path):
 def _answers(server) -> bool:
     try:
         return requests.post(server.rest_url + "/v1/models/toy:predict", json={"instances": [2.0]}, timeout=5).ok
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.Timeout):  # still starting
         return False
 
 
