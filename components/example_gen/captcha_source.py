@@ -55,6 +55,12 @@ class _SeededSecrets:
         return self._rng.choice(seq)
 
 
+def _uniform(low: float = 0.0, high: float = 1.0) -> float:
+    """A float in [low, high) drawn the way captcha 0.7.1 draws one, from whatever source
+    `captcha.image.secrets` is while a render runs (the seeded one)."""
+    return low + captcha_image.secrets.randbits(32) / (2**32) * (high - low)
+
+
 # Fonts from pinned PyPI packages, so a fresh clone has them without root: the captcha package's
 # one font and the TrueType fonts matplotlib ships (DejaVu, STIX, Computer Modern).
 _MPL_FONTS = os.path.join(matplotlib.get_data_path(), "fonts", "ttf")
@@ -356,11 +362,11 @@ class _StyledCaptcha(captcha_image.ImageCaptcha):
     def _draw_character(self, c: str, draw: ImageDraw.ImageDraw, color: tuple) -> Image.Image:
         """The package's character, upright for `upright_share` of them (a style without it draws
         no extra random number, so its renderings stay as they were)."""
-        upright = self.style.upright_share and captcha_image.secrets.randbits(32) / (2**32) < self.style.upright_share
+        upright = self.style.upright_share and _uniform() < self.style.upright_share
         self.character_rotate = (0.0, 0.0) if upright else self.style.rotate
         glyph = super()._draw_character(c, draw, color)
         share = self.style.perspective_share
-        if share and captcha_image.secrets.randbits(32) / (2**32) < share:
+        if share and _uniform() < share:
             glyph = self._perspective(glyph, self.style.perspective)
         return glyph
 
@@ -368,11 +374,10 @@ class _StyledCaptcha(captcha_image.ImageCaptcha):
     def _perspective(glyph: Image.Image, extent: Range) -> Image.Image:
         """`glyph` pasted unscaled into a larger box, then mapped back to its size through a random
         quadrilateral whose corners move by up to `extent` (a fraction drawn per glyph) of its size."""
-        secrets = captcha_image.secrets
         w, h = glyph.size
-        fraction = extent[0] + secrets.randbits(32) / (2**32) * (extent[1] - extent[0])
-        x1, x2 = (round((secrets.randbits(32) / (2**32) * 2 - 1) * fraction * w) for _ in range(2))
-        y1, y2 = (round((secrets.randbits(32) / (2**32) * 2 - 1) * fraction * h) for _ in range(2))
+        fraction = _uniform(*extent)
+        x1, x2 = (round(_uniform(-1, 1) * fraction * w) for _ in range(2))
+        y1, y2 = (round(_uniform(-1, 1) * fraction * h) for _ in range(2))
         box = Image.new("RGBA", (w + abs(x1) + abs(x2), h + abs(y1) + abs(y2)))
         box.paste(glyph, (abs(x1), abs(y1)))
         bw, bh = box.size
@@ -401,7 +406,7 @@ class _StyledCaptcha(captcha_image.ImageCaptcha):
         draw = ImageDraw.Draw(image)
         glyphs = []
         for c in chars:
-            if secrets.randbits(32) / (2**32) > self.word_space_probability:
+            if _uniform() > self.word_space_probability:
                 glyphs.append(self._draw_character(" ", draw, color))
             glyphs.append(self._draw_character(c, draw, color))
         text_width = sum(glyph.size[0] for glyph in glyphs)
@@ -411,7 +416,7 @@ class _StyledCaptcha(captcha_image.ImageCaptcha):
         overlap = int(self.word_offset_dx * average)
         offset = int(average * 0.1)
         low, high = self.style.text_opacity
-        opacity = low + secrets.randbits(32) / (2**32) * (high - low) if high > low else high
+        opacity = _uniform(low, high) if high > low else high
         fade = None if opacity == 1.0 else [int(a * opacity) for a in range(256)]  # one table per captcha
         for glyph in glyphs:
             w, h = glyph.size
