@@ -219,14 +219,14 @@ def main(argv: list[str] | None = None) -> int:
     factors = factor_sets()
     sets = list(factors) if args.factors else [s.strip() for s in args.sets.split(",") if s.strip()]
     for text in args.style:  # custom sets go beside the factor sets, under their own names
-        name, _, style = text.partition("=")
-        if not name.strip() or not style.strip().startswith("{"):
+        name, _, style = (part.strip() for part in text.partition("="))
+        if not name or not style.startswith("{"):
             parser.error(f"--style takes NAME=JSON, e.g. 'upright={{\"upright_share\": 1}}', got {text!r}")
         try:
-            factors[name.strip()] = RenderStyle.parse(style)
+            factors[name] = RenderStyle.parse(style)
         except (TypeError, ValueError) as error:
-            parser.error(f"--style {name.strip()}: {error}")
-        sets.append(name.strip())
+            parser.error(f"--style {name}: {error}")
+        sets.append(name)
     unknown = [s for s in sets if s not in STYLES and s not in factors and s not in ("wheezy", "inverted")]
     if unknown or args.per_set < 1:
         parser.error(
