@@ -92,6 +92,26 @@ def test_time_schedule_trains_inside_fit():
     assert history.history["loss"][-1] < history.history["loss"][0] / 10
 
 
+def test_autograph_leaves_tf_keras_alone_and_still_converts_our_code():
+    """Importing pipelines.training adds tf_keras to AutoGraph's do-not-convert rules (it re-parsed
+    tf_keras's source at every trace: 48 of the captcha model's first 50 s of training); code of
+    ours with Python control flow on a tensor is still converted."""
+    from tensorflow.python.autograph.impl import conversion
+
+    assert conversion.is_allowlisted(keras.layers.Dense.call)
+    assert conversion.is_allowlisted(keras.Model.train_step)
+    assert not conversion.is_allowlisted(make_optimizer)
+
+    def sign(x):
+        if x > 0:  # a tensor: only AutoGraph makes this a tf.cond
+            return tf.constant(1.0)
+        return tf.constant(-1.0)
+
+    inputs = keras.Input(shape=())
+    model = keras.Model(inputs, keras.layers.Lambda(lambda t: tf.map_fn(sign, t))(inputs))
+    assert model.predict(np.array([2.0, -3.0], "float32"), verbose=0).tolist() == [1.0, -1.0]
+
+
 def test_time_budget_within_epoch_stops_in_the_middle_of_one():
     budget = TimeBudget(minutes=0.3 / 60, within_epoch=True)
 
