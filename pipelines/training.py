@@ -19,15 +19,16 @@ from components.base import fileio
 
 
 def _keep_autograph_out_of_tf_keras() -> None:
-    """AutoGraph rewrites the Python source of every function a tf.function calls, unless a rule
-    says not to; TensorFlow's rules leave out `tensorflow` and `keras` (Keras 3) but not `tf_keras`,
-    the Keras 2 these models use, so it re-parsed tf_keras's own fit, layer and metric code at
-    every trace: 48 of the captcha model's first 50 s of training were that parsing (cProfile,
-    `ast.generic_visit`), 14 s without it (BENCHMARKS.md). tf_keras is written to run unconverted,
-    as Keras 2 did when it shipped inside TensorFlow under the `keras` name; the models' own
-    functions are still converted, and the training is unchanged (the same losses and weights, bit
-    for bit, under op determinism). The rules are AutoGraph's module-level tuple, read at each
-    conversion; a TensorFlow without it only trains slower."""
+    """AutoGraph rewrites the Python source of every function a tf.function calls unless a rule
+    says not to; TensorFlow's rules exempt `tensorflow` and `keras` (Keras 3) but not `tf_keras`,
+    the Keras 2 these models use, so every trace re-parsed tf_keras's own fit, layer and metric
+    code: 46 of the ~62 profiled seconds of the captcha model's first `fit` (cProfile,
+    `ast.generic_visit`); unprofiled, that fit took 48.7 s, and 13.4 s with this rule
+    (BENCHMARKS.md). tf_keras is written to run unconverted, as Keras 2 did inside TensorFlow
+    under the `keras` name; the models' own functions are still converted, and training is
+    unchanged (the same losses and weights, bit for bit, under op determinism). The rules are
+    AutoGraph's module-level tuple, read at each conversion; a TensorFlow without it only trains
+    slower."""
     try:
         from tensorflow.python.autograph.core import config, config_lib
     except ImportError:  # pragma: no cover - another TensorFlow layout: slower, not wrong

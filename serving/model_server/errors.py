@@ -138,7 +138,7 @@ class Admission:
         # The lag refuses only beside work in progress: a lone request after one stall of the loop (a
         # GC pause, a large body parsed, the CPU taken by another process) is not overload, and under
         # overload requests are always inside. CI saw a quiet request refused after bodies nested
-        # 100,000 deep had been parsed.
+        # 2,000 deep had been parsed on a busy machine.
         if self.max_loop_lag_s and self.inside and self.loop_lag_s > self.max_loop_lag_s:
             raise unavailable(
                 f"server overloaded: requests wait {self.loop_lag_s * 1000:.0f} ms to be read (the limit is "
