@@ -28,6 +28,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 
 from cluster import downloads
 
@@ -424,7 +425,14 @@ class FlinkCluster:
         return results[0].split(), results[1].split()
 
     def _java(
-        self, home: str, conf_dir: str, name: str, main: str, jvm: list[str], args: list[str], extra: list[str] = ()
+        self,
+        home: str,
+        conf_dir: str,
+        name: str,
+        main: str,
+        jvm: list[str],
+        args: list[str],
+        extra_classpath: Sequence[str] = (),
     ) -> list[str]:
         return [
             "java",
@@ -434,7 +442,7 @@ class FlinkCluster:
             f"-Dlog4j.configurationFile=file:{os.path.join(conf_dir, 'log4j.properties')}",
             f"-Dflink.cluster.state={self.state_dir}",
             "-cp",
-            os.pathsep.join([os.path.join(home, "lib", "*"), *extra]),
+            os.pathsep.join([os.path.join(home, "lib", "*"), *extra_classpath]),
             main,
             "--configDir",
             conf_dir,
@@ -494,6 +502,7 @@ class FlinkCluster:
                 marker,
             )
             started.append("jobmanager")
+        beam_jars = beam_jars_for_taskmanagers(job_server_cp)
         for index in range(1, config.taskmanagers + 1):
             name = f"taskmanager-{index}"
             if not self.running(name):
@@ -510,7 +519,7 @@ class FlinkCluster:
                         "org.apache.flink.runtime.taskexecutor.TaskManagerRunner",
                         jvm,
                         [*props, "-D", f"taskmanager.resource-id={resource_id}"],
-                        beam_jars_for_taskmanagers(job_server_cp),
+                        beam_jars,
                     ),
                     marker,
                     resource_id=resource_id,
