@@ -9,10 +9,12 @@ which `make pipeline` pushes). Each set is `--per-set` captchas rendered with on
 components/example_gen/captcha_source.STYLES at a seed the pipeline never uses, and `wheezy`
 is drawn by another generator altogether (wheezy.captcha 3.2.2, the library `captcha` was
 derived from, with its documented drawing chain: Bezier curves, its own warp, rotation,
-offset and noise, characters squeezed together, in a held-out bold monospace font), and
-`inverted` is `varied` with every colour inverted (light text on a dark page); per set it
-reports full-string and per-character accuracy, the share the model `accepted` and their
-accuracy, the expected calibration error and the commonest confusions ("true->read").
+offset and noise, characters squeezed together, in a held-out bold monospace font), as are
+`claptcha`, `captchagen`, `flask_simple` and `multicolor` (four more generators from PyPI, see
+OUTSIDE below), and `inverted` is `varied` with every colour inverted (light text on a dark
+page); per set it reports full-string and per-character accuracy, the share the model
+`accepted` and their accuracy, the expected calibration error and the commonest confusions
+("true->read").
 
 `--factors` takes each held-out preset apart instead: one set per way it departs from `varied`
 (`heldout_geometry:overlap` changes only the overlap, `heldout_fonts:cmtt10` draws only that
@@ -34,6 +36,17 @@ import time
 
 from bench.common import record
 
+# Generators on PyPI that nobody here controls (the dev extras pin them): what the issue's ">= 0.95
+# on other generators" is measured with, beside wheezy. Each draws 4 digits its own way:
+#   claptcha 0.3.3: each character warped through a random quadrilateral that also shrinks it
+#     (by up to 0.7 of its size per corner), one thick line from edge to edge; DejaVu Sans.
+#   captchagen 0.1.0 (CaptchaGen): rotation to 25 degrees, a random dark colour per character,
+#     200 coloured dots and 8 coloured lines; DejaVu Sans, Serif and Sans Mono.
+#   flask-simple-captcha 5.5.5: white Roboto Mono on black at random heights, 8 lines and 4
+#     ellipses as thick as the strokes, JPEG.
+#   multicolorcaptcha 1.2.0: ~60 fonts of its own, each digit in its own cell, rotated to 55
+#     degrees, on a random background colour (digits only).
+OUTSIDE = ("claptcha", "captchagen", "flask_simple", "multicolor")
 SETS = (
     "varied",
     "library",
@@ -43,11 +56,12 @@ SETS = (
     "heldout_noise",
     "inverted",
     "wheezy",
+    *OUTSIDE,
 )
 SEED = 90_210  # the pipeline renders with seed 42: no index here is one it trained on
 # The issue's goals: >= 0.99 on the training family, >= 0.97 on every held-out rendering, >= 0.95
 # on generators nobody here controls.
-GOAL = {"varied": 0.99, "wheezy": 0.95}
+GOAL = {"varied": 0.99, "wheezy": 0.95, **{name: 0.95 for name in OUTSIDE}}
 
 
 def latest_version(base: str) -> str | None:
@@ -100,6 +114,98 @@ class WheezyRenderer:
             random.setstate(state)
         out = io.BytesIO()
         image.save(out, format="PNG")
+        return Captcha(key=str(index), text=text, png=out.getvalue())
+
+
+class OutsideRenderer:
+    """Captchas from one of the OUTSIDE generators, seeded per index like ours (they all draw
+    from the random module, whose state is kept around each drawing)."""
+
+    def __init__(self, generator: str, charset: str, length: int) -> None:
+        if generator not in OUTSIDE:
+            raise ValueError(f"unknown generator {generator!r}; choose from {OUTSIDE}")
+        if generator == "multicolor" and (charset != "0123456789" or length != 4):
+            raise ValueError("multicolorcaptcha draws 4 digits only")
+        self.generator, self.charset, self.length = generator, charset, length
+        self._draw = getattr(self, f"_{generator}")()
+
+    def _claptcha(self):
+        from claptcha import Claptcha
+        from PIL import ImageFont
+
+        from components.example_gen.captcha_source import FONTS
+
+        def draw(text: str):
+            # claptcha 0.3.3 measures text with FreeTypeFont.getsize, which Pillow 10 removed:
+            # given back (from getbbox, what it returned) while it draws.
+            ImageFont.FreeTypeFont.getsize = lambda font, t, *a, **k: font.getbbox(t)[2:]
+            try:
+                return Claptcha(text, FONTS["DejaVuSans"], (200, 80)).image[1]
+            finally:
+                del ImageFont.FreeTypeFont.getsize
+
+        return draw
+
+    def _captchagen(self):
+        import tempfile
+
+        from CaptchaGen.CaptchaGen import CaptchaConfig, CaptchaGenerator
+
+        from components.example_gen.captcha_source import FONTS
+
+        self._fonts = tempfile.TemporaryDirectory(prefix="captchagen-fonts-")  # it takes a folder's every .ttf
+        for name in ("DejaVuSans", "DejaVuSerif", "DejaVuSansMono"):
+            os.symlink(FONTS[name], os.path.join(self._fonts.name, f"{name}.ttf"))
+        config = CaptchaConfig(min_len=self.length, max_len=self.length, rotate=True, noise=True, random_color=True)
+        generator = CaptchaGenerator(self._fonts.name, config)
+
+        def draw(text: str):
+            generator._random_text = lambda: text  # noqa: SLF001 - our text, its drawing
+            return generator.generate()[0]
+
+        return draw
+
+    def _flask_simple(self):
+        import glob
+        import random
+
+        import flask_simple_captcha
+        from flask_simple_captcha.img import create_text_img
+
+        fonts = sorted(glob.glob(os.path.join(os.path.dirname(flask_simple_captcha.__file__), "fonts", "*.ttf")))
+        return lambda text: create_text_img(text, random.choice(fonts))
+
+    def _multicolor(self):
+        from multicolorcaptcha import CaptchaGenerator
+
+        generator = CaptchaGenerator(0)
+
+        def draw(text: str):  # it picks its own digits: the text comes back with the image
+            captcha = generator.gen_captcha_image(difficult_level=0, chars_mode="nums", margin=False)
+            return captcha["characters"], captcha["image"]
+
+        return draw
+
+    def render(self, index: int):
+        import io
+        import random
+
+        from components.example_gen.captcha_source import Captcha
+
+        rng = random.Random(f"{self.generator}:{SEED}:{index}")
+        text = "".join(rng.choice(self.charset) for _ in range(self.length))
+        state = random.getstate()
+        random.seed(f"{self.generator}-draw:{SEED}:{index}")
+        try:
+            drawn = self._draw(text)
+        finally:
+            random.setstate(state)
+        text, image = drawn if isinstance(drawn, tuple) else (text, drawn)
+        out = io.BytesIO()
+        if self.generator == "flask_simple":  # it serves JPEG (quality 85) by default
+            image.convert("RGB").save(out, format="JPEG", quality=85)
+        else:
+            image.convert("RGB").save(out, format="PNG")
         return Captcha(key=str(index), text=text, png=out.getvalue())
 
 
@@ -168,6 +274,8 @@ def evaluate_set(serve, style, per_set: int, charset: str, length: int, batch: i
         renderer = WheezyRenderer(charset, length)
     elif isinstance(style, tuple):  # ("wheezy", step, ...): wheezy without those steps
         renderer = WheezyRenderer(charset, length, without=style[1:])
+    elif style in OUTSIDE:
+        renderer = OutsideRenderer(style, charset, length)
     elif style == "inverted":
         renderer = InvertedRenderer(CaptchaRenderer(config, seed=SEED, style="varied"))
     else:
@@ -227,10 +335,10 @@ def main(argv: list[str] | None = None) -> int:
         except (TypeError, ValueError) as error:
             parser.error(f"--style {name}: {error}")
         sets.append(name)
-    unknown = [s for s in sets if s not in STYLES and s not in factors and s not in ("wheezy", "inverted")]
+    unknown = [s for s in sets if s not in STYLES and s not in factors and s not in ("wheezy", "inverted", *OUTSIDE)]
     if unknown or args.per_set < 1:
         parser.error(
-            f"unknown set(s) {unknown}; choose from {sorted(STYLES) + ['inverted', 'wheezy']} or those --factors lists "
+            f"unknown set(s) {unknown}; choose from {sorted(STYLES) + ['inverted', 'wheezy', *OUTSIDE]} or those --factors lists "
             f"({', '.join(factors)}); --per-set must be >= 1"
         )
     model = args.model or latest_version(os.path.join("serving_models", "captcha"))
@@ -267,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     floor = {name: GOAL.get(name, 0.97) for name in results}
     missed = [n for n, r in results.items() if r["overall"]["full_string_accuracy"] < floor[n]]
     print(
-        f"\ngoal (>= 0.99 on varied, >= 0.95 on wheezy, >= 0.97 elsewhere): "
+        f"\ngoal (>= 0.99 on varied, >= 0.95 on wheezy and the outside generators, >= 0.97 elsewhere): "
         f"{'met' if not missed else 'missed on ' + ', '.join(missed)}"
     )
     return 0

@@ -24,11 +24,13 @@ from pipelines.stages import ModelSpec, data_stages, delivery_stages
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCHEMA_PATH = os.path.join(REPO_ROOT, "schemas", "captcha", "schema.pbtxt")
 CHARSETS = {"digits": DIGITS, "alphanumeric": ALPHANUMERIC, "unambiguous": UNAMBIGUOUS}
-# The Evaluator's bar on the test split when min_full_string_accuracy is not given: a default run
-# reaches 0.99 on digits (BENCHMARKS.md); 36 classes per character are harder (0.91 in the same
-# budget, two thirds of the errors 0/O and 1/I), 32 without those four less so (0.966). Other
-# charsets: 0.90.
-MIN_FULL_STRING_ACCURACY = {"digits": 0.98, "alphanumeric": 0.95, "unambiguous": 0.95}
+# The Evaluator's bar on the test split when min_full_string_accuracy is not given. Digits: a
+# default run reads 0.97 of its own test split since the training family has other generators'
+# clutter (0.99 before; the same model reads the family without the clutter at 0.992), and 0.96
+# with half the training budget (BENCHMARKS.md, #14). 36 classes per character are harder (0.91 in
+# the same budget, two thirds of the errors 0/O and 1/I), 32 without those four less so (0.966).
+# Other charsets: 0.90.
+MIN_FULL_STRING_ACCURACY = {"digits": 0.95, "alphanumeric": 0.95, "unambiguous": 0.95}
 
 
 MODEL_NAME = "captcha"

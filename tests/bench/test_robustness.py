@@ -91,3 +91,38 @@ def test_wheezy_factor_sets_leave_out_one_step_each_and_nothing_else():
     assert [c.png for c in full] == [WheezyRenderer("0123456789", 4, without=()).render(i).png for i in range(3)]
     with pytest.raises(ValueError, match="no step"):
         WheezyRenderer("0123456789", 4, without=("blur",))
+
+
+@pytest.mark.parametrize("generator", ["claptcha", "captchagen", "flask_simple", "multicolor"])
+def test_outside_generators_draw_the_same_captcha_for_an_index_and_leave_random_alone(generator):
+    import io
+    import random
+
+    from PIL import Image, ImageFont
+
+    from bench.robustness import OUTSIDE, OutsideRenderer
+
+    modules = {"claptcha": "claptcha", "captchagen": "CaptchaGen", "flask_simple": "flask_simple_captcha"}
+    pytest.importorskip(modules.get(generator, "multicolorcaptcha"))
+    assert generator in OUTSIDE
+    had_getsize = hasattr(ImageFont.FreeTypeFont, "getsize")
+    random.seed(7)
+    state = random.getstate()
+    first = [OutsideRenderer(generator, "0123456789", 4).render(i) for i in range(3)]
+    again = [OutsideRenderer(generator, "0123456789", 4).render(i) for i in range(3)]
+    assert random.getstate() == state  # the generators' draws come from a state of their own
+    assert hasattr(ImageFont.FreeTypeFont, "getsize") == had_getsize  # claptcha's stand-in is gone again
+    assert [c.png for c in first] == [c.png for c in again] and len({c.png for c in first}) == 3
+    for captcha in first:
+        assert len(captcha.text) == 4 and captcha.text.isdigit()
+        width, height = Image.open(io.BytesIO(captcha.png)).size
+        assert width > 2 * height >= 80, (width, height)
+
+
+def test_multicolorcaptcha_draws_digits_only():
+    from bench.robustness import OutsideRenderer
+
+    with pytest.raises(ValueError, match="4 digits only"):
+        OutsideRenderer("multicolor", "0123456789ABCDEF", 4)
+    with pytest.raises(ValueError, match="unknown generator"):
+        OutsideRenderer("recaptcha", "0123456789", 4)

@@ -269,6 +269,9 @@ def test_robustness_bench_scores_every_set_with_confusions(quick_run, tmp_path, 
     style = 'upright={"preset": "library", "upright_share": 1}'
     assert robustness.main(["--model", model, "--per-set", "8", "--sets", "", "--style", style]) == 0
     assert "| upright | 8 |" in capsys.readouterr().out  # a rendering of one's own, by name
+    assert robustness.main(["--model", model, "--per-set", "8", "--sets", "claptcha,flask_simple"]) == 0
+    out = capsys.readouterr().out  # generators from PyPI, drawn by their own code
+    assert "| claptcha | 8 |" in out and "| flask_simple | 8 |" in out and "the outside generators" in out
     with pytest.raises(SystemExit):
         robustness.main(["--model", model, "--sets", "comic_sans"])
     assert robustness.main(["--model", str(tmp_path / "nothing")]) == 1

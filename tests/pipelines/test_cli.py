@@ -96,7 +96,7 @@ def test_bad_render_style_is_one_line_and_exit_2(tmp_path):
 @pytest.mark.parametrize(
     "params,bar",
     [
-        ({}, 0.98),
+        ({}, 0.95),
         ({"charset": "alphanumeric"}, 0.95),
         ({"charset": "unambiguous"}, 0.95),
         ({"charset": "ABC"}, 0.90),

@@ -208,6 +208,32 @@ def test_curve_width_draws_thick_curves():
     assert thick - none > 3 * (thin - none) > 0, (none, thin, thick)
 
 
+def test_lines_and_ellipses_draw_over_the_text_in_its_ink():
+    """Lines and ellipse outlines add ink, at the page's edges too (where text seldom reaches), as
+    thick as `line_width` says; a style without them renders exactly as before they existed."""
+    import numpy as np
+
+    base = '{"preset": "library", "ink": [0, 0], "dots": [0, 0], "curves": [0, 0], "glyph_mask": "shape"'
+
+    def ink(style: str) -> tuple[float, float]:
+        greys = _greys(style, 20)
+        edges = [np.concatenate([g[:, :12].ravel(), g[:, -12:].ravel()]) for g in greys]
+        return float(np.mean([(g < 128).mean() for g in greys])), float(np.mean([(e < 128).mean() for e in edges]))
+
+    (none, none_edges), (lines, line_edges) = ink(base + "}"), ink(base + ', "lines": [3, 3]}')
+    assert lines > 1.1 * none and line_edges > 1.3 * none_edges, (none, lines, none_edges, line_edges)
+    thin, thick = (
+        ink(base + ', "lines": [2, 2], "line_width": [1, 1]}'),
+        ink(base + ', "lines": [2, 2], "line_width": [5, 5]}'),
+    )
+    assert thick[0] - none > 2.5 * (thin[0] - none) > 0, (none, thin, thick)
+    assert ink(base + ', "ellipses": [2, 2]}')[0] > 1.05 * none
+    # with JPEG at random, one more random number drawn for the lines would change which are JPEG
+    plain = _greys(base + ', "jpeg_probability": 0.5}', 8)
+    same = _greys(base + ', "jpeg_probability": 0.5, "lines": [0, 0], "ellipses": [0, 0], "line_width": [4, 4]}', 8)
+    assert all((a == b).all() for a, b in zip(plain, same))
+
+
 @pytest.mark.parametrize("font", sorted(FONTS))
 def test_every_font_draws_every_character_its_own_way(font):
     """A font without a glyph draws its 'missing' box (or nothing) for it: every character of the
@@ -272,6 +298,9 @@ def test_render_style_parses_presets_and_json_overrides():
         ('{"unsmoothed_share": 2}', "unsmoothed_share"),
         ('{"perspective_share": 2}', "perspective_share"),
         ('{"perspective": [0.3, 0.1]}', "low <= high"),
+        ('{"lines": [-1, 2]}', "lines"),
+        ('{"ellipses": [2, 1]}', "low <= high"),
+        ('{"line_width": [0, 2]}', "line_width"),
         ('{"preset": "library", "faint_share": 0.2}', "glyph_mask 'shape'"),
     ],
 )
