@@ -79,21 +79,23 @@ def test_the_inverted_set_is_the_training_family_with_every_colour_inverted():
 
 
 def test_wheezy_factor_sets_leave_out_one_step_each_and_nothing_else():
-    from bench.robustness import WHEEZY_CHARACTER_STEPS, WHEEZY_IMAGE_STEPS, WheezyRenderer
+    from bench.robustness import WHEEZY_CHARACTER_STEPS, WHEEZY_IMAGE_STEPS, OutsideRenderer
 
     steps = (*WHEEZY_CHARACTER_STEPS, *WHEEZY_IMAGE_STEPS)
     assert {name for name in factor_sets() if name.startswith("wheezy:")} == {f"wheezy:without_{s}" for s in steps}
-    full = [WheezyRenderer("0123456789", 4).render(i) for i in range(3)]
+    full = [OutsideRenderer("wheezy", "0123456789", 4).render(i) for i in range(3)]
     for step in steps:
-        without = [WheezyRenderer("0123456789", 4, without=(step,)).render(i) for i in range(3)]
+        without = [OutsideRenderer("wheezy", "0123456789", 4, without=(step,)).render(i) for i in range(3)]
         assert [c.text for c in without] == [c.text for c in full]  # the same texts, drawn another way
         assert all(a.png != b.png for a, b in zip(without, full)), step
-    assert [c.png for c in full] == [WheezyRenderer("0123456789", 4, without=()).render(i).png for i in range(3)]
+    assert [c.png for c in full] == [
+        OutsideRenderer("wheezy", "0123456789", 4, without=()).render(i).png for i in range(3)
+    ]
     with pytest.raises(ValueError, match="no step"):
-        WheezyRenderer("0123456789", 4, without=("blur",))
+        OutsideRenderer("wheezy", "0123456789", 4, without=("blur",))
 
 
-@pytest.mark.parametrize("generator", ["claptcha", "captchagen", "flask_simple", "multicolor"])
+@pytest.mark.parametrize("generator", ["wheezy", "claptcha", "captchagen", "flask_simple", "multicolor"])
 def test_outside_generators_draw_the_same_captcha_for_an_index_and_leave_random_alone(generator):
     import io
     import random
@@ -102,7 +104,12 @@ def test_outside_generators_draw_the_same_captcha_for_an_index_and_leave_random_
 
     from bench.robustness import OUTSIDE, OutsideRenderer
 
-    modules = {"claptcha": "claptcha", "captchagen": "CaptchaGen", "flask_simple": "flask_simple_captcha"}
+    modules = {
+        "wheezy": "wheezy.captcha",
+        "claptcha": "claptcha",
+        "captchagen": "CaptchaGen",
+        "flask_simple": "flask_simple_captcha",
+    }
     pytest.importorskip(modules.get(generator, "multicolorcaptcha"))
     assert generator in OUTSIDE
     had_getsize = hasattr(ImageFont.FreeTypeFont, "getsize")

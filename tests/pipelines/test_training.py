@@ -263,7 +263,7 @@ def test_no_rendering_a_model_is_trained_or_scored_on_is_inverted_and_every_inve
 
     from PIL import Image, ImageDraw, ImageOps
 
-    from bench.robustness import WheezyRenderer
+    from bench.robustness import OutsideRenderer
     from components.example_gen.captcha_source import STYLES, CaptchaConfig, CaptchaRenderer
     from pipelines.captcha.preprocessing import decode_images
 
@@ -272,7 +272,7 @@ def test_no_rendering_a_model_is_trained_or_scored_on_is_inverted_and_every_inve
 
     for style in [*STYLES, "wheezy"]:
         if style == "wheezy":
-            renderer = WheezyRenderer("0123456789", 4)
+            renderer = OutsideRenderer("wheezy", "0123456789", 4)
         else:
             renderer = CaptchaRenderer(CaptchaConfig(), seed=11, style=style)
         pngs = [renderer.render(i).png for i in range(40)]
