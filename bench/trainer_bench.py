@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         examples, graph = transformed_data(args.examples, tmp)
         spec = tft.TFTransformOutput(graph.uri).transformed_feature_spec()
-        pattern = os.path.join(examples.split_uri("train"), "*")
+        pattern = examples.split_files("train")
         rows = []
 
         def fit(label, dataset_or_arrays, config, n_images):

@@ -26,15 +26,16 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     import tensorflow_transform as tft
 
+    from components.base import Examples
     from pipelines.captcha.model import CaptchaTrainConfig, build_model, compile_model, count_records, make_dataset
     from pipelines.config import apply_overrides
     from pipelines.training import callbacks
 
     overrides = dict(item.partition("=")[::2] for item in args.param)
     config = apply_overrides(CaptchaTrainConfig(), overrides)  # the same parsing as `pipelines run --param`
-    examples = os.path.join(args.transform_dir, "transformed_examples")
+    examples = Examples(uri=os.path.join(args.transform_dir, "transformed_examples"))
     spec = tft.TFTransformOutput(os.path.join(args.transform_dir, "transform_graph")).transformed_feature_spec()
-    split = lambda name: os.path.join(examples, f"Split-{name}", "*")
+    split = examples.split_files
     train, evaluation = (
         make_dataset(split("train"), spec, config, True),
         make_dataset(split("eval"), spec, config, False),

@@ -16,6 +16,10 @@ INT = "INT"
 DOUBLE = "DOUBLE"
 _PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {STRING: str, INT: int, DOUBLE: (int, float)}
 
+# A split's data files: Beam's writers get Split-<name>/data as their prefix and name each file
+# data-SSSSS-of-NNNNN<suffix>; readers take the files named data* and nothing else in the folder.
+SPLIT_FILE_PREFIX = "data"
+
 
 @dataclasses.dataclass
 class Artifact:
@@ -67,6 +71,15 @@ class Artifact:
 
     def split_uri(self, split: str) -> str:
         return f"{self.uri}/Split-{split}"
+
+    def split_prefix(self, split: str) -> str:
+        """What a writer of the split's files passes to Beam as their path prefix."""
+        return f"{self.split_uri(split)}/{SPLIT_FILE_PREFIX}"
+
+    def split_files(self, split: str) -> str:
+        """The glob pattern of the split's data files. Not `*`: the folder may hold more (a Beam job
+        that Flink restarted leaves its first attempt's empty beam-temp-* folder there)."""
+        return f"{self.split_prefix(split)}*"
 
 
 class Examples(Artifact):

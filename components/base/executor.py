@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from components.base import beam as beam_support
+from components.base import fileio
 from components.base.artifacts import Artifact
+
+# Beam's file sinks write into <the prefix's folder>/beam-temp-<prefix>-<uuid>/ and remove it once
+# the write is finalised.
+BEAM_TEMP_PATTERN = "beam-temp-*"
 
 
 @dataclasses.dataclass
@@ -47,6 +53,16 @@ class BaseBeamExecutor(BaseExecutor):
     def _make_beam_pipeline(self) -> Any:  # apache_beam.Pipeline
         return beam_support.make_pipeline(self.context.beam_pipeline_args)
 
-    def _run_beam_pipeline(self, pipeline: Any) -> Any:  # -> apache_beam.runners.runner.PipelineResult
-        """Run to completion within the job deadline (`--job_timeout_s`); raises BeamJobFailed."""
-        return beam_support.run_pipeline(pipeline)
+    def _run_beam_pipeline(self, pipeline: Any, written: Sequence[Artifact] = ()) -> Any:
+        """Run to completion within the job deadline (`--job_timeout_s`); raises BeamJobFailed.
+
+        `written`: the output artifacts whose split folders the job wrote files into. A job that
+        Flink restarted after losing a TaskManager writes them again under new temporary folders
+        and leaves the first attempt's behind; those are removed once the job has succeeded, so a
+        published artifact holds its data files only. Returns apache_beam's PipelineResult."""
+        result = beam_support.run_pipeline(pipeline)
+        for artifact in written:
+            for leftover in fileio.glob(fileio.join(artifact.uri, "*", BEAM_TEMP_PATTERN)):
+                self.log.info("removing %s, left by an earlier attempt of the job", leftover)
+                fileio.rmtree(leftover)
+        return result

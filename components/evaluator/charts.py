@@ -145,7 +145,7 @@ def write_misread(
     fileio.makedirs(out_dir)
     written = []
     if wanted:
-        files = sorted(fileio.glob(os.path.join(examples_artifact.split_uri(split), "*")))
+        files = sorted(fileio.glob(examples_artifact.split_files(split)))
         records = tf.data.TFRecordDataset(files, compression_type="GZIP") if files else []
         for index, record in enumerate(records):
             if index > max(wanted):

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import apache_beam as beam
 import tensorflow as tf
 
-from components.base import BaseBeamExecutor, fileio
+from components.base import BaseBeamExecutor, Examples, fileio
 from components.base.beam import CountProgress, split_counts
 from components.example_gen import csv_source, idx_source
 from components.example_gen.captcha_source import CaptchaConfig, CaptchaRenderer, RenderStyle
@@ -45,10 +43,10 @@ def image_example(image: bytes, label: str) -> tf.train.Example:
 class WriteSplits(beam.PTransform):
     """(key, tf.train.Example) pairs -> one gzip TFRecord folder per split, chosen by key hash."""
 
-    def __init__(self, splits: SplitConfig, output_uri: str, split_of=None) -> None:
+    def __init__(self, splits: SplitConfig, examples: Examples, split_of=None) -> None:
         super().__init__()
         self.splits = splits
-        self.output_uri = output_uri
+        self.examples = examples
         # key -> split index; by default the key's hash over the split weights
         self.split_of = split_of or splits.index_for
 
@@ -63,7 +61,7 @@ class WriteSplits(beam.PTransform):
                 | f"Serialize[{name}]" >> beam.Map(lambda kv: kv[1].SerializeToString())
                 | f"Write[{name}]"
                 >> beam.io.WriteToTFRecord(
-                    os.path.join(self.output_uri, f"Split-{name}", "data"),
+                    self.examples.split_prefix(name),
                     file_name_suffix=TFRECORD_SUFFIX,
                     compression_type=beam.io.filesystem.CompressionTypes.GZIP,
                 )
@@ -93,8 +91,8 @@ class _ExampleGenExecutor(BaseBeamExecutor):
         keyed = self.source(pipeline, exec_properties) | "Progress" >> beam.ParDo(
             CountProgress(f"{self.context.component_id}: examples", every=2000)
         )
-        _ = keyed | "WriteSplits" >> WriteSplits(splits, examples.uri, self.split_of(splits, exec_properties))
-        result = self._run_beam_pipeline(pipeline)
+        _ = keyed | "WriteSplits" >> WriteSplits(splits, examples, self.split_of(splits, exec_properties))
+        result = self._run_beam_pipeline(pipeline, written=[examples])
         counts = split_counts.read(result, splits.names)
         for name in splits.names:
             # Beam writes no shard for an empty split; readers expect the folder.

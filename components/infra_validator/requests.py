@@ -15,7 +15,7 @@ def raw_requests(
     examples_artifact, split: str, input_mapping: dict[str, str], count: int
 ) -> list[dict[str, np.ndarray]]:
     """One request per example: {signature input: a batch of one value}."""
-    files = sorted(fileio.glob(os.path.join(examples_artifact.split_uri(split), "*")))
+    files = sorted(fileio.glob(examples_artifact.split_files(split)))
     requests = []
     for record in tf.data.TFRecordDataset(files, compression_type="GZIP").take(count):
         example = tf.train.Example.FromString(record.numpy())

@@ -16,7 +16,7 @@ from components.statistics_gen.stats_io import HTML_FILE, STATS_FILE, load_split
 
 
 def examples_file_pattern(examples_artifact, split: str) -> str:
-    return os.path.join(examples_artifact.split_uri(split), "*")
+    return examples_artifact.split_files(split)
 
 
 def write_empty_statistics(path: str) -> None:
@@ -75,7 +75,7 @@ class StatisticsGenExecutor(BaseBeamExecutor):
             )
             submitted = True
         if submitted:
-            self._run_beam_pipeline(pipeline)
+            self._run_beam_pipeline(pipeline, written=[statistics])
         statistics.split_names = splits
         by_split = {split: load_split_statistics(statistics, split) for split in splits}
         with fileio.open(os.path.join(statistics.uri, HTML_FILE), "w") as f:

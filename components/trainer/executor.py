@@ -42,8 +42,8 @@ class TrainerExecutor(BaseExecutor):
                 raise ValueError(f"split {split!r} is not in the examples ({examples.split_names})")
         config = json.loads(exec_properties[TRAIN_CONFIG_KEY] or "{}")
         fn_args = FnArgs(
-            train_files=os.path.join(examples.split_uri(exec_properties[TRAIN_SPLIT_KEY]), "*"),
-            eval_files=os.path.join(examples.split_uri(exec_properties[EVAL_SPLIT_KEY]), "*"),
+            train_files=examples.split_files(exec_properties[TRAIN_SPLIT_KEY]),
+            eval_files=examples.split_files(exec_properties[EVAL_SPLIT_KEY]),
             transform_graph_dir=transform_graph.uri,
             model_dir=model.uri,
             config=config,

@@ -77,12 +77,12 @@ class TransformExecutor(BaseBeamExecutor):
                     | f"Progress[{split}]" >> beam.ParDo(CountProgress(f"Transform[{split}]", every=5000))
                     | f"Write[{split}]"
                     >> beam.io.WriteToTFRecord(
-                        os.path.join(transformed.split_uri(split), "data"),
+                        transformed.split_prefix(split),
                         file_name_suffix=TFRECORD_SUFFIX,
                         compression_type=beam.io.filesystem.CompressionTypes.GZIP,
                     )
                 )
-        self._run_beam_pipeline(pipeline)
+        self._run_beam_pipeline(pipeline, written=[transformed])
         # The raw schema beside the graph: serving parses raw inputs with it.
         metadata_io.write_metadata(
             dataset_metadata.DatasetMetadata(raw_schema),

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import collections
 import glob
-import os
 
 import numpy as np
 import tensorflow as tf
@@ -18,7 +17,7 @@ MAX_MISREAD = 50  # misread examples listed in the report (and drawn in its gall
 
 
 def evaluate(saved_model_dir: str, examples_artifact, split: str, batch_size: int = 128) -> dict:
-    files = sorted(glob.glob(os.path.join(examples_artifact.split_uri(split), "*")))
+    files = sorted(glob.glob(examples_artifact.split_files(split)))
     if not files:
         raise ValueError(f"no {split} examples to evaluate on")
     serve = tf.saved_model.load(saved_model_dir).signatures["serving_tf_example"]

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import glob
-import os
 
 import numpy as np
 import tensorflow as tf
@@ -13,7 +12,7 @@ from pipelines.house_price.preprocessing import LABEL_KEY
 
 
 def _records(examples_artifact, split: str) -> list[bytes]:
-    files = sorted(glob.glob(os.path.join(examples_artifact.split_uri(split), "*")))
+    files = sorted(glob.glob(examples_artifact.split_files(split)))
     return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")] if files else []
 
 

@@ -5,7 +5,6 @@ commonest confusions and the misread examples (their keys, truth, answer and con
 from __future__ import annotations
 
 import glob
-import os
 
 import numpy as np
 import tensorflow as tf
@@ -16,7 +15,7 @@ MAX_MISREAD = 50  # misread examples listed in the report
 
 
 def evaluate(saved_model_dir: str, examples_artifact, split: str, batch_size: int = 256) -> dict:
-    files = sorted(glob.glob(os.path.join(examples_artifact.split_uri(split), "*")))
+    files = sorted(glob.glob(examples_artifact.split_files(split)))
     if not files:
         raise ValueError(f"no {split} examples to evaluate on")
     classify = tf.saved_model.load(saved_model_dir).signatures["classify"]

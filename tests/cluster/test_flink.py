@@ -14,6 +14,7 @@ import tensorflow as tf
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from cluster.flink import FlinkCluster, rest_get
+from components.base.artifacts import SPLIT_FILE_PREFIX
 from components.base.beam import make_pipeline, run_pipeline
 from components.example_gen import CaptchaExampleGen
 from pipelines.engines import beam_args, flink_args, module_origin
@@ -36,7 +37,7 @@ def _output_dir(run_root: str, component: str, key: str) -> str:
 
 
 def _records(directory: str, split: str) -> list[bytes]:
-    files = sorted(glob.glob(os.path.join(directory, f"Split-{split}", "*")))
+    files = sorted(glob.glob(os.path.join(directory, f"Split-{split}", f"{SPLIT_FILE_PREFIX}*")))
     return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")] if files else []
 
 
@@ -234,6 +235,7 @@ def test_a_taskmanager_killed_mid_job_is_recovered_and_up_restarts_it(flink_clus
     time.sleep(2)
     assert thread.is_alive(), "the job ended before its TaskManager could be killed"
     victim = flink_cluster.processes()[name]["pid"]
+    killed_id = flink_cluster.processes()[name]["resource_id"]
     before_kill = {tm["id"] for tm in rest_get(flink_cluster.config, "/taskmanagers")["taskmanagers"]}
     os.killpg(victim, signal.SIGKILL)
     thread.join(timeout=600)
@@ -247,7 +249,15 @@ def test_a_taskmanager_killed_mid_job_is_recovered_and_up_restarts_it(flink_clus
     [examples] = outcome["result"].outputs("CaptchaExampleGen", "examples")
     assert examples.get("num_examples") == 3000
     assert sum(len(_records(examples.uri, s)) for s in SPLITS) == 3000
+    # The first attempt's temporary folders (beam-temp-*) are not part of the published artifact.
+    for split in SPLITS:
+        names = os.listdir(examples.split_uri(split))
+        assert names and all(name.startswith(f"{SPLIT_FILE_PREFIX}-") for name in names), (split, names)
     assert execution.state == "COMPLETE"
+    # The killed TaskManager deleted nothing; its working directory (the job's blobs) is in the
+    # cluster's own tmp/, which `down` removes, not in /tmp where it would stay.
+    assert os.path.isdir(os.path.join(flink_cluster.tmp_dir, f"tm_{killed_id}", "blobStorage"))
+    assert not os.path.exists(os.path.join("/tmp", f"tm_{killed_id}"))
 
     restarted = FlinkCluster(flink_cluster.state_dir)
     assert not restarted.running(name)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import glob
 import io
-import os
 
 import tensorflow as tf
 
@@ -20,7 +19,7 @@ def run_components(tmp_path, components, name="test", beam_args=None):
 
 
 def read_examples(artifact, split: str) -> list[tf.train.Example]:
-    files = sorted(glob.glob(os.path.join(artifact.split_uri(split), "*")))
+    files = sorted(glob.glob(artifact.split_files(split)))
     records = tf.data.TFRecordDataset(files, compression_type="GZIP") if files else []
     return [tf.train.Example.FromString(r.numpy()) for r in records]
 
