@@ -15,10 +15,6 @@ from components.statistics_gen.stats_html import statistics_html
 from components.statistics_gen.stats_io import HTML_FILE, STATS_FILE, load_split_statistics
 
 
-def examples_file_pattern(examples_artifact, split: str) -> str:
-    return examples_artifact.split_files(split)
-
-
 def write_empty_statistics(path: str) -> None:
     """An empty split still gets statistics (zero examples), so validators can say so."""
     stats = statistics_pb2.DatasetFeatureStatisticsList()
@@ -67,11 +63,11 @@ class StatisticsGenExecutor(BaseBeamExecutor):
         for split in splits:
             out_dir = statistics.split_uri(split)
             fileio.makedirs(out_dir)
-            if not tf.io.gfile.glob(examples_file_pattern(examples, split)):
+            if not tf.io.gfile.glob(examples.split_files(split)):
                 write_empty_statistics(os.path.join(out_dir, STATS_FILE))
                 continue
             _ = pipeline | f"Statistics[{split}]" >> ComputeStatistics(
-                examples_file_pattern(examples, split), os.path.join(out_dir, STATS_FILE), options
+                examples.split_files(split), os.path.join(out_dir, STATS_FILE), options
             )
             submitted = True
         if submitted:

@@ -14,7 +14,6 @@ from components.base.beam import CountProgress
 from components.base.functions import load_function
 from components.example_gen.executor import TFRECORD_SUFFIX
 from components.schema_gen.schema_io import load_schema
-from components.statistics_gen.executor import examples_file_pattern
 from components.transform.component import (
     ANALYZE_SPLIT_KEY,
     EXAMPLES_KEY,
@@ -50,7 +49,7 @@ class TransformExecutor(BaseBeamExecutor):
 
         def raw_source(split):
             return tfxio.TFExampleRecord(
-                file_pattern=examples_file_pattern(examples, split),
+                file_pattern=examples.split_files(split),
                 schema=raw_schema,
                 telemetry_descriptors=["Transform"],
             )
