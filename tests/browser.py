@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 
 import pytest
 
@@ -17,7 +18,9 @@ needs_chromium = pytest.mark.skipif(
 
 
 def start_chrome(window: str = "1000,900"):
-    """A headless chromium driven by Selenium; the caller quits it."""
+    """A headless chromium driven by Selenium; the caller quits it. Chromium makes its socket folder
+    (org.chromium.Chromium.*) in TMPDIR and leaves it behind, so it gets a folder of its own that
+    quit() removes."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -31,7 +34,22 @@ def start_chrome(window: str = "1000,900"):
         f"--window-size={window}",
     ):
         options.add_argument(flag)
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    scratch = tempfile.mkdtemp(prefix="chromium-")
+    try:
+        driver = webdriver.Chrome(service=Service(CHROMEDRIVER, env={**os.environ, "TMPDIR": scratch}), options=options)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    quit_driver = driver.quit
+
+    def quit_and_clean() -> None:
+        try:
+            quit_driver()
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    driver.quit = quit_and_clean
+    return driver
 
 
 def screenshot(driver, name: str, max_height: int = 4000) -> str:
