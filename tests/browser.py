@@ -19,8 +19,8 @@ needs_chromium = pytest.mark.skipif(
 
 def start_chrome(window: str = "1000,900"):
     """A headless chromium driven by Selenium; the caller quits it. Chromium makes its socket folder
-    (org.chromium.Chromium.*) in TMPDIR and leaves it behind, so it gets a folder of its own that
-    quit() removes."""
+    (org.chromium.Chromium.*) in TMPDIR and leaves it behind, so it gets a folder of its own
+    (`driver.scratch_dir`) that quit() removes."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -49,6 +49,7 @@ def start_chrome(window: str = "1000,900"):
             shutil.rmtree(scratch, ignore_errors=True)
 
     driver.quit = quit_and_clean
+    driver.scratch_dir = scratch
     return driver
 
 

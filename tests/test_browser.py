@@ -6,20 +6,24 @@ import tempfile
 
 from tests.browser import needs_chromium, start_chrome
 
+SOCKET_FOLDERS = "org.chromium.Chromium.*"
+
 
 @needs_chromium
 def test_a_quit_chromium_leaves_no_folder_in_tmp():
-    def leftovers() -> set[str]:
-        tmp = tempfile.gettempdir()
-        return set(glob.glob(os.path.join(tmp, "org.chromium.Chromium.*")) + glob.glob(os.path.join(tmp, "chromium-*")))
+    """Only this chromium's own folders are looked at: other browser tests may run beside it."""
 
-    before = leftovers()
+    def in_tmp() -> set[str]:
+        return set(glob.glob(os.path.join(tempfile.gettempdir(), SOCKET_FOLDERS)))
+
+    before = in_tmp()
     driver = start_chrome()
+    scratch = driver.scratch_dir
     try:
         driver.get("data:text/html,<title>t</title>")
         assert driver.title == "t"
-        started = leftovers() - before
-        assert started, "chromium's scratch folder should exist while it runs"
+        assert glob.glob(os.path.join(scratch, SOCKET_FOLDERS)), "chromium's socket folder should be in its own TMPDIR"
     finally:
         driver.quit()
-    assert not (leftovers() - before), leftovers() - before
+    assert not os.path.exists(scratch)
+    assert not (in_tmp() - before), in_tmp() - before

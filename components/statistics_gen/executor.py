@@ -63,11 +63,12 @@ class StatisticsGenExecutor(BaseBeamExecutor):
         for split in splits:
             out_dir = statistics.split_uri(split)
             fileio.makedirs(out_dir)
-            if not tf.io.gfile.glob(examples.split_files(split)):
+            pattern = examples.split_files(split)
+            if not tf.io.gfile.glob(pattern):
                 write_empty_statistics(os.path.join(out_dir, STATS_FILE))
                 continue
             _ = pipeline | f"Statistics[{split}]" >> ComputeStatistics(
-                examples.split_files(split), os.path.join(out_dir, STATS_FILE), options
+                pattern, os.path.join(out_dir, STATS_FILE), options
             )
             submitted = True
         if submitted:
