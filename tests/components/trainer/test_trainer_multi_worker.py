@@ -68,13 +68,15 @@ def test_two_workers_learn_like_one_for_the_same_steps(quick_captcha, tmp_path, 
     assert not [n for n in os.popen("ip netns list 2>/dev/null").read().split() if n.startswith("tfx")]
 
 
-def _worker_pids(index: int) -> list[int]:
-    found = []
+def _worker_pids(index: int, under) -> list[int]:
+    """Training workers with task index `index` whose spec lies under `under`: this test's own, not another suite's."""
+    found, under = [], os.fsencode(os.path.join(str(under), ""))
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"components.trainer.worker" not in f.read():
-                    continue
+                argv = f.read().split(b"\0")
+            if b"components.trainer.worker" not in argv or not any(arg.startswith(under) for arg in argv):
+                continue
             with open(f"/proc/{pid}/environ", "rb") as f:
                 environ = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
         except OSError:
@@ -97,7 +99,7 @@ def test_a_killed_worker_fails_the_trainer_and_nothing_is_published(quick_captch
     deadline = time.monotonic() + 240
     victims = []
     while time.monotonic() < deadline and not victims:
-        victims = _worker_pids(1)
+        victims = _worker_pids(1, tmp_path)
         time.sleep(0.5)
     assert victims, "worker 1 never started"
     time.sleep(15)  # into training: both workers past start-up and in their collectives
@@ -112,7 +114,7 @@ def test_a_killed_worker_fails_the_trainer_and_nothing_is_published(quick_captch
     states = {e.component_id: (e.state, e.outputs) for e in run.executions}
     assert states["Trainer"][0] == "FAILED" and not states["Trainer"][1]
     assert "Pusher" not in states and not os.path.exists(tmp_path / "serving" / "captcha")
-    assert not _worker_pids(0) and not _worker_pids(1)
+    assert not _worker_pids(0, tmp_path) and not _worker_pids(1, tmp_path)
 
 
 def _run_expecting_failure(runner, pipeline):
