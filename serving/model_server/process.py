@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from typing import IO
 
 import requests
 
@@ -22,10 +23,21 @@ def free_port() -> int:
 
 
 class ServerProcess:
+    """A free port is picked, then bound by the child: another process may take it in between. When the
+    server exits because a port it was given by us is in use, it starts again on fresh ports (twice)."""
+
     def __init__(self, *flags: str, log_path: str, grpc_port: int = 0, rest_port: int = 0) -> None:
+        self.flags, self.log_path = flags, log_path
+        self._picked = {"grpc": not grpc_port, "rest": not rest_port}
         self.grpc_port, self.rest_port = grpc_port or free_port(), rest_port or free_port()
-        self.log_path = log_path
-        self._log = open(log_path, "w")
+        self._log: IO[str] | None = None
+        self._restarts = 0
+        self._start()
+
+    def _start(self) -> None:
+        if self._log is not None:
+            self._log.close()
+        self._log = open(self.log_path, "w")
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -35,12 +47,24 @@ class ServerProcess:
                 str(self.grpc_port),
                 "--rest_api_port",
                 str(self.rest_port),
-                *flags,
+                *self.flags,
             ],
             cwd=ROOT,
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
+
+    def _restart_on_fresh_ports(self) -> bool:
+        """True when the server lost one of our picked ports to another process and was started again."""
+        if self._restarts >= 2 or "already in use" not in self.log().lower() or not any(self._picked.values()):
+            return False
+        self._restarts += 1
+        if self._picked["grpc"]:
+            self.grpc_port = free_port()
+        if self._picked["rest"]:
+            self.rest_port = free_port()
+        self._start()
+        return True
 
     @property
     def rest_url(self) -> str:
@@ -58,6 +82,8 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                if self._restart_on_fresh_ports():
+                    continue
                 raise RuntimeError(f"model server exited with {self.process.returncode}:\n{self.log()[-3000:]}")
             try:
                 requests.get(self.rest_url + "/v1/models/_", timeout=1)
@@ -94,7 +120,8 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self._log.close()
+        if self._log is not None:
+            self._log.close()
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.1):

@@ -72,3 +72,22 @@ def test_binds_127_0_0_1_by_default(toy_models, tmp_path):
         assert f"127.0.0.1:{server.grpc_port}" in server.log() and f"127.0.0.1:{server.rest_port}" in server.log()
     finally:
         server.stop()
+
+
+def test_a_picked_port_taken_before_the_server_binds_it_is_picked_again(toy_models, tmp_path, monkeypatch):
+    """ServerProcess picks free ports, then the child binds them: another process can take one in between.
+    The server exits 'cannot start'; ServerProcess starts it again on fresh ports instead of failing."""
+    import serving.model_server.process as process
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ports = iter([taken.getsockname()[1], free_port()])
+        monkeypatch.setattr(process, "free_port", lambda: next(ports, None) or free_port())
+        server = model_server("--model_config_file", toy_models["config"], log_path=str(tmp_path / "s.log"), poll=0)
+        try:
+            server.wait_ready()
+            assert server.grpc_port != taken.getsockname()[1]
+            assert f"127.0.0.1:{server.grpc_port}" in server.log()
+        finally:
+            server.stop()
