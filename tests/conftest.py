@@ -27,6 +27,18 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
+def pipelines_cli(*args: str, timeout: float = 900, cwd: str | None = None, env: dict | None = None):
+    """`python -m pipelines ARGS` as a user runs it, from the checkout (or `cwd`); its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines", *args],
+        cwd=cwd or ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 @pytest.fixture
 def shared_data():
     """../shared/data beside the checkout; tests that need it skip when it is absent."""
@@ -66,13 +78,7 @@ def once_per_session(tmp_path_factory, name: str, produce) -> dict:
 
 def _quick_captcha(root: Path) -> dict:
     out, serving = str(root / "runs"), str(root / "serving")
-    result = subprocess.run(
-        [sys.executable, "-m", "pipelines", "run", "captcha", "--quick", "--output-dir", out, "--serving-dir", serving],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    result = pipelines_cli("run", "captcha", "--quick", "--output-dir", out, "--serving-dir", serving)
     return {"out": out, "serving": serving, "result": result}
 
 
@@ -92,14 +98,7 @@ def _quick_mnist(root: Path) -> dict:
     # (the gallery tests), however well the model reads.
     data = write_mnist(str(root / "data"), test_count=800, mislabel=0.1)
     out, serving = str(root / "runs"), str(root / "serving")
-    result = subprocess.run(
-        [sys.executable, "-m", "pipelines", "run", "mnist", "--quick", "--data", data]
-        + ["--output-dir", out, "--serving-dir", serving],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    result = pipelines_cli("run", "mnist", "--quick", "--data", data, "--output-dir", out, "--serving-dir", serving)
     return {"data": data, "out": out, "serving": serving, "result": result}
 
 

@@ -3,8 +3,6 @@
 import glob
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -21,7 +19,7 @@ from pipelines.engines import beam_args, flink_args, module_origin
 from pipelines.metadata import MetadataStore, sqlite_config
 from pipelines.pipeline import Pipeline
 from pipelines.runner import ComponentFailed, LocalRunner
-from tests.conftest import ROOT
+from tests.conftest import ROOT, pipelines_cli
 
 SPLITS = ("train", "eval", "test")
 
@@ -75,32 +73,18 @@ def _workers_started(cluster: FlinkCluster) -> int:
         return sum("Starting worker with command" in line for line in f)
 
 
+def _quick_captcha_on_flink(state_dir: str, out: str, serving: str, timeout: float):
+    """`pipelines run captcha --quick --runner flink`, finding its cluster through FLINK_STATE_DIR."""
+    env = {**os.environ, "FLINK_STATE_DIR": state_dir}
+    args = ("run", "captcha", "--quick", "--runner", "flink", "--output-dir", out, "--serving-dir", serving)
+    return pipelines_cli(*args, env=env, timeout=timeout)
+
+
 def test_quick_pipeline_on_flink_matches_the_direct_runner(flink_cluster, captcha_quick_run, tmp_path):
     before = _finished_jobs(flink_cluster)
     workers_before = _workers_started(flink_cluster)
     out, serving = str(tmp_path / "runs"), str(tmp_path / "serving")
-    env = {**os.environ, "FLINK_STATE_DIR": flink_cluster.state_dir}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipelines",
-            "run",
-            "captcha",
-            "--quick",
-            "--runner",
-            "flink",
-            "--output-dir",
-            out,
-            "--serving-dir",
-            serving,
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    result = _quick_captcha_on_flink(flink_cluster.state_dir, out, serving, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"jobs go to {flink_cluster.config.job_endpoint}" in result.stderr
     # ExampleGen, StatisticsGen and Transform each ran as a Flink job that the web UI lists as finished,
@@ -157,25 +141,17 @@ def test_validate_on_flink_gives_the_direct_runners_verdict(flink_cluster, share
     env = {**os.environ, "FLINK_STATE_DIR": flink_cluster.state_dir}
     verdicts = {}
     for runner in ("DirectRunner", "flink"):
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pipelines",
-                "validate",
-                "--data",
-                data,
-                "--schema",
-                "schemas/house_price/schema.pbtxt",
-                "--report",
-                str(tmp_path / runner),
-                "--runner",
-                runner,
-            ],
-            cwd=ROOT,
+        result = pipelines_cli(
+            "validate",
+            "--data",
+            data,
+            "--schema",
+            "schemas/house_price/schema.pbtxt",
+            "--report",
+            str(tmp_path / runner),
+            "--runner",
+            runner,
             env=env,
-            capture_output=True,
-            text=True,
             timeout=600,
         )
         verdicts[runner] = result.returncode
@@ -282,27 +258,8 @@ def test_a_taskmanager_killed_mid_job_is_recovered_and_up_restarts_it(flink_clus
 
 
 def test_no_cluster_means_one_clear_line_and_nothing_recorded(tmp_path):
-    env = {**os.environ, "FLINK_STATE_DIR": str(tmp_path / "no-cluster")}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipelines",
-            "run",
-            "captcha",
-            "--quick",
-            "--runner",
-            "flink",
-            "--output-dir",
-            str(tmp_path / "runs"),
-            "--serving-dir",
-            str(tmp_path / "serving"),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = _quick_captcha_on_flink(
+        str(tmp_path / "no-cluster"), str(tmp_path / "runs"), str(tmp_path / "serving"), timeout=300
     )
     assert result.returncode == 4
     errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
@@ -312,24 +269,16 @@ def test_no_cluster_means_one_clear_line_and_nothing_recorded(tmp_path):
 
 
 def test_flink_master_without_a_cluster_behind_it_is_refused(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipelines",
-            "validate",
-            "--data",
-            "x.csv",
-            "--schema",
-            "schemas/house_price/schema.pbtxt",
-            "--runner",
-            "flink",
-            "--flink-master",
-            "127.0.0.1:9",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    result = pipelines_cli(
+        "validate",
+        "--data",
+        "x.csv",
+        "--schema",
+        "schemas/house_price/schema.pbtxt",
+        "--runner",
+        "flink",
+        "--flink-master",
+        "127.0.0.1:9",
         timeout=300,
     )
     assert result.returncode == 4

@@ -8,8 +8,6 @@ import os
 import random
 import re
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -19,14 +17,9 @@ from PIL import Image, ImageOps
 
 from components.example_gen.captcha_source import CaptchaRenderer
 from components.infra_validator.requests import read_warmup_requests
+from tests.conftest import pipelines_cli
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def cli(*args, timeout=900):
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
-    )
+cli = pipelines_cli
 
 
 @pytest.fixture(scope="module")

@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.conftest import pipelines_cli
 
-
-def cli(*args, cwd=None, timeout=120):
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines", *args],
-        cwd=cwd or ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+cli = pipelines_cli
 
 
 def assert_one_line_usage_error(result, *fragments):

@@ -5,19 +5,13 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import sys
 
 import pytest
 
 from tests.browser import click_through, needs_chromium, screenshot, start_chrome
-from tests.conftest import ROOT
+from tests.conftest import pipelines_cli
 
-
-def cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
-    )
+cli = pipelines_cli
 
 
 @pytest.fixture(scope="module")

@@ -5,22 +5,14 @@ from __future__ import annotations
 import glob
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, pipelines_cli
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def cli(*args, timeout=900):
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
-    )
+cli = pipelines_cli
 
 
 @pytest.fixture(scope="module")

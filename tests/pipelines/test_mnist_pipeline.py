@@ -7,22 +7,16 @@ import glob
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from components.example_gen.idx_source import write_idx
-from tests.conftest import ROOT
+from tests.conftest import pipelines_cli
 from tests.pipelines.mnist_data import digits, write_mnist
 
-
-def cli(*args, timeout=600):
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
-    )
+cli = pipelines_cli
 
 
 def test_quick_run_validates_trains_evaluates_and_pushes(mnist_quick_run):

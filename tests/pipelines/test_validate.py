@@ -5,16 +5,13 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from components.schema_gen.schema_io import SchemaError
 from pipelines.house_price import SCHEMA_PATH as HOUSE_SCHEMA
 from pipelines.validate import UnusableInput, validate
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.conftest import pipelines_cli
 
 CITY_SCHEMA = """
 feature {
@@ -185,9 +182,7 @@ def test_tfrecord_input(tmp_path):
 
 
 def cli_validate(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines", "validate", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
+    return pipelines_cli("validate", *args, timeout=300)
 
 
 def test_cli_exit_codes_clean_anomalous_unusable(tmp_path):

@@ -1,6 +1,5 @@
 """Signature inputs built without TensorFlow 2.16's per-tensor leak, and equal to tf.constant's."""
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -12,8 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from serving.model_server.eager_tensors import SignatureCall, eager_tensor
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from tests.conftest import ROOT
 
 
 def _same(value, dtype):
