@@ -22,7 +22,7 @@ import time
 import apache_beam as beam
 
 from bench.common import print_table, record
-from cluster.flink import ClusterConfig, FlinkCluster, free_port
+from cluster.flink import ClusterConfig, FlinkCluster
 from components.base.beam import make_pipeline, run_pipeline
 from pipelines.engines import flink_args
 from pipelines.metadata import MetadataStore, sqlite_config
@@ -73,13 +73,7 @@ def main(argv=None) -> int:
                     beam_args: list[str] = []
                 else:
                     taskmanagers = int(engine.removeprefix("flink"))
-                    config = ClusterConfig(
-                        rest_port=free_port(),
-                        rpc_port=free_port(),
-                        job_port=free_port(),
-                        artifact_port=free_port(),
-                        expansion_port=free_port(),
-                        worker_pool_port=free_port(),
+                    config = ClusterConfig.on_free_ports(
                         taskmanagers=taskmanagers,
                         slots=1,
                         parallelism=taskmanagers,

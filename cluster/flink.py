@@ -106,6 +106,13 @@ class ClusterConfig:
     # the JobManager time to drop the dead TaskManager (attempts x delay > heartbeat.timeout).
     restart_delay_s: int = 10
 
+    @classmethod
+    def on_free_ports(cls, **settings) -> "ClusterConfig":
+        """A cluster beside any other on this host: every port one the system has free now."""
+        host = settings.get("host", cls.host)
+        ports = ("rest_port", "rpc_port", "job_port", "artifact_port", "expansion_port", "worker_pool_port")
+        return cls(**{**{port: free_port(host) for port in ports}, **settings})
+
     @property
     def web_ui(self) -> str:
         return f"http://{self.host}:{self.rest_port}"

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from cluster import downloads
-from cluster.flink import ClusterConfig, FlinkCluster, free_port
+from cluster.flink import ClusterConfig, FlinkCluster
 
 
 def _skip_reason() -> str | None:
@@ -26,15 +26,7 @@ def flink_cluster(tmp_path_factory):
     except downloads.DownloadError as error:
         pytest.skip(f"Flink or Beam's job server could not be fetched: {error}")
     state_dir = str(tmp_path_factory.mktemp("flink"))
-    config = ClusterConfig(
-        rest_port=free_port(),
-        rpc_port=free_port(),
-        job_port=free_port(),
-        artifact_port=free_port(),
-        expansion_port=free_port(),
-        worker_pool_port=free_port(),
-    )
-    cluster = FlinkCluster(state_dir, config=config)
+    cluster = FlinkCluster(state_dir, config=ClusterConfig.on_free_ports())
     try:
         cluster.up(timeout=240)
         yield cluster
