@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import random
@@ -370,9 +371,9 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def grpc_floor(body_path: str, clients: list[int], seconds: float, workdir: str) -> list[dict]:
-    """(f): grpc.aio with a canned answer under the same h2load load."""
-    port = free_port()
+@contextlib.contextmanager
+def floor_server(port: int):
+    """bench.grpc_floor on 127.0.0.1:`port`, ready (it prints "ready" once it listens); stopped after."""
     floor = subprocess.Popen(
         [sys.executable, "-m", "bench.grpc_floor", "--port", str(port)],
         cwd=ROOT,
@@ -380,10 +381,20 @@ def grpc_floor(body_path: str, clients: list[int], seconds: float, workdir: str)
         stderr=subprocess.DEVNULL,
         text=True,
     )
-    rows = []
     try:
         if floor.stdout.readline().strip() != "ready":
             raise RuntimeError("bench.grpc_floor did not start")
+        yield floor
+    finally:
+        floor.terminate()
+        floor.wait(15)
+
+
+def grpc_floor(body_path: str, clients: list[int], seconds: float, workdir: str) -> list[dict]:
+    """(f): grpc.aio with a canned answer under the same h2load load."""
+    port = free_port()
+    rows = []
+    with floor_server(port) as floor:
         for n in clients:
             rows.append(
                 {
@@ -392,9 +403,6 @@ def grpc_floor(body_path: str, clients: list[int], seconds: float, workdir: str)
                     **h2load_grpc(f"127.0.0.1:{port}", body_path, n, seconds, workdir, floor.pid),
                 }
             )
-    finally:
-        floor.terminate()
-        floor.wait(15)
     return rows
 
 

@@ -1,30 +1,19 @@
 """The serving bench's own parts: the gRPC floor server answers real Predict calls, and the
 bound it derives is the arithmetic its docstring states."""
 
-import subprocess
-import sys
-
 import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from bench.serving_bench import cpu_seconds, grpc_bounds
-from serving.model_server.process import ROOT, free_port
+from bench.serving_bench import cpu_seconds, floor_server, grpc_bounds
+from serving.model_server.process import free_port
 
 
 def test_floor_server_answers_predict_like_the_captcha_model():
     port = free_port()
-    floor = subprocess.Popen(
-        [sys.executable, "-m", "bench.grpc_floor", "--port", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert floor.stdout.readline().strip() == "ready"
+    with floor_server(port) as floor:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             request = predict_pb2.PredictRequest()
             request.model_spec.name = "captcha"
@@ -33,9 +22,7 @@ def test_floor_server_answers_predict_like_the_captcha_model():
         assert tf.make_ndarray(response.outputs["text"]).tolist() == [b"4821"]
         assert tf.make_ndarray(response.outputs["probabilities"]).shape == (1, 4, 10)
         assert cpu_seconds(floor.pid) > 0
-    finally:
-        floor.terminate()
-        assert floor.wait(15) == 0  # stops cleanly on SIGTERM
+    assert floor.returncode == 0  # stopped cleanly on SIGTERM
 
 
 def test_bound_is_cores_over_cpu_per_request(monkeypatch):
