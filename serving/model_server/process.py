@@ -66,6 +66,17 @@ class ServerProcess:
         self._start()
         return True
 
+    def __enter__(self) -> "ServerProcess":
+        """`with ServerProcess(...) as server`: ready inside the block, stopped after it however it ends."""
+        try:
+            return self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
     @property
     def rest_url(self) -> str:
         return f"http://127.0.0.1:{self.rest_port}"

@@ -44,7 +44,7 @@ def toy_models(tmp_path_factory):
 def api_server(toy_models, tmp_path_factory):
     """One server for the API tests: two models, labels, monitoring, a 1 MiB request limit."""
     log = str(tmp_path_factory.mktemp("logs") / "api_server.log")
-    server = ServerProcess(
+    with ServerProcess(
         "--model_config_file",
         toy_models["config"],
         "--monitoring_config_file",
@@ -54,8 +54,5 @@ def api_server(toy_models, tmp_path_factory):
         "--file_system_poll_wait_seconds",
         "0",
         log_path=log,
-    )
-    try:
-        yield server.wait_ready()
-    finally:
-        server.stop()
+    ) as server:
+        yield server

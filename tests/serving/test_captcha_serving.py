@@ -18,17 +18,14 @@ from tests.pipelines.test_captcha_pipeline import png
 @pytest.fixture(scope="module")
 def captcha_server(captcha_quick_run, tmp_path_factory):
     config = os.path.join(captcha_quick_run["serving"], "models.config")
-    server = ServerProcess(
+    with ServerProcess(
         "--model_config_file",
         config,
         "--file_system_poll_wait_seconds",
         "0",
         log_path=str(tmp_path_factory.mktemp("logs") / "captcha_server.log"),
-    )
-    try:
-        yield server.wait_ready()
-    finally:
-        server.stop()
+    ) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -66,12 +66,8 @@ def test_port_in_use_exits_1_with_a_message(toy_models):
 
 
 def test_binds_127_0_0_1_by_default(toy_models, tmp_path):
-    server = model_server("--model_config_file", toy_models["config"], log_path=str(tmp_path / "s.log"), poll=0)
-    server.wait_ready()
-    try:
+    with model_server("--model_config_file", toy_models["config"], log_path=str(tmp_path / "s.log"), poll=0) as server:
         assert f"127.0.0.1:{server.grpc_port}" in server.log() and f"127.0.0.1:{server.rest_port}" in server.log()
-    finally:
-        server.stop()
 
 
 def test_a_picked_port_taken_before_the_server_binds_it_is_picked_again(toy_models, tmp_path, monkeypatch):
@@ -84,10 +80,8 @@ def test_a_picked_port_taken_before_the_server_binds_it_is_picked_again(toy_mode
         taken.listen()
         ports = iter([taken.getsockname()[1], free_port()])
         monkeypatch.setattr(process, "free_port", lambda: next(ports, None) or free_port())
-        server = model_server("--model_config_file", toy_models["config"], log_path=str(tmp_path / "s.log"), poll=0)
-        try:
-            server.wait_ready()
+        with model_server(
+            "--model_config_file", toy_models["config"], log_path=str(tmp_path / "s.log"), poll=0
+        ) as server:
             assert server.grpc_port != taken.getsockname()[1]
             assert f"127.0.0.1:{server.grpc_port}" in server.log()
-        finally:
-            server.stop()

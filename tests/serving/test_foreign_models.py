@@ -38,15 +38,12 @@ def foreign_server(tmp_path_factory):
         capture_output=True,
         timeout=300,
     )
-    server = ServerProcess(
+    with ServerProcess(
         "--model_config_file",
         os.path.join(base, "models.config"),
         log_path=str(tmp_path_factory.mktemp("logs") / "foreign.log"),
-    )
-    try:
-        yield server.wait_ready()
-    finally:
-        server.stop()
+    ) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

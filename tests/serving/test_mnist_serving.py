@@ -26,17 +26,14 @@ ANSWER_ATOL = 0.05  # how far a re-encoded image's probabilities may move from i
 @pytest.fixture(scope="module")
 def mnist_server(mnist_quick_run, tmp_path_factory):
     config = os.path.join(mnist_quick_run["serving"], "models.config")
-    server = ServerProcess(
+    with ServerProcess(
         "--model_config_file",
         config,
         "--file_system_poll_wait_seconds",
         "0",
         log_path=str(tmp_path_factory.mktemp("logs") / "mnist_server.log"),
-    )
-    try:
-        yield server.wait_ready()
-    finally:
-        server.stop()
+    ) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

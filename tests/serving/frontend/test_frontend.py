@@ -37,13 +37,10 @@ def stack(captcha_quick_run, tmp_path_factory):
     config_path = str(root / "models.config")
     with open(config_path, "w") as f:
         f.write(text_format.MessageToString(config))
-    server = ServerProcess(
+    with ServerProcess(
         "--model_config_file", config_path, "--file_system_poll_wait_seconds", "0.5", log_path=str(root / "server.log")
-    ).wait_ready()
-    try:
+    ) as server:
         yield {"server": server, "config": config_path, "root": root, "runs": captcha_quick_run["out"]}
-    finally:
-        server.stop()
 
 
 def make_client(stack, transport="rest"):
