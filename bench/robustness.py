@@ -188,6 +188,17 @@ class OutsideRenderer:
         return Captcha(key=str(index), text=text, png=out.getvalue())
 
 
+def inverted_png(png: bytes) -> bytes:
+    """The image with every colour inverted, as a PNG."""
+    import io
+
+    from PIL import Image, ImageOps
+
+    out = io.BytesIO()
+    ImageOps.invert(Image.open(io.BytesIO(png)).convert("RGB")).save(out, format="PNG")
+    return out.getvalue()
+
+
 class InvertedRenderer:
     """Another renderer's captchas with every colour inverted: light text on a dark page, a
     polarity no preset draws (their ink is always darker than their paper)."""
@@ -196,16 +207,10 @@ class InvertedRenderer:
         self.renderer = renderer
 
     def render(self, index: int):
-        import io
-
-        from PIL import Image, ImageOps
-
         from components.example_gen.captcha_source import Captcha
 
         captcha = self.renderer.render(index)
-        out = io.BytesIO()
-        ImageOps.invert(Image.open(io.BytesIO(captcha.png)).convert("RGB")).save(out, format="PNG")
-        return Captcha(key=captcha.key, text=captcha.text, png=out.getvalue())
+        return Captcha(key=captcha.key, text=captcha.text, png=inverted_png(captcha.png))
 
 
 def factor_sets() -> dict:

@@ -12,9 +12,10 @@ import tensorflow as tf
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from cluster.flink import FlinkCluster, rest_get
-from components.base.artifacts import SPLIT_FILE_PREFIX
+from components.base.artifacts import SPLIT_FILE_PREFIX, Examples, ExampleStatistics
 from components.base.beam import make_pipeline, run_pipeline
 from components.example_gen import CaptchaExampleGen
+from components.statistics_gen.stats_io import load_split_statistics
 from pipelines.engines import beam_args, flink_args, module_origin
 from pipelines.metadata import MetadataStore, sqlite_config
 from pipelines.pipeline import Pipeline
@@ -35,7 +36,7 @@ def _output_dir(run_root: str, component: str, key: str) -> str:
 
 
 def _records(directory: str, split: str) -> list[bytes]:
-    files = sorted(glob.glob(os.path.join(directory, f"Split-{split}", f"{SPLIT_FILE_PREFIX}*")))
+    files = sorted(glob.glob(Examples(uri=directory).split_files(split)))
     return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")] if files else []
 
 
@@ -56,9 +57,7 @@ def _parsed(directory: str, split: str) -> list:
 
 
 def _statistics(run_root: str, split: str) -> statistics_pb2.DatasetFeatureStatisticsList:
-    path = os.path.join(_output_dir(run_root, "StatisticsGen", "statistics"), f"Split-{split}", "FeatureStats.pb")
-    with open(path, "rb") as f:
-        return statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read())
+    return load_split_statistics(ExampleStatistics(uri=_output_dir(run_root, "StatisticsGen", "statistics")), split)
 
 
 def _finished_jobs(cluster: FlinkCluster) -> set[str]:

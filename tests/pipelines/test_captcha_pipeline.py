@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from google.protobuf import text_format
-from PIL import Image, ImageOps
+from PIL import Image
 
+from bench.robustness import inverted_png
 from components.example_gen.captcha_source import CaptchaRenderer
 from components.infra_validator.requests import read_warmup_requests
 from tests.conftest import pipelines_cli
@@ -153,11 +154,7 @@ def test_light_text_on_a_dark_page_reads_as_its_inverse(served):
     """The served graph inverts an image whose page is darker than its ink, whatever model it holds."""
     signature = served.signatures["serving_default"]
     originals = [png(text) for text in ("1234", "5678", "9012")]
-    inverted = []
-    for data in originals:
-        out = io.BytesIO()
-        ImageOps.invert(Image.open(io.BytesIO(data)).convert("RGB")).save(out, format="PNG")
-        inverted.append(out.getvalue())
+    inverted = [inverted_png(data) for data in originals]
     plain, flipped = (signature(image_bytes=tf.constant(batch)) for batch in (originals, inverted))
     assert plain["text"].numpy().tolist() == flipped["text"].numpy().tolist()
     np.testing.assert_allclose(plain["probabilities"].numpy(), flipped["probabilities"].numpy(), atol=0.02)

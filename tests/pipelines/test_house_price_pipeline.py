@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from components.base.artifacts import Examples
 from tests.conftest import SHARED_DATA, pipelines_cli
 
 cli = pipelines_cli
@@ -29,7 +30,7 @@ def house_run(tmp_path_factory):
 
 def train_split(out):
     [examples_dir] = glob.glob(os.path.join(out, "house_price", "CsvExampleGen", "*", "examples"))
-    files = glob.glob(os.path.join(examples_dir, "Split-train", "*"))
+    files = glob.glob(Examples(uri=examples_dir).split_files("train"))
     rows = []
     for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
         example = tf.train.Example.FromString(record.numpy())

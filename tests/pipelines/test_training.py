@@ -261,9 +261,9 @@ def test_no_rendering_a_model_is_trained_or_scored_on_is_inverted_and_every_inve
     their inversion."""
     import io
 
-    from PIL import Image, ImageDraw, ImageOps
+    from PIL import Image, ImageDraw
 
-    from bench.robustness import OutsideRenderer
+    from bench.robustness import OutsideRenderer, inverted_png
     from components.example_gen.captcha_source import STYLES, CaptchaConfig, CaptchaRenderer
     from pipelines.captcha.preprocessing import decode_images
 
@@ -276,12 +276,9 @@ def test_no_rendering_a_model_is_trained_or_scored_on_is_inverted_and_every_inve
         else:
             renderer = CaptchaRenderer(CaptchaConfig(), seed=11, style=style)
         pngs = [renderer.render(i).png for i in range(40)]
-        inverse, framed = [], []
+        inverse, framed = [inverted_png(data) for data in pngs], []
         for data in pngs:
             image = Image.open(io.BytesIO(data)).convert("RGB")
-            out = io.BytesIO()
-            ImageOps.invert(image).save(out, format="PNG")
-            inverse.append(out.getvalue())
             ImageDraw.Draw(image).rectangle([0, 0, image.width - 1, image.height - 1], outline=(0, 0, 0), width=3)
             out = io.BytesIO()
             image.save(out, format="PNG")
