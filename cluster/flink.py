@@ -145,60 +145,61 @@ def beam_jars_for_taskmanagers(job_server_classpath: str) -> list[str]:
 
 
 def flink_conf(config: ClusterConfig) -> str:
-    return (
-        "\n".join(
-            f"{key}: {value}"
-            for key, value in {
-                "jobmanager.rpc.address": config.host,
-                "jobmanager.rpc.port": config.rpc_port,
-                "jobmanager.bind-host": config.host,
-                "jobmanager.memory.process.size": config.jobmanager_memory,
-                "taskmanager.bind-host": config.host,
-                "taskmanager.host": config.host,
-                "taskmanager.rpc.port": 0,
-                "taskmanager.data.port": 0,
-                "taskmanager.memory.process.size": config.taskmanager_memory,
-                # Flink's batch operators sort and combine in managed memory, shared by every operator of a
-                # slot; TFDV's statistics job has dozens, and each needs room for a whole image record.
-                "taskmanager.memory.managed.size": config.managed_memory,
-                # The data plane to Beam's Python workers is gRPC on direct buffers: without room for
-                # them a large bundle fails the task ("OutOfMemoryError: Direct buffer memory").
-                "taskmanager.memory.task.off-heap.size": "512m",
-                "taskmanager.numberOfTaskSlots": config.slots,
-                # Beam's batch jobs have many shuffles; Flink 1.16's sort-shuffle asks 512 buffers per
-                # result partition by default, more than a small TaskManager has.
-                "taskmanager.memory.network.min": "192mb",
-                "taskmanager.memory.network.max": "192mb",
-                "taskmanager.network.sort-shuffle.min-buffers": 64,
-                # TFDV's and tf.Transform's combiner accumulators can exceed a sort buffer: spill them
-                # instead of failing with "Record too large".
-                "taskmanager.runtime.large-record-handler": "true",
-                "parallelism.default": config.parallelism,
-                # Beam's runner classes from the TaskManager's own classpath (beam_jars_for_taskmanagers),
-                # not from the job's jar: only then does a TaskManager keep a job's Python SDK worker
-                # between the job's stages (--environment_cache_millis, pipelines/engines.py).
-                "classloader.resolve-order": "parent-first",
-                "rest.address": config.host,
-                "rest.bind-address": config.host,
-                "rest.port": config.rest_port,
-                "blob.server.port": 0,
-                "query.server.port": 0,
-                # A TaskManager lost mid-job: Flink restarts the job on the slots that are left.
-                "restart-strategy": "fixed-delay",
-                "restart-strategy.fixed-delay.attempts": config.restart_attempts,
-                "restart-strategy.fixed-delay.delay": f"{config.restart_delay_s} s",
-                "jobmanager.execution.failover-strategy": "full",  # see ClusterConfig.restart_delay_s
-                # An error in a thread Flink does not own (the OutOfMemoryError above hit a gRPC thread of
-                # Beam's data plane) would leave its task waiting forever: end the TaskManager instead, so
-                # the restart strategy or the job's failure takes over.
-                "cluster.uncaught-exception-handling": "FAIL",
-                "heartbeat.timeout": 20000,
-                "heartbeat.interval": HEARTBEAT_INTERVAL_MS,
-                "slot.request.timeout": 60000,
-            }.items()
-        )
-        + "\n"
-    )
+    """The cluster's flink-conf.yaml: flink_settings, one `key: value` a line."""
+    return "".join(f"{key}: {value}\n" for key, value in flink_settings(config).items())
+
+
+def flink_settings(config: ClusterConfig) -> dict[str, str]:
+    """Every Flink setting `up` writes for `config` (flink-conf.yaml's keys and values, as text)."""
+    settings = {
+        "jobmanager.rpc.address": config.host,
+        "jobmanager.rpc.port": config.rpc_port,
+        "jobmanager.bind-host": config.host,
+        "jobmanager.memory.process.size": config.jobmanager_memory,
+        "taskmanager.bind-host": config.host,
+        "taskmanager.host": config.host,
+        "taskmanager.rpc.port": 0,
+        "taskmanager.data.port": 0,
+        "taskmanager.memory.process.size": config.taskmanager_memory,
+        # Flink's batch operators sort and combine in managed memory, shared by every operator of a
+        # slot; TFDV's statistics job has dozens, and each needs room for a whole image record.
+        "taskmanager.memory.managed.size": config.managed_memory,
+        # The data plane to Beam's Python workers is gRPC on direct buffers: without room for
+        # them a large bundle fails the task ("OutOfMemoryError: Direct buffer memory").
+        "taskmanager.memory.task.off-heap.size": "512m",
+        "taskmanager.numberOfTaskSlots": config.slots,
+        # Beam's batch jobs have many shuffles; Flink 1.16's sort-shuffle asks 512 buffers per
+        # result partition by default, more than a small TaskManager has.
+        "taskmanager.memory.network.min": "192mb",
+        "taskmanager.memory.network.max": "192mb",
+        "taskmanager.network.sort-shuffle.min-buffers": 64,
+        # TFDV's and tf.Transform's combiner accumulators can exceed a sort buffer: spill them
+        # instead of failing with "Record too large".
+        "taskmanager.runtime.large-record-handler": "true",
+        "parallelism.default": config.parallelism,
+        # Beam's runner classes from the TaskManager's own classpath (beam_jars_for_taskmanagers),
+        # not from the job's jar: only then does a TaskManager keep a job's Python SDK worker
+        # between the job's stages (--environment_cache_millis, pipelines/engines.py).
+        "classloader.resolve-order": "parent-first",
+        "rest.address": config.host,
+        "rest.bind-address": config.host,
+        "rest.port": config.rest_port,
+        "blob.server.port": 0,
+        "query.server.port": 0,
+        # A TaskManager lost mid-job: Flink restarts the job on the slots that are left.
+        "restart-strategy": "fixed-delay",
+        "restart-strategy.fixed-delay.attempts": config.restart_attempts,
+        "restart-strategy.fixed-delay.delay": f"{config.restart_delay_s} s",
+        "jobmanager.execution.failover-strategy": "full",  # see ClusterConfig.restart_delay_s
+        # An error in a thread Flink does not own (the OutOfMemoryError above hit a gRPC thread of
+        # Beam's data plane) would leave its task waiting forever: end the TaskManager instead, so
+        # the restart strategy or the job's failure takes over.
+        "cluster.uncaught-exception-handling": "FAIL",
+        "heartbeat.timeout": 20000,
+        "heartbeat.interval": HEARTBEAT_INTERVAL_MS,
+        "slot.request.timeout": 60000,
+    }
+    return {key: str(value) for key, value in settings.items()}
 
 
 # --- process bookkeeping ---------------------------------------------------------------------------------------

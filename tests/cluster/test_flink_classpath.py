@@ -1,6 +1,6 @@
 """What `make flink-up` adds to a TaskManager's classpath so that a job keeps its Python worker (no cluster runs)."""
 
-from cluster.flink import ClusterConfig, beam_jars_for_taskmanagers, flink_conf
+from cluster.flink import ClusterConfig, beam_jars_for_taskmanagers, flink_settings
 
 
 def test_taskmanagers_get_beams_jars_but_not_flinks_or_the_logging_ones(tmp_path):
@@ -20,7 +20,7 @@ def test_taskmanagers_get_beams_jars_but_not_flinks_or_the_logging_ones(tmp_path
 
 
 def test_parent_first_so_those_jars_win_over_the_jobs_copy():
-    settings = dict(line.split(": ", 1) for line in flink_conf(ClusterConfig()).splitlines())
+    settings = flink_settings(ClusterConfig())
     assert settings["classloader.resolve-order"] == "parent-first"
     # A lost TaskManager restarts the whole job, late enough for the JobManager to have dropped it.
     assert settings["jobmanager.execution.failover-strategy"] == "full"

@@ -9,7 +9,7 @@ import sys
 import yaml
 
 from cluster import downloads
-from cluster.flink import ClusterConfig, flink_conf
+from cluster.flink import ClusterConfig, flink_settings
 from pipelines.cli import build_parser
 from tests.conftest import ROOT
 
@@ -30,7 +30,7 @@ def _containers(doc: dict) -> dict[str, dict]:
     return {c["name"]: c for c in doc["spec"]["template"]["spec"]["containers"]}
 
 
-def _flink_settings(text: str) -> dict[str, str]:
+def _parse_flink_conf(text: str) -> dict[str, str]:
     return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in text.splitlines()) if k.strip()}
 
 
@@ -42,8 +42,8 @@ def test_kustomization_lists_every_manifest():
 
 def test_flink_settings_are_those_make_flink_up_uses():
     docs = _documents()
-    on_k8s = _flink_settings(docs[("ConfigMap", "flink-config")]["data"]["flink-conf.yaml"])
-    local = _flink_settings(flink_conf(ClusterConfig()))
+    on_k8s = _parse_flink_conf(docs[("ConfigMap", "flink-config")]["data"]["flink-conf.yaml"])
+    local = flink_settings(ClusterConfig())
     where = re.compile(r"(address|bind-host|host|port)$")
     for key, value in local.items():
         if where.search(key):
