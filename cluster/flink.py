@@ -110,8 +110,13 @@ class ClusterConfig:
     def on_free_ports(cls, **settings) -> "ClusterConfig":
         """A cluster beside any other on this host: every port one the system has free now."""
         host = settings.get("host", cls.host)
-        ports = ("rest_port", "rpc_port", "job_port", "artifact_port", "expansion_port", "worker_pool_port")
-        return cls(**{**{port: free_port(host) for port in ports}, **settings})
+        names = ("rest_port", "rpc_port", "job_port", "artifact_port", "expansion_port", "worker_pool_port")
+        with contextlib.ExitStack() as held:  # all bound at once: six different ports
+            sockets = [held.enter_context(socket.socket()) for _ in names]
+            for s in sockets:
+                s.bind((host, 0))
+            ports = {name: s.getsockname()[1] for name, s in zip(names, sockets)}
+        return cls(**{**ports, **settings})
 
     @property
     def web_ui(self) -> str:

@@ -7,8 +7,11 @@ Dataflow elsewhere: only the arguments differ.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shutil
 import sys
+import tempfile
 import time
 
 import apache_beam as beam
@@ -76,6 +79,30 @@ def make_pipeline(args: list[str]):
     return beam.Pipeline(options=PipelineOptions(list(args)))
 
 
+# The runner whose pipeline.run() only submits the job to a job server and returns (what
+# pipelines/engines.py uses for Flink). Not FlinkRunner or SparkRunner: they may start a job server
+# of their own during run() that outlives it.
+SUBMITTING_RUNNERS = ("PortableRunner",)
+
+
+@contextlib.contextmanager
+def _submission_scratch(runner: str):
+    """A portable submission's temporary files in a folder that is removed after the job: Beam's stager
+    makes a tempfile.mkdtemp() per submission (the staged packages' list, the submission's
+    dependencies) and never removes it. Only around run() of a runner that merely submits there: a
+    DirectRunner's run() is the whole job, whose own temporary files are not the stager's to remove."""
+    if runner not in SUBMITTING_RUNNERS:
+        yield
+        return
+    scratch = tempfile.mkdtemp(prefix="beam-submission-")
+    saved, tempfile.tempdir = tempfile.tempdir, scratch
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def run_pipeline(pipeline: beam.Pipeline):
     """Run `pipeline` to completion within its `--job_timeout_s`; one clear error otherwise."""
     from apache_beam.runners.runner import PipelineState
@@ -83,7 +110,8 @@ def run_pipeline(pipeline: beam.Pipeline):
     timeout_s = pipeline.options.view_as(JobOptions).job_timeout_s
     runner = pipeline.options.get_all_options().get("runner") or "DirectRunner"
     try:
-        result = pipeline.run()
+        with _submission_scratch(runner):  # run() has staged the job's files once it returns
+            result = pipeline.run()
         state = result.wait_until_finish(duration=int(timeout_s * 1000) if timeout_s else None)
     except Exception as error:  # noqa: BLE001 - every runner raises its own kinds; one line for the user
         lines = [line for line in str(error).strip().splitlines() if line.strip()]

@@ -3,6 +3,7 @@
 import glob
 import os
 import signal
+import tempfile
 import threading
 import time
 
@@ -111,7 +112,9 @@ def test_quick_pipeline_on_flink_matches_the_direct_runner(flink_cluster, captch
         )
 
 
-def test_workers_import_the_staged_wheel_through_a_job_server_for_flink_master(flink_cluster, capsys):
+def test_workers_import_the_staged_wheel_through_a_job_server_for_flink_master(
+    flink_cluster, capsys, tmp_path, monkeypatch
+):
     """--flink-master: a job server is started for the run; workers get the project only as the staged wheel."""
     config = flink_cluster.config
     args = beam_args("flink", config.flink_master, [f"--environment_config={config.worker_pool}"])
@@ -127,7 +130,10 @@ def test_workers_import_the_staged_wheel_through_a_job_server_for_flink_master(f
         | beam.Map(module_origin)
         | beam.io.WriteToText(result_path, shard_name_template="")
     )
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     run_pipeline(pipeline)
+    # Beam's stager wrote the submission's files (extra_packages.txt, ...) to a temporary folder: removed.
+    assert not os.listdir(tmp_path)
     with open(result_path) as f:
         locations = [line.strip() for line in f if line.strip()]
     installed = os.path.join(flink_cluster.state_dir, "workers", "installed")

@@ -41,5 +41,5 @@ def test_a_config_on_free_ports_takes_none_of_the_defaults_and_keeps_its_setting
     ports = [config.rest_port, config.rpc_port, config.job_port, config.artifact_port]
     ports += [config.expansion_port, config.worker_pool_port]
     assert config.taskmanagers == 3 and config.slots == 1 and config.host == "127.0.0.1"
-    assert not set(ports) & {8081, 6123, 8099, 8098, 8097, 50000}
+    assert len(set(ports)) == 6 and not set(ports) & {8081, 6123, 8099, 8098, 8097, 50000}
     assert ClusterConfig.on_free_ports(rest_port=18081).rest_port == 18081

@@ -19,3 +19,20 @@ def test_progress_lines_say_when_they_count_one_workers_share(capsys):
         list(progress.process(i))
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith("  examples: 6 (") and line.endswith(f"/s, worker {os.getpid()}'s share)")
+
+
+def test_a_portable_submissions_temporary_folders_are_removed_and_a_direct_runs_are_left_alone(tmp_path, monkeypatch):
+    """Beam's stager makes a tempfile.mkdtemp() per portable submission and never removes it (the
+    real submission is in tests/cluster/test_flink.py); a DirectRunner's run is the job itself."""
+    import tempfile
+
+    from components.base.beam import _submission_scratch
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with _submission_scratch("PortableRunner"):
+        staged = tempfile.mkdtemp()
+        assert staged.startswith(str(tmp_path)) and os.path.isdir(staged)
+    assert not os.listdir(tmp_path) and tempfile.tempdir == str(tmp_path)
+    with _submission_scratch("DirectRunner"):
+        kept = tempfile.mkdtemp()
+    assert os.path.isdir(kept)

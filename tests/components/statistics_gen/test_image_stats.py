@@ -50,7 +50,8 @@ def _statistics(tmp_path, images: list[bytes], features: list[str]):
             example.features.feature["label"].bytes_list.value.append(b"7")
             writer.write(example.SerializeToString())
     options = tfdv.StatsOptions(generators=[ImageStatsGenerator(features)])
-    stats = tfdv.generate_statistics_from_tfrecord(path, stats_options=options)
+    # An output path of its own: without one TFDV writes to a tempfile.mkdtemp() that it never removes.
+    stats = tfdv.generate_statistics_from_tfrecord(path, str(tmp_path / "stats.tfrecord"), stats_options=options)
     return {".".join(f.path.step): f for f in stats.datasets[0].features}
 
 
