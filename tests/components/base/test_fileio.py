@@ -15,8 +15,10 @@ from pipelines.runner import LocalRunner
 from tests.conftest import ROOT
 
 # Files that touch local paths that are not artifacts: source code (fingerprints), the layer itself,
-# the multi-worker launcher's spec and logs (local by construction), input image folders.
+# the multi-worker launcher's spec and logs (local by construction), input image folders, a portable
+# Beam submission's local scratch folder.
 NOT_ARTIFACT_IO = {
+    "components/base/beam.py",
     "components/base/fileio.py",
     "components/base/functions.py",
     "components/base/component.py",
