@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from tests.conftest import pipelines_cli
 
-cli = pipelines_cli
+cli = functools.partial(pipelines_cli, timeout=120)  # the bound these tests had before the shared helper
 
 
 def assert_one_line_usage_error(result, *fragments):

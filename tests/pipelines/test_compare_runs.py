@@ -3,6 +3,7 @@ parameters that differ, the metrics side by side and the curves overlaid."""
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 
@@ -11,7 +12,7 @@ import pytest
 from tests.browser import click_through, needs_chromium, screenshot, start_chrome
 from tests.conftest import pipelines_cli
 
-cli = pipelines_cli
+cli = functools.partial(pipelines_cli, timeout=600)  # the bound these tests had before the shared helper
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ other models, and one clear line for bad data."""
 
 from __future__ import annotations
 
+import functools
 import glob
 import json
 import os
@@ -16,7 +17,7 @@ from components.example_gen.idx_source import write_idx
 from tests.conftest import pipelines_cli
 from tests.pipelines.mnist_data import digits, write_mnist
 
-cli = pipelines_cli
+cli = functools.partial(pipelines_cli, timeout=600)  # the bound these tests had before the shared helper
 
 
 def test_quick_run_validates_trains_evaluates_and_pushes(mnist_quick_run):
