@@ -109,13 +109,8 @@ class ClusterConfig:
     @classmethod
     def on_free_ports(cls, **settings) -> "ClusterConfig":
         """A cluster beside any other on this host: every port one the system has free now."""
-        host = settings.get("host", cls.host)
         names = ("rest_port", "rpc_port", "job_port", "artifact_port", "expansion_port", "worker_pool_port")
-        with contextlib.ExitStack() as held:  # all bound at once: six different ports
-            sockets = [held.enter_context(socket.socket()) for _ in names]
-            for s in sockets:
-                s.bind((host, 0))
-            ports = {name: s.getsockname()[1] for name, s in zip(names, sockets)}
+        ports = dict(zip(names, free_ports(len(names), settings.get("host", cls.host))))
         return cls(**{**ports, **settings})
 
     @property
@@ -281,10 +276,17 @@ def _live_taskmanagers(listing: dict | None, max_age_ms: float) -> int | None:
     return sum(1 for age in ages if age <= max_age_ms)
 
 
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """`count` ports free on `host` now, all different (bound at once, then let go)."""
+    with contextlib.ExitStack() as held:
+        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind((host, 0))
+        return [s.getsockname()[1] for s in sockets]
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    return free_ports(1, host)[0]
 
 
 class JobServer:
