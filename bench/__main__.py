@@ -5,6 +5,7 @@ import sys
 from bench import (
     data_bench,
     flink_bench,
+    model_throughput,
     multi_worker_bench,
     pipeline_bench,
     reliability_bench,
@@ -16,6 +17,7 @@ from bench import (
 STEPS = {
     "data": data_bench.main,
     "trainer": trainer_bench.main,
+    "model": model_throughput.main,
     "pipeline": pipeline_bench.main,
     "serving": serving_bench.main,
     "flink": flink_bench.main,
