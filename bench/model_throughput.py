@@ -2,7 +2,7 @@
 in a child interpreter of its own, the variants taking turns round after round so that a noisy
 machine slows them alike; reported as ratios against the first variant.
 
-    python -m bench.model_throughput [--rounds 3] [--steps 60] \
+    python -m bench.model_throughput [--rounds 3] [--steps 150] \
         --variant 'wide={"conv_filters": "24,48,96"}' --variant 'default={}'
 
 A variant is NAME=JSON, the JSON a set of CaptchaTrainConfig fields. Input is random noise of

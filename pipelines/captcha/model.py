@@ -38,8 +38,8 @@ class CaptchaTrainConfig(TrainingConfig):
     charset: str = "0123456789"
     length: int = 4
     # One conv block (convs_per_block convs, then a 2x2 pool) per entry. Narrow at full size:
-    # "8,24,96" trains 1.9-2.1 times as many images/s as "24,48,96" on these CPUs (oneDNN), so the
-    # same budget buys 22 epochs instead of 9, and read the test split at least as well
+    # "8,24,96" trains 1.8-2.9 times as many images/s as "24,48,96" on these CPUs (oneDNN), so the
+    # same budget buys 22 epochs instead of 9, and the model reads the test split at least as well
     # (BENCHMARKS.md, issue #14; `python -m bench.model_throughput` compares variants).
     conv_filters: str = "8,24,96"
     convs_per_block: int = 1

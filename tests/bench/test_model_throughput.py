@@ -20,7 +20,7 @@ def test_a_variant_is_a_name_and_a_json_object():
 
 
 def test_each_variant_is_timed_and_compared_with_the_first(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)  # record() writes bench_out/ under the working directory
+    monkeypatch.setattr("bench.common.OUT_DIR", str(tmp_path))  # where record() writes, as the other bench tests do
     code = model_throughput.main(
         [
             "--rounds",
@@ -38,7 +38,7 @@ def test_each_variant_is_timed_and_compared_with_the_first(tmp_path, monkeypatch
     assert code == 0
     out = capsys.readouterr().out
     assert "round 1/1: small" in out and "round 1/1: dense" in out
-    rows = json.loads((tmp_path / "bench_out" / "model_throughput.json").read_text())
+    rows = json.loads((tmp_path / "model_throughput.json").read_text())
     by_name = {row["variant"]: row for row in rows}
     assert by_name["small"]["vs small"] == pytest.approx(1.0)
     assert by_name["dense"]["images/s (median)"] > 0
