@@ -9,13 +9,15 @@ ML Metadata, has the same key. The key hashes, and only these:
 - its parameters (`BaseComponent.parameters_fingerprint`), with the source fingerprint of
   the user code that `user_code` parameters name (`run_fn`, `preprocessing_fn`,
   `evaluate_fn`: `components.base.functions.code_fingerprint` hashes the module and the
-  first-party modules it imports);
+  first-party modules it imports), and for the files and folders that `data_path`
+  parameters name (a CSV, an image folder, a curated schema) their content instead of
+  their path (`components.base.functions.data_fingerprint`): data edited in place runs
+  again, and the same data in another checkout or on another machine is a hit;
 - the ML Metadata ids of its input artifacts, which stand for their content: an upstream
   component that ran again produced new artifacts, so everything downstream runs again.
 
-Not in the key: Beam options (they change how, not what) and the pipeline run. Input data
-outside the artifacts (a CSV path) enters only as a parameter; pipelines that read files
-pass a fingerprint of them as a parameter (e.g. IdxExampleGen's `data_version`).
+Not in the key: Beam options (they change how, not what), the pipeline run, and where data
+paths lie. The execution records the parameters with the paths (`CacheKey.parameters`).
 """
 
 from __future__ import annotations
@@ -30,17 +32,17 @@ from components.base import Artifact, BaseComponent
 class CacheKey:
     value: str  # what ML Metadata's executions are matched on
     code_version: str  # recorded with the execution, to tell why a later key differs
-    parameters: str
+    parameters: str  # recorded with the execution: the parameters with their paths, and the fingerprints
 
 
 def cache_key(component: BaseComponent, inputs: dict[str, list[Artifact]]) -> CacheKey:
     """The key of running `component` on `inputs` now (its source and user code read once)."""
-    code_version, parameters = component.code_version(), component.parameters_fingerprint()
+    code_version, data = component.code_version(), component.data_fingerprints()
     digest = hashlib.sha256()
     digest.update(type(component).__name__.encode())
     digest.update(component.id.encode())
     digest.update(code_version.encode())
-    digest.update(parameters.encode())
+    digest.update(component.parameters_fingerprint(data, with_paths=False).encode())
     for key in sorted(inputs):
         digest.update(f"{key}={[a.id for a in inputs[key]]}".encode())
-    return CacheKey(digest.hexdigest(), code_version, parameters)
+    return CacheKey(digest.hexdigest(), code_version, component.parameters_fingerprint(data))

@@ -22,10 +22,12 @@ class RunView:
 
 def _flatten(component: str, parameters_json: str) -> dict[str, object]:
     try:
-        parameters = json.loads(parameters_json).get("parameters", {})
+        recorded = json.loads(parameters_json)
+        parameters, data = recorded.get("parameters", {}), recorded.get("data", {})
     except (ValueError, AttributeError):
         return {}
-    flat: dict[str, object] = {}
+    # A data file's content fingerprint: the same path with other data in it shows as a difference.
+    flat: dict[str, object] = {f"{component}.{name} (content)": digest for name, digest in data.items()}
     for name, value in parameters.items():
         nested = None
         if isinstance(value, str) and value.startswith("{"):

@@ -15,7 +15,7 @@ import os
 from typing import Any, ClassVar
 
 from components.base.artifacts import Artifact
-from components.base.functions import code_fingerprint, load_function
+from components.base.functions import code_fingerprint, data_fingerprint, load_function
 
 _MISSING = object()
 
@@ -30,6 +30,9 @@ class Parameter:
     # Names user code as `module.path:function`: that module's source (and the first-party
     # modules it imports) enters the cache key.
     user_code: bool = False
+    # Names a file or folder the executor reads: its content, not its path, enters the cache key
+    # (`components.base.functions.data_fingerprint`), so data edited in place runs again.
+    data_path: bool = False
 
     @property
     def required(self) -> bool:
@@ -134,15 +137,31 @@ class BaseComponent:
     def upstream_ids(self) -> set[str]:
         return {channel.producer_id for channel in self.inputs.values()}
 
-    def parameters_fingerprint(self) -> str:
+    def data_fingerprints(self) -> dict[str, str]:
+        """The content fingerprint of each data path parameter that is set."""
+        return {
+            name: data_fingerprint(value)
+            for name, value in self.parameters.items()
+            if self.SPEC.parameters[name].data_path and isinstance(value, str)
+        }
+
+    def parameters_fingerprint(self, data: dict[str, str] | None = None, with_paths: bool = True) -> str:
         """A stable text of the parameters, for the cache key: with the source fingerprint
-        of the user code that `user_code` parameters name."""
+        of the user code that `user_code` parameters name and the content fingerprint of the
+        data that `data_path` parameters name (`data`, when already computed). Without
+        `with_paths`, those parameters' paths are left out: where data lies changes nothing
+        a run makes (the key); with them, the text records where it was read (the execution)."""
         code = {
             name: code_fingerprint(value)
             for name, value in self.parameters.items()
             if self.SPEC.parameters[name].user_code and isinstance(value, str)
         }
-        return json.dumps({"parameters": self.parameters, "user_code": code}, sort_keys=True, default=repr)
+        data = self.data_fingerprints() if data is None else data
+        parameters = self.parameters if with_paths else {k: v for k, v in self.parameters.items() if k not in data}
+        text: dict[str, Any] = {"parameters": parameters, "user_code": code}
+        if data:
+            text["data"] = data
+        return json.dumps(text, sort_keys=True, default=repr)
 
     @classmethod
     def code_version(cls) -> str:

@@ -69,3 +69,36 @@ def code_fingerprint(path: str) -> str:
         with open(file, "rb") as f:
             digest.update(os.path.basename(file).encode() + b"\0" + f.read())
     return digest.hexdigest()[:16]
+
+
+def data_fingerprint(path: str) -> str:
+    """A hash of what `path` holds: a file's bytes, or a folder's files (names relative to it,
+    and bytes), not where it lies. A data path parameter enters the cache key through it, so
+    data edited in place is a cache miss, and the same data in another checkout, or on another
+    machine sharing the metadata store, is a hit. A path that does not exist hashes as such:
+    the executor then says what is wrong with it."""
+    digest = hashlib.sha256()
+    try:
+        if os.path.isfile(path):
+            digest.update(b"file\0")
+            _hash_file(digest, path)
+        elif os.path.isdir(path):
+            digest.update(b"folder\0")
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                for name in sorted(files):
+                    file = os.path.join(root, name)
+                    digest.update(os.path.relpath(file, path).replace(os.sep, "/").encode() + b"\0")
+                    _hash_file(digest, file)
+        else:
+            digest.update(b"missing")
+    except OSError as error:  # unreadable: the executor, reading it, will say so
+        digest.update(f"unreadable: {error}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _hash_file(digest: Any, path: str) -> None:
+    with open(path, "rb") as f:
+        digest.update(f"{os.fstat(f.fileno()).st_size}\0".encode())
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)

@@ -24,7 +24,6 @@ INPUT_PATH_KEY = "input_path"
 SCHEMA_PATH_KEY = "schema_path"
 SPLIT_KEY_KEY = "split_key"
 TEST_SPLIT_KEY = "test_split"
-DATA_VERSION_KEY = "data_version"
 EXAMPLES_KEY = "examples"
 SPLITS_KEY = "splits"
 
@@ -54,8 +53,8 @@ class CsvExampleGen(BaseComponent):
     SPEC = ComponentSpec(
         outputs={EXAMPLES_KEY: Examples},
         parameters={
-            INPUT_PATH_KEY: Parameter(str),
-            SCHEMA_PATH_KEY: Parameter(str, None, "gives column names and types when set"),
+            INPUT_PATH_KEY: Parameter(str, data_path=True),
+            SCHEMA_PATH_KEY: Parameter(str, None, "gives column names and types when set", data_path=True),
             SPLIT_KEY_KEY: Parameter(str, None, "column hashed to choose the split; default the whole row"),
             SPLITS_KEY: _SPLITS,
         },
@@ -66,7 +65,7 @@ class CsvExampleGen(BaseComponent):
 class ImageExampleGen(BaseComponent):
     SPEC = ComponentSpec(
         outputs={EXAMPLES_KEY: Examples},
-        parameters={INPUT_PATH_KEY: Parameter(str), SPLITS_KEY: _SPLITS},
+        parameters={INPUT_PATH_KEY: Parameter(str, data_path=True), SPLITS_KEY: _SPLITS},
     )
     EXECUTOR = ExecutorRef("components.example_gen.executor:ImageExampleGenExecutor")
 
@@ -76,12 +75,12 @@ class IdxExampleGen(BaseComponent):
         outputs={EXAMPLES_KEY: Examples},
         parameters={
             INPUT_PATH_KEY: Parameter(
-                str, doc="a folder with t10k-{images,labels} IDX files (gzip or not), optionally train-*"
+                str,
+                doc="a folder with t10k-{images,labels} IDX files (gzip or not), optionally train-*",
+                data_path=True,
             ),
             SPLITS_KEY: _SPLITS,
             TEST_SPLIT_KEY: Parameter(str, "test", "with train-* files present: the split that t10k fills alone"),
-            # Not read by the executor: the files' sizes and times, so changed data is a cache miss.
-            DATA_VERSION_KEY: Parameter(str, ""),
         },
     )
     EXECUTOR = ExecutorRef("components.example_gen.executor:IdxExampleGenExecutor")

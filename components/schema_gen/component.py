@@ -19,7 +19,7 @@ class SchemaGen(BaseComponent):
         inputs={STATISTICS_KEY: InputSpec(ExampleStatistics)},
         outputs={SCHEMA_KEY: Schema},
         parameters={
-            SCHEMA_PATH_KEY: Parameter(str, None, "curated schema.pbtxt; inferred when unset"),
+            SCHEMA_PATH_KEY: Parameter(str, None, "curated schema.pbtxt; inferred when unset", data_path=True),
             INFER_FEATURE_SHAPE_KEY: Parameter(bool, True),
         },
     )

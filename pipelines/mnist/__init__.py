@@ -11,7 +11,6 @@ digit) is read by ImageExampleGen instead.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 
 from components.example_gen import IdxExampleGen, ImageExampleGen
@@ -57,18 +56,6 @@ class MnistPipelineConfig(MnistTrainConfig):
 QUICK = {"epochs": 2, "min_accuracy": 0.0}
 
 
-def data_version(folder: str) -> str:
-    """Names, sizes and modification times of the files in `folder`: changed data is a cache miss."""
-    digest = hashlib.sha256()
-    for root, _dirs, files in sorted(os.walk(folder)):
-        for name in sorted(files):
-            stat = os.stat(os.path.join(root, name))
-            digest.update(
-                f"{os.path.relpath(os.path.join(root, name), folder)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode()
-            )
-    return digest.hexdigest()[:16]
-
-
 def example_gen_for(data: str, splits: str):
     """IdxExampleGen for a folder of IDX files, ImageExampleGen for a folder of digit images."""
     if not os.path.isdir(data):
@@ -80,7 +67,7 @@ def example_gen_for(data: str, splits: str):
         if any(name.lower().endswith(("-ubyte", "-ubyte.gz")) for name in os.listdir(data)):
             raise ValueError(str(error)) from None
         return ImageExampleGen(input_path=data, splits=splits)
-    return IdxExampleGen(input_path=data, splits=splits, data_version=data_version(data))
+    return IdxExampleGen(input_path=data, splits=splits)
 
 
 def create_pipeline(options: RunOptions) -> Pipeline:

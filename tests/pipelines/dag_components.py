@@ -109,3 +109,19 @@ class Apply(BaseComponent):
         parameters={"fn": Parameter(str, user_code=True)},
     )
     EXECUTOR = ApplyExecutor
+
+
+class LineCountExecutor(BaseExecutor):
+    def Do(self, input_dict, output_dict, exec_properties):
+        [out] = output_dict["total"]
+        with open(exec_properties["path"]) as f:
+            count = sum(1 for line in f if line.strip())
+        with open(os.path.join(out.uri, "total.txt"), "w") as f:
+            f.write(str(count))
+
+
+class LineCount(BaseComponent):
+    """Counts a text file's lines, as an ExampleGen reads a CSV: the file is data, not an artifact."""
+
+    SPEC = ComponentSpec(outputs={"total": Total}, parameters={"path": Parameter(str, data_path=True)})
+    EXECUTOR = LineCountExecutor

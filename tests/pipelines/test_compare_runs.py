@@ -4,11 +4,13 @@ parameters that differ, the metrics side by side and the curves overlaid."""
 from __future__ import annotations
 
 import functools
+import json
 import re
 import shutil
 
 import pytest
 
+from pipelines.compare_runs import RunView, _flatten, differing_parameters
 from tests.browser import click_through, needs_chromium, screenshot, start_chrome
 from tests.conftest import pipelines_cli
 
@@ -49,6 +51,17 @@ def test_compare_runs_prints_what_differs_and_the_metrics(two_runs, tmp_path):
     assert "Trainer.train_config.epochs" not in differing  # the same in both: not listed
     assert re.search(r"\| accuracy \| 0\.\d{4} \| 0\.\d{4} \|", done.stdout)
     assert open(tmp_path / "curves.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_same_data_path_with_other_content_shows_as_a_difference():
+    def view(digest):
+        recorded = {"parameters": {"input_path": "/data/prices.csv"}, "data": {"input_path": digest}}
+        return RunView(1, "run", _flatten("CsvExampleGen", json.dumps(recorded)), {}, {})
+
+    assert differing_parameters([view("aaaa"), view("bbbb")]) == [
+        ("CsvExampleGen.input_path (content)", ["aaaa", "bbbb"])
+    ]
+    assert differing_parameters([view("aaaa"), view("aaaa")]) == []
 
 
 def test_compare_runs_says_which_runs_exist(two_runs):

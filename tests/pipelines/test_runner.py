@@ -13,7 +13,7 @@ from components.base.functions import code_fingerprint
 from pipelines.metadata import MetadataStore, sqlite_config
 from pipelines.pipeline import Pipeline, PipelineDefinitionError
 from pipelines.runner import ComponentFailed, LocalRunner
-from tests.pipelines.dag_components import Apply, NumbersGen, Report, Sum, read_numbers
+from tests.pipelines.dag_components import Apply, LineCount, NumbersGen, Report, Sum, read_numbers
 
 
 def make_pipeline(count=10, scale=1, fail=False, listed_order=False):
@@ -161,6 +161,32 @@ def test_edited_user_code_is_a_cache_miss(runner, user_package):
     edited = runner.run(pipeline())
     assert edited.components["NumbersGen"].cached and not edited.components["Apply"].cached
     assert total(edited) == "60"
+
+
+def test_data_edited_in_place_is_a_cache_miss_and_the_same_data_elsewhere_a_hit(store, runner, tmp_path):
+    def count(path):
+        result = runner.run(Pipeline("lines", [LineCount(path=str(path))]))
+        [out] = result.outputs("LineCount", "total")
+        with open(os.path.join(out.uri, "total.txt")) as f:
+            return result.components["LineCount"], f.read()
+
+    data = tmp_path / "data" / "rows.txt"
+    data.parent.mkdir()
+    data.write_text("a\nb\nc\n")
+    first, total = count(data)
+    assert not first.cached and total == "3"
+    again, _ = count(data)
+    assert again.cached
+    moved = tmp_path / "elsewhere" / "rows.txt"  # another checkout, another machine's mount
+    moved.parent.mkdir()
+    moved.write_text(data.read_text())
+    there, total = count(moved)
+    assert there.cached and total == "3"
+    [recorded] = store.store.get_executions_by_id([there.execution_id])
+    assert str(moved) in recorded.properties["parameters"].string_value  # where it was read, recorded
+    data.write_text("a\nb\nc\nd\n")  # edited in place: same path, same size class, new content
+    edited, total = count(data)
+    assert not edited.cached and total == "4"
 
 
 def test_no_cache_forces_every_component_to_run(store, runner, tmp_path):

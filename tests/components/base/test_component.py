@@ -4,6 +4,7 @@ properties, and what enters the cache key when code changes."""
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 import textwrap
 
@@ -12,7 +13,7 @@ import pytest
 from components.base import BaseComponent, ComponentSpec, Examples, Model, Parameter
 from components.base.artifacts import Artifact, ModelBlessing
 from components.base.component import InputSpec
-from components.base.functions import code_fingerprint, load_function
+from components.base.functions import code_fingerprint, data_fingerprint, load_function
 
 
 class Producer(BaseComponent):
@@ -52,6 +53,46 @@ def test_a_wired_component_knows_its_upstream_defaults_and_outputs():
         Consumer(examples=producer.outputs["examples"], rate=r).parameters_fingerprint() for r in (0.5, 0.6)
     }
     assert len(fingerprints) == 2
+
+
+def test_data_fingerprint_follows_what_a_path_holds_not_where_it_lies(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "rows.csv").write_text("x,y\n1,2\n")
+    (tmp_path / "a" / "sub").mkdir()
+    (tmp_path / "a" / "sub" / "more.csv").write_text("3,4\n")
+    (tmp_path / "b" / "sub").mkdir(parents=True)
+    (tmp_path / "b" / "rows.csv").write_text("x,y\n1,2\n")
+    (tmp_path / "b" / "sub" / "more.csv").write_text("3,4\n")
+    folder, file = data_fingerprint(str(tmp_path / "a")), data_fingerprint(str(tmp_path / "a" / "rows.csv"))
+    assert folder == data_fingerprint(str(tmp_path / "b"))  # the same data elsewhere
+    assert file == data_fingerprint(str(tmp_path / "b" / "rows.csv")) != folder
+    (tmp_path / "b" / "sub" / "more.csv").write_text("3,5\n")  # one byte, one level down
+    assert data_fingerprint(str(tmp_path / "b")) != folder
+    (tmp_path / "b" / "sub" / "more.csv").write_text("3,4\n")
+    (tmp_path / "b" / "sub" / "more.csv").rename(tmp_path / "b" / "sub" / "other.csv")  # renamed
+    assert data_fingerprint(str(tmp_path / "b")) != folder
+    (tmp_path / "a" / "rows.csv").write_text("x,y\n1,2\n5,6\n")  # edited in place
+    assert data_fingerprint(str(tmp_path / "a" / "rows.csv")) != file
+    (tmp_path / "empty").write_text("")
+    missing = data_fingerprint(str(tmp_path / "nowhere"))  # no exception: the executor reports it
+    assert missing and missing != data_fingerprint(str(tmp_path / "empty"))
+
+
+def test_a_data_path_enters_the_fingerprint_by_content_and_is_recorded_with_its_path(tmp_path):
+    class Reader(BaseComponent):
+        SPEC = ComponentSpec(parameters={"path": Parameter(str, data_path=True), "limit": Parameter(int, 3)})
+
+    for folder in ("one", "two"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "data.txt").write_text("1\n2\n")
+    one, two = Reader(path=str(tmp_path / "one" / "data.txt")), Reader(path=str(tmp_path / "two" / "data.txt"))
+    assert one.parameters_fingerprint(with_paths=False) == two.parameters_fingerprint(with_paths=False)
+    recorded = json.loads(one.parameters_fingerprint())
+    assert recorded["parameters"]["path"] == str(tmp_path / "one" / "data.txt")
+    assert recorded["data"] == one.data_fingerprints() == {"path": data_fingerprint(str(tmp_path / "one" / "data.txt"))}
+    (tmp_path / "two" / "data.txt").write_text("1\n2\n3\n")
+    assert one.parameters_fingerprint(with_paths=False) != two.parameters_fingerprint(with_paths=False)
+    assert "data" not in json.loads(Reader(path=None).parameters_fingerprint())  # unset: nothing to read
 
 
 def test_artifact_properties_are_typed_as_ml_metadata_stores_them():
