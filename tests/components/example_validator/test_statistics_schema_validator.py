@@ -75,6 +75,20 @@ def test_schema_gen_uses_the_curated_schema(tmp_path):
     assert load_schema(schema_artifact.uri) == load_schema(HOUSE_SCHEMA)
 
 
+def test_a_curated_schema_edited_in_place_is_read_again_not_taken_from_the_cache(tmp_path):
+    schema = tmp_path / "schema.pbtxt"
+    schema.write_text(open(HOUSE_SCHEMA).read())
+    csv = write_csv(tmp_path / "h.csv", ROWS)
+    first = run_components(tmp_path, data_components(csv, str(schema)))
+    [anomalies] = first.outputs("ExampleValidator", "anomalies")
+    assert anomalies.get("num_anomalies") == 0
+    # The same path, a narrower domain: the 4-bedroom rows are now anomalies.
+    schema.write_text(schema.read_text().replace("int_domain { min: 1 max: 20 }", "int_domain { min: 1 max: 3 }"))
+    with pytest.raises(PipelineStopped, match="bedrooms") as stopped:
+        run_components(tmp_path, data_components(csv, str(schema)))
+    assert "data anomalies" in str(stopped.value)
+
+
 def test_clean_data_passes_the_validator(tmp_path):
     result = run_components(tmp_path, data_components(write_csv(tmp_path / "h.csv", ROWS), HOUSE_SCHEMA))
     [anomalies] = result.outputs("ExampleValidator", "anomalies")
