@@ -75,25 +75,31 @@ def data_fingerprint(path: str) -> str:
     """A hash of what `path` holds: a file's bytes, or a folder's files (names relative to it,
     and bytes), not where it lies. A data path parameter enters the cache key through it, so
     data edited in place is a cache miss, and the same data in another checkout, or on another
-    machine sharing the metadata store, is a hit. A path that does not exist hashes as such:
-    the executor then says what is wrong with it."""
+    machine sharing the metadata store, is a hit. Off the local disk (`gs://`, `hdfs://`, ...)
+    reading it all would be a download: there it is the path with each file's name, size and
+    modification time, as TFX fingerprints its inputs. A local path that does not exist, or
+    cannot be read, hashes with its path and the reason: the executor then says what is wrong."""
     digest = hashlib.sha256()
+    if "://" in path and not path.startswith("file://"):
+        _hash_remote(digest, path)
+        return digest.hexdigest()[:16]
+    local = path.removeprefix("file://")
     try:
-        if os.path.isfile(path):
+        if os.path.isfile(local):
             digest.update(b"file\0")
-            _hash_file(digest, path)
-        elif os.path.isdir(path):
+            _hash_file(digest, local)
+        elif os.path.isdir(local):
             digest.update(b"folder\0")
-            for root, dirs, files in os.walk(path):
+            for root, dirs, files in os.walk(local):
                 dirs.sort()
                 for name in sorted(files):
                     file = os.path.join(root, name)
-                    digest.update(os.path.relpath(file, path).replace(os.sep, "/").encode() + b"\0")
+                    digest.update(os.path.relpath(file, local).replace(os.sep, "/").encode() + b"\0")
                     _hash_file(digest, file)
         else:
-            digest.update(b"missing")
-    except OSError as error:  # unreadable: the executor, reading it, will say so
-        digest.update(f"unreadable: {error}".encode())
+            digest.update(f"missing\0{path}".encode())
+    except OSError as error:
+        digest.update(f"unreadable\0{path}\0{error}".encode())
     return digest.hexdigest()[:16]
 
 
@@ -102,3 +108,20 @@ def _hash_file(digest: Any, path: str) -> None:
         digest.update(f"{os.fstat(f.fileno()).st_size}\0".encode())
         while chunk := f.read(1 << 20):
             digest.update(chunk)
+
+
+def _hash_remote(digest: Any, path: str) -> None:
+    import tensorflow as tf  # only for data off the local disk: this module stays light
+
+    gfile = tf.io.gfile
+    digest.update(f"remote\0{path}\0".encode())
+    try:
+        if gfile.isdir(path):
+            files = sorted((f"{root.rstrip('/')}/{name}" for root, _dirs, names in gfile.walk(path) for name in names))
+        else:
+            files = [path]
+        for file in files:
+            stat = gfile.stat(file)
+            digest.update(f"{file[len(path) :]}\0{stat.length}\0{stat.mtime_nsec}\0".encode())
+    except tf.errors.OpError as error:
+        digest.update(f"unreadable\0{error.message}".encode())

@@ -7,6 +7,7 @@ import importlib
 import json
 import sys
 import textwrap
+import uuid
 
 import pytest
 
@@ -76,6 +77,23 @@ def test_data_fingerprint_follows_what_a_path_holds_not_where_it_lies(tmp_path):
     (tmp_path / "empty").write_text("")
     missing = data_fingerprint(str(tmp_path / "nowhere"))  # no exception: the executor reports it
     assert missing and missing != data_fingerprint(str(tmp_path / "empty"))
+
+
+def test_data_off_the_local_disk_is_fingerprinted_by_its_path_and_its_files_sizes():
+    import tensorflow as tf
+
+    root = f"ram://fingerprint-{uuid.uuid4().hex}"
+    for folder in ("a", "b"):
+        tf.io.gfile.makedirs(f"{root}/{folder}/sub")
+        with tf.io.gfile.GFile(f"{root}/{folder}/sub/rows.csv", "w") as f:
+            f.write("1,2\n")
+    folder = data_fingerprint(f"{root}/a")
+    assert folder != data_fingerprint(f"{root}/b")  # not downloaded to compare: the path counts
+    assert data_fingerprint(f"{root}/a/sub/rows.csv") not in (folder, data_fingerprint(f"{root}/b/sub/rows.csv"))
+    with tf.io.gfile.GFile(f"{root}/a/sub/rows.csv", "w") as f:
+        f.write("1,2\n3,4\n")
+    assert data_fingerprint(f"{root}/a") != folder
+    assert data_fingerprint(f"{root}/nowhere") != data_fingerprint(f"{root}/elsewhere")
 
 
 def test_a_data_path_enters_the_fingerprint_by_content_and_is_recorded_with_its_path(tmp_path):
