@@ -12,7 +12,8 @@ ML Metadata, has the same key. The key hashes, and only these:
   first-party modules it imports), and for the files and folders that `data_path`
   parameters name (a CSV, an image folder, a curated schema) their content instead of
   their path (`components.base.functions.data_fingerprint`): data edited in place runs
-  again, and the same data in another checkout or on another machine is a hit;
+  again, and the same data in another checkout or on another machine is a hit (off the
+  local disk, `gs://` and the like, the path with each file's size and time, unread);
 - the ML Metadata ids of its input artifacts, which stand for their content: an upstream
   component that ran again produced new artifacts, so everything downstream runs again.
 
