@@ -13,22 +13,17 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 
+from serving.model_server.process import free_port
+
 log = logging.getLogger("serving.model_server.replicas")
 
 YOUNG_S = 10.0  # a replica that dies sooner than this after starting counts towards the back-off
 MAX_BACKOFF_S = 30.0
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def _without(argv: list[str], names: tuple[str, ...]) -> list[str]:
@@ -49,8 +44,8 @@ def _without(argv: list[str], names: tuple[str, ...]) -> list[str]:
 def replica_argv(argv: list[str], args: argparse.Namespace) -> list[str]:
     """One replica's command line: the supervisor's, with fixed ports (a port of 0 is chosen once
     here, so every replica binds the same one) and SO_REUSEPORT."""
-    grpc_port = args.port or _free_port(args.host)
-    rest_port = args.rest_api_port if args.rest_api_port != 0 else _free_port(args.host)
+    grpc_port = args.port or free_port(args.host)
+    rest_port = args.rest_api_port if args.rest_api_port != 0 else free_port(args.host)
     rest = _without(argv, ("--replicas", "--port", "--rest_api_port", "--reuse_port"))
     return [
         sys.executable,
