@@ -6,7 +6,7 @@ ML Metadata, has the same key. The key hashes, and only these:
 - the component's class name and its id in the pipeline;
 - its code version (`BaseComponent.code_version`): the source of its folder
   (component.py, executor.py and their helpers), so an edited executor runs again;
-- its parameters (`BaseComponent.parameters_fingerprint`), with the source fingerprint of
+- its parameters (`BaseComponent.parameters_fingerprints`), with the source fingerprint of
   the user code that `user_code` parameters name (`run_fn`, `preprocessing_fn`,
   `evaluate_fn`: `components.base.functions.code_fingerprint` hashes the module and the
   first-party modules it imports), and for the files and folders that `data_path`
@@ -38,12 +38,12 @@ class CacheKey:
 
 def cache_key(component: BaseComponent, inputs: dict[str, list[Artifact]]) -> CacheKey:
     """The key of running `component` on `inputs` now (its source and user code read once)."""
-    code_version, data = component.code_version(), component.data_fingerprints()
+    code_version, (recorded, keyed) = component.code_version(), component.parameters_fingerprints()
     digest = hashlib.sha256()
     digest.update(type(component).__name__.encode())
     digest.update(component.id.encode())
     digest.update(code_version.encode())
-    digest.update(component.parameters_fingerprint(data, with_paths=False).encode())
+    digest.update(keyed.encode())
     for key in sorted(inputs):
         digest.update(f"{key}={[a.id for a in inputs[key]]}".encode())
-    return CacheKey(digest.hexdigest(), code_version, component.parameters_fingerprint(data))
+    return CacheKey(digest.hexdigest(), code_version, recorded)

@@ -137,31 +137,24 @@ class BaseComponent:
     def upstream_ids(self) -> set[str]:
         return {channel.producer_id for channel in self.inputs.values()}
 
-    def data_fingerprints(self) -> dict[str, str]:
-        """The content fingerprint of each data path parameter that is set."""
-        return {
-            name: data_fingerprint(value)
-            for name, value in self.parameters.items()
-            if self.SPEC.parameters[name].data_path and isinstance(value, str)
-        }
+    def parameters_fingerprints(self) -> tuple[str, str]:
+        """Stable texts of the parameters: (recorded with the execution, hashed into the cache key).
+        Both carry the source fingerprint of the user code that `user_code` parameters name and
+        the content fingerprint of the data that `data_path` parameters name; the key's leaves
+        those parameters' paths out: where data lies changes nothing a run makes."""
+        code, data = {}, {}
+        for name, value in self.parameters.items():
+            spec = self.SPEC.parameters[name]
+            if spec.user_code and isinstance(value, str):
+                code[name] = code_fingerprint(value)
+            elif spec.data_path and isinstance(value, str):
+                data[name] = data_fingerprint(value)
+        extra = {"data": data} if data else {}
 
-    def parameters_fingerprint(self, data: dict[str, str] | None = None, with_paths: bool = True) -> str:
-        """A stable text of the parameters, for the cache key: with the source fingerprint
-        of the user code that `user_code` parameters name and the content fingerprint of the
-        data that `data_path` parameters name (`data`, when already computed). Without
-        `with_paths`, those parameters' paths are left out: where data lies changes nothing
-        a run makes (the key); with them, the text records where it was read (the execution)."""
-        code = {
-            name: code_fingerprint(value)
-            for name, value in self.parameters.items()
-            if self.SPEC.parameters[name].user_code and isinstance(value, str)
-        }
-        data = self.data_fingerprints() if data is None else data
-        parameters = self.parameters if with_paths else {k: v for k, v in self.parameters.items() if k not in data}
-        text: dict[str, Any] = {"parameters": parameters, "user_code": code}
-        if data:
-            text["data"] = data
-        return json.dumps(text, sort_keys=True, default=repr)
+        def text(parameters: dict[str, Any]) -> str:
+            return json.dumps({"parameters": parameters, "user_code": code, **extra}, sort_keys=True, default=repr)
+
+        return text(self.parameters), text({k: v for k, v in self.parameters.items() if k not in data})
 
     @classmethod
     def code_version(cls) -> str:

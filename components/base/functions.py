@@ -1,4 +1,5 @@
-"""User code named in parameters as `module.path:function` (run_fn, evaluate_fn, preprocessing_fn)."""
+"""User code named in parameters as `module.path:function` (run_fn, evaluate_fn, preprocessing_fn),
+and the fingerprints of that code and of the data files parameters name, for the cache key."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import importlib.util
 import os
 import sysconfig
 from typing import Any, Callable
+
+from components.base import fileio
 
 
 def load_function(path: str) -> Callable[..., Any]:
@@ -80,7 +83,7 @@ def data_fingerprint(path: str) -> str:
     modification time, as TFX fingerprints its inputs. A local path that does not exist, or
     cannot be read, hashes with its path and the reason: the executor then says what is wrong."""
     digest = hashlib.sha256()
-    if "://" in path and not path.startswith("file://"):
+    if not fileio.is_local(path):
         _hash_remote(digest, path)
         return digest.hexdigest()[:16]
     local = path.removeprefix("file://")
@@ -111,17 +114,10 @@ def _hash_file(digest: Any, path: str) -> None:
 
 
 def _hash_remote(digest: Any, path: str) -> None:
-    import tensorflow as tf  # only for data off the local disk: this module stays light
-
-    gfile = tf.io.gfile
     digest.update(f"remote\0{path}\0".encode())
     try:
-        if gfile.isdir(path):
-            files = sorted((f"{root.rstrip('/')}/{name}" for root, _dirs, names in gfile.walk(path) for name in names))
-        else:
-            files = [path]
-        for file in files:
-            stat = gfile.stat(file)
+        for file in sorted(fileio.walk_files(path)) if fileio.isdir(path) else [path]:
+            stat = fileio.gfile.stat(file)
             digest.update(f"{file[len(path) :]}\0{stat.length}\0{stat.mtime_nsec}\0".encode())
-    except tf.errors.OpError as error:
+    except fileio.tf.errors.OpError as error:
         digest.update(f"unreadable\0{error.message}".encode())

@@ -51,7 +51,7 @@ def test_a_wired_component_knows_its_upstream_defaults_and_outputs():
     assert consumer.parameters == {"rate": 0.5, "name": "x"}
     assert producer.outputs["model"].producer_id == "Gen" and producer.outputs["model"].type is Model
     fingerprints = {
-        Consumer(examples=producer.outputs["examples"], rate=r).parameters_fingerprint() for r in (0.5, 0.6)
+        Consumer(examples=producer.outputs["examples"], rate=r).parameters_fingerprints() for r in (0.5, 0.6)
     }
     assert len(fingerprints) == 2
 
@@ -104,13 +104,13 @@ def test_a_data_path_enters_the_fingerprint_by_content_and_is_recorded_with_its_
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "data.txt").write_text("1\n2\n")
     one, two = Reader(path=str(tmp_path / "one" / "data.txt")), Reader(path=str(tmp_path / "two" / "data.txt"))
-    assert one.parameters_fingerprint(with_paths=False) == two.parameters_fingerprint(with_paths=False)
-    recorded = json.loads(one.parameters_fingerprint())
+    assert one.parameters_fingerprints()[1] == two.parameters_fingerprints()[1]
+    recorded = json.loads(one.parameters_fingerprints()[0])
     assert recorded["parameters"]["path"] == str(tmp_path / "one" / "data.txt")
-    assert recorded["data"] == one.data_fingerprints() == {"path": data_fingerprint(str(tmp_path / "one" / "data.txt"))}
+    assert recorded["data"] == {"path": data_fingerprint(str(tmp_path / "one" / "data.txt"))}
     (tmp_path / "two" / "data.txt").write_text("1\n2\n3\n")
-    assert one.parameters_fingerprint(with_paths=False) != two.parameters_fingerprint(with_paths=False)
-    assert "data" not in json.loads(Reader(path=None).parameters_fingerprint())  # unset: nothing to read
+    assert one.parameters_fingerprints()[1] != two.parameters_fingerprints()[1]
+    assert "data" not in json.loads(Reader(path=None).parameters_fingerprints()[0])  # unset: nothing to read
 
 
 def test_artifact_properties_are_typed_as_ml_metadata_stores_them():
