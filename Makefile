@@ -84,7 +84,7 @@ screenshots: $(STAMP)
 # Static checks: ruff's rules and formatting over the tree, mypy where the contracts live
 # (annotations required for the component contracts and the runner; see [tool.mypy] in pyproject.toml).
 MYPY_PATHS := components/base/artifacts.py components/base/component.py components/base/executor.py \
-	components/base/functions.py pipelines/cache.py pipelines/runner.py serving/layout.py serving/model_server
+	components/base/functions.py components/base/interrupt.py pipelines/cache.py pipelines/runner.py serving/layout.py serving/model_server
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -3,7 +3,8 @@
 Exit codes: 0 success, 1 a component failed (one line says which and why),
 2 bad usage or unusable input, 3 an internal error (a bug: run with -v for the
 traceback), 4 the engine asked for is not there (e.g. no Flink cluster) or its
-job failed outside any component, 130 interrupted.
+job failed outside any component, 130 interrupted (Ctrl-C), 143 terminated
+(SIGTERM: stopped as Ctrl-C stops it, workers and their network removed).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import logging
 import os
 import sys
 import warnings
+
+from components.base.interrupt import EXIT_TERMINATED, Terminated, sigterm_interrupts
 
 # Third-party noise that says nothing about the user's run: Google client
 # libraries' Python-version notices (pulled in by Beam) and TF's C++ banner.
@@ -423,33 +426,39 @@ def main(argv: list[str] | None = None) -> int:
         _import_quietly()
     from pipelines.engines import EngineUnavailable
 
-    try:
-        if args.command == "run":
-            return cmd_run(args, extra)
-        if args.command == "list":
-            return cmd_list(args)
-        if args.command == "validate":
-            return cmd_validate(args, extra)
-        if args.command == "compare":
-            return cmd_compare(args)
-        if args.command == "runs":
-            return cmd_runs(args)
-        if args.command == "compare-runs":
-            return cmd_compare_runs(args)
-    except UsageError as error:
-        print(f"python -m pipelines {args.command}: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except EngineUnavailable as error:
-        print(f"python -m pipelines {args.command}: error: {error}", file=sys.stderr)
-        return EXIT_ENGINE
-    except KeyboardInterrupt:
-        print("interrupted: the running component is recorded as failed; re-run to resume", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception as error:  # noqa: BLE001 - one line for the user, the traceback with -v
-        if args.verbose:
-            raise
-        message = (str(error).strip().splitlines() or [""])[-1]
-        print(f"internal error: {type(error).__name__}: {message} (run with -v for the traceback)", file=sys.stderr)
-        return EXIT_INTERNAL
+    with sigterm_interrupts():  # `kill` stops a run as Ctrl-C does: workers stopped, the component recorded
+        try:
+            if args.command == "run":
+                return cmd_run(args, extra)
+            if args.command == "list":
+                return cmd_list(args)
+            if args.command == "validate":
+                return cmd_validate(args, extra)
+            if args.command == "compare":
+                return cmd_compare(args)
+            if args.command == "runs":
+                return cmd_runs(args)
+            if args.command == "compare-runs":
+                return cmd_compare_runs(args)
+        except UsageError as error:
+            print(f"python -m pipelines {args.command}: error: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        except EngineUnavailable as error:
+            print(f"python -m pipelines {args.command}: error: {error}", file=sys.stderr)
+            return EXIT_ENGINE
+        except Terminated:
+            print(
+                "terminated (SIGTERM): the running component is recorded as failed; re-run to resume", file=sys.stderr
+            )
+            return EXIT_TERMINATED
+        except KeyboardInterrupt:
+            print("interrupted: the running component is recorded as failed; re-run to resume", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except Exception as error:  # noqa: BLE001 - one line for the user, the traceback with -v
+            if args.verbose:
+                raise
+            message = (str(error).strip().splitlines() or [""])[-1]
+            print(f"internal error: {type(error).__name__}: {message} (run with -v for the traceback)", file=sys.stderr)
+            return EXIT_INTERNAL
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE

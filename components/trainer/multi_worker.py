@@ -9,7 +9,10 @@ in the environment, the Trainer runs only the task TF_CONFIG names and the
 other hosts run `python -m components.trainer.worker --spec SPEC` themselves.
 
 A worker that fails or dies stops the others and fails the Trainer: its
-Model artifact is never published (the runner keeps it `.failed`).
+Model artifact is never published (the runner keeps it `.failed`). SIGTERM
+or Ctrl-C to the Trainer stops the workers and removes their namespaces.
+The namespaces carry the Trainer's pid; a Trainer killed outright (SIGKILL)
+leaves them behind, and the next Trainer on the machine removes them.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -25,7 +29,11 @@ import sys
 import time
 import uuid
 
+from components.base.interrupt import sigterm_interrupts
+
 WORKER_PORT = 2222
+NETNS_PREFIX = "tfx-"  # tfx-<Trainer pid>-<tag>-sw (the switch) and tfx-<pid>-<tag>-<i> (host i)
+_OURS = re.compile(r"^tfx-(\d+)-[0-9a-f]{6}-(?:sw|\d+)$")
 
 
 class WorkerFailed(RuntimeError):
@@ -50,13 +58,37 @@ def netns_available() -> str | None:
     return None
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_networks() -> list[str]:
+    """Delete the worker namespaces of Trainers that no longer run (killed with SIGKILL); return their names."""
+    listed = _ip("netns", "list", check=False).stdout.split("\n")
+    stale = []
+    for line in listed:
+        name = line.split(" ", 1)[0]
+        match = _OURS.match(name)
+        if match and not _alive(int(match.group(1))):
+            _ip("netns", "del", name, check=False)
+            stale.append(name)
+    return stale
+
+
 class HostNetwork:
     """N network namespaces ("hosts") joined by a bridge in a switch namespace; removed on exit."""
 
     def __init__(self, hosts: int) -> None:
         tag = uuid.uuid4().hex[:6]
-        self.switch = f"tfxsw{tag}"
-        self.names = [f"tfxh{tag}{i}" for i in range(hosts)]
+        owner = f"{NETNS_PREFIX}{os.getpid()}-{tag}"
+        self.switch = f"{owner}-sw"
+        self.names = [f"{owner}-{i}" for i in range(hosts)]
         subnet = 200 + int(tag, 16) % 50  # 10.233.200-249.0/24, one per network made
         self.addresses = [f"10.233.{subnet}.{i + 1}" for i in range(hosts)]
         self._tag = tag
@@ -79,6 +111,9 @@ class HostNetwork:
         except subprocess.CalledProcessError as error:
             self.__exit__(None, None, None)
             raise WorkerFailed(f"could not make the worker network: {error.stderr.strip()}") from None
+        except BaseException:  # Ctrl-C or SIGTERM half way: remove what was made
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
@@ -138,7 +173,14 @@ def run_workers(fn_args, run_fn: str, workers: int, work_dir: str, out=None, iso
     if isolate and reason:
         raise WorkerFailed(f"cannot put the workers on their own hosts: {reason}")
     network = HostNetwork(workers) if reason is None else None
-    with network or contextlib.nullcontext():
+    if network is not None:
+        stale = remove_stale_networks()
+        if stale:
+            print(
+                f"  Trainer: removed {len(stale)} network namespaces a killed Trainer left: {', '.join(stale)}",
+                file=out,
+            )
+    with sigterm_interrupts(), network or contextlib.nullcontext():
         if network is not None:
             hosts = [f"{address}:{WORKER_PORT}" for address in network.addresses]
             where = f"{workers} hosts (network namespaces {', '.join(network.names)})"

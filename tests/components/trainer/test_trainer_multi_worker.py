@@ -4,6 +4,8 @@ import dataclasses
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -115,6 +117,68 @@ def test_a_killed_worker_fails_the_trainer_and_nothing_is_published(quick_captch
     assert states["Trainer"][0] == "FAILED" and not states["Trainer"][1]
     assert "Pusher" not in states and not os.path.exists(tmp_path / "serving" / "captcha")
     assert not _worker_pids(0, tmp_path) and not _worker_pids(1, tmp_path)
+
+
+def _namespaces() -> set[str]:
+    return {line.split(" ", 1)[0] for line in os.popen("ip netns list 2>/dev/null").read().splitlines() if line}
+
+
+def test_sigterm_to_a_two_worker_run_stops_the_workers_and_removes_their_network(quick_captcha, tmp_path):
+    """`kill PID` (a service manager, a CI timeout) stops a run as Ctrl-C does; it used to leave the
+    workers' network namespaces behind and the Trainer RUNNING in ML Metadata."""
+    root = quick_captcha["root"]  # its store holds the data stages: only the Trainer runs here
+    argv = [sys.executable, "-m", "pipelines", "run", "captcha", "--quick", "--output-dir", str(root)]
+    argv += ["--serving-dir", str(tmp_path / "serving"), "--param", "distribution=multi_worker"]
+    argv += ["--param", "workers=2", "--param", "epochs=30", "--param", "time_budget_minutes=5"]
+    with open(tmp_path / "stderr.txt", "wb") as err:
+        run = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+    try:
+        deadline, victims = time.monotonic() + 240, []
+        while time.monotonic() < deadline and not victims and run.poll() is None:
+            victims = _worker_pids(1, root / "captcha")
+            time.sleep(0.5)
+        assert victims, f"worker 1 never started: {(tmp_path / 'stderr.txt').read_text()[-2000:]}"
+        time.sleep(10)  # into start-up or training: either way the workers and their hosts exist
+        theirs = {n for n in _namespaces() if n.startswith(f"{multi_worker.NETNS_PREFIX}{run.pid}-")}
+        if multi_worker.netns_available() is None:
+            assert len(theirs) == 3  # two hosts and the switch
+        run.send_signal(signal.SIGTERM)
+        code = run.wait(timeout=60)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert code == 143, stderr[-2000:]
+    assert "terminated (SIGTERM)" in stderr
+    assert not theirs & _namespaces()
+    assert not _worker_pids(0, root / "captcha") and not _worker_pids(1, root / "captcha")
+    store = MetadataStore(sqlite_config(str(root / "metadata.sqlite")))
+    run_record = store.runs(quick_captcha["pipeline"].name)[-1]  # the newest
+    states = {e.component_id: (e.state, e.outputs) for e in run_record.executions}
+    assert states["Trainer"][0] == "FAILED" and not states["Trainer"][1]
+    [trainer] = [e for e in run_record.executions if e.component_id == "Trainer"]
+    assert "Terminated" in trainer.error
+    assert states["Transform"][0] == "CACHED"
+    assert not os.path.exists(tmp_path / "serving" / "captcha")
+
+
+def test_namespaces_a_killed_trainer_left_are_removed_and_live_ones_kept():
+    reason = multi_worker.netns_available()
+    if reason is not None:
+        pytest.skip(f"needs network namespaces: {reason}")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid no process holds now
+    left = [f"{multi_worker.NETNS_PREFIX}{dead.pid}-abc123-sw", f"{multi_worker.NETNS_PREFIX}{dead.pid}-abc123-0"]
+    live = f"{multi_worker.NETNS_PREFIX}{os.getpid()}-abc123-0"
+    try:
+        for name in [*left, live]:
+            subprocess.run(["ip", "netns", "add", name], check=True)
+        removed = multi_worker.remove_stale_networks()
+        assert sorted(removed) == sorted(left)
+        assert live in _namespaces() and not set(left) & _namespaces()
+    finally:
+        for name in [*left, live]:
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
 def _run_expecting_failure(runner, pipeline):
