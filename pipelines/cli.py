@@ -16,8 +16,6 @@ import os
 import sys
 import warnings
 
-from components.base.interrupt import EXIT_TERMINATED, Terminated, sigterm_interrupts
-
 # Third-party noise that says nothing about the user's run: Google client
 # libraries' Python-version notices (pulled in by Beam) and TF's C++ banner.
 # PYTHONWARNINGS carries the filter to the processes Beam and the Trainer start.
@@ -424,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
             handler.addFilter(_errors_only_from_quiet_loggers)
     if args.command in ("run", "validate"):
         _import_quietly()
+    # Only now: components.base imports Beam and TensorFlow, which read the settings above on import.
+    from components.base.interrupt import EXIT_TERMINATED, Terminated, sigterm_interrupts
     from pipelines.engines import EngineUnavailable
 
     with sigterm_interrupts():  # `kill` stops a run as Ctrl-C does: workers stopped, the component recorded

@@ -191,6 +191,11 @@ def test_cli_exit_codes_clean_anomalous_unusable(tmp_path):
     short = csv_file(tmp_path, "short.csv", "area,bedrooms,price\n2104,3\n")
     ok = cli_validate("--data", clean, "--schema", HOUSE_SCHEMA, "--report", str(tmp_path / "r1"))
     assert ok.returncode == 0, ok.stderr
+    # Quiet: no TensorFlow C++ log lines (oneDNN, CUDA stubs) and no Google client notices; they
+    # came back once when an import ahead of the CLI's settings loaded TensorFlow first.
+    noise = [line for line in ok.stderr.splitlines() if "FutureWarning" in line or " tensorflow/" in line]
+    noise += [line for line in ok.stderr.splitlines() if "external/local_" in line]
+    assert not noise, noise[:5]
     anomalous = cli_validate("--data", bad, "--schema", HOUSE_SCHEMA, "--report", str(tmp_path / "r2"))
     assert anomalous.returncode == 1
     assert "bedrooms" in anomalous.stdout
