@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import functools
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
-from tests.conftest import pipelines_cli
+from pipelines.metadata import MetadataStore, sqlite_config
+from tests.conftest import ROOT, pipelines_cli
 
 cli = functools.partial(pipelines_cli, timeout=120)  # the bound these tests had before the shared helper
 
@@ -133,3 +139,51 @@ def test_the_unambiguous_charset_leaves_out_the_lookalikes_everywhere():
     drawn = components["CaptchaExampleGen"].parameters["charset"]
     assert len(drawn) == 32 and set(drawn) == set(ALPHANUMERIC) - set("0O1I")
     assert json.loads(components["Trainer"].parameters["train_config"])["charset"] == drawn
+
+
+def _in_session(session: int) -> list[str]:
+    """Live processes (not zombies) of a session: what a run left behind once its leader exited."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session and fields[0] != "Z":
+            found.append(pid)
+    return found
+
+
+def test_sigterm_stops_a_run_as_ctrl_c_does_and_leaves_no_process(tmp_path):
+    """`kill PID` mid-run, Beam on two worker processes: exit 143, the running component recorded
+    FAILED, no process of the run left. Before, SIGTERM ended the CLI on the spot: no cleanup ran
+    and the component stayed RUNNING."""
+    argv = [sys.executable, "-m", "pipelines", "run", "captcha", "--quick", "--output-dir", str(tmp_path / "out")]
+    argv += ["--serving-dir", str(tmp_path / "serving"), "--direct_running_mode", "multi_processing"]
+    argv += ["--direct_num_workers", "2"]
+    log = tmp_path / "log.txt"
+    with open(log, "wb") as out:
+        run = subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "CaptchaExampleGen: running" not in log.read_text() and time.monotonic() < deadline:
+            assert run.poll() is None, log.read_text()[-2000:]
+            time.sleep(0.2)
+        time.sleep(2)  # its Beam workers are up
+        run.send_signal(signal.SIGTERM)
+        code = run.wait(timeout=60)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    text = log.read_text()
+    assert code == 143, text[-2000:]
+    assert "terminated (SIGTERM)" in text and "Traceback" not in text
+    deadline = time.monotonic() + 10  # workers that got the stop are let to finish exiting
+    while _in_session(run.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _in_session(run.pid)
+    [record] = MetadataStore(sqlite_config(str(tmp_path / "out" / "metadata.sqlite"))).runs("captcha")
+    states = [e.state for e in record.executions]
+    assert states[-1] == "FAILED" and "Terminated" in record.executions[-1].error
+    assert set(states[:-1]) <= {"COMPLETE"}
