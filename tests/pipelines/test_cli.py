@@ -170,9 +170,13 @@ def test_sigterm_stops_a_run_as_ctrl_c_does_and_leaves_no_process(tmp_path):
         while "CaptchaExampleGen: running" not in log.read_text() and time.monotonic() < deadline:
             assert run.poll() is None, log.read_text()[-2000:]
             time.sleep(0.2)
-        time.sleep(2)  # its Beam workers are up
+        time.sleep(2)  # its Beam workers starting or started: either way they must stop
         run.send_signal(signal.SIGTERM)
-        code = run.wait(timeout=60)
+        try:
+            code = run.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            left = subprocess.run(["ps", "-s", str(run.pid), "-o", "pid,stat,cmd"], capture_output=True, text=True)
+            raise AssertionError(f"still running 60 s after SIGTERM:\n{left.stdout}{log.read_text()[-2000:]}") from None
     finally:
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)

@@ -45,20 +45,29 @@ def test_a_second_sigterm_ends_the_process_at_once():
     assert "cleanup ran" in result.stdout and "cleanup finished" not in result.stdout
 
 
-def test_the_previous_handler_is_restored_and_an_existing_one_kept():
+def test_the_handler_before_is_back_afterwards_and_an_inner_block_changes_nothing():
     def own(*_):
         raise AssertionError("not called")
 
-    before = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    before = signal.signal(signal.SIGTERM, own)  # e.g. coverage.py's, in the suite's subprocesses
     try:
         with sigterm_interrupts():
-            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
-        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-        signal.signal(signal.SIGTERM, own)
-        with sigterm_interrupts():
-            assert signal.getsignal(signal.SIGTERM) is own  # a server's own handler stays
+            ours = signal.getsignal(signal.SIGTERM)
+            assert ours is not own
+            with sigterm_interrupts():
+                assert signal.getsignal(signal.SIGTERM) is ours
+            assert signal.getsignal(signal.SIGTERM) is ours  # the outer block's, not `own`
+        assert signal.getsignal(signal.SIGTERM) is own
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def test_a_handler_set_before_does_not_stop_the_orderly_exit():
+    """coverage.py's `sigterm = true` sets one in every subprocess the suite starts; it must not win."""
+    child = "import signal, sys; signal.signal(signal.SIGTERM, lambda *_: sys.exit(99))\n" + CHILD
+    result = subprocess.run([sys.executable, "-c", child, "once"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == EXIT_TERMINATED, result.stderr
+    assert result.stdout.split() == ["cleanup", "ran", "terminated"]
 
 
 def test_off_the_main_thread_it_changes_nothing():
@@ -73,3 +82,19 @@ def test_off_the_main_thread_it_changes_nothing():
     thread.join()
     assert seen == [signal.getsignal(signal.SIGTERM)]
     assert issubclass(Terminated, KeyboardInterrupt)  # every `except KeyboardInterrupt` cleanup applies
+
+
+def test_the_processes_children_get_the_sigterm_too():
+    """As a terminal sends Ctrl-C to the whole job: a child that would otherwise outlive the run stops."""
+    child = (
+        "import os, signal, subprocess, sys\n"
+        "from components.base.interrupt import Terminated, sigterm_interrupts\n"
+        "sleeper = subprocess.Popen(['sleep', '30'])\n"
+        "try:\n"
+        "    with sigterm_interrupts():\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "except Terminated:\n"
+        "    print(sleeper.wait(timeout=10))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == str(-signal.SIGTERM), result.stderr
