@@ -16,11 +16,12 @@ from tests.conftest import ROOT
 
 # Files that touch local paths that are not artifacts: source code (fingerprints), the layer itself,
 # the multi-worker launcher's spec and logs (local by construction), input image folders, a portable
-# Beam submission's local scratch folder.
+# Beam submission's local scratch folder, /proc (the processes a SIGTERM is passed on to).
 NOT_ARTIFACT_IO = {
     "components/base/beam.py",
     "components/base/fileio.py",
     "components/base/functions.py",
+    "components/base/interrupt.py",
     "components/base/component.py",
     "components/trainer/multi_worker.py",
     "components/trainer/worker.py",
