@@ -33,7 +33,7 @@ from components.base.interrupt import sigterm_interrupts
 
 WORKER_PORT = 2222
 NETNS_PREFIX = "tfx-"  # tfx-<Trainer pid>-<tag>-sw (the switch) and tfx-<pid>-<tag>-<i> (host i)
-_OURS = re.compile(r"^tfx-(\d+)-[0-9a-f]{6}-(?:sw|\d+)$")
+_OURS = re.compile(rf"^{re.escape(NETNS_PREFIX)}(\d+)-[0-9a-f]{{6}}-(?:sw|\d+)$")
 
 
 class WorkerFailed(RuntimeError):
@@ -63,17 +63,22 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # someone else's process: alive
+        pass
     return True
+
+
+def namespaces() -> list[str]:
+    """The network namespaces on this machine (`ip netns list`; its lines may add "(id: N)"); none without `ip`."""
+    if shutil.which("ip") is None:
+        return []
+    return [line.split(" ", 1)[0] for line in _ip("netns", "list", check=False).stdout.splitlines() if line]
 
 
 def remove_stale_networks() -> list[str]:
     """Delete the worker namespaces of Trainers that no longer run (killed with SIGKILL); return their names."""
-    listed = _ip("netns", "list", check=False).stdout.split("\n")
     stale = []
-    for line in listed:
-        name = line.split(" ", 1)[0]
+    for name in namespaces():
         match = _OURS.match(name)
         if match and not _alive(int(match.group(1))):
             _ip("netns", "del", name, check=False)

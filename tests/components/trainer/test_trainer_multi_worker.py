@@ -120,7 +120,7 @@ def test_a_killed_worker_fails_the_trainer_and_nothing_is_published(quick_captch
 
 
 def _namespaces() -> set[str]:
-    return {line.split(" ", 1)[0] for line in os.popen("ip netns list 2>/dev/null").read().splitlines() if line}
+    return set(multi_worker.namespaces())
 
 
 def test_sigterm_to_a_two_worker_run_stops_the_workers_and_removes_their_network(quick_captcha, tmp_path):
