@@ -399,7 +399,13 @@ def overload(server: ServerProcess, image_path: str, rate: float, seconds: float
 
 # --- replicas -----------------------------------------------------------------------------------
 def replicas(
-    base: str, image: bytes, image_path: str, workdir: str, clients: int = 32, seconds: float = 10
+    base: str,
+    image: bytes,
+    image_path: str,
+    workdir: str,
+    clients: int = 32,
+    seconds: float = 10,
+    extra: tuple[str, ...] = (),
 ) -> list[dict]:
     rest_body = os.path.join(workdir, "rest.json")
     with open(rest_body, "w") as f:
@@ -416,7 +422,7 @@ def replicas(
         }
     ]
     for count in (1, 2):
-        server = serve(base, workdir, count)
+        server = serve(base, workdir, count, extra)
         try:
             for protocol in ("grpc", "rest"):
                 if protocol == "rest" and shutil.which("wrk"):
@@ -530,8 +536,8 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--server-flags",
         default="",
-        help='more model-server flags for hostile, overload and soak, e.g. "--max_queue_ms 0 --max_loop_lag_ms 0" '
-        "(the fixed admission count of before)",
+        help='more model-server flags, e.g. "--max_queue_ms 0 --max_loop_lag_ms 0" (the fixed admission count '
+        'of before) or "--event_loop asyncio"',
     )
     args = parser.parse_args(argv)
     steps = args.steps.split(",")
@@ -560,7 +566,7 @@ def main(argv=None) -> int:
             finally:
                 server.stop()
         if "replicas" in steps:
-            results["replicas"] = replicas(base, image, image_path, workdir)
+            results["replicas"] = replicas(base, image, image_path, workdir, extra=tuple(args.server_flags.split()))
             print_table("replicas at 32 clients vs the in-process limit", results["replicas"])
     record("reliability", [{"step": k, "rows": v} for k, v in results.items()])
     return 0

@@ -89,6 +89,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="gRPC calls waiting for the server's event loop before gRPC's core refuses new ones (some from "
         "this many, all from 4x), in C before Python sees them; 0: gRPC's default (1,000 to 3,000) (default %(default)s)",
     )
+    p.add_argument(
+        "--event_loop",
+        default="auto",
+        help="the event loop both APIs run on: uvloop, asyncio, or auto (uvloop where installed; the default)",
+    )
     p.add_argument("--ssl_config_file", help="SSLConfig in text format: TLS (and client certificates) on both ports")
     p.add_argument(
         "--replicas",
@@ -166,6 +171,7 @@ def main(argv=None) -> int:
             max_loop_lag_ms=args.max_loop_lag_ms,
             max_queue_ms=args.max_queue_ms,
             grpc_max_pending=args.grpc_max_pending,
+            event_loop=args.event_loop,
         )
         if options.batching is not None and not args.tensorflow_intra_op_parallelism:
             threads = op_threads_per_batch(options.batching)

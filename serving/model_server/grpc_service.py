@@ -59,14 +59,45 @@ def _tolerant(deserialize):
     return read
 
 
-class DecodeErrorsAsInvalidArgument(grpc.aio.ServerInterceptor):
-    """Gives every method a deserializer that never raises; `_rpc` turns an Undecodable into INVALID_ARGUMENT."""
+def _tolerant_handler(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:
+    if handler is None or handler.request_deserializer is None:
+        return handler
+    return handler._replace(request_deserializer=_tolerant(handler.request_deserializer))
 
-    async def intercept_service(self, continuation, handler_call_details):
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.request_deserializer is None:
-            return handler
-        return handler._replace(request_deserializer=_tolerant(handler.request_deserializer))
+
+class _TolerantService(grpc.GenericRpcHandler):
+    """A service's method handlers with deserializers that never raise (`_rpc` turns an Undecodable
+    into INVALID_ARGUMENT). Each method's handler is made once, on its first call: a server
+    interceptor would remake it on every call, in a coroutine of its own, which cost about an eighth
+    of gRPC's answers per second at 32 clients (BENCHMARKS.md, issue #13)."""
+
+    def __init__(self, service: grpc.GenericRpcHandler) -> None:
+        self._service = service
+        self._made: dict[str, grpc.RpcMethodHandler] = {}  # only the service's own methods: a bounded set
+
+    def service(self, handler_call_details):
+        made = self._made.get(handler_call_details.method)
+        if made is None:
+            made = _tolerant_handler(self._service.service(handler_call_details))
+            if made is not None:
+                self._made[handler_call_details.method] = made
+        return made
+
+
+class _TolerantRegistration:
+    """Stands in for the server in the generated `add_*Servicer_to_server` functions, which register
+    their handlers through it."""
+
+    def __init__(self, server: grpc.aio.Server) -> None:
+        self._server = server
+
+    def add_generic_rpc_handlers(self, handlers) -> None:
+        self._server.add_generic_rpc_handlers(tuple(_TolerantService(h) for h in handlers))
+
+    def add_registered_method_handlers(self, service_name: str, method_handlers: dict) -> None:
+        self._server.add_registered_method_handlers(
+            service_name, {name: _tolerant_handler(h) for name, h in method_handlers.items()}
+        )
 
 
 def _check_decoded(api: str, request) -> None:
@@ -301,13 +332,12 @@ async def start_grpc_server(
                 options.append((key, value))
     options += channel_arguments
     pool = futures.ThreadPoolExecutor(max_workers, thread_name_prefix="grpc")
-    server = grpc.aio.server(
-        migration_thread_pool=pool, options=options, interceptors=[DecodeErrorsAsInvalidArgument()]
-    )
+    server = grpc.aio.server(migration_thread_pool=pool, options=options)
+    registration = _TolerantRegistration(server)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionService(manager, metrics, pool, admission), server
+        PredictionService(manager, metrics, pool, admission), registration
     )
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(manager, metrics), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(manager, metrics), registration)
     try:
         if ssl is None:
             port = server.add_insecure_port(address)

@@ -6,6 +6,12 @@ import socket
 import subprocess
 import sys
 
+import grpc
+import numpy as np
+import requests
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
 from serving.model_server.process import ROOT, free_port
 from tests.serving.toy_model import model_server
 
@@ -65,9 +71,31 @@ def test_port_in_use_exits_1_with_a_message(toy_models):
     assert "cannot start" in result.stderr
 
 
-def test_binds_127_0_0_1_by_default(toy_models, tmp_path):
+def test_binds_127_0_0_1_and_runs_on_uvloop_by_default(toy_models, tmp_path):
     with model_server("--model_config_file", toy_models["config"], log_path=str(tmp_path / "s.log"), poll=0) as server:
         assert f"127.0.0.1:{server.grpc_port}" in server.log() and f"127.0.0.1:{server.rest_port}" in server.log()
+        assert "event loop: uvloop" in server.log()
+
+
+def test_asyncio_event_loop_on_request_serves_both_apis(toy_models, tmp_path):
+    flags = ("--model_config_file", toy_models["config"], "--event_loop", "asyncio")
+    with model_server(*flags, log_path=str(tmp_path / "s.log"), poll=0) as server:
+        assert "event loop: asyncio" in server.log()
+        answer = requests.post(f"{server.rest_url}/v1/models/toy:predict", json={"instances": [2.0]}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"predictions": [3.0]}
+        with grpc.insecure_channel(server.grpc_target) as channel:
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = "toy"
+            request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([4.0], np.float32)))
+            response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
+        assert tf.make_ndarray(response.outputs["y"]).tolist() == [4.0]
+
+
+def test_unknown_event_loop_exits_2(toy_models):
+    result = run("--model_config_file", toy_models["config"], "--event_loop", "tokio", "--port", str(free_port()))
+    assert result.returncode == 2
+    assert "--event_loop must be one of auto, uvloop, asyncio" in result.stderr
 
 
 def test_a_picked_port_taken_before_the_server_binds_it_is_picked_again(toy_models, tmp_path, monkeypatch):

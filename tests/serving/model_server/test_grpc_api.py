@@ -141,11 +141,20 @@ def test_bad_predict_requests_get_tf_serving_status_codes(predictions, request_f
     assert raised.value.details()
 
 
-@pytest.mark.parametrize("method", ["Predict", "Classify", "GetModelMetadata"])
+@pytest.mark.parametrize(
+    "method",
+    [
+        "PredictionService/Predict",
+        "PredictionService/Classify",
+        "PredictionService/GetModelMetadata",
+        "ModelService/GetModelStatus",
+        "ModelService/HandleReloadConfigRequest",
+    ],
+)
 @pytest.mark.parametrize("payload", [b"\xff\xff\xff", b"\x0a\x05ab", b"\x12" + b"\x0a\x7f" * 3, b"\x0a" * 50])
 def test_bytes_that_are_not_the_request_message_are_invalid_argument(channel, method, payload):
     call = channel.unary_unary(
-        f"/tensorflow.serving.PredictionService/{method}",
+        f"/tensorflow.serving.{method}",
         request_serializer=lambda raw: raw,
         response_deserializer=lambda raw: raw,
     )
@@ -153,6 +162,16 @@ def test_bytes_that_are_not_the_request_message_are_invalid_argument(channel, me
         call(payload, timeout=30)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, raised.value.details()
     assert "Could not parse" in raised.value.details()
+
+
+def test_unknown_methods_are_unimplemented_and_the_known_ones_still_answer(channel, predictions):
+    for i in range(50):  # names a client made up: nothing of them is kept
+        call = channel.unary_unary(f"/tensorflow.serving.PredictionService/Made{i}", lambda raw: raw, lambda raw: raw)
+        with pytest.raises(grpc.RpcError) as raised:
+            call(b"", timeout=30)
+        assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    response = predictions.Predict(predict_request(x=np.array([2.0], np.float32)), timeout=30)
+    assert tf.make_ndarray(response.outputs["y"]).tolist() == [3.0]
 
 
 def test_a_string_tensor_with_a_negative_dimension_is_invalid_argument(predictions):
