@@ -1,7 +1,8 @@
 """The cost of gRPC itself in Python: a grpc.aio PredictionService whose Predict answers a canned
 captcha PredictResponse without touching a model. The serving bench drives it with the same load
 as the model server and reads its CPU time per request, the part of every Predict that no change
-to this repository's code can remove.
+to this repository's code can remove. It runs on the event loop the model server picks (uvloop where
+installed), so that the two are compared on the same loop.
 
 python -m bench.grpc_floor --port PORT   (serves on 127.0.0.1 until terminated)
 """
@@ -18,6 +19,7 @@ import numpy as np
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from serving.model_server import tensors
+from serving.model_server.server import new_event_loop
 
 
 def canned_response() -> predict_pb2.PredictResponse:
@@ -62,7 +64,12 @@ async def serve(port: int) -> None:
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.grpc_floor")
     p.add_argument("--port", type=int, required=True)
-    asyncio.run(serve(p.parse_args(argv).port))
+    port = p.parse_args(argv).port
+    loop, _ = new_event_loop("auto")
+    try:
+        loop.run_until_complete(serve(port))
+    finally:
+        loop.close()
     return 0
 
 
