@@ -74,7 +74,7 @@ EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 
 def new_event_loop(kind: str) -> tuple[asyncio.AbstractEventLoop, str]:
     """The loop both APIs run on, and which it is. uvloop (libuv, in C) runs grpc.aio's and aiohttp's
-    per-call callbacks faster than asyncio's own loop: at 32 gRPC clients the server answered 17% more
+    per-call callbacks faster than asyncio's own loop: at 32 gRPC clients the server answered 10% more
     per second on 2 cores (BENCHMARKS.md, issue #13). `auto` falls back to asyncio where uvloop is not
     installed (it has no Windows build)."""
     if kind != "asyncio":
