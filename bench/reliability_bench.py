@@ -541,6 +541,7 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     steps = args.steps.split(",")
+    server_flags = tuple(args.server_flags.split())
     base = captcha_model(args.serving_dir)
     from tests.pipelines.test_captcha_pipeline import png
 
@@ -551,7 +552,7 @@ def main(argv=None) -> int:
         with open(image_path, "wb") as f:
             f.write(image)
         if {"hostile", "overload", "soak"} & set(steps):
-            server = serve(base, workdir, extra=tuple(args.server_flags.split()))
+            server = serve(base, workdir, extra=server_flags)
             try:
                 if "hostile" in steps:
                     results["hostile"] = hostile(server, image, args.hostile_requests)
@@ -566,7 +567,7 @@ def main(argv=None) -> int:
             finally:
                 server.stop()
         if "replicas" in steps:
-            results["replicas"] = replicas(base, image, image_path, workdir, extra=tuple(args.server_flags.split()))
+            results["replicas"] = replicas(base, image, image_path, workdir, extra=server_flags)
             print_table("replicas at 32 clients vs the in-process limit", results["replicas"])
     record("reliability", [{"step": k, "rows": v} for k, v in results.items()])
     return 0

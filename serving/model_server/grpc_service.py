@@ -59,12 +59,6 @@ def _tolerant(deserialize):
     return read
 
 
-def _tolerant_handler(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:
-    if handler is None or handler.request_deserializer is None:
-        return handler
-    return handler._replace(request_deserializer=_tolerant(handler.request_deserializer))
-
-
 class _TolerantService(grpc.GenericRpcHandler):
     """A service's method handlers with deserializers that never raise (`_rpc` turns an Undecodable
     into INVALID_ARGUMENT). Each method's handler is made once, on its first call: a server
@@ -78,26 +72,25 @@ class _TolerantService(grpc.GenericRpcHandler):
     def service(self, handler_call_details):
         made = self._made.get(handler_call_details.method)
         if made is None:
-            made = _tolerant_handler(self._service.service(handler_call_details))
+            made = self._service.service(handler_call_details)
             if made is not None:
+                if made.request_deserializer is not None:
+                    made = made._replace(request_deserializer=_tolerant(made.request_deserializer))
                 self._made[handler_call_details.method] = made
         return made
 
 
 class _TolerantRegistration:
-    """Stands in for the server in the generated `add_*Servicer_to_server` functions, which register
-    their handlers through it."""
+    """Stands in for the server in the generated `add_*Servicer_to_server` functions. tensorflow-serving-api's
+    stubs register through `add_generic_rpc_handlers` only; stubs that also called
+    `add_registered_method_handlers` would fail here at start-up, loudly, rather than register
+    handlers that bypass the tolerant deserializers."""
 
     def __init__(self, server: grpc.aio.Server) -> None:
         self._server = server
 
     def add_generic_rpc_handlers(self, handlers) -> None:
         self._server.add_generic_rpc_handlers(tuple(_TolerantService(h) for h in handlers))
-
-    def add_registered_method_handlers(self, service_name: str, method_handlers: dict) -> None:
-        self._server.add_registered_method_handlers(
-            service_name, {name: _tolerant_handler(h) for name, h in method_handlers.items()}
-        )
 
 
 def _check_decoded(api: str, request) -> None:

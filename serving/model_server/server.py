@@ -35,6 +35,9 @@ from serving.model_server.servable import Servable
 log = logging.getLogger("serving.model_server")
 
 
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
+
+
 @dataclasses.dataclass(frozen=True)
 class ServerOptions:
     host: str = "127.0.0.1"
@@ -67,9 +70,6 @@ class ServerOptions:
             raise ConfigError(f"--event_loop must be one of {', '.join(EVENT_LOOPS)}, got {self.event_loop!r}")
         if self.event_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
             raise ConfigError("--event_loop uvloop: uvloop is not installed")
-
-
-EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 
 
 def new_event_loop(kind: str) -> tuple[asyncio.AbstractEventLoop, str]:

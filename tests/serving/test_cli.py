@@ -6,12 +6,9 @@ import socket
 import subprocess
 import sys
 
-import grpc
 import numpy as np
-import requests
-import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from serving.client import make_client
 from serving.model_server.process import ROOT, free_port
 from tests.serving.toy_model import model_server
 
@@ -81,15 +78,10 @@ def test_asyncio_event_loop_on_request_serves_both_apis(toy_models, tmp_path):
     flags = ("--model_config_file", toy_models["config"], "--event_loop", "asyncio")
     with model_server(*flags, log_path=str(tmp_path / "s.log"), poll=0) as server:
         assert "event loop: asyncio" in server.log()
-        answer = requests.post(f"{server.rest_url}/v1/models/toy:predict", json={"instances": [2.0]}, timeout=30)
-        assert answer.status_code == 200, answer.text
-        assert answer.json() == {"predictions": [3.0]}
-        with grpc.insecure_channel(server.grpc_target) as channel:
-            request = predict_pb2.PredictRequest()
-            request.model_spec.name = "toy"
-            request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([4.0], np.float32)))
-            response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
-        assert tf.make_ndarray(response.outputs["y"]).tolist() == [4.0]
+        for transport in ("rest", "grpc"):
+            client = make_client(transport, rest_url=server.rest_url, grpc_target=server.grpc_target)
+            answer = client.predict("toy", {"x": np.array([2.0, 4.0], np.float32)})
+            assert answer.outputs["y"].tolist() == [3.0, 4.0], transport  # 0.5 x + 2 (version 2)
 
 
 def test_unknown_event_loop_exits_2(toy_models):
