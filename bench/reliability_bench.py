@@ -8,8 +8,13 @@
   replicas  gRPC and REST at 32 clients with 1 and 2 replicas against the in-process limit (the SavedModel
             called directly on batches of 32), and the requests lost when one replica is SIGKILLed under load
   soak      `--soak-seconds` (default 600) at half capacity: RSS growth and p99 drift, first minute vs last
+  slowclients  connections that send slowly or nothing, held against a server started under a soft limit
+            of 1,024 open files (common on Linux): 300 request bodies stalled after their first bytes, and
+            1,500 silent connections to each port; whether REST and gRPC predicts are still answered
+            5 s and 20 s after they were opened, and how many of them the server has closed or answered
+            40 s on
 
-python -m bench.reliability_bench [hostile,overload,replicas,soak] [--serving-dir DIR] [--soak-seconds 600]
+python -m bench.reliability_bench [hostile,overload,replicas,soak,slowclients] [--serving-dir DIR] [--soak-seconds 600]
     [--server-flags "--max_queue_ms 0 --max_loop_lag_ms 0"]
 
 The load generators run as separate processes (wrk and h2load when installed, else bench/grpc_load.py;
@@ -244,6 +249,94 @@ def hostile(server: ServerProcess, image: bytes, count: int) -> list[dict]:
                 "RSS after MiB": rss_mib(server.process.pid),
             }
         )
+    return rows
+
+
+# --- slow and silent clients ---------------------------------------------------------------------
+SLOW_CLIENT_ATTACKS = (
+    # name, port, connections, what each sends before it stalls
+    ("bodies stalled after 15 bytes", "rest", 300, "body"),
+    ("silent connections to REST", "rest", 1500, b""),
+    ("silent connections to gRPC", "grpc", 1500, b""),
+)
+
+
+def _probe(server: ServerProcess, image: bytes, tries: int = 3) -> dict:
+    """Predicts over REST and over gRPC through the project's client, one at a time with a 10 s
+    timeout: how many were answered, and the slowest pair."""
+    from serving.client import make_client
+
+    clients = {
+        "REST": make_client("rest", rest_url=server.rest_url, timeout=10),
+        "gRPC": make_client("grpc", grpc_target=server.grpc_target, timeout=10),
+    }
+    answered, slowest = dict.fromkeys(clients, 0), 0.0
+    for _ in range(tries):
+        started = time.perf_counter()
+        for name, client in clients.items():
+            try:
+                client.predict("captcha", {"image_bytes": [image]})
+                answered[name] += 1
+            except Exception:  # noqa: BLE001 - whatever the failure, the predict was not answered
+                pass
+        slowest = max(slowest, time.perf_counter() - started)
+    return {**{f"{k} answered": f"{v}/{tries}" for k, v in answered.items()}, "slowest pair s": f"{slowest:.2f}"}
+
+
+def slow_clients(
+    base: str, workdir: str, image: bytes, hold_s: float = 40.0, extra: tuple[str, ...] = ()
+) -> list[dict]:
+    import resource
+    import socket
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))  # the server inherits it
+    try:
+        server = serve(base, workdir, extra=extra)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # room for this process's sockets
+    head = (
+        "POST /v1/models/captcha:predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        "Content-Length: 100000\r\n\r\n"
+    ).encode() + b'{"instances": ['
+    rows = []
+    try:
+        for name, protocol, count, sends in SLOW_CLIENT_ATTACKS:
+            port = server.rest_port if protocol == "rest" else server.grpc_port
+            held = []
+            for _ in range(count):
+                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+                if sends:
+                    sock.sendall(head)
+                held.append(sock)
+            opened = time.monotonic()
+            row: dict = {"held": name, "connections": count}
+            # Twice while they are held: the admission count adapts to the answer rate within seconds.
+            for at in (5, 20):
+                time.sleep(max(0.0, at - (time.monotonic() - opened)))
+                probe = _probe(server, image)
+                for key, value in probe.items():
+                    row[key] = f"{row[key]}, {value}" if key in row else value
+            row["server fds"] = len(os.listdir(f"/proc/{server.process.pid}/fd"))
+            time.sleep(max(0.0, hold_s - (time.monotonic() - opened)))
+            closed = 0
+            for sock in held:
+                sock.setblocking(False)
+                try:
+                    closed += sock.recv(1 << 16) is not None  # data (an answer) or b"" (closed)
+                except BlockingIOError:
+                    pass  # still open, nothing sent
+                except OSError:
+                    closed += 1  # reset
+                sock.close()
+            row[f"closed or answered by {hold_s:.0f} s"] = closed
+            rows.append(row)
+            print_table("slow clients", rows[-1:])
+            time.sleep(1)
+        rows.append({"held": "none (after)", "connections": 0, **_probe(server, image)})
+    finally:
+        server.stop()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     return rows
 
 
@@ -566,6 +659,9 @@ def main(argv=None) -> int:
                     print_table("soak: half capacity", results["soak"])
             finally:
                 server.stop()
+        if "slowclients" in steps:
+            results["slowclients"] = slow_clients(base, workdir, image, extra=server_flags)
+            print_table("slow and silent clients", results["slowclients"])
         if "replicas" in steps:
             results["replicas"] = replicas(base, image, image_path, workdir, extra=server_flags)
             print_table("replicas at 32 clients vs the in-process limit", results["replicas"])

@@ -8,12 +8,16 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from serving.model_server.config import BatchingParameters
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Google client libraries' Python-version notice (pulled in with the serving APIs) says nothing about
+# the server; it was the first line of every server's log. As pipelines/cli.py filters it.
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\..*")
 
 
 def _bool(text: str) -> bool:
@@ -52,6 +56,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--monitoring_config_file", help="MonitoringConfig in text format (Prometheus path)")
     p.add_argument("--rest_api_timeout_in_ms", type=int, default=30_000)
     p.add_argument("--rest_api_num_threads", type=int, default=64)
+    p.add_argument(
+        "--rest_api_idle_timeout_seconds",
+        type=_positive_seconds,
+        default=30.0,
+        help="close a REST connection that sends no complete request head for this long, from its start or "
+        "its last answer (default %(default)s)",
+    )
+    p.add_argument(
+        "--rest_max_body_bytes_in_flight",
+        type=int,
+        default=1 << 30,
+        help="REST request bodies the server holds at once, by their Content-Length; past it 503 (default %(default)s)",
+    )
     p.add_argument("--grpc_max_threads", type=int, default=64)
     p.add_argument(
         "--max_request_bytes", type=int, default=64 << 20, help="largest request body (REST) or message (gRPC) accepted"
@@ -105,6 +122,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--tensorflow_intra_op_parallelism", type=int, default=0)
     p.add_argument("--tensorflow_inter_op_parallelism", type=int, default=0)
     return p.parse_args(argv)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
 
 
 def channel_arguments(text: str) -> tuple:
@@ -162,6 +189,8 @@ def main(argv=None) -> int:
             monitoring_path=read_monitoring_path(args.monitoring_config_file),
             rest_api_timeout_in_ms=args.rest_api_timeout_in_ms,
             rest_api_num_threads=args.rest_api_num_threads,
+            rest_api_idle_timeout_s=args.rest_api_idle_timeout_seconds,
+            rest_max_body_bytes_in_flight=args.rest_max_body_bytes_in_flight,
             grpc_max_threads=args.grpc_max_threads,
             max_request_bytes=args.max_request_bytes,
             grpc_channel_arguments=channel_arguments(args.grpc_channel_arguments),

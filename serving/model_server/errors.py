@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 
 import grpc
 
@@ -30,14 +32,15 @@ HTTP_STATUS = {
 class ServingError(Exception):
     """A request the server refuses, with the status TF Serving would answer."""
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, http_status: int | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self._http_status = http_status  # where HTTP has a closer code than TF Serving's mapping (408)
 
     @property
     def http_status(self) -> int:
-        return HTTP_STATUS.get(self.code, 500)
+        return self._http_status or HTTP_STATUS.get(self.code, 500)
 
     @property
     def error_code(self) -> int:
@@ -151,3 +154,29 @@ class Admission:
         self.inside -= 1
         if exc_type is None:  # answered; a request cancelled because its client left is no throughput
             self.answered += 1
+
+
+class BodyBudget:
+    """How many bytes of REST request bodies the server holds at once (on the event loop, no lock).
+
+    Bodies are read before admission: a request whose body is still arriving is no work for the
+    model, and counting it in Admission let a few hundred slow senders fill it and refuse everyone
+    else, on both protocols. What bounds the memory they hold instead is this: a body reserves its
+    Content-Length (or the largest body allowed, when it is chunked) before it is read, until its
+    answer is written, and a reservation past the budget is refused with UNAVAILABLE at once."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    @contextlib.contextmanager
+    def reserve(self, size: int) -> Iterator[None]:
+        if self.held and self.held + size > self.limit:
+            raise unavailable(
+                f"server overloaded: {self.held} bytes of request bodies held (the limit is {self.limit}); retry later"
+            )
+        self.held += size
+        try:
+            yield
+        finally:
+            self.held -= size

@@ -286,6 +286,11 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 # gRPC core's bound on calls that wait for the application to take them (server.h in grpc's core).
 PENDING_SOFT_LIMIT = "grpc.server.max_pending_requests"
 PENDING_HARD_LIMIT = "grpc.server.max_pending_requests_hard_limit"
+# A connection that has not finished its HTTP/2 (and TLS) handshake by then is closed: gRPC's own
+# default, 120 s, let a client hold a descriptor for two minutes per connection while sending nothing.
+# Connections that finished it and stay idle are kept, as TF Serving's clients expect of a channel.
+HANDSHAKE_TIMEOUT = "grpc.server_handshake_timeout_ms"
+HANDSHAKE_TIMEOUT_MS = 30_000
 
 
 async def start_grpc_server(
@@ -319,6 +324,8 @@ async def start_grpc_server(
         ("grpc.so_reuseport", int(reuse_port)),
     ]
     given = {key for key, _ in channel_arguments}
+    if HANDSHAKE_TIMEOUT not in given:
+        options.append((HANDSHAKE_TIMEOUT, HANDSHAKE_TIMEOUT_MS))
     if max_pending > 0:
         for key, value in ((PENDING_SOFT_LIMIT, max_pending), (PENDING_HARD_LIMIT, 4 * max_pending)):
             if key not in given:

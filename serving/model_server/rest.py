@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tensorflow_serving.apis import get_model_metadata_pb2
 
 from serving.model_server import inference, json_codec
-from serving.model_server.errors import Admission, ServingError, invalid
+from serving.model_server.errors import Admission, BodyBudget, ServingError, invalid
 from serving.model_server.manager import ModelManager
 from serving.model_server.metrics import ServerMetrics
 
@@ -59,6 +59,7 @@ class RestApi:
         num_threads: int = 64,
         timeout_ms: int = 30_000,
         max_request_bytes: int = 64 << 20,
+        max_body_bytes_in_flight: int = 1 << 30,
         monitoring_path: str | None = None,
         admission: Admission | None = None,
     ) -> None:
@@ -67,7 +68,11 @@ class RestApi:
         self.metrics = metrics
         self.pool = ThreadPoolExecutor(num_threads, thread_name_prefix="rest")
         self.timeout = timeout_ms / 1000 if timeout_ms > 0 else None
+        # A body must arrive within the REST timeout, and within 30 s where that is off: a body still
+        # arriving holds a reservation in the body budget, so no timeout would let slow senders keep it.
+        self.body_timeout = self.timeout or 30.0
         self.max_request_bytes = max_request_bytes
+        self.bodies = BodyBudget(max_body_bytes_in_flight)
         self.monitoring_path = monitoring_path
 
     def app(self) -> web.Application:
@@ -98,8 +103,10 @@ class RestApi:
         try:
             if not match or (request.method == "GET") == bool(verb) or request.method not in ("GET", "POST"):
                 raise invalid(f"Malformed request: {request.method} {request.path}")
-            with self.admission if verb else contextlib.nullcontext():
-                body = await request.read() if verb else b""
+            with contextlib.ExitStack() as held:
+                body = await self._read_body(request, held) if verb else b""
+                if verb:
+                    held.enter_context(self.admission)
                 async with asyncio.timeout(self.timeout):
                     if verb == "predict":
                         payload = await self._predict(match, body, outcome)
@@ -130,6 +137,24 @@ class RestApi:
                     (time.perf_counter() - started) * 1e6,
                 )
         return web.Response(body=json_codec.dumps(payload), status=status, content_type="application/json")
+
+    async def _read_body(self, request: web.Request, held: contextlib.ExitStack) -> bytes:
+        """The request's body, within the REST timeout and the body budget (its reservation held
+        until the answer is ready). A client that sends its body slower than that gets 408, and
+        until then holds neither a place in Admission nor more memory than its Content-Length."""
+        size = request.content_length
+        held.enter_context(
+            self.bodies.reserve(self.max_request_bytes if size is None else min(size, self.max_request_bytes))
+        )
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                return await request.read()
+        except TimeoutError:
+            raise ServingError(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"Request body not received within {self.body_timeout * 1000:.0f} ms",
+                http_status=408,
+            ) from None
 
     async def _predict(self, match: re.Match, body: bytes, outcome: _Outcome) -> dict:
         """Parsing and encoding run on the event loop; the model call goes to the batch scheduler

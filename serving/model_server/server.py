@@ -8,6 +8,7 @@ import dataclasses
 import importlib.util
 import logging
 import os
+import resource
 import ssl
 import tempfile
 import threading
@@ -52,6 +53,10 @@ class ServerOptions:
     monitoring_path: str | None = None
     rest_api_timeout_in_ms: int = 30_000
     rest_api_num_threads: int = 64
+    # A REST connection that sends no complete request head for this long (from its start, or from
+    # its last answer) is closed: slow or silent connections cannot pile up and use every descriptor.
+    rest_api_idle_timeout_s: float = 30.0
+    rest_max_body_bytes_in_flight: int = 1 << 30  # REST request bodies held at once; past it 503 (BodyBudget)
     grpc_max_threads: int = 64
     max_request_bytes: int = 64 << 20
     grpc_channel_arguments: tuple = ()
@@ -100,6 +105,26 @@ def server_ssl_context(config: SslConfig) -> ssl.SSLContext:
         context.load_verify_locations(cadata=config.custom_ca)
     context.verify_mode = ssl.CERT_REQUIRED if config.client_verify else ssl.CERT_NONE
     return context
+
+
+def raise_open_files_limit() -> tuple[int, int]:
+    """The soft limit on open files raised to the hard one, as servers written in Go do on start.
+
+    Every connection takes a descriptor. At a soft limit of 1,024, common on Linux, a thousand idle
+    connections to either port (they cost a client nothing) stopped both APIs: the server could
+    accept nothing more, not even on the other port. The hard limit is usually far higher (524,288
+    under systemd). Returns the limits before and after."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return soft, soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ValueError, OSError) as e:
+        log.warning("open files: cannot raise the limit of %d: %s", soft, e)
+        return soft, soft
+    log.info("open files: limit raised from %d to %d", soft, wanted)
+    return soft, wanted
 
 
 class ModelServer:
@@ -165,6 +190,7 @@ class ModelServer:
 
     def start(self) -> None:
         """Both APIs on one event loop, in a thread of its own."""
+        raise_open_files_limit()
         self.manager.start()
         o = self.options
         self.admission = Admission(
@@ -213,12 +239,20 @@ class ModelServer:
             num_threads=o.rest_api_num_threads,
             timeout_ms=o.rest_api_timeout_in_ms,
             max_request_bytes=o.max_request_bytes,
+            max_body_bytes_in_flight=o.rest_max_body_bytes_in_flight,
             monitoring_path=o.monitoring_path,
             admission=self.admission,
         )
         # A client that closes its connection (its deadline passed) cancels its handler: a queued request
         # nobody waits for is dropped from the batch queue instead of run.
-        runner = web.AppRunner(self._rest.app(), access_log=None, handler_cancellation=True)
+        # keepalive_timeout also closes a connection whose request head is still incomplete by then
+        # (aiohttp starts the timer when the connection opens): aiohttp's own default is an hour.
+        runner = web.AppRunner(
+            self._rest.app(),
+            access_log=None,
+            handler_cancellation=True,
+            keepalive_timeout=o.rest_api_idle_timeout_s,
+        )
         loop.run_until_complete(runner.setup())
         site = web.TCPSite(
             runner,

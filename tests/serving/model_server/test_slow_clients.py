@@ -1,0 +1,155 @@
+"""Clients that send slowly or not at all stop nothing: a real server over 127.0.0.1, raw sockets.
+
+Before these limits, 300 connections that sent a request head and then a body one byte at a time
+(or not at all) filled the server's admission count and every predict on both protocols got 503 /
+UNAVAILABLE for as long as they stayed; and a thousand connections that sent nothing took every
+file descriptor of a server started under the common soft limit of 1,024, so it accepted nothing
+on either port (BENCHMARKS.md, issue #13)."""
+
+from __future__ import annotations
+
+import json
+import resource
+import socket
+import time
+
+import numpy as np
+import pytest
+import requests
+
+from serving.grpc_client import GrpcClient
+from tests.serving.toy_model import toy_server, write_toy_model
+
+PREDICT = "/v1/models/toy:predict"
+BODY = json.dumps({"instances": [1.0, 2.0]}).encode()
+
+
+def _open(port: int, head: bytes) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    if head:
+        sock.sendall(head)
+    return sock
+
+
+def _slow_body(port: int, content_length: int) -> socket.socket:
+    """A predict whose head is complete and whose body has begun but will not go on."""
+    head = f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {content_length}\r\n\r\n"
+    return _open(port, head.encode() + b'{"instances": [')
+
+
+def _answer(sock: socket.socket, timeout: float) -> bytes:
+    """What the server sends back until it closes the connection or `timeout` passes."""
+    sock.settimeout(timeout)
+    received = b""
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+            if b"\r\n\r\n" in received and received.rstrip().endswith(b"}"):
+                break
+    except TimeoutError:
+        pass
+    return received
+
+
+def _served(server) -> tuple[int, list[float]]:
+    """A predict over REST (its HTTP status) and over gRPC (its answer)."""
+    rest = requests.post(server.rest_url + PREDICT, data=BODY, timeout=30)
+    grpc_answer = GrpcClient(server.grpc_target).predict("toy", {"x": np.array([1.0], np.float32)})
+    return rest.status_code, grpc_answer.outputs["y"].tolist()
+
+
+@pytest.fixture
+def toy(tmp_path):
+    write_toy_model(str(tmp_path / "toy"), 1)
+    return str(tmp_path / "toy")
+
+
+def test_slow_request_bodies_hold_no_admission_and_get_408(toy, tmp_path):
+    # Room for two requests inside the server; six clients stall in their bodies.
+    server = toy_server(
+        toy, "--max_in_flight", "2", "--rest_api_timeout_in_ms", "2000", log_path=str(tmp_path / "s.log")
+    ).wait_ready()
+    try:
+        stalled = [_slow_body(server.rest_port, 1000) for _ in range(6)]
+        time.sleep(0.5)  # the server has read their heads and is waiting for the bodies
+        assert _served(server) == (200, [1.5])
+        started = time.monotonic()
+        for sock in stalled:
+            answer = _answer(sock, timeout=20)
+            assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+            assert b"Request body not received within 2000 ms" in answer, answer
+            sock.close()
+        assert time.monotonic() - started < 15
+        assert _served(server) == (200, [1.5])
+    finally:
+        server.stop()
+
+
+def test_silent_and_half_sent_heads_are_closed_after_the_idle_timeout(toy, tmp_path):
+    server = toy_server(toy, "--rest_api_idle_timeout_seconds", "1", log_path=str(tmp_path / "s.log")).wait_ready()
+    try:
+        silent = _open(server.rest_port, b"")
+        half = _open(server.rest_port, f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\n".encode())
+        started = time.monotonic()
+        for sock in (silent, half):
+            assert _answer(sock, timeout=20) == b""  # closed by the server, nothing sent
+            sock.close()
+        assert time.monotonic() - started < 10
+        # A client that keeps its connection between requests within the timeout is served on it.
+        with requests.Session() as session:
+            for _ in range(3):
+                assert session.post(server.rest_url + PREDICT, data=BODY, timeout=30).status_code == 200
+                time.sleep(0.3)
+    finally:
+        server.stop()
+
+
+def test_request_bodies_past_the_budget_are_refused_at_once_and_the_budget_comes_back(toy, tmp_path):
+    server = toy_server(
+        toy,
+        "--rest_max_body_bytes_in_flight",
+        "5000",
+        "--rest_api_timeout_in_ms",
+        "3000",
+        log_path=str(tmp_path / "s.log"),
+    ).wait_ready()
+    try:
+        stalled = _slow_body(server.rest_port, 4990)
+        time.sleep(0.5)
+        started = time.monotonic()
+        refused = requests.post(server.rest_url + PREDICT, data=BODY, timeout=30)
+        assert refused.status_code == 503 and time.monotonic() - started < 2
+        assert "bytes of request bodies held" in refused.json()["error"]
+        grpc_answer = GrpcClient(server.grpc_target).predict("toy", {"x": np.array([1.0], np.float32)})
+        assert grpc_answer.outputs["y"].tolist() == [1.5]  # gRPC messages are not in the REST budget
+        assert _answer(stalled, timeout=20).startswith(b"HTTP/1.1 408")
+        stalled.close()
+        assert _served(server) == (200, [1.5])
+    finally:
+        server.stop()
+
+
+def test_under_a_low_soft_limit_idle_connections_do_not_stop_either_api(toy, tmp_path):
+    """The server raises its soft limit on open files to the hard one: 400 idle connections to a server
+    started under a soft limit of 256 leave both ports answering."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip(f"the hard limit on open files here is {hard}: too low to show the soft one raised")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))  # inherited by the server
+    try:
+        server = toy_server(toy, log_path=str(tmp_path / "s.log"))
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    idle: list[socket.socket] = []
+    try:
+        server.wait_ready()
+        log = server.log()
+        assert "open files: limit raised from 256 to" in log
+        assert "FutureWarning" not in log  # the server's log starts with the server's own lines
+        idle = [_open(port, b"") for port in (server.rest_port, server.grpc_port) for _ in range(200)]
+        time.sleep(0.5)
+        assert _served(server) == (200, [1.5])
+    finally:
+        for sock in idle:
+            sock.close()
+        server.stop()
