@@ -7,9 +7,12 @@ import io
 
 import tensorflow as tf
 
+from components.example_gen import CsvExampleGen
+from pipelines.house_price import SCHEMA_PATH as HOUSE_SCHEMA
 from pipelines.metadata import MetadataStore, sqlite_config
 from pipelines.pipeline import Pipeline
 from pipelines.runner import LocalRunner
+from pipelines.stages import data_stages
 
 
 def run_components(tmp_path, components, name="test", beam_args=None):
@@ -28,3 +31,24 @@ def feature_values(example: tf.train.Example, name: str) -> list:
     feature = example.features.feature[name]
     kind = feature.WhichOneof("kind")
     return list(getattr(feature, kind).value) if kind else []
+
+
+# --- the data stages on a small house-price CSV (StatisticsGen, SchemaGen, ExampleValidator tests) ---
+ROWS = [(2104, 3, 399900), (1600, 3, 329900), (2400, 3, 369000), (1416, 2, 232000), (3000, 4, 539900)] * 8
+HOUSE_PREPROCESSING = "pipelines.house_price.preprocessing:make_preprocessing_fn"
+
+
+def write_csv(path, rows, header="area,bedrooms,price"):
+    with open(path, "w") as f:
+        if header:
+            f.write(header + "\n")
+        for row in rows:
+            f.write(",".join(str(v) for v in row) + "\n")
+    return str(path)
+
+
+def data_components(csv_path, schema_path=None, stop=True):
+    """ExampleGen, then StatisticsGen -> SchemaGen -> ExampleValidator wired as every pipeline wires them."""
+    gen = CsvExampleGen(input_path=csv_path, schema_path=HOUSE_SCHEMA, splits="train:1,eval:1")
+    stats, schema, validator, _transform = data_stages(gen, schema_path, stop, HOUSE_PREPROCESSING)
+    return [gen, stats, schema, validator]
