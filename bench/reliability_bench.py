@@ -10,7 +10,8 @@
   soak      `--soak-seconds` (default 600) at half capacity: RSS growth and p99 drift, first minute vs last
   slowclients  connections that send slowly or nothing, held against a server started under a soft limit
             of 1,024 open files (common on Linux): 300 request bodies stalled after their first bytes, and
-            1,500 silent connections to each port; whether REST and gRPC predicts are still answered
+            1,500 silent connections to each port, 20,000 gRPC calls stalled half-way through their
+            messages (200 connections); whether REST and gRPC predicts are still answered
             5 s and 20 s after they were opened, and how many of them the server has closed or answered
             40 s on
 
@@ -31,6 +32,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -254,11 +256,38 @@ def hostile(server: ServerProcess, image: bytes, count: int) -> list[dict]:
 
 # --- slow and silent clients ---------------------------------------------------------------------
 SLOW_CLIENT_ATTACKS = (
-    # name, port, connections, what each sends before it stalls
+    # name, port, connections, what each sends before it stalls (a count: that many gRPC calls each)
     ("bodies stalled after 15 bytes", "rest", 300, "body"),
     ("silent connections to REST", "rest", 1500, b""),
     ("silent connections to gRPC", "grpc", 1500, b""),
+    ("gRPC calls stalled mid-message, 100 per connection", "grpc", 200, 100),
 )
+
+
+def stalled_grpc_calls(port: int, calls: int, sent: int = 500) -> socket.socket:
+    """A connection to a gRPC port that starts `calls` Predict calls and sends each one's headers and
+    the first `sent` bytes of a message said to be 60,000 long, then nothing more (HTTP/2 frames built
+    with h2: no gRPC client stalls half-way through a message)."""
+    import h2.config
+    import h2.connection
+
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    connection.initiate_connection()
+    headers = [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", "/tensorflow.serving.PredictionService/Predict"),
+        (":authority", "127.0.0.1"),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+    ]
+    for _ in range(calls):
+        stream = connection.get_next_available_stream_id()
+        connection.send_headers(stream, headers)
+        connection.send_data(stream, b"\x00" + (60_000).to_bytes(4, "big") + bytes(sent))
+    sock.sendall(connection.data_to_send())
+    return sock
 
 
 def _probe(server: ServerProcess, image: bytes, tries: int = 3) -> dict:
@@ -287,7 +316,6 @@ def slow_clients(
     base: str, workdir: str, image: bytes, hold_s: float = 40.0, extra: tuple[str, ...] = ()
 ) -> list[dict]:
     import resource
-    import socket
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))  # the server inherits it
@@ -305,6 +333,9 @@ def slow_clients(
             port = server.rest_port if protocol == "rest" else server.grpc_port
             held = []
             for _ in range(count):
+                if isinstance(sends, int):
+                    held.append(stalled_grpc_calls(port, sends))
+                    continue
                 sock = socket.create_connection(("127.0.0.1", port), timeout=10)
                 if sends:
                     sock.sendall(head)
@@ -318,6 +349,7 @@ def slow_clients(
                 for key, value in probe.items():
                     row[key] = f"{row[key]}, {value}" if key in row else value
             row["server fds"] = len(os.listdir(f"/proc/{server.process.pid}/fd"))
+            row["server RSS MiB"] = round(rss_mib(server.process.pid))
             time.sleep(max(0.0, hold_s - (time.monotonic() - opened)))
             closed = 0
             for sock in held:
@@ -329,11 +361,20 @@ def slow_clients(
                 except OSError:
                     closed += 1  # reset
                 sock.close()
-            row[f"closed or answered by {hold_s:.0f} s"] = closed
+            # A stalled gRPC call has no deadline to end it, and its connection carries HTTP/2 frames
+            # (settings, window updates) that are no answer: not counted.
+            row[f"closed or answered by {hold_s:.0f} s"] = "-" if isinstance(sends, int) else closed
             rows.append(row)
             print_table("slow clients", rows[-1:])
             time.sleep(1)
-        rows.append({"held": "none (after)", "connections": 0, **_probe(server, image)})
+        rows.append(
+            {
+                "held": "none (after)",
+                "connections": 0,
+                **_probe(server, image),
+                "server RSS MiB": round(rss_mib(server.process.pid)),
+            }
+        )
     finally:
         server.stop()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import requests
 
+from bench.reliability_bench import stalled_grpc_calls
 from serving.grpc_client import GrpcClient
 from tests.serving.toy_model import toy_server, write_toy_model
 
@@ -82,6 +83,23 @@ def test_slow_request_bodies_hold_no_admission_and_get_408(toy, tmp_path):
         assert time.monotonic() - started < 15
         assert _served(server) == (200, [1.5])
     finally:
+        server.stop()
+
+
+def test_grpc_calls_stalled_mid_message_hold_no_admission(toy, tmp_path):
+    """A gRPC call is admitted once its whole message is in: 500 calls stalled half-way through theirs
+    (10 connections) leave a server with room for two requests inside answering on both protocols."""
+    server = toy_server(toy, "--max_in_flight", "2", log_path=str(tmp_path / "s.log")).wait_ready()
+    stalled = []
+    try:
+        stalled = [stalled_grpc_calls(server.grpc_port, 50) for _ in range(10)]
+        time.sleep(1)
+        assert server.process.poll() is None
+        for _ in range(3):
+            assert _served(server) == (200, [1.5])
+    finally:
+        for sock in stalled:
+            sock.close()
         server.stop()
 
 
