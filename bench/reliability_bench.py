@@ -662,7 +662,7 @@ def soak(server: ServerProcess, image_path: str, rate: float, seconds: float) ->
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("steps", nargs="?", default="hostile,overload,replicas")
+    parser.add_argument("steps", nargs="?", default="hostile,overload,replicas,slowclients")
     parser.add_argument("--serving-dir")
     parser.add_argument("--hostile-requests", type=int, default=2000)
     parser.add_argument("--overload-seconds", type=float, default=30)
