@@ -71,6 +71,10 @@ class ServerOptions:
     def __post_init__(self) -> None:
         if bool(self.model_base_path) == bool(self.model_config_file):
             raise ConfigError("give exactly one of --model_base_path (with --model_name) or --model_config_file")
+        if self.rest_max_body_bytes_in_flight < 1:
+            raise ConfigError(
+                f"--rest_max_body_bytes_in_flight must be at least 1, got {self.rest_max_body_bytes_in_flight}"
+            )
         if self.event_loop not in EVENT_LOOPS:
             raise ConfigError(f"--event_loop must be one of {', '.join(EVENT_LOOPS)}, got {self.event_loop!r}")
         if self.event_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:

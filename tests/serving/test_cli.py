@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from serving.client import make_client
 from serving.model_server.process import ROOT, free_port
@@ -88,6 +89,20 @@ def test_unknown_event_loop_exits_2(toy_models):
     result = run("--model_config_file", toy_models["config"], "--event_loop", "tokio", "--port", str(free_port()))
     assert result.returncode == 2
     assert "--event_loop must be one of auto, uvloop, asyncio" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--rest_max_body_bytes_in_flight", "0", "--rest_max_body_bytes_in_flight must be at least 1, got 0"),
+        ("--rest_api_idle_timeout_seconds", "-1", "must be a positive number of seconds, got '-1'"),
+        ("--rest_api_idle_timeout_seconds", "nan", "must be a positive number of seconds, got 'nan'"),
+    ],
+)
+def test_slow_client_limits_out_of_range_exit_2(toy_models, flag, value, message):
+    result = run("--model_config_file", toy_models["config"], flag, value, "--port", str(free_port()))
+    assert result.returncode == 2
+    assert message in result.stderr
 
 
 def test_a_picked_port_taken_before_the_server_binds_it_is_picked_again(toy_models, tmp_path, monkeypatch):
