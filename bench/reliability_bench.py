@@ -255,13 +255,21 @@ def hostile(server: ServerProcess, image: bytes, count: int) -> list[dict]:
 
 
 # --- slow and silent clients ---------------------------------------------------------------------
-SLOW_CLIENT_ATTACKS = (
-    # name, port, connections, what each sends before it stalls (a count: that many gRPC calls each)
-    ("bodies stalled after 15 bytes", "rest", 300, "body"),
-    ("silent connections to REST", "rest", 1500, b""),
-    ("silent connections to gRPC", "grpc", 1500, b""),
-    ("gRPC calls stalled mid-message, 100 per connection", "grpc", 200, 100),
-)
+def connection_sending(port: int, data: bytes = b"") -> socket.socket:
+    """A connection to 127.0.0.1:`port` that sends `data` (or nothing) and then nothing more."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    if data:
+        sock.sendall(data)
+    return sock
+
+
+def stalled_rest_body(port: int, model: str, content_length: int = 100_000) -> socket.socket:
+    """A REST predict whose head is complete and whose body stops after its first 15 bytes."""
+    head = (
+        f"POST /v1/models/{model}:predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {content_length}\r\n\r\n"
+    )
+    return connection_sending(port, head.encode() + b'{"instances": [')
 
 
 def stalled_grpc_calls(port: int, calls: int, sent: int = 500) -> socket.socket:
@@ -271,7 +279,6 @@ def stalled_grpc_calls(port: int, calls: int, sent: int = 500) -> socket.socket:
     import h2.config
     import h2.connection
 
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     connection.initiate_connection()
     headers = [
@@ -286,8 +293,24 @@ def stalled_grpc_calls(port: int, calls: int, sent: int = 500) -> socket.socket:
         stream = connection.get_next_available_stream_id()
         connection.send_headers(stream, headers)
         connection.send_data(stream, b"\x00" + (60_000).to_bytes(4, "big") + bytes(sent))
-    sock.sendall(connection.data_to_send())
-    return sock
+    return connection_sending(port, connection.data_to_send())
+
+
+# name, port, connections, how each is opened, whether the server's closing or answering them counts
+# (a stalled gRPC call has no deadline to end it, and its connection carries HTTP/2 frames, settings and
+# window updates, that are no answer)
+SLOW_CLIENT_ATTACKS = (
+    ("bodies stalled after 15 bytes", "rest", 300, lambda port: stalled_rest_body(port, "captcha"), True),
+    ("silent connections to REST", "rest", 1500, connection_sending, True),
+    ("silent connections to gRPC", "grpc", 1500, connection_sending, True),
+    (
+        "gRPC calls stalled mid-message, 100 per connection",
+        "grpc",
+        200,
+        lambda port: stalled_grpc_calls(port, 100),
+        False,
+    ),
+)
 
 
 def _probe(server: ServerProcess, image: bytes, tries: int = 3) -> dict:
@@ -323,23 +346,11 @@ def slow_clients(
         server = serve(base, workdir, extra=extra)
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # room for this process's sockets
-    head = (
-        "POST /v1/models/captcha:predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        "Content-Length: 100000\r\n\r\n"
-    ).encode() + b'{"instances": ['
     rows = []
     try:
-        for name, protocol, count, sends in SLOW_CLIENT_ATTACKS:
+        for name, protocol, count, open_one, counted in SLOW_CLIENT_ATTACKS:
             port = server.rest_port if protocol == "rest" else server.grpc_port
-            held = []
-            for _ in range(count):
-                if isinstance(sends, int):
-                    held.append(stalled_grpc_calls(port, sends))
-                    continue
-                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-                if sends:
-                    sock.sendall(head)
-                held.append(sock)
+            held = [open_one(port) for _ in range(count)]
             opened = time.monotonic()
             row: dict = {"held": name, "connections": count}
             # Twice while they are held: the admission count adapts to the answer rate within seconds.
@@ -361,9 +372,7 @@ def slow_clients(
                 except OSError:
                     closed += 1  # reset
                 sock.close()
-            # A stalled gRPC call has no deadline to end it, and its connection carries HTTP/2 frames
-            # (settings, window updates) that are no answer: not counted.
-            row[f"closed or answered by {hold_s:.0f} s"] = "-" if isinstance(sends, int) else closed
+            row[f"closed or answered by {hold_s:.0f} s"] = closed if counted else "-"
             rows.append(row)
             print_table("slow clients", rows[-1:])
             time.sleep(1)

@@ -104,8 +104,9 @@ class RestApi:
             if not match or (request.method == "GET") == bool(verb) or request.method not in ("GET", "POST"):
                 raise invalid(f"Malformed request: {request.method} {request.path}")
             with contextlib.ExitStack() as held:
-                body = await self._read_body(request, held) if verb else b""
+                body = b""
                 if verb:
+                    body = await self._read_body(request, held)
                     held.enter_context(self.admission)
                 async with asyncio.timeout(self.timeout):
                     if verb == "predict":

@@ -111,24 +111,23 @@ def server_ssl_context(config: SslConfig) -> ssl.SSLContext:
     return context
 
 
-def raise_open_files_limit() -> tuple[int, int]:
+def raise_open_files_limit() -> None:
     """The soft limit on open files raised to the hard one, as servers written in Go do on start.
 
     Every connection takes a descriptor. At a soft limit of 1,024, common on Linux, a thousand idle
     connections to either port (they cost a client nothing) stopped both APIs: the server could
     accept nothing more, not even on the other port. The hard limit is usually far higher (524,288
-    under systemd). Returns the limits before and after."""
+    under systemd)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
     if soft == resource.RLIM_INFINITY or soft >= wanted:
-        return soft, soft
+        return
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
     except (ValueError, OSError) as e:
         log.warning("open files: cannot raise the limit of %d: %s", soft, e)
-        return soft, soft
+        return
     log.info("open files: limit raised from %d to %d", soft, wanted)
-    return soft, wanted
 
 
 class ModelServer:

@@ -17,25 +17,12 @@ import numpy as np
 import pytest
 import requests
 
-from bench.reliability_bench import stalled_grpc_calls
+from bench.reliability_bench import connection_sending, stalled_grpc_calls, stalled_rest_body
 from serving.grpc_client import GrpcClient
 from tests.serving.toy_model import toy_server, write_toy_model
 
 PREDICT = "/v1/models/toy:predict"
 BODY = json.dumps({"instances": [1.0, 2.0]}).encode()
-
-
-def _open(port: int, head: bytes) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    if head:
-        sock.sendall(head)
-    return sock
-
-
-def _slow_body(port: int, content_length: int) -> socket.socket:
-    """A predict whose head is complete and whose body has begun but will not go on."""
-    head = f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {content_length}\r\n\r\n"
-    return _open(port, head.encode() + b'{"instances": [')
 
 
 def _answer(sock: socket.socket, timeout: float) -> bytes:
@@ -71,7 +58,7 @@ def test_slow_request_bodies_hold_no_admission_and_get_408(toy, tmp_path):
         toy, "--max_in_flight", "2", "--rest_api_timeout_in_ms", "2000", log_path=str(tmp_path / "s.log")
     ).wait_ready()
     try:
-        stalled = [_slow_body(server.rest_port, 1000) for _ in range(6)]
+        stalled = [stalled_rest_body(server.rest_port, "toy", 1000) for _ in range(6)]
         time.sleep(0.5)  # the server has read their heads and is waiting for the bodies
         assert _served(server) == (200, [1.5])
         started = time.monotonic()
@@ -106,8 +93,8 @@ def test_grpc_calls_stalled_mid_message_hold_no_admission(toy, tmp_path):
 def test_silent_and_half_sent_heads_are_closed_after_the_idle_timeout(toy, tmp_path):
     server = toy_server(toy, "--rest_api_idle_timeout_seconds", "1", log_path=str(tmp_path / "s.log")).wait_ready()
     try:
-        silent = _open(server.rest_port, b"")
-        half = _open(server.rest_port, f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\n".encode())
+        silent = connection_sending(server.rest_port)
+        half = connection_sending(server.rest_port, f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\n".encode())
         started = time.monotonic()
         for sock in (silent, half):
             assert _answer(sock, timeout=20) == b""  # closed by the server, nothing sent
@@ -132,7 +119,7 @@ def test_request_bodies_past_the_budget_are_refused_at_once_and_the_budget_comes
         log_path=str(tmp_path / "s.log"),
     ).wait_ready()
     try:
-        stalled = _slow_body(server.rest_port, 4990)
+        stalled = stalled_rest_body(server.rest_port, "toy", 4990)
         time.sleep(0.5)
         started = time.monotonic()
         refused = requests.post(server.rest_url + PREDICT, data=BODY, timeout=30)
@@ -164,7 +151,7 @@ def test_under_a_low_soft_limit_idle_connections_do_not_stop_either_api(toy, tmp
         log = server.log()
         assert "open files: limit raised from 256 to" in log
         assert "FutureWarning" not in log  # the server's log starts with the server's own lines
-        idle = [_open(port, b"") for port in (server.rest_port, server.grpc_port) for _ in range(200)]
+        idle = [connection_sending(port) for port in (server.rest_port, server.grpc_port) for _ in range(200)]
         time.sleep(0.5)
         assert _served(server) == (200, [1.5])
     finally:
