@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import logging
 import time
 from concurrent import futures
 from typing import Sequence
@@ -29,6 +30,8 @@ from serving.model_server.config import ConfigError, SslConfig, check_model_conf
 from serving.model_server.errors import Admission, ServingError, invalid
 from serving.model_server.manager import ModelManager
 from serving.model_server.metrics import ServerMetrics
+
+log = logging.getLogger("serving.model_server")
 
 
 def target_of(model_spec) -> inference.Target:
@@ -286,11 +289,21 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 # gRPC core's bound on calls that wait for the application to take them (server.h in grpc's core).
 PENDING_SOFT_LIMIT = "grpc.server.max_pending_requests"
 PENDING_HARD_LIMIT = "grpc.server.max_pending_requests_hard_limit"
-# A connection that has not finished its HTTP/2 (and TLS) handshake by then is closed: gRPC's own
-# default, 120 s, let a client hold a descriptor for two minutes per connection while sending nothing.
-# Connections that finished it and stay idle are kept, as TF Serving's clients expect of a channel.
-HANDSHAKE_TIMEOUT = "grpc.server_handshake_timeout_ms"
-HANDSHAKE_TIMEOUT_MS = 30_000
+# How long a connection may hold the server's descriptors and memory, unless `channel_arguments` say
+# otherwise (gRPC's own defaults are 120 s for the handshake and forever for the rest):
+# - one that has not finished its HTTP/2 (and TLS) handshake by then is closed;
+# - one with no call in flight for `grpc.max_connection_idle_ms` is sent GOAWAY and closed, as REST closes
+#   its idle connections (--rest_api_idle_timeout_seconds). A gRPC channel reconnects on its next call;
+# - every connection is sent GOAWAY at `grpc.max_connection_age_ms` (gRPC adds +-10% jitter) and closed
+#   `..._grace_ms` later. Python sees a call only once its whole message is in, so this is the one bound on
+#   a call stalled half-way through its message. Calls in flight at the GOAWAY have the grace to finish,
+#   new ones go to a new connection (which also spreads clients over replicas again after a restart).
+CONNECTION_LIMITS_MS = {
+    "grpc.server_handshake_timeout_ms": 30_000,
+    "grpc.max_connection_idle_ms": 30_000,
+    "grpc.max_connection_age_ms": 60_000,
+    "grpc.max_connection_age_grace_ms": 30_000,
+}
 
 
 async def start_grpc_server(
@@ -324,13 +337,18 @@ async def start_grpc_server(
         ("grpc.so_reuseport", int(reuse_port)),
     ]
     given = {key for key, _ in channel_arguments}
-    if HANDSHAKE_TIMEOUT not in given:
-        options.append((HANDSHAKE_TIMEOUT, HANDSHAKE_TIMEOUT_MS))
+    options += [(key, ms) for key, ms in CONNECTION_LIMITS_MS.items() if key not in given]
     if max_pending > 0:
         for key, value in ((PENDING_SOFT_LIMIT, max_pending), (PENDING_HARD_LIMIT, 4 * max_pending)):
             if key not in given:
                 options.append((key, value))
     options += channel_arguments
+    ms = dict(options)
+    log.info(
+        "gRPC connections: handshake within %s ms, closed after %s ms with no call, GOAWAY at %s ms of age"
+        " and closed %s ms later",
+        *(ms[key] for key in CONNECTION_LIMITS_MS),
+    )
     pool = futures.ThreadPoolExecutor(max_workers, thread_name_prefix="grpc")
     server = grpc.aio.server(migration_thread_pool=pool, options=options)
     registration = _TolerantRegistration(server)

@@ -90,6 +90,48 @@ def test_grpc_calls_stalled_mid_message_hold_no_admission(toy, tmp_path):
         server.stop()
 
 
+def _closed_at(sock: socket.socket, opened: float, timeout: float) -> float | None:
+    """Seconds from `opened` until the server closed `sock` (what it sends is dropped), or None if it is
+    still open `timeout` seconds after `opened`."""
+    sock.settimeout(0.1)
+    while time.monotonic() - opened < timeout:
+        try:
+            if not sock.recv(65536):
+                return time.monotonic() - opened
+        except TimeoutError:
+            pass
+        except OSError:
+            return time.monotonic() - opened  # reset
+    return None
+
+
+def test_grpc_connections_idle_or_too_old_are_closed_and_a_channel_carries_on(toy, tmp_path):
+    """A gRPC connection with no call in flight is closed after `grpc.max_connection_idle_ms`, and
+    every connection at `grpc.max_connection_age_ms` plus its grace, which is what ends calls stalled
+    half-way through their message. Shortened here through --grpc_channel_arguments (the defaults, 30 s
+    idle, 60 s of age and 30 s of grace, are checked in the server's log below). A client's channel
+    reconnects by itself: none of its calls fails across the closes."""
+    limits = "grpc.max_connection_idle_ms=1000,grpc.max_connection_age_ms=2000,grpc.max_connection_age_grace_ms=1000"
+    server = toy_server(toy, "--grpc_channel_arguments", limits, log_path=str(tmp_path / "s.log")).wait_ready()
+    held: list[socket.socket] = []
+    try:
+        opened = time.monotonic()
+        held = [stalled_grpc_calls(server.grpc_port, 0), stalled_grpc_calls(server.grpc_port, 20)]
+        idle, stalled = (_closed_at(sock, opened, timeout=15) for sock in held)
+        assert idle is not None and idle < 1.9, idle  # before the age (2 s -10%) could have done it
+        assert stalled is not None and 2.5 < stalled < 6, stalled  # age (+-10%) + grace, not idleness
+        client = GrpcClient(server.grpc_target)
+        for pause in [0.3] * 10 + [1.5]:  # through two ages or more, then an idle close
+            answer = client.predict("toy", {"x": np.array([1.0], np.float32)})
+            assert answer.outputs["y"].tolist() == [1.5]
+            time.sleep(pause)
+        assert client.predict("toy", {"x": np.array([3.0], np.float32)}).outputs["y"].tolist() == [2.5]
+    finally:
+        for sock in held:
+            sock.close()
+        server.stop()
+
+
 def test_silent_and_half_sent_heads_are_closed_after_the_idle_timeout(toy, tmp_path):
     server = toy_server(toy, "--rest_api_idle_timeout_seconds", "1", log_path=str(tmp_path / "s.log")).wait_ready()
     try:
@@ -151,6 +193,8 @@ def test_under_a_low_soft_limit_idle_connections_do_not_stop_either_api(toy, tmp
         log = server.log()
         assert "open files: limit raised from 256 to" in log
         assert "FutureWarning" not in log  # the server's log starts with the server's own lines
+        # gRPC's connection limits by default (the test above shortens them to see them work)
+        assert "handshake within 30000 ms, closed after 30000 ms with no call, GOAWAY at 60000 ms" in log
         idle = [connection_sending(port) for port in (server.rest_port, server.grpc_port) for _ in range(200)]
         time.sleep(0.5)
         assert _served(server) == (200, [1.5])
