@@ -278,6 +278,7 @@ def stalled_grpc_calls(port: int, calls: int, sent: int = 500) -> socket.socket:
     with h2: no gRPC client stalls half-way through a message)."""
     import h2.config
     import h2.connection
+    import h2.events
 
     connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     connection.initiate_connection()
@@ -293,7 +294,22 @@ def stalled_grpc_calls(port: int, calls: int, sent: int = 500) -> socket.socket:
         stream = connection.get_next_available_stream_id()
         connection.send_headers(stream, headers)
         connection.send_data(stream, b"\x00" + (60_000).to_bytes(4, "big") + bytes(sent))
-    return connection_sending(port, connection.data_to_send())
+    sock = connection_sending(port, connection.data_to_send())
+    # Answer the server as any HTTP/2 client does (acknowledge its settings, answer its ping: gRPC probes
+    # the bandwidth with one once data arrives), or gRPC closes the connection after a minute or so, which
+    # would end the attack for the attacker. Then send nothing more.
+    wanted = {h2.events.RemoteSettingsChanged, h2.events.SettingsAcknowledged}
+    if calls:
+        wanted.add(h2.events.PingReceived)
+    sock.settimeout(5)
+    while wanted:
+        data = sock.recv(1 << 16)
+        if not data:
+            raise ConnectionError(f"the server at port {port} closed the connection during the handshake")
+        wanted -= {type(event) for event in connection.receive_data(data)}
+        sock.sendall(connection.data_to_send())
+    sock.settimeout(10)
+    return sock
 
 
 # name, port, connections, how each is opened, and how long they are held before counting those the

@@ -295,9 +295,10 @@ PENDING_HARD_LIMIT = "grpc.server.max_pending_requests_hard_limit"
 # - one with no call in flight for `grpc.max_connection_idle_ms` is sent GOAWAY and closed, as REST closes
 #   its idle connections (--rest_api_idle_timeout_seconds). A gRPC channel reconnects on its next call;
 # - every connection is sent GOAWAY at `grpc.max_connection_age_ms` (gRPC adds +-10% jitter) and closed
-#   `..._grace_ms` later. Python sees a call only once its whole message is in, so this is the one bound on
-#   a call stalled half-way through its message. Calls in flight at the GOAWAY have the grace to finish,
-#   new ones go to a new connection (which also spreads clients over replicas again after a restart).
+#   at most `..._grace_ms` later. Python sees a call only once its whole message is in, so this is the
+#   one bound on a call stalled half-way through its message. Calls in flight at the GOAWAY have the
+#   grace to finish, new ones go to a new connection (which also spreads clients over replicas again
+#   after a restart).
 CONNECTION_LIMITS_MS = {
     "grpc.server_handshake_timeout_ms": 30_000,
     "grpc.max_connection_idle_ms": 30_000,
