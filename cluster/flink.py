@@ -31,6 +31,7 @@ import urllib.request
 from collections.abc import Sequence
 
 from cluster import downloads
+from cluster.processes import alive, cmdline, free_port, free_ports
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_STATE_DIR = os.environ.get("FLINK_STATE_DIR") or os.path.join(REPO_ROOT, ".flink")
@@ -205,27 +206,9 @@ def flink_settings(config: ClusterConfig) -> dict[str, str]:
 # --- process bookkeeping ---------------------------------------------------------------------------------------
 
 
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except OSError:
-        return False
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
 def _ours(pid: int | None, marker: str) -> bool:
     """Alive and still the process we started (a recycled pid is not ours)."""
-    return _alive(pid) and marker in _cmdline(pid)
+    return alive(pid) and marker in cmdline(pid)
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -274,19 +257,6 @@ def _live_taskmanagers(listing: dict | None, max_age_ms: float) -> int | None:
             return None
         ages.append(now_ms - value if value > 1e12 else value)
     return sum(1 for age in ages if age <= max_age_ms)
-
-
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """`count` ports free on `host` now, all different (bound at once, then let go)."""
-    with contextlib.ExitStack() as held:
-        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
-        for s in sockets:
-            s.bind((host, 0))
-        return [s.getsockname()[1] for s in sockets]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    return free_ports(1, host)[0]
 
 
 class JobServer:
@@ -659,9 +629,9 @@ class FlinkCluster:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(entry["pid"], sig)
         deadline = time.monotonic() + wait
-        while _alive(entry["pid"]) and time.monotonic() < deadline:
+        while alive(entry["pid"]) and time.monotonic() < deadline:
             time.sleep(0.2)
-        if _alive(entry["pid"]):
+        if alive(entry["pid"]):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(entry["pid"], signal.SIGKILL)
         return True

@@ -22,6 +22,7 @@ from ml_metadata import errors as mlmd_errors
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2 as mlmd
 
+from cluster.processes import start_time
 from components.base import fileio
 from components.base.artifacts import DOUBLE, INT, STRING, Artifact
 
@@ -123,22 +124,12 @@ def _read_props(message) -> dict:
     return out
 
 
-def _process_start(pid: int) -> str | None:
-    """When process `pid` started (clock ticks since boot; /proc/PID/stat field 22), or None if there is none.
-    A pid with another start time is another process that reused the number."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
 def runner_identity() -> dict:
     """Execution properties that let a later runner or listing tell whether this runner still lives."""
     return {
         "runner_pid": os.getpid(),
         "runner_host": socket.gethostname(),
-        "runner_start": _process_start(os.getpid()) or "",
+        "runner_start": start_time(os.getpid()) or "",
     }
 
 
@@ -148,7 +139,7 @@ def runner_alive(props: dict) -> bool | None:
     pid, host = props.get("runner_pid"), props.get("runner_host")
     if not pid or host != socket.gethostname():
         return None
-    started = _process_start(int(pid))
+    started = start_time(int(pid))
     return started is not None and (not props.get("runner_start") or started == props["runner_start"])
 
 

@@ -29,6 +29,7 @@ import sys
 import time
 import uuid
 
+from cluster.processes import alive, free_port
 from components.base.interrupt import sigterm_interrupts
 
 WORKER_PORT = 2222
@@ -58,16 +59,6 @@ def netns_available() -> str | None:
     return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        pass
-    return True
-
-
 def namespaces() -> list[str]:
     """The network namespaces on this machine (`ip netns list`; its lines may add "(id: N)"); none without `ip`."""
     if shutil.which("ip") is None:
@@ -80,7 +71,7 @@ def remove_stale_networks() -> list[str]:
     stale = []
     for name in namespaces():
         match = _OURS.match(name)
-        if match and not _alive(int(match.group(1))):
+        if match and not alive(int(match.group(1))):
             _ip("netns", "del", name, check=False)
             stale.append(name)
     return stale
@@ -127,14 +118,6 @@ class HostNetwork:
 
     def command(self, index: int, argv: list[str]) -> list[str]:
         return ["ip", "netns", "exec", self.names[index], *argv]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _stop(processes: list[subprocess.Popen]) -> None:
@@ -190,7 +173,7 @@ def run_workers(fn_args, run_fn: str, workers: int, work_dir: str, out=None, iso
             hosts = [f"{address}:{WORKER_PORT}" for address in network.addresses]
             where = f"{workers} hosts (network namespaces {', '.join(network.names)})"
         else:
-            hosts = [f"127.0.0.1:{_free_port()}" for _ in range(workers)]
+            hosts = [f"127.0.0.1:{free_port()}" for _ in range(workers)]
             where = f"{workers} processes on 127.0.0.1 ({reason})"
         print(f"  Trainer: MultiWorkerMirroredStrategy on {where}: {', '.join(hosts)}", file=out, flush=True)
         processes, logs = [], []
