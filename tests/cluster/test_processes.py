@@ -28,6 +28,9 @@ def test_a_running_process_is_alive_with_a_fixed_start_time_and_its_command_line
         assert alive(child.pid) and alive(os.getpid())
         assert start_time(child.pid) == start_time(child.pid) is not None
         assert int(start_time(child.pid)) >= int(start_time(os.getpid()))  # started after this process
+        deadline = time.monotonic() + 10  # the child shows its own command line once it has exec'd
+        while "marker-7431" not in cmdline(child.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert "marker-7431" in cmdline(child.pid)
     finally:
         child.kill()
