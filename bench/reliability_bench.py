@@ -9,11 +9,11 @@
             called directly on batches of 32), and the requests lost when one replica is SIGKILLed under load
   soak      `--soak-seconds` (default 600) at half capacity: RSS growth and p99 drift, first minute vs last
   slowclients  connections that send slowly or nothing, held against a server started under a soft limit
-            of 1,024 open files (common on Linux): 300 request bodies stalled after their first bytes, and
-            1,500 silent connections to each port, 20,000 gRPC calls stalled half-way through their
-            messages (200 connections); whether REST and gRPC predicts are still answered
-            5 s and 20 s after they were opened, and how many of them the server has closed or answered
-            40 s on
+            of 1,024 open files (common on Linux): 300 request bodies stalled after their first bytes,
+            1,500 silent connections to each port, 1,500 gRPC connections idle after the HTTP/2 handshake,
+            and 20,000 gRPC calls stalled half-way through their messages (200 connections); whether REST
+            and gRPC predicts are still answered 5 s and 20 s after they were opened, and how many of them
+            the server has closed or answered 40 s on (100 s for the stalled calls: SLOW_CLIENT_ATTACKS)
 
 python -m bench.reliability_bench [hostile,overload,replicas,soak,slowclients] [--serving-dir DIR] [--soak-seconds 600]
     [--server-flags "--max_queue_ms 0 --max_loop_lag_ms 0"]
@@ -275,7 +275,8 @@ def stalled_rest_body(port: int, model: str, content_length: int = 100_000) -> s
 def stalled_grpc_calls(port: int, calls: int, sent: int = 500) -> socket.socket:
     """A connection to a gRPC port that starts `calls` Predict calls and sends each one's headers and
     the first `sent` bytes of a message said to be 60,000 long, then nothing more (HTTP/2 frames built
-    with h2: no gRPC client stalls half-way through a message)."""
+    with h2: no gRPC client stalls half-way through a message). With `calls` 0: a connection that
+    finishes the HTTP/2 handshake and then stays idle."""
     import h2.config
     import h2.connection
     import h2.events
