@@ -17,6 +17,7 @@ model on what its training never saw (BENCHMARKS.md, robustness).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 import os
@@ -26,7 +27,7 @@ import threading
 
 import matplotlib
 from captcha import image as captcha_image
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 DIGITS = string.digits
 ALPHANUMERIC = string.digits + string.ascii_uppercase
@@ -89,6 +90,7 @@ FONTS = {
 
 Range = tuple  # (low, high), both inclusive
 GLYPH_MASKS = ("brightness", "shape")
+SIZE_BY = ("points", "height")
 FAINT_INK_FLOOR = 40  # per channel: pasted through its brightness, such ink is >= 30% opaque
 
 
@@ -98,6 +100,11 @@ class RenderStyle:
 
     fonts: tuple[str, ...] = ("DroidSansMono",)
     font_sizes: tuple[int, ...] = (42, 50, 56)
+    # What font_sizes measure. "points": as the package takes them, a font size; the package then
+    # draws each character in a box as tall as the bottom of its text box, so the drawn height
+    # follows each font's metrics (at 46 points: DejaVu Sans 44 pixels, STIX 50, cmr10 34).
+    # "height": that drawn height itself, in pixels at 60 high, the same in every font.
+    size_by: str = "points"
     rotate: Range = (-30.0, 30.0)  # degrees, per character
     # The warp moves a character's corners by up to dx (dy) pixels each way. captcha 0.7.1 draws
     # dx = width * U(0, 1) * (high - low) + low: the extent is set by high - low (as a fraction of
@@ -163,6 +170,8 @@ class RenderStyle:
         unknown = [f for f in self.fonts if f not in FONTS]
         if not self.fonts or unknown:
             raise ValueError(f"fonts must be a non-empty list from {sorted(FONTS)}; unknown: {unknown}")
+        if self.size_by not in SIZE_BY:
+            raise ValueError(f"size_by must be one of {SIZE_BY}, got {self.size_by!r}")
         if not self.font_sizes or min(self.font_sizes) < 4:
             raise ValueError(f"font_sizes must be sizes of at least 4, got {self.font_sizes}")
         for name in (
@@ -344,6 +353,14 @@ class Captcha:
     png: bytes
 
 
+@functools.cache
+def _drawn_height(font: str) -> int:
+    """How tall the package draws a digit of `font` at 100 points: the bottom of its text box
+    (captcha 0.7.1's `_draw_character` sizes a character's box so), the tallest digit's."""
+    truetype, draw = ImageFont.truetype(FONTS[font], 100), ImageDraw.Draw(Image.new("L", (1, 1)))
+    return max(int(draw.multiline_textbbox((1, 1), c, font=truetype)[3]) for c in DIGITS)
+
+
 class _StyledCaptcha(captcha_image.ImageCaptcha):
     """The package's renderer with a style's ranges instead of its class constants, per image."""
 
@@ -351,6 +368,12 @@ class _StyledCaptcha(captcha_image.ImageCaptcha):
         scale = height / 60
         sizes = tuple(max(4, round(s * scale)) for s in style.font_sizes)
         super().__init__(width, height, fonts=[FONTS[f] for f in style.fonts], font_sizes=sizes)
+        if style.size_by == "height":  # each font at the size that draws its digits `size` pixels tall
+            self._truefonts = [
+                ImageFont.truetype(FONTS[f], max(4, round(s * 100 / _drawn_height(f))))
+                for f in style.fonts
+                for s in sizes
+            ]
         self.style = style
         self.character_offset_dx = tuple(round(v * scale) for v in style.offset_dx)
         self.character_offset_dy = tuple(round(v * scale) for v in style.offset_dy)

@@ -178,6 +178,24 @@ def test_perspective_share_shrinks_characters_inside_their_cells():
     assert ink(base + ', "perspective_share": 1, "perspective": [0, 0]}') == pytest.approx(plain, rel=0.1)
 
 
+@pytest.mark.parametrize("size_by,ratio", [("points", (0.55, 0.8)), ("height", (0.9, 1.1))])
+def test_size_by_height_draws_every_font_as_tall(size_by, ratio):
+    """The package sizes a character's box by the bottom of its text box, so at one font size
+    cmr10's digits come out about two thirds as tall as STIX's; by height they are as tall."""
+    import numpy as np
+
+    def height(font: str) -> float:
+        style = (
+            f'{{"preset": "library", "fonts": ["{font}"], "font_sizes": [46], "size_by": "{size_by}", '
+            '"rotate": [0, 0], "warp_dx": [0, 0], "warp_dy": [0, 0], "offset_dy": [0, 0], "ink": [0, 0], '
+            '"dots": [0, 0], "curves": [0, 0], "glyph_mask": "shape"}'
+        )
+        rows = [np.flatnonzero((g < 128).any(axis=1)) for g in _greys(style, 12)]
+        return float(np.median([r[-1] - r[0] + 1 for r in rows]))
+
+    assert ratio[0] <= height("cmr10") / height("STIXGeneral") <= ratio[1]
+
+
 def test_an_unsmoothed_captcha_is_the_same_drawing_before_the_filter():
     import io
 
@@ -301,6 +319,7 @@ def test_render_style_parses_presets_and_json_overrides():
         ('{"lines": [-1, 2]}', "lines"),
         ('{"ellipses": [2, 1]}', "low <= high"),
         ('{"line_width": [0, 2]}', "line_width"),
+        ('{"size_by": "pixels"}', "size_by"),
         ('{"preset": "library", "faint_share": 0.2}', "glyph_mask 'shape'"),
     ],
 )
