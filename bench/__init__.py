@@ -2,4 +2,4 @@
 
 # The pipeline CLI's filter for third-party notices (Google client libraries' Python-version
 # FutureWarnings, one per library and process): importing it installs the filter here too.
-from pipelines.cli import GOOGLE_VERSION_NOTICE  # noqa: F401 - imported for its side effect
+import pipelines.cli  # noqa: F401 - imported for its side effect

@@ -31,7 +31,7 @@ import urllib.request
 from collections.abc import Sequence
 
 from cluster import downloads
-from cluster.processes import alive, cmdline, free_port, free_ports
+from cluster.processes import alive, cmdline, free_port, free_ports, quiet_python_env
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_STATE_DIR = os.environ.get("FLINK_STATE_DIR") or os.path.join(REPO_ROOT, ".flink")
@@ -539,7 +539,12 @@ class FlinkCluster:
                     self._boot_executable(),
                 ],
                 pool,
-                env={"BEAM_WORKER_DIR": workers_dir, "PYTHONUNBUFFERED": "1", "TMPDIR": self.tmp_dir},
+                env={
+                    "BEAM_WORKER_DIR": workers_dir,
+                    "PYTHONUNBUFFERED": "1",
+                    "TMPDIR": self.tmp_dir,
+                    **quiet_python_env(),
+                },
             )
             started.append("worker-pool")
         if not self.running("job-server"):

@@ -5,6 +5,7 @@ imports beyond the standard library, so `python -m cluster.flink fetch` stays qu
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 
 
@@ -56,3 +57,21 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
 
 def free_port(host: str = "127.0.0.1") -> int:
     return free_ports(1, host)[0]
+
+
+GOOGLE_VERSION_NOTICE = "google.api_core._python_version_support"
+
+
+def quiet_python_env() -> dict[str, str]:
+    """Environment for Python processes we start (a pipeline run's Beam and Trainer workers, the Flink
+    worker pool and its SDK workers): third-party noise that says nothing about the user's work, off.
+
+    Google client libraries' Python-version notice (four FutureWarnings each time Beam is imported) and
+    TensorFlow's C++ start-up banner (cuDNN and cuBLAS "errors" on a machine without a GPU) buried the
+    pool's log and every run's output. A TF_CPP_MIN_LOG_LEVEL the user set is kept."""
+    notice = f"ignore::FutureWarning:{GOOGLE_VERSION_NOTICE}"
+    given = os.environ.get("PYTHONWARNINGS", "")
+    return {
+        "PYTHONWARNINGS": given if notice in given.split(",") else ",".join(w for w in (given, notice) if w),
+        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
+    }

@@ -16,15 +16,13 @@ import os
 import sys
 import warnings
 
+from cluster.processes import quiet_python_env
+
 # Third-party noise that says nothing about the user's run: Google client
 # libraries' Python-version notices (pulled in by Beam) and TF's C++ banner.
-# PYTHONWARNINGS carries the filter to the processes Beam and the Trainer start.
-GOOGLE_VERSION_NOTICE = "google.api_core._python_version_support"
+# The environment carries the filter to the processes Beam and the Trainer start.
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\..*")
-os.environ["PYTHONWARNINGS"] = ",".join(
-    w for w in (os.environ.get("PYTHONWARNINGS"), f"ignore::FutureWarning:{GOOGLE_VERSION_NOTICE}") if w
-)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.update(quiet_python_env())
 
 # matplotlib: "findfont: Font family ... not found" while drawing charts (a font cache left by another
 # install lists fonts that are gone; the chart falls back to DejaVu Sans and is drawn all the same).

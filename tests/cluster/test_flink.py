@@ -139,6 +139,12 @@ def test_workers_import_the_staged_wheel_through_a_job_server_for_flink_master(
     installed = os.path.join(flink_cluster.state_dir, "workers", "installed")
     assert locations and all(path.startswith(installed) for path in locations), locations
     assert not any(path.startswith(os.path.join(ROOT, "components")) for path in locations)
+    # The pool's log says which workers started, without third-party notices at every worker start
+    # (Google's Python-version FutureWarnings, TensorFlow's CUDA banner on a machine without a GPU).
+    with open(os.path.join(flink_cluster.logs_dir, "worker-pool.out"), errors="replace") as f:
+        log = f.read()
+    assert "Starting worker with command" in log
+    assert "FutureWarning" not in log and "cuda" not in log.lower(), log[-3000:]
 
 
 def test_validate_on_flink_gives_the_direct_runners_verdict(flink_cluster, shared_data, tmp_path):

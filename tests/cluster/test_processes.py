@@ -8,7 +8,9 @@ import subprocess
 import sys
 import time
 
-from cluster.processes import alive, cmdline, free_ports, start_time
+import pytest
+
+from cluster.processes import alive, cmdline, free_ports, quiet_python_env, start_time
 
 
 def _zombie_of(child: subprocess.Popen) -> None:
@@ -54,3 +56,28 @@ def test_free_ports_are_different_and_can_be_bound():
     for port in ports:
         with socket.socket() as s:
             s.bind(("127.0.0.1", port))
+
+
+def _stderr_of_importing_google_api_core(env: dict) -> str:
+    code = "import google.api_core"
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60).stderr
+
+
+def test_quiet_python_env_silences_the_google_version_notice_and_keeps_the_users_settings(monkeypatch):
+    monkeypatch.delenv("PYTHONWARNINGS", raising=False)
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    loud = _stderr_of_importing_google_api_core(dict(os.environ))
+    if "FutureWarning" not in loud:
+        pytest.skip("this google-api-core prints no Python-version notice for this Python")
+    quiet = quiet_python_env()
+    assert quiet["TF_CPP_MIN_LOG_LEVEL"] == "3"
+    assert "FutureWarning" not in _stderr_of_importing_google_api_core({**os.environ, **quiet})
+
+    # The user's own filters and log level stay, the notice's filter is added once however often it is applied.
+    monkeypatch.setenv("PYTHONWARNINGS", "error::DeprecationWarning")
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")
+    quiet = quiet_python_env()
+    assert quiet["TF_CPP_MIN_LOG_LEVEL"] == "1"
+    assert quiet["PYTHONWARNINGS"].split(",")[0] == "error::DeprecationWarning"
+    monkeypatch.setenv("PYTHONWARNINGS", quiet["PYTHONWARNINGS"])
+    assert quiet_python_env()["PYTHONWARNINGS"] == quiet["PYTHONWARNINGS"]
