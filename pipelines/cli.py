@@ -168,9 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _open_store(args):
     from pipelines import metadata
 
-    if args.metadata_config:
-        if not os.path.isfile(args.metadata_config):
-            raise UsageError(f"metadata config not found: {args.metadata_config}")
+    if args.metadata_config:  # check_usage has seen that the file is there
         try:
             config = metadata.load_connection_config(args.metadata_config)
         except Exception as error:  # noqa: BLE001 - text_format.ParseError and friends: one line for the user
@@ -198,6 +196,31 @@ def _parse_params(pairs: list[str]) -> dict[str, str]:
     return params
 
 
+def _compare_values(param: str) -> tuple[str, list[str]]:
+    name, sep, raw_values = param.partition("=")
+    values = [v.strip() for v in raw_values.split(",") if v.strip()]
+    if not sep or not name or len(values) < 2:
+        raise UsageError(f"--param takes NAME=V1,V2,... with at least two values, got {param!r}")
+    return name, values
+
+
+def check_usage(args) -> None:
+    """Refuse what the command line alone shows to be wrong, before TensorFlow and Beam are imported:
+    an unknown pipeline, a --param that is not NAME=VALUE, a --data or --metadata-config that is not
+    there answer in a fraction of a second instead of after seconds of imports."""
+    if args.command in ("run", "compare", "runs", "compare-runs"):
+        _pipeline_entry(args.pipeline)
+    if args.command == "run":
+        _parse_params(args.param)
+    if args.command == "compare":
+        _compare_values(args.param)
+        _parse_params(args.set)
+    if args.command in ("run", "compare") and args.data is not None and not os.path.exists(args.data):
+        raise UsageError(f"--data: no such file or folder: {args.data}")
+    if getattr(args, "metadata_config", None) and not os.path.isfile(args.metadata_config):
+        raise UsageError(f"metadata config not found: {args.metadata_config}")
+
+
 def _beam_args(args, extra: list[str]) -> list[str]:
     """Beam options for every Beam component; checks that the engine asked for answers (EngineUnavailable)."""
     from components.base.beam import UnknownBeamOption, check_beam_args
@@ -219,8 +242,6 @@ def cmd_run(args, extra: list[str]) -> int:
     from pipelines.registry import NotBuiltYet, RunOptions
 
     entry = _pipeline_entry(args.pipeline)
-    if args.data is not None and not os.path.exists(args.data):
-        raise UsageError(f"--data: no such file or folder: {args.data}")
     beam_args = _beam_args(args, extra)
     options = RunOptions(
         quick=args.quick, serving_dir=args.serving_dir, data=args.data, params=_parse_params(args.param)
@@ -290,12 +311,7 @@ def cmd_compare(args) -> int:
     from pipelines.runner import ComponentFailed, LocalRunner, PipelineStopped
 
     entry = _pipeline_entry(args.pipeline)
-    name, sep, raw_values = args.param.partition("=")
-    values = [v.strip() for v in raw_values.split(",") if v.strip()]
-    if not sep or not name or len(values) < 2:
-        raise UsageError(f"--param takes NAME=V1,V2,... with at least two values, got {args.param!r}")
-    if args.data is not None and not os.path.exists(args.data):
-        raise UsageError(f"--data: no such file or folder: {args.data}")
+    name, values = _compare_values(args.param)
     fixed = _parse_params(args.set)
     base = RunOptions(
         quick=args.quick, serving_dir=os.path.join(args.output_dir, ".compare-serving"), data=args.data, params=fixed
@@ -418,6 +434,13 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger(name).setLevel(logging.ERROR)
         for handler in logging.getLogger().handlers:
             handler.addFilter(_errors_only_from_quiet_loggers)
+    try:
+        check_usage(args)
+    except UsageError as error:
+        print(f"python -m pipelines {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.command == "list":  # names and descriptions: nothing to import
+        return cmd_list(args)
     if args.command in ("run", "validate"):
         _import_quietly()
     # Only now: components.base imports Beam and TensorFlow, which read the settings above on import.
@@ -428,8 +451,6 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if args.command == "run":
                 return cmd_run(args, extra)
-            if args.command == "list":
-                return cmd_list(args)
             if args.command == "validate":
                 return cmd_validate(args, extra)
             if args.command == "compare":

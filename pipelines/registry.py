@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from pipelines.pipeline import Pipeline
+if TYPE_CHECKING:  # the pipeline framework imports TensorFlow and Beam; the names alone do not need it
+    from pipelines.pipeline import Pipeline
 
 
 class NotBuiltYet(RuntimeError):

@@ -165,17 +165,15 @@ def main(argv=None) -> int:
         from serving.model_server.replicas import supervise
 
         return supervise(argv, args)
-    import tensorflow as tf
+    from serving.model_server.config import (
+        ConfigError,
+        ServerOptions,
+        read_batching_parameters,
+        read_monitoring_path,
+        read_ssl_config,
+    )
 
-    from serving.model_server.config import ConfigError, read_batching_parameters, read_monitoring_path, read_ssl_config
-
-    if args.tensorflow_intra_op_parallelism:
-        tf.config.threading.set_intra_op_parallelism_threads(args.tensorflow_intra_op_parallelism)
-    if args.tensorflow_inter_op_parallelism:
-        tf.config.threading.set_inter_op_parallelism_threads(args.tensorflow_inter_op_parallelism)
-    from serving.model_server.server import ModelServer, ServerOptions
-
-    try:
+    try:  # the flags and files are checked before TensorFlow is imported: a mistake is refused at once
         options = ServerOptions(
             host=args.host,
             port=args.port,
@@ -202,12 +200,25 @@ def main(argv=None) -> int:
             grpc_max_pending=args.grpc_max_pending,
             event_loop=args.event_loop,
         )
-        if options.batching is not None and not args.tensorflow_intra_op_parallelism:
-            threads = op_threads_per_batch(options.batching)
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            logging.getLogger("serving.model_server").info(
-                "TensorFlow: %d thread(s) per op, %d batch(es) at once", threads, options.batching.num_batch_threads
-            )
+    except (ConfigError, ValueError) as e:
+        print(f"model_server: {e}", file=sys.stderr)
+        return 2
+
+    import tensorflow as tf
+
+    if args.tensorflow_intra_op_parallelism:
+        tf.config.threading.set_intra_op_parallelism_threads(args.tensorflow_intra_op_parallelism)
+    if args.tensorflow_inter_op_parallelism:
+        tf.config.threading.set_inter_op_parallelism_threads(args.tensorflow_inter_op_parallelism)
+    if options.batching is not None and not args.tensorflow_intra_op_parallelism:
+        threads = op_threads_per_batch(options.batching)
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        logging.getLogger("serving.model_server").info(
+            "TensorFlow: %d thread(s) per op, %d batch(es) at once", threads, options.batching.num_batch_threads
+        )
+    from serving.model_server.server import ModelServer
+
+    try:
         server = ModelServer(options)
     except (ConfigError, ValueError) as e:
         print(f"model_server: {e}", file=sys.stderr)

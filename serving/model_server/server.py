@@ -4,8 +4,6 @@ and polling of the model config file."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import importlib.util
 import logging
 import os
 import resource
@@ -20,8 +18,8 @@ from google.protobuf import text_format
 from serving.model_server import inference
 from serving.model_server.batching import BatchScheduler
 from serving.model_server.config import (
-    BatchingParameters,
     ConfigError,
+    ServerOptions,
     SslConfig,
     read_model_server_config,
     single_model_config,
@@ -34,51 +32,6 @@ from serving.model_server.rest import RestApi
 from serving.model_server.servable import Servable
 
 log = logging.getLogger("serving.model_server")
-
-
-EVENT_LOOPS = ("auto", "uvloop", "asyncio")
-
-
-@dataclasses.dataclass(frozen=True)
-class ServerOptions:
-    host: str = "127.0.0.1"
-    port: int = 8500
-    rest_api_port: int = 8501
-    model_name: str = "default"
-    model_base_path: str | None = None
-    model_config_file: str | None = None
-    file_system_poll_wait_seconds: float = 1.0
-    model_config_file_poll_wait_seconds: float = 0.0
-    batching: BatchingParameters | None = None  # None: batching off
-    monitoring_path: str | None = None
-    rest_api_timeout_in_ms: int = 30_000
-    rest_api_num_threads: int = 64
-    # A REST connection that sends no complete request head for this long (from its start, or from
-    # its last answer) is closed: slow or silent connections cannot pile up and use every descriptor.
-    rest_api_idle_timeout_s: float = 30.0
-    rest_max_body_bytes_in_flight: int = 1 << 30  # REST request bodies held at once; past it 503 (BodyBudget)
-    grpc_max_threads: int = 64
-    max_request_bytes: int = 64 << 20
-    grpc_channel_arguments: tuple = ()
-    reuse_port: bool = False  # SO_REUSEPORT: replicas of this server share its ports (--replicas)
-    max_in_flight: int = 0  # inference requests inside the server at once; 0: what batching can hold, or 4x the threads
-    max_loop_lag_ms: float = 100.0  # refuse new requests while the event loop runs this far behind; 0: never
-    max_queue_ms: float = 250.0  # at most this much work (at the measured answer rate) inside; 0: a fixed count
-    ssl: SslConfig | None = None  # --ssl_config_file: TLS on both ports
-    grpc_max_pending: int = 128  # gRPC calls waiting for the event loop before gRPC refuses some; 0: gRPC's default
-    event_loop: str = "auto"  # uvloop, asyncio, or auto: uvloop where it is installed
-
-    def __post_init__(self) -> None:
-        if bool(self.model_base_path) == bool(self.model_config_file):
-            raise ConfigError("give exactly one of --model_base_path (with --model_name) or --model_config_file")
-        if self.rest_max_body_bytes_in_flight < 1:
-            raise ConfigError(
-                f"--rest_max_body_bytes_in_flight must be at least 1, got {self.rest_max_body_bytes_in_flight}"
-            )
-        if self.event_loop not in EVENT_LOOPS:
-            raise ConfigError(f"--event_loop must be one of {', '.join(EVENT_LOOPS)}, got {self.event_loop!r}")
-        if self.event_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
-            raise ConfigError("--event_loop uvloop: uvloop is not installed")
 
 
 def new_event_loop(kind: str) -> tuple[asyncio.AbstractEventLoop, str]:

@@ -84,6 +84,35 @@ def test_runs_without_a_store_says_so(tmp_path):
     assert "no runs of captcha yet" in result.stdout
 
 
+def _imported_modules(stderr: str) -> set[str]:
+    """The modules a process imported, from Python's -X importtime lines (PYTHONPROFILEIMPORTTIME=1)."""
+    return {line.rsplit("|", 1)[1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (("run", "no_such_pipeline"), "unknown pipeline"),
+        (("run", "captcha", "--param", "epochs"), "NAME=VALUE"),
+        (("run", "mnist", "--data", "/no/such/folder"), "--data: no such file or folder: /no/such/folder"),
+        (("compare", "captcha", "--param", "epochs=3"), "at least two values"),
+        (("runs", "captcha", "--metadata-config", "/no/such.pbtxt"), "metadata config not found"),
+        (("list",), None),
+    ],
+)
+def test_what_the_command_line_alone_shows_is_answered_before_tensorflow_is_imported(tmp_path, args, fragment):
+    """A typo costs a fraction of a second, not the seconds TensorFlow and Beam take to import."""
+    where = () if args == ("list",) else ("--output-dir", str(tmp_path))
+    result = cli(*args, *where, env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
+    imported = _imported_modules(result.stderr)
+    assert "pipelines.cli" in imported  # the import log is there to read
+    assert not {"tensorflow", "apache_beam"} & imported, sorted(m for m in imported if "." not in m)
+    if fragment is None:
+        assert result.returncode == 0 and "captcha" in result.stdout
+    else:
+        assert result.returncode == 2 and fragment in result.stderr
+
+
 def test_bad_render_style_is_one_line_and_exit_2(tmp_path):
     result = cli("run", "captcha", "--param", 'render_style={"rotate": [30, -30]}', "--output-dir", str(tmp_path))
     assert_one_line_usage_error(result, "rotate", "low <= high")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -24,6 +25,20 @@ def test_no_model_given_exits_2_with_a_message():
     result = run("--port", str(free_port()))
     assert result.returncode == 2
     assert "--model_base_path" in result.stderr
+
+
+def test_bad_flags_are_refused_before_tensorflow_is_imported(toy_models):
+    """A mistake in the flags costs a fraction of a second, not TensorFlow's import (seconds)."""
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
+    for args, message in [
+        (("--event_loop", "tokio"), "--event_loop must be one of"),
+        (("--rest_max_body_bytes_in_flight", "0"), "--rest_max_body_bytes_in_flight must be at least 1"),
+    ]:
+        command = [sys.executable, "-m", "serving.model_server", "--model_config_file", toy_models["config"], *args]
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+        imported = {ln.rsplit("|", 1)[1].strip() for ln in result.stderr.splitlines() if ln.startswith("import time:")}
+        assert result.returncode == 2 and message in result.stderr
+        assert "serving.model_server.config" in imported and "tensorflow" not in imported
 
 
 def test_unparsable_model_config_file_exits_2(tmp_path):
