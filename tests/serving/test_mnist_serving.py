@@ -124,20 +124,25 @@ def test_serving_default_takes_any_image_and_either_polarity(mnist_server, stub,
     url = f"{mnist_server.rest_url}/v1/models/mnist:predict"
     for image in clear_images:
         reference = reference_scores(signatures, image)
-        for variant in (
-            encode(image),
-            encode(image, invert=True),
-            encode(image, "BMP"),
-            encode(image, "GIF"),
-            encode(image, invert=True, size=140, rgb=True),
+        for variant, lossless in (
+            (encode(image), True),
+            (encode(image, invert=True), True),
+            (encode(image, "BMP"), True),
+            (encode(image, "GIF"), True),
+            (encode(image, invert=True, size=140, rgb=True), False),
         ):
             body = {"instances": [{"image_bytes": {"b64": base64.b64encode(variant).decode()}}]}
             response = requests.post(url, json=body, timeout=30)
             assert response.status_code == 200, response.text
             answer = response.json()["predictions"][0]
             assert answer["class"] == int(np.argmax(answer["probabilities"]))
-            # Lossless variants of the same digit, framed as MNIST is: the answer of its 784 floats.
-            np.testing.assert_allclose(answer["probabilities"], reference, atol=ANSWER_ATOL)
+            # The server answers what the signature answers in process for the same bytes.
+            in_process = signatures["serving_default"](image_bytes=tf.constant([variant]))["probabilities"].numpy()[0]
+            np.testing.assert_allclose(answer["probabilities"], in_process, atol=1e-5)
+            if lossless:  # the same digit framed as MNIST is: the answer of its 784 floats
+                np.testing.assert_allclose(answer["probabilities"], reference, atol=ANSWER_ATOL)
+            # Scaled up 5x and back down by the signature, the pixels move (bilinear both ways) and the quick
+            # model's probabilities with them, by 0.06 in one CI run; the digit the model reads does not.
             assert answer["class"] == int(np.argmax(reference))
         request = predict_pb2.PredictRequest()
         request.model_spec.name = "mnist"
