@@ -355,7 +355,6 @@ def _when(epoch: float) -> str:
 def cmd_compare_runs(args) -> int:
     from pipelines import compare_runs
 
-    _pipeline_entry(args.pipeline)
     if len(args.run) < 2:
         raise UsageError("compare-runs needs at least two runs")
     store_path = os.path.join(args.output_dir, "metadata.sqlite")
@@ -377,7 +376,6 @@ def cmd_compare_runs(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    _pipeline_entry(args.pipeline)
     store_path = os.path.join(args.output_dir, "metadata.sqlite")
     if not args.metadata_config and not os.path.exists(store_path):
         print(f"no runs of {args.pipeline} yet (no metadata store at {store_path})")

@@ -39,6 +39,11 @@ def pipelines_cli(*args: str, timeout: float = 900, cwd: str | None = None, env:
     )
 
 
+def imported_modules(stderr: str) -> set[str]:
+    """The modules a process imported, from Python's -X importtime lines (run it with PYTHONPROFILEIMPORTTIME=1)."""
+    return {line.rsplit("|", 1)[1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
+
+
 @pytest.fixture
 def shared_data():
     """../shared/data beside the checkout; tests that need it skip when it is absent."""

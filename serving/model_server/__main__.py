@@ -200,25 +200,20 @@ def main(argv=None) -> int:
             grpc_max_pending=args.grpc_max_pending,
             event_loop=args.event_loop,
         )
-    except (ConfigError, ValueError) as e:
-        print(f"model_server: {e}", file=sys.stderr)
-        return 2
+        import tensorflow as tf
 
-    import tensorflow as tf
+        if args.tensorflow_intra_op_parallelism:
+            tf.config.threading.set_intra_op_parallelism_threads(args.tensorflow_intra_op_parallelism)
+        if args.tensorflow_inter_op_parallelism:
+            tf.config.threading.set_inter_op_parallelism_threads(args.tensorflow_inter_op_parallelism)
+        if options.batching is not None and not args.tensorflow_intra_op_parallelism:
+            threads = op_threads_per_batch(options.batching)
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            logging.getLogger("serving.model_server").info(
+                "TensorFlow: %d thread(s) per op, %d batch(es) at once", threads, options.batching.num_batch_threads
+            )
+        from serving.model_server.server import ModelServer
 
-    if args.tensorflow_intra_op_parallelism:
-        tf.config.threading.set_intra_op_parallelism_threads(args.tensorflow_intra_op_parallelism)
-    if args.tensorflow_inter_op_parallelism:
-        tf.config.threading.set_inter_op_parallelism_threads(args.tensorflow_inter_op_parallelism)
-    if options.batching is not None and not args.tensorflow_intra_op_parallelism:
-        threads = op_threads_per_batch(options.batching)
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        logging.getLogger("serving.model_server").info(
-            "TensorFlow: %d thread(s) per op, %d batch(es) at once", threads, options.batching.num_batch_threads
-        )
-    from serving.model_server.server import ModelServer
-
-    try:
         server = ModelServer(options)
     except (ConfigError, ValueError) as e:
         print(f"model_server: {e}", file=sys.stderr)

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from pipelines.metadata import MetadataStore, sqlite_config
-from tests.conftest import ROOT, pipelines_cli
+from tests.conftest import ROOT, imported_modules, pipelines_cli
 
 cli = functools.partial(pipelines_cli, timeout=120)  # the bound these tests had before the shared helper
 
@@ -84,11 +84,6 @@ def test_runs_without_a_store_says_so(tmp_path):
     assert "no runs of captcha yet" in result.stdout
 
 
-def _imported_modules(stderr: str) -> set[str]:
-    """The modules a process imported, from Python's -X importtime lines (PYTHONPROFILEIMPORTTIME=1)."""
-    return {line.rsplit("|", 1)[1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
-
-
 @pytest.mark.parametrize(
     "args, fragment",
     [
@@ -104,7 +99,7 @@ def test_what_the_command_line_alone_shows_is_answered_before_tensorflow_is_impo
     """A typo costs a fraction of a second, not the seconds TensorFlow and Beam take to import."""
     where = () if args == ("list",) else ("--output-dir", str(tmp_path))
     result = cli(*args, *where, env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
-    imported = _imported_modules(result.stderr)
+    imported = imported_modules(result.stderr)
     assert "pipelines.cli" in imported  # the import log is there to read
     assert not {"tensorflow", "apache_beam"} & imported, sorted(m for m in imported if "." not in m)
     if fragment is None:

@@ -12,12 +12,18 @@ import pytest
 
 from serving.client import make_client
 from serving.model_server.process import ROOT, free_port
+from tests.conftest import imported_modules
 from tests.serving.toy_model import model_server
 
 
-def run(*args, timeout=120):
+def run(*args, timeout=120, env=None):
     return subprocess.run(
-        [sys.executable, "-m", "serving.model_server", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "serving.model_server", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
     )
 
 
@@ -34,9 +40,8 @@ def test_bad_flags_are_refused_before_tensorflow_is_imported(toy_models):
         (("--event_loop", "tokio"), "--event_loop must be one of"),
         (("--rest_max_body_bytes_in_flight", "0"), "--rest_max_body_bytes_in_flight must be at least 1"),
     ]:
-        command = [sys.executable, "-m", "serving.model_server", "--model_config_file", toy_models["config"], *args]
-        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
-        imported = {ln.rsplit("|", 1)[1].strip() for ln in result.stderr.splitlines() if ln.startswith("import time:")}
+        result = run("--model_config_file", toy_models["config"], *args, env=env)
+        imported = imported_modules(result.stderr)
         assert result.returncode == 2 and message in result.stderr
         assert "serving.model_server.config" in imported and "tensorflow" not in imported
 
