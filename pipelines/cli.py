@@ -98,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--param", action="append", default=[], metavar="NAME=VALUE", help="override a pipeline parameter; repeatable"
     )
     run.add_argument("--no-cache", action="store_true", help="re-run every component even if its inputs are unchanged")
+    run.add_argument(
+        "--to",
+        metavar="COMPONENT",
+        help="a partial run: only COMPONENT and the components it reads from (e.g. --to Transform for the data stages)",
+    )
     beam = run.add_argument_group("Beam pipeline options (passed to every Beam component unchanged)")
     _add_engine_args(beam)
     run.epilog = "Any other --option Beam knows (e.g. --environment_config=HOST:PORT) is passed through to Beam."
@@ -248,10 +253,12 @@ def cmd_run(args, extra: list[str]) -> int:
     )
     try:
         pipeline = entry.create(options)
+        if args.to:
+            pipeline = pipeline.up_to(args.to)
     except NotBuiltYet as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except ValueError as error:  # a pipeline's own check of its options
+    except ValueError as error:  # a pipeline's own check of its options, or --to naming no component
         raise UsageError(str(error)) from None
 
     from pipelines.runner import ComponentFailed, LocalRunner, PipelineStopped
@@ -279,6 +286,8 @@ def cmd_run(args, extra: list[str]) -> int:
     summarize = getattr(pipeline, "summarize", None)
     if callable(summarize):
         print(summarize(result))
+    if args.to:
+        print(f"partial run to {args.to}: ran {', '.join(result.components)}; nothing after it was run")
     return EXIT_OK
 
 

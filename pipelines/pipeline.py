@@ -41,7 +41,8 @@ class Pipeline:
         """The sub-pipeline that `component_id` needs: it and everything upstream of it."""
         by_id = {c.id: c for c in self.components}
         if component_id not in by_id:
-            raise PipelineDefinitionError(f"pipeline {self.name} has no component {component_id}")
+            known = ", ".join(c.id for c in self.ordered())
+            raise PipelineDefinitionError(f"pipeline {self.name} has no component {component_id!r} (it has: {known})")
         needed, pending = set(), [component_id]
         while pending:
             current = pending.pop()

@@ -215,3 +215,23 @@ def test_sigterm_stops_a_run_as_ctrl_c_does_and_leaves_no_process(tmp_path):
     states = [e.state for e in record.executions]
     assert states[-1] == "FAILED" and "Terminated" in record.executions[-1].error
     assert set(states[:-1]) <= {"COMPLETE"}
+
+
+def test_to_names_a_component_of_the_pipeline_or_is_refused(tmp_path):
+    result = cli("run", "captcha", "--quick", "--to", "Trainr", "--output-dir", str(tmp_path))
+    assert_one_line_usage_error(result, "no component 'Trainr'", "CaptchaExampleGen", "Trainer", "Pusher")
+    assert not (tmp_path / "metadata.sqlite").exists()
+
+
+def test_a_partial_run_runs_the_component_and_what_it_reads_from_only(tmp_path):
+    """TFX's partial run: `--to StatisticsGen` runs ExampleGen and StatisticsGen and records only them."""
+    out, serving = tmp_path / "out", tmp_path / "serving"
+    args = ("run", "captcha", "--quick", "--output-dir", str(out), "--serving-dir", str(serving))
+    result = cli(*args, "--to", "StatisticsGen")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 components" in result.stderr and "[2/2] StatisticsGen: done" in result.stderr
+    assert "partial run to StatisticsGen: ran CaptchaExampleGen, StatisticsGen" in result.stdout
+    [record] = MetadataStore(sqlite_config(str(out / "metadata.sqlite"))).runs("captcha")
+    assert [e.component_id for e in record.executions] == ["CaptchaExampleGen", "StatisticsGen"]
+    assert {e.state for e in record.executions} == {"COMPLETE"}
+    assert not serving.exists()
