@@ -87,15 +87,8 @@ def test_quick_pipeline_on_flink_matches_the_direct_runner(flink_cluster, captch
     components after it run no Beam job, so what they would read is what this test compares."""
     whole = PIPELINES["captcha"].create(RunOptions(quick=True, serving_dir=str(tmp_path / "unused")))
     beam_ids = {c.id for c in whole.components if issubclass(type(c).EXECUTOR, BaseBeamExecutor)}
-    assert (
-        beam_ids
-        == {c.id for c in whole.up_to("Transform").components if c.id in beam_ids}
-        == {
-            "CaptchaExampleGen",
-            "StatisticsGen",
-            "Transform",
-        }
-    )
+    assert beam_ids == {"CaptchaExampleGen", "StatisticsGen", "Transform"}
+    assert beam_ids <= {c.id for c in whole.up_to("Transform").components}
     before = _finished_jobs(flink_cluster)
     workers_before = _workers_started(flink_cluster)
     out, serving = str(tmp_path / "runs"), str(tmp_path / "serving")
