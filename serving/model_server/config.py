@@ -18,6 +18,9 @@ from tensorflow_serving.config import model_server_config_pb2
 log = logging.getLogger(__name__)
 
 DEFAULT_MONITORING_PATH = "/monitoring/prometheus/metrics"
+# On stop (SIGTERM, Ctrl-C) the calls already running get this long to finish; then both APIs close
+# their connections, so a client stalled half-way through a request does not hold the shutdown.
+SHUTDOWN_GRACE_S = 2.0
 
 
 class ConfigError(ValueError):

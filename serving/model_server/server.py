@@ -10,6 +10,7 @@ import resource
 import ssl
 import tempfile
 import threading
+import time
 from typing import Any, Callable
 
 from aiohttp import web
@@ -18,6 +19,7 @@ from google.protobuf import text_format
 from serving.model_server import inference
 from serving.model_server.batching import BatchScheduler
 from serving.model_server.config import (
+    SHUTDOWN_GRACE_S,
     ConfigError,
     ServerOptions,
     SslConfig,
@@ -208,6 +210,7 @@ class ModelServer:
             access_log=None,
             handler_cancellation=True,
             keepalive_timeout=o.rest_api_idle_timeout_s,
+            shutdown_timeout=SHUTDOWN_GRACE_S,  # aiohttp's own: 60 s
         )
         loop.run_until_complete(runner.setup())
         site = web.TCPSite(
@@ -222,6 +225,17 @@ class ModelServer:
         server: Any = site._server  # noqa: SLF001 - aiohttp has no public port getter
         self.rest_port = server.sockets[0].getsockname()[1]
         self._runner = runner
+
+    def _await_on_loop(self, steps: list) -> None:
+        """Runs (what, coroutine) steps on the server's loop together, waiting SHUTDOWN_GRACE_S + 3 s at most."""
+        assert self._loop is not None  # stop() checked
+        futures = [(what, asyncio.run_coroutine_threadsafe(coroutine, self._loop)) for what, coroutine in steps]
+        deadline = time.monotonic() + SHUTDOWN_GRACE_S + 3
+        for what, future in futures:
+            try:
+                future.result(max(0.0, deadline - time.monotonic()))
+            except Exception as e:  # noqa: BLE001 - the process is ending: the other steps must still run
+                log.warning("stopping %s: %r", what, e)
 
     def _poll_config(self) -> None:
         path = self.options.model_config_file
@@ -243,13 +257,19 @@ class ModelServer:
                 log.error("reloading %s: %s", path, e)
 
     def stop(self) -> None:
+        """Stop both APIs (running calls get SHUTDOWN_GRACE_S), then the models. Each step is bounded,
+        and one that fails or overruns is logged while the others still run: before, a REST client
+        stalled mid-body held aiohttp's cleanup past its bound and the server exited 1 with a traceback,
+        its models never stopped."""
         self._stop.set()
         loop = self._loop
         if loop is not None and self._loop_thread and self._loop_thread.is_alive():
+            stopping = []  # both APIs at once
             if self._grpc:
-                asyncio.run_coroutine_threadsafe(self._grpc.stop(grace=2), loop).result(5)
+                stopping.append(("the gRPC API", self._grpc.stop(grace=SHUTDOWN_GRACE_S)))
             if self._rest:
-                asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop).result(5)
+                stopping.append(("the REST API", self._runner.cleanup()))
+            self._await_on_loop(stopping)
             if self._lag_watch is not None:
                 loop.call_soon_threadsafe(self._lag_watch.cancel)
             loop.call_soon_threadsafe(loop.stop)

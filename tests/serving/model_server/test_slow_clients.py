@@ -19,6 +19,7 @@ import requests
 
 from bench.reliability_bench import connection_sending, stalled_grpc_calls, stalled_rest_body
 from serving.grpc_client import GrpcClient
+from serving.model_server.config import SHUTDOWN_GRACE_S
 from tests.serving.toy_model import toy_server, write_toy_model
 
 PREDICT = "/v1/models/toy:predict"
@@ -202,3 +203,31 @@ def test_under_a_low_soft_limit_idle_connections_do_not_stop_either_api(toy, tmp
         for sock in idle:
             sock.close()
         server.stop()
+
+
+def test_sigterm_with_stalled_clients_connected_stops_the_server_in_seconds(toy, tmp_path):
+    """Clients stalled mid-request hold no shutdown: both APIs stop together within their grace
+    (SHUTDOWN_GRACE_S), the process exits 0. Before, aiohttp waited up to 60 s for the stalled REST
+    bodies, the server's 5 s bound on that raised, and it exited 1 with a traceback after 7-15 s."""
+    log = tmp_path / "s.log"
+    server = toy_server(toy, log_path=str(log)).wait_ready()
+    try:
+        held = [stalled_rest_body(server.rest_port, "toy", 1000) for _ in range(5)]
+        held += [connection_sending(server.rest_port, b"POST /v1/models/toy:predict HTTP/1.1\r\n") for _ in range(3)]
+        held += [stalled_grpc_calls(server.grpc_port, 5) for _ in range(3)]
+        held.append(stalled_grpc_calls(server.grpc_port, 0))
+        with requests.Session() as session:  # and a kept-alive connection after an answered predict
+            assert session.post(server.rest_url + PREDICT, data=BODY, timeout=30).status_code == 200
+            time.sleep(0.5)  # the server has read what the stalled clients sent
+            started = time.monotonic()
+            server.process.terminate()
+            code = server.process.wait(timeout=30)
+            took = time.monotonic() - started
+        for sock in held:
+            sock.close()
+    finally:
+        server.stop()
+    text = log.read_text()
+    assert code == 0, text[-3000:]
+    assert took < SHUTDOWN_GRACE_S + 3, (took, text[-3000:])
+    assert "shutting down" in text and "Traceback" not in text
