@@ -247,7 +247,6 @@ def cmd_run(args, extra: list[str]) -> int:
     from pipelines.registry import NotBuiltYet, RunOptions
 
     entry = _pipeline_entry(args.pipeline)
-    beam_args = _beam_args(args, extra)
     options = RunOptions(
         quick=args.quick, serving_dir=args.serving_dir, data=args.data, params=_parse_params(args.param)
     )
@@ -260,6 +259,9 @@ def cmd_run(args, extra: list[str]) -> int:
         return EXIT_USAGE
     except ValueError as error:  # a pipeline's own check of its options, or --to naming no component
         raise UsageError(str(error)) from None
+    # After the pipeline's own checks: with --runner flink this asks the cluster, builds the workers'
+    # wheel and may start a job server, none of which a misspelt parameter or component should cost.
+    beam_args = _beam_args(args, extra)
 
     from pipelines.runner import ComponentFailed, LocalRunner, PipelineStopped
 

@@ -217,8 +217,10 @@ def test_sigterm_stops_a_run_as_ctrl_c_does_and_leaves_no_process(tmp_path):
     assert set(states[:-1]) <= {"COMPLETE"}
 
 
-def test_to_names_a_component_of_the_pipeline_or_is_refused(tmp_path):
-    result = cli("run", "captcha", "--quick", "--to", "Trainr", "--output-dir", str(tmp_path))
+@pytest.mark.parametrize("engine", [(), ("--runner", "flink", "--flink-master", "127.0.0.1:9")])
+def test_to_names_a_component_of_the_pipeline_or_is_refused(tmp_path, engine):
+    """Refused before the engine is asked: no Flink answers at 127.0.0.1:9, and that is not what is said."""
+    result = cli("run", "captcha", "--quick", "--to", "Trainr", *engine, "--output-dir", str(tmp_path))
     assert_one_line_usage_error(result, "no component 'Trainr'", "CaptchaExampleGen", "Trainer", "Pusher")
     assert not (tmp_path / "metadata.sqlite").exists()
 
