@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import base64
 import functools
+import gzip
 import json
 import os
 import random
@@ -167,6 +168,29 @@ def bad_rest_bodies(rng: random.Random, image: bytes, count: int) -> list[bytes]
     return [rng.choice(makers)() for _ in range(count)]
 
 
+def bad_rest_requests(rng: random.Random, image: bytes, count: int) -> list[tuple[bytes, dict[str, str]]]:
+    """bad_rest_bodies as they are, gzip-compressed, or sent with a Content-Encoding they do not have;
+    and now and then a gzip bomb (70 kB that inflate to 70 MiB, past the default 64 MiB limit)."""
+    plain = {"Content-Type": "application/json"}
+    requests = []
+    for body in bad_rest_bodies(rng, image, count):
+        kind = rng.random()
+        if kind < 0.2:
+            requests.append((gzip.compress(body, 1), {**plain, "Content-Encoding": "gzip"}))
+        elif kind < 0.3:
+            requests.append((body, {**plain, "Content-Encoding": rng.choice(["gzip", "deflate", "br", "x-nope"])}))
+        elif kind < 0.32:
+            requests.append((gzip_bomb(), {**plain, "Content-Encoding": "gzip"}))
+        else:
+            requests.append((body, plain))
+    return requests
+
+
+@functools.cache
+def gzip_bomb() -> bytes:
+    return gzip.compress(b'{"instances": [' + b" " * (70 << 20) + b"]}", 9)
+
+
 @functools.cache
 def png_bomb() -> bytes:
     from tests.serving.test_captcha_serving import png_claiming
@@ -217,8 +241,10 @@ def hostile(server: ServerProcess, image: bytes, count: int) -> list[dict]:
         started = time.perf_counter()
         if protocol == "rest":
             with requests.Session() as session:
-                for body in bad_rest_bodies(rng, image, count):
-                    response = session.post(server.rest_url + "/v1/models/captcha:predict", data=body, timeout=60)
+                for body, headers in bad_rest_requests(rng, image, count):
+                    response = session.post(
+                        server.rest_url + "/v1/models/captcha:predict", data=body, headers=headers, timeout=60
+                    )
                     statuses[str(response.status_code)] = statuses.get(str(response.status_code), 0) + 1
         else:
             with grpc.insecure_channel(

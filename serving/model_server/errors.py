@@ -162,21 +162,42 @@ class BodyBudget:
     Bodies are read before admission: a request whose body is still arriving is no work for the
     model, and counting it in Admission let a few hundred slow senders fill it and refuse everyone
     else, on both protocols. What bounds the memory they hold instead is this: a body reserves its
-    Content-Length (or the largest body allowed, when it is chunked) before it is read, until its
-    answer is written, and a reservation past the budget is refused with UNAVAILABLE at once."""
+    Content-Length before it is read, and its reservation grows with what the server actually holds
+    of it (a chunked body as it arrives; a gzip or deflate body as it is inflated, which may be a
+    thousand times its Content-Length), until its answer is written. A reservation or growth past
+    the budget is refused with UNAVAILABLE at once."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.held = 0
 
     @contextlib.contextmanager
-    def reserve(self, size: int) -> Iterator[None]:
-        if self.held and self.held + size > self.limit:
-            raise unavailable(
-                f"server overloaded: {self.held} bytes of request bodies held (the limit is {self.limit}); retry later"
-            )
-        self.held += size
+    def reserve(self, size: int) -> Iterator["BodyReservation"]:
+        reservation = BodyReservation(self)
+        reservation.grow(size)
         try:
-            yield
+            yield reservation
         finally:
-            self.held -= size
+            self.held -= reservation.size
+
+
+class BodyReservation:
+    """One body's share of a BodyBudget; `grow` raises UNAVAILABLE when the budget has no room for more."""
+
+    __slots__ = ("budget", "size")
+
+    def __init__(self, budget: BodyBudget) -> None:
+        self.budget, self.size = budget, 0
+
+    def grow(self, size: int) -> None:
+        extra = size - self.size
+        if extra <= 0:
+            return
+        budget = self.budget
+        others = budget.held - self.size  # a body alone may be larger than the budget (up to the size limit)
+        if others and budget.held + extra > budget.limit:
+            raise unavailable(
+                f"server overloaded: {budget.held} bytes of request bodies held (the limit is {budget.limit}); retry later"
+            )
+        budget.held += extra
+        self.size = size

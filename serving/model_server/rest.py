@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from google.protobuf import json_format
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tensorflow_serving.apis import get_model_metadata_pb2
@@ -36,6 +38,7 @@ class _Outcome:
     version: str = ""
     signature: str = ""
     code: str = "OK"
+    close: bool = False  # the connection cannot carry another request (its body could not be read)
 
 
 def _as_serving_error(error: Exception) -> ServingError:
@@ -48,6 +51,30 @@ def _as_serving_error(error: Exception) -> ServingError:
     if isinstance(error, UnicodeError):
         return invalid(f"JSON Parse error: {error}")
     return ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline exceeded")
+
+
+def _payload_error(error: Exception) -> str:
+    """aiohttp's reason for a body it could not read, on one line without its "400, message:" prefix."""
+    text = " ".join(str(error).split())
+    return text.removeprefix("400, message:").strip()[:200]
+
+
+class _MalformedHttpOnOneLine(logging.Filter):
+    """aiohttp answers a malformed HTTP message (a bad chunk size, a duplicate Content-Length, an
+    encoding it cannot decode) with a 400 and logs it at ERROR with a traceback: a client could fill
+    the log with tracebacks. Those records become one WARNING line each; other errors are untouched."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError) and 400 <= (error.code or 0) < 500:
+            reason = " ".join(str(error.message).split())[:200]
+            record.msg, record.args = f"{record.getMessage()}: {error.code} {reason}", ()
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_ONE_LINE = _MalformedHttpOnOneLine()
 
 
 class RestApi:
@@ -76,6 +103,7 @@ class RestApi:
         self.monitoring_path = monitoring_path
 
     def app(self) -> web.Application:
+        logging.getLogger("aiohttp.server").addFilter(_ONE_LINE)  # once, however many apps
         app = web.Application(client_max_size=self.max_request_bytes, middlewares=[self._errors_as_json])
         app.router.add_route("*", "/v1/models/{tail:.*}", self.models)
         if self.monitoring_path:
@@ -106,7 +134,7 @@ class RestApi:
             with contextlib.ExitStack() as held:
                 body = b""
                 if verb:
-                    body = await self._read_body(request, held)
+                    body = await self._read_body(request, held, outcome)
                     held.enter_context(self.admission)
                 async with asyncio.timeout(self.timeout):
                     if verb == "predict":
@@ -120,6 +148,7 @@ class RestApi:
             e = _as_serving_error(error)
             outcome.code = e.code.name
             status, payload = e.http_status, {"error": e.message}
+            del e  # its traceback holds this frame: a cycle that kept each refused body alive until a GC pass
         except asyncio.CancelledError:  # the client closed its connection: counted, not answered
             outcome.code = "CANCELLED"
             raise
@@ -137,25 +166,50 @@ class RestApi:
                     outcome.code,
                     (time.perf_counter() - started) * 1e6,
                 )
-        return web.Response(body=json_codec.dumps(payload), status=status, content_type="application/json")
+        response = web.Response(body=json_codec.dumps(payload), status=status, content_type="application/json")
+        if outcome.close:
+            response.force_close()
+        return response
 
-    async def _read_body(self, request: web.Request, held: contextlib.ExitStack) -> bytes:
-        """The request's body, within the REST timeout and the body budget (its reservation held
-        until the answer is ready). A client that sends its body slower than that gets 408, and
-        until then holds neither a place in Admission nor more memory than its Content-Length."""
-        size = request.content_length
-        held.enter_context(
-            self.bodies.reserve(self.max_request_bytes if size is None else min(size, self.max_request_bytes))
-        )
+    async def _read_body(self, request: web.Request, held: contextlib.ExitStack, outcome: _Outcome) -> bytes:
+        """The request's body, within the REST timeout, the size limit and the body budget (its
+        reservation held until the answer is ready). A client that sends its body slower than that
+        gets 408, and until then holds neither a place in Admission nor more memory than it sent.
+        aiohttp inflates gzip and deflate bodies as they are read: the limit and the budget count
+        the inflated bytes, so a small compressed body cannot make the server hold gigabytes."""
+        size = request.content_length or 0
+        if size > self.max_request_bytes:
+            raise self._too_large()
+        reservation = held.enter_context(self.bodies.reserve(size))
+        body = bytearray()
         try:
             async with asyncio.timeout(self.body_timeout):
-                return await request.read()
+                while chunk := await request.content.readany():
+                    body += chunk
+                    if len(body) > self.max_request_bytes:
+                        raise self._too_large()
+                    reservation.grow(len(body))
+            return bytes(body)
         except TimeoutError:
             raise ServingError(
                 grpc.StatusCode.DEADLINE_EXCEEDED,
                 f"Request body not received within {self.body_timeout * 1000:.0f} ms",
                 http_status=408,
             ) from None
+        except web.RequestPayloadError as e:  # not the gzip or deflate it claims to be, or a broken chunk
+            # The rest of the body cannot be read either: the answer closes the connection, and the
+            # stream is marked ended so that aiohttp does not read it again after the answer (it
+            # would log the same error as an unhandled exception).
+            outcome.close = True
+            request.content.feed_eof()
+            raise invalid(f"Could not read the request body: {_payload_error(e)}") from None
+        finally:
+            body.clear()  # a refused body's bytes go now, not when its exception's traceback is collected
+
+    def _too_large(self) -> ServingError:
+        """gRPC's status for a message over its limit, with aiohttp's words and HTTP status for it."""
+        message = f"Maximum request body size {self.max_request_bytes} exceeded."
+        return ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED, message, http_status=413)
 
     async def _predict(self, match: re.Match, body: bytes, outcome: _Outcome) -> dict:
         """Parsing and encoding run on the event loop; the model call goes to the batch scheduler
