@@ -10,11 +10,18 @@ LATENCY_BUCKETS_US = (500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 2e6
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
+# A failed request's labels are what its client wrote (any model name, signature or version): past
+# this many distinct sets, failures are counted with those three labels empty, so a client sending
+# random model names cannot grow the server's memory and its metrics page without bound.
+MAX_FAILED_LABEL_SETS = 1000
+
+
 class ServerMetrics:
     def __init__(self) -> None:
         self._children: dict[
             tuple[str, ...], tuple[Any, Any]
         ] = {}  # labelled children of successful requests, looked up once
+        self._failed_label_sets: set[tuple[str, ...]] = set()
         self.registry = CollectorRegistry(auto_describe=True)
         self.request_count = Counter(
             ":tensorflow:serving:request_count",
@@ -70,6 +77,12 @@ class ServerMetrics:
         key = (model, version, signature, api, entrypoint, status)
         children = self._children.get(key)
         if children is None:
+            if status != "OK" and key not in self._failed_label_sets:
+                if len(self._failed_label_sets) < MAX_FAILED_LABEL_SETS:
+                    self._failed_label_sets.add(key)
+                else:
+                    model = version = signature = ""
+                    key = (model, version, signature, api, entrypoint, status)
             children = (self.request_count.labels(*key), self.request_latency.labels(model, api, entrypoint))
             if status == "OK":  # names from failed requests (unknown models) are not kept twice
                 self._children[key] = children
