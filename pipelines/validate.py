@@ -47,6 +47,8 @@ def check_csv(path: str, schema: schema_pb2.Schema) -> CsvLayout:
         for number, raw in enumerate(f, start=1):
             try:
                 line = raw.decode("utf-8").rstrip("\r\n")
+                if number == 1:
+                    line = csv_source.without_bom(line)
             except UnicodeDecodeError:
                 raise UnusableInput(f"{path}: line {number} is not UTF-8 text") from None
             if not line.strip():
@@ -95,6 +97,7 @@ def compute_csv_statistics(path, layout, schema, beam_args, stats_path):
         pipeline
         | "ReadCsv" >> beam.io.ReadFromText(path, skip_header_lines=1 if layout.has_header else 0)
         | "DropBlankLines" >> beam.Filter(lambda line: line.strip())
+        | "DropByteOrderMark" >> beam.Map(csv_source.without_bom)
         | "Progress" >> beam.ParDo(CountProgress("validate: rows", every=100_000, total=layout.rows))
         | "DecodeCsv" >> csv_decoder.DecodeCSV(column_names=layout.column_names)
         | "WidenToSchemaFloats" >> beam.Map(_widen_to_schema_floats, floats)

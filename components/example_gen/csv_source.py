@@ -16,13 +16,24 @@ class CsvFormatError(ValueError):
     pass
 
 
+# The UTF-8 byte-order mark that Excel's "CSV UTF-8" and Windows tools write at the start of a file.
+# Read as text it is U+FEFF, glued to the first field: a header "area" became "\ufeffarea" (a column
+# the schema does not know, and "area" missing) and a first value 2104 a string.
+BOM = "\ufeff"
+
+
+def without_bom(line: str) -> str:
+    """The line without a leading byte-order mark (only a file's first line has one)."""
+    return line[1:] if line.startswith(BOM) else line
+
+
 def parse_line(line: str, delimiter: str = ",") -> list[str]:
     return next(csv.reader(io.StringIO(line), delimiter=delimiter), [])
 
 
 def read_first_line(path: str) -> str:
     with tf.io.gfile.GFile(path, "r") as f:
-        return f.readline().rstrip("\r\n")
+        return without_bom(f.readline().rstrip("\r\n"))
 
 
 def schema_columns(schema: schema_pb2.Schema) -> list[tuple[str, str]]:

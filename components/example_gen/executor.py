@@ -151,6 +151,7 @@ class CsvExampleGenExecutor(_ExampleGenExecutor):
             raise ValueError(f"split_key {key_column!r} is not a column ({', '.join(names)})")
         lines = pipeline | "ReadCsv" >> beam.io.ReadFromText(path, skip_header_lines=1 if has_header else 0)
         lines = lines | "DropBlankLines" >> beam.Filter(lambda line: line.strip())
+        lines = lines | "DropByteOrderMark" >> beam.Map(csv_source.without_bom)
         rows = lines | "ParseCsv" >> beam.Map(lambda line: (line, csv_source.parse_line(line)))
         if typed_columns:
             kinds = dict(typed_columns)

@@ -56,6 +56,17 @@ def test_serving_data_without_the_label_is_clean_in_the_serving_environment(tmp_
     assert code == 0 and "SERVING" in text
 
 
+@pytest.mark.parametrize("header", ["area,bedrooms,price\n", ""])
+def test_a_byte_order_mark_is_not_part_of_the_first_field(tmp_path, header):
+    """Excel's "CSV UTF-8" starts the file with one: "\ufeffarea" was a new column (and area missing),
+    or a first value "\ufeff2104" a string in a FLOAT column."""
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + f"{header}2104,3,399900\n1600,3,329900\n".encode())
+    code, anomalies, text = run_validate(tmp_path, str(path), HOUSE_SCHEMA)
+    assert code == 0 and anomalies == {}, text
+    assert "2 rows" in text
+
+
 def test_missing_column(tmp_path):
     data = csv_file(tmp_path, "m.csv", "area,price\n2104,399900\n1600,329900\n")
     code, anomalies, _ = run_validate(tmp_path, data, HOUSE_SCHEMA)

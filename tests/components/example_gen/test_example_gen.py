@@ -418,6 +418,27 @@ def test_csv_with_header_and_no_schema_infers_types(tmp_path):
     assert "rooms" not in rows[b"Nice"].features.feature  # an empty cell is a missing value
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_column_or_value(tmp_path):
+    header = tmp_path / "header.csv"
+    header.write_bytes(b"\xef\xbb\xbfcity,rooms\nParis,3\nLyon,2\n")
+    bare = tmp_path / "bare.csv"
+    bare.write_bytes(b"\xef\xbb\xbf2104,3,399900\n1600,3,329900\n")
+    result = run_components(
+        tmp_path,
+        [
+            CsvExampleGen(id="Header", input_path=str(header), splits="all:1"),
+            CsvExampleGen(id="Bare", input_path=str(bare), schema_path=HOUSE_SCHEMA, splits="all:1"),
+        ],
+    )
+    [examples] = result.outputs("Header", "examples")
+    rows = read_examples(examples, "all")
+    assert sorted(feature_values(e, "city")[0] for e in rows) == [b"Lyon", b"Paris"]
+    assert all(feature_values(e, "rooms") for e in rows)  # typed INT: no "\ufeffcity" column
+    [examples] = result.outputs("Bare", "examples")
+    areas = sorted(feature_values(e, "area")[0] for e in read_examples(examples, "all"))
+    assert areas == [1600.0, 2104.0]  # a FLOAT, not the string "\ufeff2104"
+
+
 def test_csv_with_a_short_row_fails_with_the_row_in_the_message(tmp_path):
     from pipelines.runner import ComponentFailed
 
