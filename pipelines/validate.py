@@ -68,13 +68,22 @@ def check_csv(path: str, schema: schema_pb2.Schema) -> CsvLayout:
             if len(fields) != len(layout.column_names):
                 raise UnusableInput(
                     f"{path}: line {number} has {len(fields)} fields, expected {len(layout.column_names)} "
-                    f"({','.join(layout.column_names)})"
+                    f"({','.join(layout.column_names)}){_delimiter_hint(fields)}"
                 )
             rows += 1
     if layout is None or rows == 0:
         raise UnusableInput(f"{path}: no data rows")
     layout.rows = rows
     return layout
+
+
+def _delimiter_hint(fields: list[str]) -> str:
+    """For a line read as one field that another delimiter would split (European Excel writes ';')."""
+    if len(fields) == 1:
+        for delimiter, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
+            if delimiter in fields[0]:
+                return f"; its fields look separated by {name}: this reads comma-separated values"
+    return ""
 
 
 def _widen_to_schema_floats(record_batch: pa.RecordBatch, float_columns: frozenset) -> pa.RecordBatch:

@@ -159,6 +159,11 @@ def test_the_drift_chart_shows_each_comparison_against_its_threshold(tmp_path):
         ("short.csv", b"area,bedrooms,price\n2104,3,399900\n1600,3\n", "line 3 has 2 fields, expected 3"),
         ("latin1.csv", b"area,bedrooms,price\n2104,3,399900\n1600,3,32\xe99\n", "line 3 is not UTF-8"),
         ("header_only.csv", b"area,bedrooms,price\n", "no data rows"),
+        (
+            "semicolons.csv",
+            b"area;bedrooms;price\n2104;3;399900\n",
+            "line 1 has 1 fields, expected 3 .* look separated by semicolons: this reads comma-separated values",
+        ),
     ],
 )
 def test_unusable_csv_is_refused_with_one_clear_message(tmp_path, name, content, message):
