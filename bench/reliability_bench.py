@@ -193,7 +193,7 @@ def gzip_bomb() -> bytes:
 
 @functools.cache
 def png_bomb() -> bytes:
-    from tests.serving.test_captcha_serving import png_claiming
+    from tests.serving.pngs import png_claiming
 
     return png_claiming(16000, 16000)
 

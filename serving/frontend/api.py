@@ -41,7 +41,7 @@ def _answer(read, model: str, fields):
     s = services()
     try:
         image = _image_from_request()
-        check_image(image, s.config.max_image_bytes)
+        check_image(image, s.config.max_image_bytes, s.config.max_image_pixels)
         reading = read(image)
     except RequestEntityTooLarge:
         return failure(400, f"request too large: images are limited to {s.config.max_image_bytes // 1048576} MiB")

@@ -7,6 +7,9 @@ import os
 
 TRANSPORTS = ("rest", "grpc")
 MAX_IMAGE_BYTES = 2 * 1024 * 1024
+# What the pipelines' exported graphs refuse by default (pipelines/images.py, DEFAULT_MAX_IMAGE_PIXELS;
+# the frontend imports nothing of the pipelines): refused here before anything goes to the server.
+MAX_IMAGE_PIXELS = 20_000_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,14 +26,15 @@ class FrontendConfig:
     runs_dir: str = "runs"  # where `pipelines run` keeps runs and metadata.sqlite
     timeout_seconds: float = 10.0
     max_image_bytes: int = MAX_IMAGE_BYTES
+    max_image_pixels: int = MAX_IMAGE_PIXELS
 
     def __post_init__(self) -> None:
         if self.transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {TRANSPORTS}, got {self.transport!r}")
         if not self.rest_url.startswith(("http://", "https://")):
             raise ValueError(f"rest_url must be an http(s) URL, got {self.rest_url!r}")
-        if self.timeout_seconds <= 0 or self.max_image_bytes <= 0 or self.captcha_length <= 0:
-            raise ValueError("timeout_seconds, max_image_bytes and captcha_length must be positive")
+        if min(self.timeout_seconds, self.max_image_bytes, self.max_image_pixels, self.captcha_length) <= 0:
+            raise ValueError("timeout_seconds, max_image_bytes, max_image_pixels and captcha_length must be positive")
         if not self.captcha_charset:
             raise ValueError("captcha_charset must not be empty")
 

@@ -35,7 +35,7 @@ def _read_upload(template: str, read, model: str, make_image=None):
         else:
             upload = request.files.get("image")
             image = upload.read() if upload else b""
-            fmt = check_image(image, s.config.max_image_bytes)
+            fmt = check_image(image, s.config.max_image_bytes, s.config.max_image_pixels)
         return (image, fmt, truth, read(image)), None
     except RequestEntityTooLarge:
         limit = s.config.max_image_bytes // 1048576

@@ -156,11 +156,13 @@ def test_tensor_proto_wire_bytes_decode_or_fail_with_decode_error(raw):
 
 @BOUNDED
 @given(
-    data=st.binary(max_size=400), prefix=st.sampled_from([b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF89a", b"BM"])
+    data=st.binary(max_size=400),
+    prefix=st.sampled_from([b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF89a", b"BM"]),
+    max_pixels=st.sampled_from([1, 100, 20_000_000]),
 )
-def test_uploads_are_an_image_format_or_bad_image(data, prefix):
+def test_uploads_are_an_image_format_or_bad_image(data, prefix, max_pixels):
     try:
-        fmt = check_image(prefix + data, max_bytes=1 << 20)
+        fmt = check_image(prefix + data, max_bytes=1 << 20, max_pixels=max_pixels)
     except BadImage as e:
         assert str(e)
         return

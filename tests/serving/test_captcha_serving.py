@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -13,6 +11,7 @@ import tensorflow as tf
 from serving.client import GrpcClient, ModelServerError, RestClient, read_captcha
 from serving.model_server.process import ServerProcess
 from tests.pipelines.test_captcha_pipeline import png
+from tests.serving.pngs import png_claiming
 
 
 @pytest.fixture(scope="module")
@@ -70,19 +69,6 @@ def test_read_captcha_reports_text_confidences_version_and_transport(captcha_ser
     assert len(reading.text) == 4 and len(reading.character_confidences) == 4
     assert 0 < reading.confidence <= min(reading.character_confidences) + 1e-6
     assert reading.version == in_process[0] and reading.transport == "grpc" and reading.seconds > 0
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A valid grey PNG of width x height zeros: a few hundred KB on the wire, width*height bytes decoded."""
-    compressor = zlib.compressobj(9)
-    row = b"\0" * (width + 1)
-    body = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
 
 
 def _rss_bytes(pid: int) -> int:

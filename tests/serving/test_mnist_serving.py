@@ -18,7 +18,7 @@ from tensorflow_serving.apis import classification_pb2, predict_pb2, prediction_
 
 from serving.model_server.process import ServerProcess
 from tests.pipelines.mnist_data import digits
-from tests.serving.test_captcha_serving import png_claiming
+from tests.serving.pngs import png_claiming
 
 ANSWER_ATOL = 0.05  # how far a re-encoded image's probabilities may move from its 784 floats' answer
 

@@ -16,6 +16,7 @@ from PIL import Image
 from serving.client import ServerUnavailable
 from serving.frontend import create_app
 from serving.frontend.config import FrontendConfig
+from tests.serving.pngs import png_claiming
 
 
 class RecordingClient:
@@ -104,6 +105,20 @@ def test_image_over_2_mib_is_a_400(web):
 def test_captcha_page_bad_upload_says_why(web, data, fragment):
     page = submit(web, "/", data)
     assert page.status_code == 400 and fragment in page.data
+
+
+@pytest.mark.parametrize("width, height", [(16000, 16000), (5000, 5000)])
+def test_an_image_claiming_too_many_pixels_is_refused_before_the_server(web, width, height):
+    """A 1 KB PNG claiming 16000x16000: Pillow's own refusal was a 500 on both routes; one under
+    Pillow's limit but over the model's 20 megapixels is refused here too, with its size."""
+    bomb = png_claiming(width, height, pixels=False)
+    reason = "pixels; the limit is 20,000,000" if width > 10000 else f"image is {width}x{height} pixels"
+    response = web.post("/predict", data={"image": (io.BytesIO(bomb), "bomb.png")})
+    assert response.status_code == 400 and reason in response.get_json()["error"]
+    response = web.post("/predict", json={"image": base64.b64encode(bomb).decode()})
+    assert response.status_code == 400 and reason in response.get_json()["error"]
+    page = submit(web, "/", {"action": "upload", "image": (io.BytesIO(bomb), "bomb.png")})
+    assert page.status_code == 400 and reason in page.data.decode()
 
 
 @pytest.mark.parametrize(
