@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 
@@ -16,9 +17,12 @@ def _convert(name: str, text: str, kind):
             return False
         raise ValueError(f"--param {name}: expected true/false, got {text!r}")
     try:
-        return kind(text)
+        value = kind(text)
     except ValueError:
         raise ValueError(f"--param {name}: expected {kind.__name__}, got {text!r}") from None
+    if kind is float and not math.isfinite(value):  # ML Metadata cannot even record inf or nan
+        raise ValueError(f"--param {name}: expected a finite number, got {text!r}")
+    return value
 
 
 def apply_overrides(config, params: dict[str, str]):

@@ -80,6 +80,10 @@ class TrainingConfig:
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.workers >= 1, f"workers must be >= 1, got {self.workers}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (
+                self.early_stopping_patience >= 0,
+                f"early_stopping_patience must be >= 0 (0: off), got {self.early_stopping_patience}",
+            ),
             (self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}"),
             (0 < self.lr_decay_rate <= 1, f"lr_decay_rate must be in (0, 1], got {self.lr_decay_rate}"),
             (self.l2 >= 0, f"l2 must be >= 0, got {self.l2}"),

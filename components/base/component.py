@@ -12,12 +12,23 @@ import hashlib
 import inspect
 import json
 import os
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from components.base.artifacts import Artifact
 from components.base.functions import code_fingerprint, data_fingerprint, load_function
 
 _MISSING = object()
+
+
+def at_least(low: float) -> Callable[[Any], str | None]:
+    """A Parameter check: the value is `low` or more."""
+    return lambda value: None if value >= low else f"must be >= {low}, got {value!r}"
+
+
+def within(low: float, high: float) -> Callable[[Any], str | None]:
+    """A Parameter check: the value is in [low, high] (NaN is not)."""
+    return lambda value: None if low <= value <= high else f"must be within [{low}, {high}], got {value!r}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +44,9 @@ class Parameter:
     # Names a file or folder the executor reads: its content, not its path, enters the cache key
     # (`components.base.functions.data_fingerprint`), so data edited in place runs again.
     data_path: bool = False
+    # The value's own check, run when the component is declared (so a bad value stops a pipeline
+    # before anything runs or is recorded): what is wrong with it, or None.
+    check: Callable[[Any], str | None] | None = None
 
     @property
     def required(self) -> bool:
@@ -113,6 +127,9 @@ class BaseComponent:
                 raise TypeError(f"{self.id}: parameter {name!r} is required")
             if value is not None and not isinstance(value, param.type):
                 raise TypeError(f"{self.id}: parameter {name!r} must be {param.type}, got {value!r}")
+            problem = None if value is None or param.check is None else param.check(value)
+            if problem:
+                raise ValueError(f"{self.id}: parameter {name!r} {problem}")
             self.parameters[name] = value
         self.outputs = {key: Channel(type=t, producer_id=self.id, key=key) for key, t in spec.outputs.items()}
 

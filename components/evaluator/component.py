@@ -13,7 +13,7 @@ measured on the same examples.
 """
 
 from components.base import BaseComponent, ComponentSpec, Examples, Model, ModelBlessing, ModelEvaluation, Parameter
-from components.base.component import ExecutorRef, InputSpec
+from components.base.component import ExecutorRef, InputSpec, within
 
 # The keys of its inputs, outputs and parameters: the executor and the pipelines use these names.
 EVALUATE_FN_KEY = "evaluate_fn"
@@ -38,7 +38,9 @@ class Evaluator(BaseComponent):
             THRESHOLDS_KEY: Parameter(str, "{}", "JSON: metric -> {min|max|max_metric}"),
             COMPARISON_METRIC_KEY: Parameter(str),
             HIGHER_IS_BETTER_KEY: Parameter(bool, True),
-            TOLERANCE_KEY: Parameter(float, 0.01, "relative degradation allowed against the published model"),
+            TOLERANCE_KEY: Parameter(
+                float, 0.01, "relative degradation allowed against the published model", check=within(0, 1)
+            ),
             BASELINE_DIR_KEY: Parameter(
                 str, None, "<serving-dir>/<model>; its newest version is the last blessed model"
             ),

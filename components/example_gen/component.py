@@ -9,8 +9,8 @@ Three sources, one output contract (`examples`: Examples with one
 """
 
 from components.base import BaseComponent, ComponentSpec, Examples, Parameter
-from components.base.component import ExecutorRef
-from components.example_gen.splits import DEFAULT_SPLITS
+from components.base.component import ExecutorRef, within
+from components.example_gen.splits import DEFAULT_SPLITS, SplitConfig
 
 # The keys of its inputs, outputs and parameters: the executor and the pipelines use these names.
 NUM_EXAMPLES_KEY = "num_examples"
@@ -27,14 +27,27 @@ TEST_SPLIT_KEY = "test_split"
 EXAMPLES_KEY = "examples"
 SPLITS_KEY = "splits"
 
-_SPLITS = Parameter(str, DEFAULT_SPLITS, "name:weight pairs, e.g. train:8,eval:1,test:1")
+# Rendering 10 million captchas takes days on a few cores and ~40 GB; past it, a typo is likelier than
+# a plan (a thousand billion made Beam's Create raise MemoryError after the run had been recorded).
+MAX_EXAMPLES = 10_000_000
+
+
+def _splits_problem(text: str) -> str | None:
+    try:
+        SplitConfig.parse(text)
+    except ValueError as error:
+        return f"is not a split list: {error}"
+    return None
+
+
+_SPLITS = Parameter(str, DEFAULT_SPLITS, "name:weight pairs, e.g. train:8,eval:1,test:1", check=_splits_problem)
 
 
 class CaptchaExampleGen(BaseComponent):
     SPEC = ComponentSpec(
         outputs={EXAMPLES_KEY: Examples},
         parameters={
-            NUM_EXAMPLES_KEY: Parameter(int, 10_000),
+            NUM_EXAMPLES_KEY: Parameter(int, 10_000, check=within(1, MAX_EXAMPLES)),
             SEED_KEY: Parameter(int, 0),
             CHARSET_KEY: Parameter(str, "0123456789"),
             LENGTH_KEY: Parameter(int, 4),

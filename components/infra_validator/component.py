@@ -7,7 +7,7 @@ A model that fails to load or answer is not blessed, so it is not pushed.
 """
 
 from components.base import BaseComponent, ComponentSpec, Examples, InfraBlessing, Model, Parameter
-from components.base.component import ExecutorRef, InputSpec
+from components.base.component import ExecutorRef, InputSpec, at_least
 
 # The keys of its inputs, outputs and parameters: the executor and the pipelines use these names.
 INPUT_MAPPING_KEY = "input_mapping"
@@ -27,9 +27,9 @@ class InfraValidator(BaseComponent):
             INPUT_MAPPING_KEY: Parameter(
                 str, doc='JSON: serving_default input -> raw feature, e.g. {"image_bytes": "image"}'
             ),
-            NUM_REQUESTS_KEY: Parameter(int, 8),
+            NUM_REQUESTS_KEY: Parameter(int, 8, check=at_least(1)),
             SPLIT_KEY: Parameter(str, "test"),
-            TIMEOUT_SECONDS_KEY: Parameter(int, 300),
+            TIMEOUT_SECONDS_KEY: Parameter(int, 300, check=at_least(1)),
         },
     )
     EXECUTOR = ExecutorRef("components.infra_validator.executor:InfraValidatorExecutor")

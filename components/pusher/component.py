@@ -10,7 +10,7 @@ is already published (same SavedModel) reports that version instead.
 """
 
 from components.base import BaseComponent, ComponentSpec, InfraBlessing, Model, ModelBlessing, Parameter, PushedModel
-from components.base.component import ExecutorRef, InputSpec
+from components.base.component import ExecutorRef, InputSpec, at_least
 
 # The keys of its inputs, outputs and parameters: the executor and the pipelines use these names.
 MODEL_KEY = "model"
@@ -33,7 +33,7 @@ class Pusher(BaseComponent):
         parameters={
             SERVING_DIR_KEY: Parameter(str),
             MODEL_NAME_KEY: Parameter(str),
-            KEEP_VERSIONS_KEY: Parameter(int, 5),
+            KEEP_VERSIONS_KEY: Parameter(int, 5, "the newest versions kept (0: every version)", check=at_least(0)),
         },
     )
     EXECUTOR = ExecutorRef("components.pusher.executor:PusherExecutor")

@@ -69,6 +69,14 @@ class CaptchaPipelineConfig(CaptchaTrainConfig):
         super().__post_init__()
         if self.run_budget_minutes < 0:
             raise ValueError(f"run_budget_minutes must be >= 0, got {self.run_budget_minutes}")
+        smallest = 2 ** len(self.filters)  # each conv block halves the image; a pixel must be left
+        if min(self.image_height, self.image_width) < smallest:
+            raise ValueError(
+                f"image_height and image_width must be at least {smallest} for {len(self.filters)} conv blocks, "
+                f"got {self.image_height}x{self.image_width}"
+            )
+        if self.min_full_string_accuracy is not None and not 0 <= self.min_full_string_accuracy <= 1:
+            raise ValueError(f"min_full_string_accuracy must be within [0, 1], got {self.min_full_string_accuracy}")
         RenderStyle.parse(self.render_style)
 
     def train_config(self) -> CaptchaTrainConfig:

@@ -90,6 +90,10 @@ class CaptchaTrainConfig(TrainingConfig):
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if not self.filters or any(f <= 0 for f in self.filters):
             raise ValueError(f"conv_filters must be positive integers, got {self.conv_filters!r}")
+        if self.dense_units < 1 or self.shuffle_buffer < 1:
+            raise ValueError(
+                f"dense_units and shuffle_buffer must be >= 1, got {self.dense_units}, {self.shuffle_buffer}"
+            )
         if not 0 < self.accepted_precision <= 1:
             raise ValueError(f"accepted_precision must be within (0, 1], got {self.accepted_precision}")
 

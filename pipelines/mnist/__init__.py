@@ -44,6 +44,13 @@ class MnistPipelineConfig(MnistTrainConfig):
     model_name: str = MODEL_NAME
     max_image_pixels: int = 0  # 0: pipelines.images.DEFAULT_MAX_IMAGE_PIXELS
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.min_accuracy is not None and not 0 <= self.min_accuracy <= 1:
+            raise ValueError(f"min_accuracy must be within [0, 1], got {self.min_accuracy}")
+        if self.max_image_pixels < 0:
+            raise ValueError(f"max_image_pixels must be >= 0 (0: the default), got {self.max_image_pixels}")
+
     def train_config(self) -> MnistTrainConfig:
         return MnistTrainConfig.from_dict(dataclasses.asdict(self))
 

@@ -114,6 +114,40 @@ def test_bad_render_style_is_one_line_and_exit_2(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "pipeline, param, fragment",
+    [
+        ("captcha", "num_examples=-5", "CaptchaExampleGen: parameter 'num_examples' must be within [1, 10000000]"),
+        ("captcha", "num_examples=1000000000000", "must be within [1, 10000000]"),  # was a MemoryError, recorded
+        ("captcha", "image_height=4", "image_height and image_width must be at least 8 for 3 conv blocks"),
+        ("captcha", "learning_rate=inf", "--param learning_rate: expected a finite number, got 'inf'"),  # was exit 3
+        ("captcha", "splits=foo", "CaptchaExampleGen: parameter 'splits' is not a split list"),
+        ("captcha", "tolerance=-1", "Evaluator: parameter 'tolerance' must be within [0, 1]"),
+        ("captcha", "keep_versions=-1", "Pusher: parameter 'keep_versions' must be >= 0"),
+        ("captcha", "min_full_string_accuracy=2", "min_full_string_accuracy must be within [0, 1]"),
+        ("captcha", "dense_units=0", "dense_units and shuffle_buffer must be >= 1"),
+        ("captcha", "early_stopping_patience=-1", "early_stopping_patience must be >= 0"),
+        ("mnist", "min_accuracy=1.5", "min_accuracy must be within [0, 1]"),
+        ("house_price", "tolerance=nan", "--param tolerance: expected a finite number, got 'nan'"),
+    ],
+)
+def test_impossible_params_are_refused_when_the_pipeline_is_built(pipeline, param, fragment):
+    """Each of these was accepted and failed a component later (or, for a bad learning rate, crashed ML
+    Metadata's SQL with exit 3) after the run had been recorded."""
+    from pipelines.registry import PIPELINES, RunOptions
+
+    name, _, value = param.partition("=")
+    with pytest.raises(ValueError) as refused:
+        PIPELINES[pipeline].create(RunOptions(quick=True, params={name: value}))
+    assert fragment in str(refused.value)
+
+
+def test_an_impossible_param_is_one_line_exit_2_and_records_nothing(tmp_path):
+    result = cli("run", "captcha", "--param", "num_examples=0", "--output-dir", str(tmp_path / "runs"))
+    assert_one_line_usage_error(result, "parameter 'num_examples' must be within [1, 10000000], got 0")
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
     "params,bar",
     [
         ({}, 0.95),

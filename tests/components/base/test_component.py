@@ -13,7 +13,7 @@ import pytest
 
 from components.base import BaseComponent, ComponentSpec, Examples, Model, Parameter
 from components.base.artifacts import Artifact, ModelBlessing
-from components.base.component import InputSpec
+from components.base.component import InputSpec, within
 from components.base.functions import code_fingerprint, data_fingerprint, load_function
 
 
@@ -24,7 +24,7 @@ class Producer(BaseComponent):
 class Consumer(BaseComponent):
     SPEC = ComponentSpec(
         inputs={"examples": InputSpec(Examples), "baseline": InputSpec(Model, optional=True)},
-        parameters={"rate": Parameter(float), "name": Parameter(str, "x")},
+        parameters={"rate": Parameter(float, check=within(0, 1)), "name": Parameter(str, "x")},
     )
 
 
@@ -42,6 +42,12 @@ def test_wiring_mistakes_are_refused_with_the_component_and_name():
         Consumer(examples=producer.outputs["examples"])
     with pytest.raises(TypeError, match="parameter 'rate' must be"):
         Consumer(examples=producer.outputs["examples"], rate="fast")
+    # A parameter's own check runs when the component is declared, before any run.
+    with pytest.raises(ValueError, match=r"Consumer: parameter 'rate' must be within \[0, 1\], got 1.5"):
+        Consumer(examples=producer.outputs["examples"], rate=1.5)
+    with pytest.raises(ValueError, match="must be within"):
+        Consumer(examples=producer.outputs["examples"], rate=float("nan"))
+    assert Consumer(examples=producer.outputs["examples"], rate=0.5).parameters["rate"] == 0.5
 
 
 def test_a_wired_component_knows_its_upstream_defaults_and_outputs():
