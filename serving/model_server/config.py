@@ -244,6 +244,20 @@ class ServerOptions:
     def __post_init__(self) -> None:
         if bool(self.model_base_path) == bool(self.model_config_file):
             raise ConfigError("give exactly one of --model_base_path (with --model_name) or --model_config_file")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"--port must be within 0..65535 (0: any free port), got {self.port}")
+        if not -1 <= self.rest_api_port <= 65535:
+            raise ConfigError(
+                f"--rest_api_port must be within 0..65535 (0: any free port, -1: no REST), got {self.rest_api_port}"
+            )
+        for flag, value in (
+            ("--rest_api_timeout_in_ms", self.rest_api_timeout_in_ms),
+            ("--rest_api_num_threads", self.rest_api_num_threads),
+            ("--grpc_max_threads", self.grpc_max_threads),
+            ("--max_request_bytes", self.max_request_bytes),
+        ):
+            if value < 1:
+                raise ConfigError(f"{flag} must be at least 1, got {value}")
         if self.rest_max_body_bytes_in_flight < 1:
             raise ConfigError(
                 f"--rest_max_body_bytes_in_flight must be at least 1, got {self.rest_max_body_bytes_in_flight}"

@@ -125,6 +125,22 @@ def test_slow_client_limits_out_of_range_exit_2(toy_models, flag, value, message
     assert message in result.stderr
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        # grpc bound 99999 as 34463 and aiohttp 70000 as 4464 (the port modulo 65536), silently
+        (("--port", "99999"), "--port must be within 0..65535 (0: any free port), got 99999"),
+        (("--port", "0", "--rest_api_port", "70000"), "--rest_api_port must be within 0..65535"),
+        (("--port", "0", "--max_request_bytes", "0"), "--max_request_bytes must be at least 1, got 0"),
+        (("--port", "0", "--rest_api_timeout_in_ms", "0"), "--rest_api_timeout_in_ms must be at least 1, got 0"),
+    ],
+)
+def test_ports_and_limits_out_of_range_exit_2(toy_models, args, message):
+    result = run("--model_config_file", toy_models["config"], *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
 def test_a_picked_port_taken_before_the_server_binds_it_is_picked_again(toy_models, tmp_path, monkeypatch):
     """ServerProcess picks free ports, then the child binds them: another process can take one in between.
     The server exits 'cannot start'; ServerProcess starts it again on fresh ports instead of failing."""
