@@ -10,9 +10,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def main(argv=None) -> int:
+    from serving.frontend.config import FrontendConfig, port_argument
+
     p = argparse.ArgumentParser(prog="python -m serving.frontend", description="The Flask demo frontend.")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--port", type=port_argument(1), default=5000)
     p.add_argument("--rest-url", default="http://127.0.0.1:8501")
     p.add_argument("--grpc-target", default="127.0.0.1:8500")
     p.add_argument("--transport", choices=("rest", "grpc"), default="rest")
@@ -23,7 +25,6 @@ def main(argv=None) -> int:
     )
     args = p.parse_args(argv)
     from serving.frontend import create_app
-    from serving.frontend.config import FrontendConfig
 
     try:
         config = FrontendConfig(

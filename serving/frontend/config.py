@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
+from collections.abc import Callable
 
 TRANSPORTS = ("rest", "grpc")
 MAX_IMAGE_BYTES = 2 * 1024 * 1024
@@ -41,3 +43,19 @@ class FrontendConfig:
     @property
     def metadata_path(self) -> str:
         return os.path.join(self.runs_dir, "metadata.sqlite")
+
+
+def port_argument(lowest: int) -> Callable[[str], int]:
+    """An argparse type: a TCP port from `lowest` (0: pick a free one, where a caller can) to 65535.
+    Out of range, a listener would take the number modulo 65536 without a word."""
+
+    def port(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+        if not lowest <= value <= 65535:
+            raise argparse.ArgumentTypeError(f"a port must be within {lowest}..65535, got {value}")
+        return value
+
+    return port

@@ -142,3 +142,27 @@ def test_make_serve_without_a_pushed_model_says_to_run_the_pipeline(tmp_path):
     )
     assert result.returncode == 1
     assert "make pipeline" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command, message",
+    [
+        # Out of range, the frontend's wait for itself died with a traceback, and the model server
+        # was told a port it would have taken modulo 65536.
+        (("serving", "--frontend-port", "99999"), "argument --frontend-port: a port must be within 1..65535"),
+        (("serving", "--grpc-port", "70000"), "argument --grpc-port: a port must be within 0..65535, got 70000"),
+        (("serving", "--rest-port", "x"), "argument --rest-port: not a port number: 'x'"),
+        (("serving", "--replicas", "0"), "--replicas must be >= 1, got 0"),
+        (("serving.frontend", "--port", "0"), "argument --port: a port must be within 1..65535, got 0"),
+    ],
+)
+def test_ports_out_of_range_are_usage_errors(tmp_path, command, message):
+    result = subprocess.run(
+        [sys.executable, "-m", *command, *(("--serving-dir", str(tmp_path)) if command[0] == "serving" else ())],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
