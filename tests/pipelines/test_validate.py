@@ -197,6 +197,31 @@ def test_tfrecord_input(tmp_path):
     assert code == 1 and set(anomalies) == {"bedrooms"}
 
 
+def test_a_corrupt_or_foreign_tfrecord_is_unusable_input_with_the_record(tmp_path):
+    """Before: a Beam job that failed half-way, exit 4 ("engine failure") for a bad file."""
+    import tensorflow as tf
+
+    good = tf.train.Example()
+    good.features.feature["area"].float_list.value.append(2104.0)
+    path = str(tmp_path / "data.tfrecord")
+    with tf.io.TFRecordWriter(path) as writer:
+        writer.write(good.SerializeToString())
+        writer.write(good.SerializeToString())
+    intact = open(path, "rb").read()
+    corrupt = tmp_path / "corrupt.tfrecord"
+    corrupt.write_bytes(intact[:-6] + b"\0" * 6)  # the second record's data checksum
+    with pytest.raises(UnusableInput, match="corrupt.tfrecord: record 2 cannot be read: .*corrupted record"):
+        validate(str(corrupt), HOUSE_SCHEMA, report_dir=str(tmp_path / "r1"), out=io.StringIO())
+    foreign = str(tmp_path / "foreign.tfrecord")
+    with tf.io.TFRecordWriter(foreign) as writer:
+        writer.write(good.SerializeToString())
+        writer.write(b"\xff\xff\xff not a protocol buffer")
+    with pytest.raises(UnusableInput, match="foreign.tfrecord: record 2 is not a tf.Example"):
+        validate(foreign, HOUSE_SCHEMA, report_dir=str(tmp_path / "r2"), out=io.StringIO())
+    result = cli_validate("--data", str(corrupt), "--schema", HOUSE_SCHEMA, "--report", str(tmp_path / "r3"))
+    assert result.returncode == 2 and "record 2 cannot be read" in result.stderr
+
+
 def cli_validate(*args):
     return pipelines_cli("validate", *args, timeout=300)
 
