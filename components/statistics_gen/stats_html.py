@@ -7,6 +7,7 @@ any browser offline and is what the demo frontend shows.
 from __future__ import annotations
 
 import html
+import math
 
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
@@ -33,6 +34,8 @@ tr.anomaly td{background:#fde8e8}
 
 
 def _fmt(value: float) -> str:
+    if not math.isfinite(value):  # an inf in the data makes the mean inf and the std dev nan
+        return str(value)
     if value == int(value) and abs(value) < 1e15:
         return f"{int(value):,}"
     return f"{value:,.4g}"

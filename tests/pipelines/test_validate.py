@@ -67,6 +67,24 @@ def test_a_byte_order_mark_is_not_part_of_the_first_field(tmp_path, header):
     assert "2 rows" in text
 
 
+@pytest.mark.parametrize(
+    "row, feature, description",
+    [
+        ("nan,3,300000", "area", "Float feature has NaN values"),
+        ("2000,3,inf", "price", "Float feature has Inf values"),  # was exit 3: the HTML view could not print inf
+        ("-inf,3,5", "area", "Float feature has Inf values"),
+    ],
+)
+def test_nan_and_inf_are_anomalies_and_the_report_still_shows_them(tmp_path, row, feature, description):
+    """The curated schema disallows them (float_domain disallow_nan / disallow_inf): before, a NaN area
+    was "no anomalies" and trained a model on it, and an inf price crashed the report's HTML view."""
+    data = csv_file(tmp_path, "odd.csv", f"area,bedrooms,price\n2104,3,399900\n1600,3,329900\n{row}\n")
+    code, anomalies, text = run_validate(tmp_path, data, HOUSE_SCHEMA)
+    assert code == 1 and set(anomalies) == {feature}, text
+    assert description in anomalies[feature]["description"]
+    assert description in (tmp_path / "report" / "statistics.html").read_text()
+
+
 def test_missing_column(tmp_path):
     data = csv_file(tmp_path, "m.csv", "area,price\n2104,399900\n1600,329900\n")
     code, anomalies, _ = run_validate(tmp_path, data, HOUSE_SCHEMA)
