@@ -455,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     # Only now: components.base imports Beam and TensorFlow, which read the settings above on import.
     from components.base.interrupt import EXIT_TERMINATED, Terminated, sigterm_interrupts
     from pipelines.engines import EngineUnavailable
+    from pipelines.metadata import StoreUnreadable
 
     with sigterm_interrupts():  # `kill` stops a run as Ctrl-C does: workers stopped, the component recorded
         try:
@@ -474,6 +475,9 @@ def main(argv: list[str] | None = None) -> int:
         except EngineUnavailable as error:
             print(f"python -m pipelines {args.command}: error: {error}", file=sys.stderr)
             return EXIT_ENGINE
+        except StoreUnreadable as error:
+            print(f"python -m pipelines {args.command}: error: {error}", file=sys.stderr)
+            return EXIT_USAGE
         except Terminated:
             print(
                 "terminated (SIGTERM): the running component is recorded as failed; re-run to resume", file=sys.stderr

@@ -204,9 +204,40 @@ def _connect(config: mlmd.ConnectionConfig, attempts: int = 10) -> metadata_stor
     raise AssertionError("unreachable")
 
 
+class StoreUnreadable(RuntimeError):
+    """The SQLite file named as the store is not one ML Metadata can use; the message says which and what to do."""
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _check_sqlite_file(path: str) -> None:
+    """A directory, or a file that is not SQLite (a copy gone wrong, another program's file), would
+    reach the user as MLMD's SQL error and an internal-error exit (or a 500 on the runs page)."""
+    reason = None
+    if os.path.isdir(path):
+        reason = "it is a directory"
+    elif os.path.isfile(path) and os.path.getsize(path) > 0:
+        try:
+            with open(path, "rb") as f:
+                head = f.read(len(SQLITE_HEADER))
+        except OSError as error:
+            reason = f"it cannot be read ({error.strerror})"
+        else:
+            if head != SQLITE_HEADER:
+                reason = "it is not a SQLite database"
+    if reason:
+        raise StoreUnreadable(
+            f"the metadata store {path} cannot be used: {reason}; move it aside (the next run starts a new "
+            f"one) or choose another --output-dir"
+        )
+
+
 class MetadataStore:
     def __init__(self, config: mlmd.ConnectionConfig) -> None:
         self.config = config
+        if config.HasField("sqlite"):
+            _check_sqlite_file(config.sqlite.filename_uri)
         self.store = _RetryingStore(_connect(config))
         self._type_ids: dict[tuple[str, str], int] = {}
 

@@ -220,10 +220,13 @@ def _store(metadata_path: str):
     if not os.path.exists(metadata_path):
         return None
     try:
-        from pipelines.metadata import MetadataStore, sqlite_config
+        from pipelines.metadata import MetadataStore, StoreUnreadable, sqlite_config
     except ImportError as error:
         raise RunsUnavailable(f"pipeline runs cannot be read here: {error.name} is not installed") from None
-    return MetadataStore(sqlite_config(metadata_path))
+    try:
+        return MetadataStore(sqlite_config(metadata_path))
+    except StoreUnreadable as error:
+        raise RunsUnavailable(str(error).replace(" or choose another --output-dir", "")) from None
 
 
 def _summary(run) -> dict:

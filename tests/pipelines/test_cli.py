@@ -141,6 +141,13 @@ def test_impossible_params_are_refused_when_the_pipeline_is_built(pipeline, para
     assert fragment in str(refused.value)
 
 
+def test_a_metadata_store_that_is_not_sqlite_is_one_line_exit_2(tmp_path):
+    """Before: ML Metadata's SQL error ("file is not a database ... CREATE TABLE ...") and exit 3."""
+    (tmp_path / "metadata.sqlite").write_bytes(b"\x00not a database" * 100)
+    result = cli("runs", "captcha", "--output-dir", str(tmp_path))
+    assert_one_line_usage_error(result, "metadata.sqlite cannot be used: it is not a SQLite database; move it aside")
+
+
 def test_an_impossible_param_is_one_line_exit_2_and_records_nothing(tmp_path):
     result = cli("run", "captcha", "--param", "num_examples=0", "--output-dir", str(tmp_path / "runs"))
     assert_one_line_usage_error(result, "parameter 'num_examples' must be within [1, 10000000], got 0")

@@ -164,3 +164,19 @@ def test_the_models_page_says_the_server_is_unavailable(fake):
     page = web.get("/models")
     assert page.status_code in (200, 503) and b"captcha" in page.data
     assert ("status", ("captcha",)) in client.calls
+
+
+@pytest.mark.parametrize("store", ["garbage", "directory"])
+def test_a_metadata_store_that_is_not_sqlite_is_named_not_a_500(fake, tmp_path, store):
+    """A runs folder whose metadata.sqlite is another file or a directory: the runs pages said 500."""
+    _client, web = fake
+    path = tmp_path / "metadata.sqlite"
+    if store == "garbage":
+        path.write_bytes(b"PK\x03\x04 a zip, not a database" * 100)
+    else:
+        path.mkdir()
+    reason = "it is not a SQLite database" if store == "garbage" else "it is a directory"
+    page = web.get("/runs")
+    assert page.status_code == 200 and reason in page.data.decode()
+    detail = web.get("/runs/captcha/1")
+    assert detail.status_code == 404 and reason in detail.data.decode()
