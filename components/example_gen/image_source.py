@@ -34,6 +34,19 @@ def list_images(root: str) -> list[tuple[str, str, str]]:
     return found
 
 
+# The formats the pipelines' graphs decode (tf.io.decode_image), by their first bytes.
+_MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF87a": "GIF", b"GIF89a": "GIF", b"BM": "BMP"}
+
+
+class NotAnImage(ValueError):
+    """A file in the image folder that the pipeline could not decode."""
+
+
 def read_image(path: str) -> bytes:
+    """The file's bytes, refused by name when they are not a PNG, JPEG, GIF or BMP: one such file
+    used to fail the Transform much later, with TensorFlow's words and no file name."""
     with tf.io.gfile.GFile(path, "rb") as f:
-        return f.read()
+        data = f.read()
+    if not any(data.startswith(magic) for magic in _MAGIC):
+        raise NotAnImage(f"{path}: not a PNG, JPEG, GIF or BMP image (its first bytes: {data[:8]!r})")
+    return data

@@ -453,6 +453,19 @@ def _write_png(path, text):
         f.write(CaptchaRenderer(seed=1).render_text(text))
 
 
+def test_a_file_named_as_an_image_that_is_not_one_fails_with_its_name(tmp_path):
+    """Before: the run failed in Transform, with TensorFlow's "Fetching the values for the following
+    Tensor keys" and no file name."""
+    from pipelines.runner import ComponentFailed
+
+    root = tmp_path / "images"
+    (root / "7").mkdir(parents=True)
+    _write_png(root / "7" / "good.png", "7")
+    (root / "7" / "bad.png").write_bytes(b"this is not a png")
+    with pytest.raises(ComponentFailed, match=r"7/bad.png: not a PNG, JPEG, GIF or BMP image"):
+        run_components(tmp_path, [ImageExampleGen(input_path=str(root))])
+
+
 @pytest.mark.parametrize("layout", ["files", "folders"])
 def test_image_folder_in_both_layouts(tmp_path, layout):
     root = tmp_path / "images"
