@@ -156,8 +156,15 @@ def test_light_text_on_a_dark_page_reads_as_its_inverse(served):
     originals = [png(text) for text in ("1234", "5678", "9012")]
     inverted = [inverted_png(data) for data in originals]
     plain, flipped = (signature(image_bytes=tf.constant(batch)) for batch in (originals, inverted))
-    assert plain["text"].numpy().tolist() == flipped["text"].numpy().tolist()
-    np.testing.assert_allclose(plain["probabilities"].numpy(), flipped["probabilities"].numpy(), atol=0.02)
+    p, f = plain["probabilities"].numpy(), flipped["probabilities"].numpy()
+    np.testing.assert_allclose(p, f, atol=0.02)
+    # The same reading wherever the model is decisive: the quick run's model (2 epochs) may sit at
+    # near-ties, where 0.02 of difference flips a character ("8588" against "5555" in one CI run).
+    top_two = np.sort(p, axis=-1)[..., -2:]
+    decisive = top_two[..., 1] - top_two[..., 0] > 0.05
+    assert (p.argmax(-1) == f.argmax(-1))[decisive].all()
+    texts = [t.decode() for t in plain["text"].numpy()]
+    assert ["".join(str(d) for d in row) for row in p.argmax(-1)] == texts
 
 
 def test_corrupt_bytes_give_a_clear_error(served):
