@@ -476,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"python -m pipelines {args.command}: error: {error}", file=sys.stderr)
             return EXIT_ENGINE
         except StoreUnreadable as error:
-            print(f"python -m pipelines {args.command}: error: {error}", file=sys.stderr)
+            print(f"python -m pipelines {args.command}: error: {error} or choose another --output-dir", file=sys.stderr)
             return EXIT_USAGE
         except Terminated:
             print(

@@ -205,7 +205,16 @@ def _connect(config: mlmd.ConnectionConfig, attempts: int = 10) -> metadata_stor
 
 
 class StoreUnreadable(RuntimeError):
-    """The SQLite file named as the store is not one ML Metadata can use; the message says which and what to do."""
+    """The SQLite file named as the store is not one ML Metadata can use; the message says which and what to do.
+
+    `path` and `reason` are kept apart, so that each caller can add its own remedy (the CLI: another
+    --output-dir; the runs page has none to offer)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(
+            f"the metadata store {path} cannot be used: {reason}; move it aside (the next run starts a new one)"
+        )
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -227,10 +236,7 @@ def _check_sqlite_file(path: str) -> None:
             if head != SQLITE_HEADER:
                 reason = "it is not a SQLite database"
     if reason:
-        raise StoreUnreadable(
-            f"the metadata store {path} cannot be used: {reason}; move it aside (the next run starts a new "
-            f"one) or choose another --output-dir"
-        )
+        raise StoreUnreadable(path, reason)
 
 
 class MetadataStore:

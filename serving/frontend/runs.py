@@ -226,7 +226,7 @@ def _store(metadata_path: str):
     try:
         return MetadataStore(sqlite_config(metadata_path))
     except StoreUnreadable as error:
-        raise RunsUnavailable(str(error).replace(" or choose another --output-dir", "")) from None
+        raise RunsUnavailable(str(error)) from None
 
 
 def _summary(run) -> dict:

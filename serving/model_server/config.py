@@ -120,6 +120,13 @@ def check_model_config_list(config: model_server_config_pb2.ModelServerConfig, w
             raise ConfigError(f"{where}: model {model.name!r} is configured twice")
         if model.model_platform not in ("", "tensorflow"):
             raise ConfigError(f"{where}: model {model.name!r}: platform {model.model_platform!r} is not served here")
+        if "/" in model.name or ":" in model.name:
+            # TF Serving takes such a name too, and its REST paths cannot name it either.
+            log.warning(
+                "%s: model %r has '/' or ':' in its name: gRPC can reach it, REST (/v1/models/<name>) cannot",
+                where,
+                model.name,
+            )
         names.add(model.name)
 
 
@@ -127,6 +134,7 @@ def single_model_config(name: str, base_path: str) -> model_server_config_pb2.Mo
     config = model_server_config_pb2.ModelServerConfig()
     model = config.model_config_list.config.add(name=name, base_path=base_path, model_platform="tensorflow")
     model.model_version_policy.latest.num_versions = 1
+    check_model_config_list(config, "--model_name")
     return config
 
 

@@ -146,6 +146,7 @@ def test_a_metadata_store_that_is_not_sqlite_is_one_line_exit_2(tmp_path):
     (tmp_path / "metadata.sqlite").write_bytes(b"\x00not a database" * 100)
     result = cli("runs", "captcha", "--output-dir", str(tmp_path))
     assert_one_line_usage_error(result, "metadata.sqlite cannot be used: it is not a SQLite database; move it aside")
+    assert result.stderr.strip().endswith("or choose another --output-dir")
 
 
 def test_an_impossible_param_is_one_line_exit_2_and_records_nothing(tmp_path):

@@ -178,5 +178,6 @@ def test_a_metadata_store_that_is_not_sqlite_is_named_not_a_500(fake, tmp_path, 
     reason = "it is not a SQLite database" if store == "garbage" else "it is a directory"
     page = web.get("/runs")
     assert page.status_code == 200 and reason in page.data.decode()
+    assert "--output-dir" not in page.data.decode()  # the CLI's remedy, not one the page offers
     detail = web.get("/runs/captcha/1")
     assert detail.status_code == 404 and reason in detail.data.decode()
