@@ -410,7 +410,7 @@ def cmd_runs(args) -> int:
                     f"      {key}: {artifact.type_name} #{artifact.id} {artifact.uri}  (produced by execution {producer})"
                 )
             if e.state == "FAILED" and e.error:
-                print(f"      error: {e.error.strip().splitlines()[-1]}")
+                print(f"      error: {e.error_line}")
     return EXIT_OK
 
 

@@ -13,6 +13,7 @@ import fcntl
 import functools
 import os
 import random
+import re
 import socket
 import time
 from typing import Callable, Iterable, Iterator
@@ -72,6 +73,20 @@ def load_connection_config(path: str) -> mlmd.ConnectionConfig:
         return text_format.Parse(f.read(), mlmd.ConnectionConfig())
 
 
+_TF_FUNCTION_NODE = re.compile(r"\{\{function_node [^}]*\}\}\s*")
+_TF_OP_SUFFIX = re.compile(r"\s*\[Op:[^\]]*\]( name:.*)?$")
+
+
+def error_line(text: str) -> str:
+    """The line of an error (a message or a whole traceback) that says what went wrong: its last,
+    where Beam and Python put the cause, less TensorFlow's annotations. A TensorFlow op error ends
+    in a line that names only the graph node (`[[{{node ParallelInterleaveDatasetV4/_12}}]]
+    [Op:MakeIterator] name:`), and its message starts with the function's internal name."""
+    lines = [_TF_OP_SUFFIX.sub("", _TF_FUNCTION_NODE.sub("", line)).strip() for line in text.strip().splitlines()]
+    lines = [line for line in lines if line and not line.startswith("[[")]
+    return lines[-1] if lines else ""
+
+
 @dataclasses.dataclass
 class ExecutionRecord:
     """An execution as `pipelines runs` shows it."""
@@ -90,6 +105,11 @@ class ExecutionRecord:
     @property
     def duration(self) -> float:
         return max(0.0, self.end_time - self.start_time) if self.end_time else 0.0
+
+    @property
+    def error_line(self) -> str:
+        """The recorded traceback's one line for a listing (`error_line`)."""
+        return error_line(self.error)
 
 
 @dataclasses.dataclass

@@ -20,7 +20,7 @@ from typing import Any, Callable, TextIO
 
 from components.base import Artifact, BaseComponent, ExecutorContext, fileio
 from pipelines.cache import CacheKey, cache_key
-from pipelines.metadata import MetadataStore, runner_identity
+from pipelines.metadata import MetadataStore, error_line, runner_identity
 from pipelines.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -64,9 +64,8 @@ class RunResult:
 
 
 def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    first = text[-1] if text else ""
-    return f"{type(error).__name__}: {first}" if first else type(error).__name__
+    line = error_line(str(error))
+    return f"{type(error).__name__}: {line}" if line else type(error).__name__
 
 
 class LocalRunner:

@@ -129,13 +129,17 @@ def make_dataset(file_pattern: str, feature_spec: dict, config: CaptchaTrainConf
     # Fixed parallelism, not AUTOTUNE: with autotuning on, dropping an epoch's iterator waits
     # for tf.data's optimisation thread, which on 2 busy cores stalled 40-55 s between epochs
     # (py-spy: RootDataset::Iterator::~Iterator). The pipeline is small; one call per core does.
-    parallel = max(2, os.cpu_count() or 2)
+    # The interleave's cycle length is set too: by default it is the cores this process may use,
+    # and a parallelism above it is refused (one core, e.g. `taskset -c 0` or a one-CPU container,
+    # failed every Trainer with "num_parallel_calls is 2 and cycle_length is 1").
+    parallel = max(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2)
     # Several workers each read every record and keep their share of each global batch
     # (AutoShardPolicy.DATA): they must see the records in the same order.
     multi_worker = config.distribution == "multi_worker"
     files = tf.data.Dataset.list_files(file_pattern, shuffle=training, seed=1)
     records = files.interleave(
         lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
+        cycle_length=parallel,
         num_parallel_calls=parallel,
         deterministic=not training or multi_worker,
     )

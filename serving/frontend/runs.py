@@ -356,6 +356,6 @@ def run_details(metadata_path: str, pipeline: str, run_id: int, runs_dir: str) -
         metrics=metrics,
         blessing=blessing,
         pushed=pushed,
-        errors=[(e.component_id, e.error.strip().splitlines()[-1]) for e in run.executions if e.error],
+        errors=[(e.component_id, e.error_line) for e in run.executions if e.error],
     )
     return details

@@ -10,9 +10,9 @@ import time
 import pytest
 
 from components.base.functions import code_fingerprint
-from pipelines.metadata import MetadataStore, sqlite_config
+from pipelines.metadata import MetadataStore, error_line, sqlite_config
 from pipelines.pipeline import Pipeline, PipelineDefinitionError
-from pipelines.runner import ComponentFailed, LocalRunner
+from pipelines.runner import ComponentFailed, LocalRunner, _one_line
 from tests.pipelines.dag_components import Apply, LineCount, NumbersGen, Report, Sum, read_numbers
 
 
@@ -307,3 +307,33 @@ def test_each_run_gets_its_own_record_even_at_the_same_moment(store, runner, mon
     with pytest.raises(ValueError, match="is already recorded: a run id is used once"):
         runner.run(make_pipeline(), run_id=sorted(ids)[0])
     assert len(store.runs("toy")) == 2  # nothing merged into the earlier run
+
+
+def test_a_tensorflow_op_error_is_summed_up_by_its_cause_not_its_graph_node():
+    """A TensorFlow op error's message ends in the node's name (`[[{{node ...}}]] [Op:MakeIterator]
+    name:`); the one line a failed run, `pipelines runs` and the runs page show was that line."""
+    import traceback
+
+    import tensorflow as tf
+
+    @tf.function
+    def first():  # in a graph, as keras' fit reads its input: the error comes from MakeIterator's node
+        files = tf.data.Dataset.from_tensor_slices(["a", "b"])
+        dataset = files.interleave(tf.data.Dataset.from_tensors, cycle_length=1, num_parallel_calls=2)
+        return next(iter(dataset))
+
+    with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+        first()
+    assert str(raised.value).strip().splitlines()[-1].strip().startswith("[[{{node")  # what was shown
+    line = _one_line(raised.value)
+    assert line.startswith("InvalidArgumentError: If `cycle_length` is set") and "num_parallel_calls" in line
+    recorded = error_line("".join(traceback.format_exception(raised.value)))  # as `runs` reads the store
+    assert recorded.endswith("`num_parallel_calls` is 2 and `cycle_length` is 1"), recorded
+    assert "{{" not in line + recorded and "[Op:" not in line + recorded
+
+
+def test_an_error_line_is_the_last_line_of_anything_else():
+    assert (
+        error_line("Traceback (most recent call last):\n  File x\nValueError: bad value\n") == "ValueError: bad value"
+    )
+    assert error_line("") == "" and error_line("only") == "only"

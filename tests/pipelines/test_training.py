@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -30,6 +33,7 @@ from pipelines.training import (
     plot_curves,
     write_history,
 )
+from tests.conftest import ROOT
 
 
 @pytest.mark.parametrize(
@@ -392,3 +396,47 @@ def test_training_end_says_why_it_stopped_and_curves_show_the_rate(tmp_path):
     assert history.history["lr"] == [pytest.approx(0.1)]  # the rate per epoch is in the history
     plot_curves(history.history, str(tmp_path / "curves.png"), [], "t", restored_epoch=end["restored_epoch"])
     assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
+
+
+ONE_CORE_DATASET = r"""
+import os, sys
+os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, before TensorFlow counts them
+import numpy as np
+import tensorflow as tf
+from pipelines.captcha.model import CaptchaTrainConfig, make_dataset
+from pipelines.captcha.preprocessing import IMAGE_KEY, LABEL_KEY
+
+folder = sys.argv[1]
+for shard in range(3):
+    with tf.io.TFRecordWriter(f"{folder}/part-{shard}.gz", options="GZIP") as writer:
+        for i in range(8):
+            image = np.full(6 * 10, shard * 8 + i, np.float32)
+            example = tf.train.Example(features=tf.train.Features(feature={
+                IMAGE_KEY: tf.train.Feature(float_list=tf.train.FloatList(value=image)),
+                LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[1, 2, 3, 4])),
+            }))
+            writer.write(example.SerializeToString())
+spec = {IMAGE_KEY: tf.io.FixedLenFeature([6, 10, 1], tf.float32), LABEL_KEY: tf.io.FixedLenFeature([4], tf.int64)}
+config = CaptchaTrainConfig(batch_size=5, augment=False)
+for training in (True, False):
+    seen = [float(v) for images, _ in make_dataset(f"{folder}/part-*.gz", spec, config, training) for v in images[:, 0, 0, 0].numpy()]
+    assert sorted(seen) == list(range(24)), (training, sorted(seen))
+print("cores", len(os.sched_getaffinity(0)))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs os.sched_setaffinity (Linux)")
+def test_the_training_input_reads_every_record_on_a_one_core_machine(tmp_path):
+    """On one core (`taskset -c 0`, a one-CPU container) tf.data's interleave defaults to one file at
+    a time and refused the two parallel reads asked of it: every captcha Trainer failed there with
+    "num_parallel_calls is 2 and cycle_length is 1"."""
+    result = subprocess.run(
+        [sys.executable, "-c", ONE_CORE_DATASET, str(tmp_path)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "cores 1" in result.stdout
