@@ -35,6 +35,10 @@ QUIET_LOGGERS = ("apache_beam", "absl", "tensorflow", "matplotlib")
 
 
 def _errors_only_from_quiet_loggers(record: logging.LogRecord) -> bool:
+    if record.name == "apache_beam.runners.common" and record.exc_info:
+        # A DoFn's exception, logged with its traceback before Beam re-raises it; the run reports it as
+        # the component's one error line, and the store keeps the traceback (`runs`, or run with -v).
+        return False
     return record.levelno >= logging.ERROR or record.name.split(".")[0] not in QUIET_LOGGERS
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -24,6 +25,22 @@ class UnknownBeamOption(ValueError):
 
 class BeamJobFailed(RuntimeError):
     """A Beam job ended in a state other than DONE, or outlived its deadline (then it was cancelled)."""
+
+
+def failure_line(error: BaseException) -> str:
+    """One line for a failed Beam job: the last line of its error (where Beam puts the step's
+    exception and "[while running 'STEP']"), or, when a TensorFlow op failed inside the step, that
+    op's own message with the step. tf.Transform wraps a failed graph in text that ends "Fetching the
+    values for the following Tensor keys: {...}", and the reason is the line above its
+    `[[{{node ...}}]]` line (e.g. "Invalid PNG data, size 60")."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    for before, line in zip(lines, lines[1:]):
+        if line.startswith("[[{{node"):
+            step = re.search(r"\[while running '[^']*'\]", lines[-1])
+            return before + (f" {step.group(0)}" if step else "")
+    return lines[-1]
 
 
 class JobOptions(PipelineOptions):
@@ -114,9 +131,7 @@ def run_pipeline(pipeline: beam.Pipeline):
             result = pipeline.run()
         state = result.wait_until_finish(duration=int(timeout_s * 1000) if timeout_s else None)
     except Exception as error:  # noqa: BLE001 - every runner raises its own kinds; one line for the user
-        lines = [line for line in str(error).strip().splitlines() if line.strip()]
-        detail = lines[-1] if lines else type(error).__name__
-        raise BeamJobFailed(f"Beam job on {runner} failed: {detail}") from error
+        raise BeamJobFailed(f"Beam job on {runner} failed: {failure_line(error)}") from error
     if state not in (PipelineState.DONE, None) and not PipelineState.is_terminal(state):
         try:
             result.cancel()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import tensorflow as tf
 
@@ -43,10 +44,18 @@ class NotAnImage(ValueError):
 
 
 def read_image(path: str) -> bytes:
-    """The file's bytes, refused by name when they are not a PNG, JPEG, GIF or BMP: one such file
-    used to fail the Transform much later, with TensorFlow's words and no file name."""
+    """The file's bytes, refused by name when they are not a PNG, JPEG, GIF or BMP, or are one that
+    TensorFlow cannot decode (a truncated download, a broken copy): one such file used to fail the
+    Transform much later, with TensorFlow's words ("Fetching the values for the following Tensor
+    keys") and no file name. Decoded here by the op the graphs use, so what passes decodes there."""
     with tf.io.gfile.GFile(path, "rb") as f:
         data = f.read()
-    if not any(data.startswith(magic) for magic in _MAGIC):
+    kind = next((kind for magic, kind in _MAGIC.items() if data.startswith(magic)), None)
+    if kind is None:
         raise NotAnImage(f"{path}: not a PNG, JPEG, GIF or BMP image (its first bytes: {data[:8]!r})")
+    try:
+        tf.io.decode_image(data, expand_animations=False)
+    except tf.errors.OpError as error:
+        reason = re.sub(r"\{\{[^}]*\}\}|\[Op:[^\]]*\]( name:.*)?", "", error.message).strip()
+        raise NotAnImage(f"{path}: a {kind} file that cannot be decoded ({reason}; {len(data)} bytes)") from None
     return data

@@ -160,3 +160,25 @@ def test_compare_overlays_softmax_and_cnn(mnist_quick_run, tmp_path):
     assert compared["metric"] == "accuracy" and [r["model"] for r in compared["rows"]] == ["softmax", "cnn"]
     assert all(len(h["val_accuracy"]) == 2 for h in compared["histories"].values())  # --quick: two epochs each
     assert os.path.getsize(os.path.join(os.path.dirname(report), "comparison.png")) > 10_000
+
+
+def test_an_image_too_large_for_the_graph_fails_the_transform_in_one_line_with_the_reason(tmp_path):
+    """An image of digits whose one file is 5000x5000 (over the graphs' 20-megapixel limit): the run
+    said only "Fetching the values for the following Tensor keys: {'image', 'label'}", tf.Transform's
+    last line, and then TensorFlow's "Exception ignored in: <function AtomicFunction.__del__>"
+    traceback at exit."""
+    from PIL import Image
+
+    images, labels = digits(400, seed=5)
+    folder = tmp_path / "pngs"
+    for i, (image, label) in enumerate(zip(images, labels)):
+        (folder / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / str(label) / f"{i}.png")
+    Image.new("L", (5000, 5000)).save(folder / str(labels[0]) / "0.png")  # a few kB of PNG
+    result = cli("run", "mnist", "--quick", "--data", str(folder), "--output-dir", str(tmp_path / "runs"), timeout=300)
+    assert result.returncode == 1, result.stderr[-3000:]
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert error.startswith("error: Transform failed"), result.stderr[-3000:]
+    assert "image too large" in error and "[while running 'Transform[" in error
+    assert "Fetching the values" not in error
+    assert "Exception ignored" not in result.stderr and "Traceback" not in result.stderr, result.stderr[-3000:]

@@ -486,3 +486,17 @@ def test_image_folder_in_both_layouts(tmp_path, layout):
     per_label = 1 if layout == "files" else 2
     assert found == {label: per_label for label in labels}
     assert all(feature_values(e, "image")[0].startswith(b"\x89PNG") for e in rows)
+
+
+def test_an_image_cut_short_fails_the_example_gen_with_its_name(tmp_path):
+    """A PNG whose first bytes are right but whose data stops (a truncated download) passed the check
+    of its first bytes and failed the Transform with "Fetching the values for the following Tensor
+    keys: {'label', 'image'}" and no file name."""
+    from pipelines.runner import ComponentFailed
+
+    root = tmp_path / "images"
+    (root / "3").mkdir(parents=True)
+    _write_png(root / "3" / "good.png", "3")
+    (root / "3" / "cut.png").write_bytes((root / "3" / "good.png").read_bytes()[:60])
+    with pytest.raises(ComponentFailed, match=r"3/cut.png: a PNG file that cannot be decoded \(.*PNG.*; 60 bytes\)"):
+        run_components(tmp_path, [ImageExampleGen(input_path=str(root))])
