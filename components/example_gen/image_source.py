@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import warnings
 
 import tensorflow as tf
+from PIL import Image
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
 
@@ -43,6 +46,25 @@ class NotAnImage(ValueError):
     """A file in the image folder that the pipeline could not decode."""
 
 
+# The graphs' default limit (pipelines/images.py DEFAULT_MAX_IMAGE_PIXELS): an image whose header
+# claims more is not decoded to be checked (a 16000x16000 PNG of a few kB would take 768 MB).
+DECODE_CHECK_MAX_PIXELS = 20_000_000
+
+
+def _claimed_pixels(data: bytes) -> int:
+    """Width x height from the header (Pillow reads only that on open); 0 when Pillow cannot tell,
+    and TensorFlow's decoder, the graphs' own, then has the last word."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                return image.width * image.height
+        except Image.DecompressionBombError:
+            return DECODE_CHECK_MAX_PIXELS + 1
+        except Exception:  # noqa: BLE001 - any header Pillow cannot read: TensorFlow decides below
+            return 0
+
+
 def read_image(path: str) -> bytes:
     """The file's bytes, refused by name when they are not a PNG, JPEG, GIF or BMP, or are one that
     TensorFlow cannot decode (a truncated download, a broken copy): one such file used to fail the
@@ -53,6 +75,8 @@ def read_image(path: str) -> bytes:
     kind = next((kind for magic, kind in _MAGIC.items() if data.startswith(magic)), None)
     if kind is None:
         raise NotAnImage(f"{path}: not a PNG, JPEG, GIF or BMP image (its first bytes: {data[:8]!r})")
+    if _claimed_pixels(data) > DECODE_CHECK_MAX_PIXELS:
+        return data  # not decoded here: the graphs refuse it by its header, with the size
     try:
         tf.io.decode_image(data, expand_animations=False)
     except tf.errors.OpError as error:

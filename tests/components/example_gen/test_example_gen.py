@@ -500,3 +500,26 @@ def test_an_image_cut_short_fails_the_example_gen_with_its_name(tmp_path):
     (root / "3" / "cut.png").write_bytes((root / "3" / "good.png").read_bytes()[:60])
     with pytest.raises(ComponentFailed, match=r"3/cut.png: a PNG file that cannot be decoded \(.*PNG.*; 60 bytes\)"):
         run_components(tmp_path, [ImageExampleGen(input_path=str(root))])
+
+
+def test_an_image_claiming_more_pixels_than_the_graphs_take_is_not_decoded_to_be_checked(tmp_path, monkeypatch):
+    """Decoding every file to check it must not make ExampleGen the victim of a pixel bomb: a few kB of
+    PNG claiming 16000x16000 would take 768 MB. Such a file is left to the graphs' header check."""
+    import io
+
+    import tensorflow as tf
+    from PIL import Image
+
+    from components.example_gen.image_source import read_image
+
+    path = tmp_path / "big.png"
+    Image.new("L", (5000, 5000)).save(path)  # 25 Mpx, over the 20 Mpx limit
+    small = tmp_path / "small.png"
+    _write_png(small, "1")
+    decoded = []
+    real = tf.io.decode_image
+    monkeypatch.setattr(tf.io, "decode_image", lambda data, **kw: decoded.append(len(data)) or real(data, **kw))
+    assert read_image(str(path)) == path.read_bytes()
+    assert read_image(str(small)) == small.read_bytes()
+    assert decoded == [small.stat().st_size]  # only the small one was decoded
+    assert Image.open(io.BytesIO(path.read_bytes())).size == (5000, 5000)
