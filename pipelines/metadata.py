@@ -13,7 +13,6 @@ import fcntl
 import functools
 import os
 import random
-import re
 import socket
 import time
 from typing import Callable, Iterable, Iterator
@@ -26,6 +25,7 @@ from ml_metadata.proto import metadata_store_pb2 as mlmd
 from cluster.processes import start_time
 from components.base import fileio
 from components.base.artifacts import DOUBLE, INT, STRING, Artifact
+from components.base.tf_errors import is_node_line, without_annotations
 
 PIPELINE_CONTEXT = "pipeline"
 RUN_CONTEXT = "pipeline_run"
@@ -73,17 +73,13 @@ def load_connection_config(path: str) -> mlmd.ConnectionConfig:
         return text_format.Parse(f.read(), mlmd.ConnectionConfig())
 
 
-_TF_FUNCTION_NODE = re.compile(r"\{\{function_node [^}]*\}\}\s*")
-_TF_OP_SUFFIX = re.compile(r"\s*\[Op:[^\]]*\]( name:.*)?$")
-
-
 def error_line(text: str) -> str:
     """The line of an error (a message or a whole traceback) that says what went wrong: its last,
     where Beam and Python put the cause, less TensorFlow's annotations. A TensorFlow op error ends
     in a line that names only the graph node (`[[{{node ParallelInterleaveDatasetV4/_12}}]]
     [Op:MakeIterator] name:`), and its message starts with the function's internal name."""
-    lines = [_TF_OP_SUFFIX.sub("", _TF_FUNCTION_NODE.sub("", line)).strip() for line in text.strip().splitlines()]
-    lines = [line for line in lines if line and not line.startswith("[[")]
+    lines = [without_annotations(line) for line in text.strip().splitlines() if not is_node_line(line)]
+    lines = [line for line in lines if line]
     return lines[-1] if lines else ""
 
 

@@ -18,6 +18,8 @@ import time
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from components.base.tf_errors import is_node_line, without_annotations
+
 
 class UnknownBeamOption(ValueError):
     pass
@@ -37,9 +39,9 @@ def failure_line(error: BaseException) -> str:
     if not lines:
         return type(error).__name__
     for before, line in zip(lines, lines[1:]):
-        if line.startswith("[[{{node"):
+        if is_node_line(line):
             step = re.search(r"\[while running '[^']*'\]", lines[-1])
-            return before + (f" {step.group(0)}" if step else "")
+            return without_annotations(before) + (f" {step.group(0)}" if step else "")
     return lines[-1]
 
 

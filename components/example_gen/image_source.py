@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import warnings
 
 import tensorflow as tf
 from PIL import Image
+
+from components.base.tf_errors import without_annotations
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
 
@@ -80,6 +81,6 @@ def read_image(path: str) -> bytes:
     try:
         tf.io.decode_image(data, expand_animations=False)
     except tf.errors.OpError as error:
-        reason = re.sub(r"\{\{[^}]*\}\}|\[Op:[^\]]*\]( name:.*)?", "", error.message).strip()
+        reason = without_annotations(error.message)
         raise NotAnImage(f"{path}: a {kind} file that cannot be decoded ({reason}; {len(data)} bytes)") from None
     return data
