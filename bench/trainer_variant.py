@@ -47,7 +47,7 @@ def main(argv: list[str]) -> int:
         train,
         validation_data=evaluation,
         epochs=config.epochs,
-        callbacks=callbacks(config, "/tmp/trainer_variant_logs"),
+        callbacks=callbacks(config, f"/tmp/trainer_variant_logs/{os.getpid()}"),  # two may run at once
         verbose=0,
     )
     seconds = time.perf_counter() - started

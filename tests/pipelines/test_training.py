@@ -17,6 +17,7 @@ from pipelines.captcha.model import (
     CaptchaTrainConfig,
     augment,
     build_model,
+    captcha_loss,
     character_accuracy,
     full_string_accuracy,
     normalize_contrast,
@@ -204,6 +205,28 @@ def test_both_head_types_give_a_distribution_per_position(heads):
     book = build_model((30, 80, 1), CaptchaTrainConfig(heads=heads, loss="binary_ce"))
     sigmoids = book(np.zeros((1, 30, 80, 1), "float32")).numpy()
     assert book.output_shape == (None, 4, 10) and ((sigmoids > 0) & (sigmoids < 1)).all()
+
+
+@pytest.mark.parametrize("loss", ["sparse_ce", "binary_ce"])
+def test_label_smoothing_moves_the_best_answer_off_certainty(loss):
+    """With smoothing, the loss is lowest for a confident answer that is not certain: a model
+    pushed to 1.0 on a rendering it reads pays for it, and one at 0.9 does not."""
+    labels = np.array([[0, 1, 2, 3]])
+
+    def outputs(p_right):  # [1, 4, 10]: p_right on each right character, the rest spread evenly
+        out = np.full((1, 4, 10), (1 - p_right) / 9, "float32")
+        out[0, np.arange(4), labels[0]] = p_right
+        return out
+
+    plain = captcha_loss(CaptchaTrainConfig(loss=loss, label_smoothing=0.0))
+    smooth = captcha_loss(CaptchaTrainConfig(loss=loss, label_smoothing=0.1))
+    assert float(plain(labels, outputs(0.999))) < float(plain(labels, outputs(0.91)))
+    assert float(smooth(labels, outputs(0.91))) < float(smooth(labels, outputs(0.999)))
+    if loss == "sparse_ce":  # without smoothing: exactly Keras' sparse softmax cross-entropy
+        sparse = keras.losses.SparseCategoricalCrossentropy()(labels, outputs(0.8))
+        assert float(plain(labels, outputs(0.8))) == pytest.approx(float(sparse), rel=1e-5)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        CaptchaTrainConfig(label_smoothing=1.0)
 
 
 def test_sequence_heads_attend_over_the_columns():
