@@ -121,18 +121,36 @@ def full_string_accuracy(y_true, y_pred):
     return tf.reduce_mean(tf.cast(right, tf.float32))
 
 
-def captcha_loss(config: CaptchaTrainConfig):
-    """[batch, length] character ids and [batch, length, classes] outputs -> the loss: a softmax
-    cross-entropy per position (sparse_ce) or the book's binary cross-entropy over the concatenated
-    one-hot characters (binary_ce), each against targets smoothed by `label_smoothing`."""
-    num_classes = len(config.charset)
-    loss_class = keras.losses.BinaryCrossentropy if config.loss == "binary_ce" else keras.losses.CategoricalCrossentropy
-    loss_fn = loss_class(label_smoothing=config.label_smoothing)
+class CaptchaLoss(keras.losses.Loss):
+    """[batch, length] character ids and [batch, length, classes] outputs -> a loss per character:
+    a softmax cross-entropy per position (sparse_ce) or the book's binary cross-entropy over the
+    one-hot characters (binary_ce), each against targets smoothed by `label_smoothing`.
 
-    def loss(y_true, y_pred):
-        return loss_fn(tf.one_hot(tf.cast(y_true, tf.int32), num_classes), y_pred)
+    A Loss subclass, not a closure over a Loss object: Keras reduces it over the batch itself,
+    which a distribution strategy (multi_worker) requires."""
 
-    return loss
+    def __init__(
+        self, num_classes: int, binary: bool = False, label_smoothing: float = 0.0, name: str = "captcha_loss"
+    ):
+        super().__init__(name=name)
+        self.num_classes, self.binary, self.label_smoothing = num_classes, binary, label_smoothing
+
+    def call(self, y_true, y_pred):
+        one_hot = tf.one_hot(tf.cast(y_true, tf.int32), self.num_classes)
+        loss = keras.losses.binary_crossentropy if self.binary else keras.losses.categorical_crossentropy
+        return loss(one_hot, y_pred, label_smoothing=self.label_smoothing)
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "num_classes": self.num_classes,
+            "binary": self.binary,
+            "label_smoothing": self.label_smoothing,
+        }
+
+
+def captcha_loss(config: CaptchaTrainConfig) -> CaptchaLoss:
+    return CaptchaLoss(len(config.charset), config.loss == "binary_ce", config.label_smoothing)
 
 
 # --- input pipeline --------------------------------------------------------------------------

@@ -229,6 +229,20 @@ def test_label_smoothing_moves_the_best_answer_off_certainty(loss):
         CaptchaTrainConfig(label_smoothing=1.0)
 
 
+@pytest.mark.parametrize("loss", ["sparse_ce", "binary_ce"])
+def test_the_captcha_loss_trains_under_a_distribution_strategy(loss):
+    """multi_worker training compiles the model inside a strategy's scope, where Keras refuses a
+    loss that reduces itself (a closure over a Loss object did, and failed every worker)."""
+    config = CaptchaTrainConfig(loss=loss, conv_filters="4", dense_units=8, rnn_units=4)
+    rng = np.random.RandomState(0)
+    x, y = rng.rand(8, 16, 32, 1).astype("float32"), rng.randint(0, 10, (8, 4))
+    with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
+        model = build_model((16, 32, 1), config)
+        model.compile("adam", loss=captcha_loss(config))
+    history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
 def test_sequence_heads_attend_over_the_columns():
     model = build_model((30, 80, 1), CaptchaTrainConfig(heads="sequence"))
     attention = keras.Model(model.input, model.get_layer("position_attention").output)
