@@ -11,6 +11,7 @@ import os
 import time
 
 from components.base import fileio
+from pipelines.compare_runs import plot_overlaid
 from pipelines.registry import PipelineEntry, RunOptions
 from pipelines.runner import LocalRunner
 
@@ -51,28 +52,10 @@ def run_variants(
 
 
 def write_report(variants: list[Variant], param: str, metric: str, out_dir: str, title: str) -> dict[str, str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     os.makedirs(out_dir, exist_ok=True)
     panels = [m for m in (f"val_{metric}", "val_loss") if any(m in v.history for v in variants)]
-    panels = panels or ["loss"]
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
-    for ax, name in zip(axes[0], panels):
-        for variant in variants:
-            series = variant.history.get(name, [])
-            ax.plot(range(1, len(series) + 1), series, marker="o", markersize=3, label=f"{param}={variant.value}")
-        ax.set_title(name.replace("val_", "validation ").replace("_", " "))
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
     plot_path = os.path.join(out_dir, "comparison.png")
-    fig.savefig(plot_path, dpi=90)
-    plt.close(fig)
+    plot_overlaid([(f"{param}={v.value}", v.history) for v in variants], panels or ["loss"], plot_path, title, dpi=90)
 
     higher = _higher_is_better(metric)
     rows = []

@@ -93,26 +93,36 @@ def metric_rows(views: list[RunView]) -> list[tuple[str, list[float | None]]]:
 
 def plot_curves(views: list[RunView], path_or_file, metric: str | None = None) -> None:
     """Validation loss and `metric` (the first validation metric the runs share) per epoch, one line per run."""
+    shared = set.intersection(*(set(v.history) for v in views)) if views else set()
+    if metric is None:
+        metric = next((k for k in sorted(shared) if k.startswith("val_") and k != "val_loss"), None)
+    panels = [k for k in ("val_loss", metric) if k and k in shared] or sorted(shared)[:1]
+    plot_overlaid([(f"run {view.id}", view.history) for view in views], panels, path_or_file)
+
+
+def plot_overlaid(
+    histories: list[tuple[str, dict]], panels: list[str], path_or_file, title: str | None = None, dpi: int = 80
+) -> None:
+    """A panel per history key in `panels` (at least one), a line per (label, Keras history) in each:
+    the curves of several trainings over their epochs, side by side (runs compared, a parameter swept)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shared = set.intersection(*(set(v.history) for v in views)) if views else set()
-    if metric is None:
-        metric = next((k for k in sorted(shared) if k.startswith("val_") and k != "val_loss"), None)
-    panels = [k for k in ("val_loss", metric) if k and k in shared] or sorted(shared)[:1]
-    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(6 * max(1, len(panels)), 4), squeeze=False)
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(6 * max(1, len(panels)), 4.5), squeeze=False)
     for ax, name in zip(axes[0], panels):
-        for view in views:
-            series = view.history.get(name, [])
-            ax.plot(range(1, len(series) + 1), series, marker="o", markersize=3, label=f"run {view.id}")
+        for label, history in histories:
+            series = history.get(name, [])
+            ax.plot(range(1, len(series) + 1), series, marker="o", markersize=3, label=label)
         ax.set_title(name.replace("val_", "validation ").replace("_", " "))
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend()
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path_or_file, dpi=80, format="png")
+    fig.savefig(path_or_file, dpi=dpi, format="png")
     plt.close(fig)
 
 

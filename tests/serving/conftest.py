@@ -1,6 +1,9 @@
+import contextlib
 import os
 
+import grpc
 import pytest
+from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from serving.model_server.process import ServerProcess
 from tests.serving.toy_model import write_toy_model
@@ -56,3 +59,21 @@ def api_server(toy_models, tmp_path_factory):
         log_path=log,
     ) as server:
         yield server
+
+
+@contextlib.contextmanager
+def serving(models_config: str, tmp_path_factory, name: str, *flags: str):
+    """A model server over `models_config` (and `flags`), its log as <name>.log in a folder of its own."""
+    log = str(tmp_path_factory.mktemp("logs") / f"{name}.log")
+    with ServerProcess("--model_config_file", models_config, *flags, log_path=log) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def prediction_stub(server):
+    """TensorFlow Serving's own PredictionService stub over an insecure channel to `server`."""
+    channel = grpc.insecure_channel(server.grpc_target)
+    try:
+        yield prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    finally:
+        channel.close()

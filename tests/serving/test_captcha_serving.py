@@ -9,21 +9,15 @@ import pytest
 import tensorflow as tf
 
 from serving.client import GrpcClient, ModelServerError, RestClient, read_captcha
-from serving.model_server.process import ServerProcess
 from tests.pipelines.test_captcha_pipeline import png
+from tests.serving.conftest import serving
 from tests.serving.pngs import png_claiming
 
 
 @pytest.fixture(scope="module")
 def captcha_server(captcha_quick_run, tmp_path_factory):
     config = os.path.join(captcha_quick_run["serving"], "models.config")
-    with ServerProcess(
-        "--model_config_file",
-        config,
-        "--file_system_poll_wait_seconds",
-        "0",
-        log_path=str(tmp_path_factory.mktemp("logs") / "captcha_server.log"),
-    ) as server:
+    with serving(config, tmp_path_factory, "captcha_server", "--file_system_poll_wait_seconds", "0") as server:
         yield server
 
 

@@ -17,12 +17,11 @@ from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
     predict_pb2,
-    prediction_service_pb2_grpc,
     regression_pb2,
 )
 
-from serving.model_server.process import ServerProcess
 from tests.conftest import ROOT
+from tests.serving.conftest import prediction_stub, serving
 from tests.serving.foreign_models import expected_dense
 
 FEATURES = np.array([[1.0, 2.0, 3.0], [0.0, -1.0, 0.5]], np.float32)
@@ -38,19 +37,14 @@ def foreign_server(tmp_path_factory):
         capture_output=True,
         timeout=300,
     )
-    with ServerProcess(
-        "--model_config_file",
-        os.path.join(base, "models.config"),
-        log_path=str(tmp_path_factory.mktemp("logs") / "foreign.log"),
-    ) as server:
+    with serving(os.path.join(base, "models.config"), tmp_path_factory, "foreign") as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def stub(foreign_server):
-    channel = grpc.insecure_channel(foreign_server.grpc_target)
-    yield prediction_service_pb2_grpc.PredictionServiceStub(channel)
-    channel.close()
+    with prediction_stub(foreign_server) as stub:
+        yield stub
 
 
 def rest(server, path, body):

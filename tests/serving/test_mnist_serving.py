@@ -14,10 +14,10 @@ import pytest
 import requests
 import tensorflow as tf
 from PIL import Image
-from tensorflow_serving.apis import classification_pb2, predict_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import classification_pb2, predict_pb2
 
-from serving.model_server.process import ServerProcess
 from tests.pipelines.mnist_data import digits
+from tests.serving.conftest import prediction_stub, serving
 from tests.serving.pngs import png_claiming
 
 ANSWER_ATOL = 0.05  # how far a re-encoded image's probabilities may move from its 784 floats' answer
@@ -26,21 +26,14 @@ ANSWER_ATOL = 0.05  # how far a re-encoded image's probabilities may move from i
 @pytest.fixture(scope="module")
 def mnist_server(mnist_quick_run, tmp_path_factory):
     config = os.path.join(mnist_quick_run["serving"], "models.config")
-    with ServerProcess(
-        "--model_config_file",
-        config,
-        "--file_system_poll_wait_seconds",
-        "0",
-        log_path=str(tmp_path_factory.mktemp("logs") / "mnist_server.log"),
-    ) as server:
+    with serving(config, tmp_path_factory, "mnist_server", "--file_system_poll_wait_seconds", "0") as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def stub(mnist_server):
-    channel = grpc.insecure_channel(mnist_server.grpc_target)
-    yield prediction_service_pb2_grpc.PredictionServiceStub(channel)
-    channel.close()
+    with prediction_stub(mnist_server) as stub:
+        yield stub
 
 
 @pytest.fixture(scope="module")
