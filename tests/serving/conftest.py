@@ -46,17 +46,16 @@ def toy_models(tmp_path_factory):
 @pytest.fixture(scope="session")
 def api_server(toy_models, tmp_path_factory):
     """One server for the API tests: two models, labels, monitoring, a 1 MiB request limit."""
-    log = str(tmp_path_factory.mktemp("logs") / "api_server.log")
-    with ServerProcess(
-        "--model_config_file",
+    with serving(
         toy_models["config"],
+        tmp_path_factory,
+        "api_server",
         "--monitoring_config_file",
         toy_models["monitoring"],
         "--max_request_bytes",
         str(1 << 20),
         "--file_system_poll_wait_seconds",
         "0",
-        log_path=log,
     ) as server:
         yield server
 
