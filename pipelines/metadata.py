@@ -23,7 +23,6 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2 as mlmd
 
 from cluster.processes import start_time
-from components.base import fileio
 from components.base.artifacts import DOUBLE, INT, STRING, Artifact
 from components.base.tf_errors import is_node_line, without_annotations
 
@@ -463,6 +462,8 @@ class MetadataStore:
 
     def find_cached(self, component_type: str, cache_key: str) -> tuple[int, dict[str, list[Artifact]]] | None:
         """The newest COMPLETE execution with this cache key whose outputs are all LIVE and on disk."""
+        from components.base import fileio  # TensorFlow's filesystems: only a run, which has them, asks this
+
         executions = self.store.get_executions_by_type(component_type)
         candidates = [
             e

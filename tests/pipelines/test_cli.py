@@ -84,6 +84,27 @@ def test_runs_without_a_store_says_so(tmp_path):
     assert "no runs of captcha yet" in result.stdout
 
 
+@pytest.mark.parametrize("store", ["none", "empty", "not a database", "unparsable config"])
+def test_reading_runs_imports_neither_tensorflow_nor_beam(tmp_path, store):
+    """`pipelines runs` reads ML Metadata only: it answers in a fraction of a second, not after seconds of imports."""
+    where = ["--output-dir", str(tmp_path)]
+    if store == "empty":
+        MetadataStore(sqlite_config(str(tmp_path / "metadata.sqlite")))
+    elif store == "not a database":
+        (tmp_path / "metadata.sqlite").write_bytes(b"\x00not a database" * 100)
+    elif store == "unparsable config":
+        (tmp_path / "mlmd.pbtxt").write_text("mysql { hots: 'x' }")
+        where = ["--metadata-config", str(tmp_path / "mlmd.pbtxt")]
+    result = cli("runs", "captcha", *where, env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
+    imported = imported_modules(result.stderr)
+    assert "pipelines.metadata" in imported  # the import log is there to read, and the store was opened
+    assert not {"tensorflow", "apache_beam"} & imported, sorted(m for m in imported if "." not in m)
+    if store in ("none", "empty"):
+        assert result.returncode == 0 and "no runs of captcha yet" in result.stdout, result.stderr[-2000:]
+    else:
+        assert result.returncode == 2 and ("cannot be used" in result.stderr or "does not parse" in result.stderr)
+
+
 @pytest.mark.parametrize(
     "args, fragment",
     [
