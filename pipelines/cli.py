@@ -268,9 +268,11 @@ def cmd_run(args, extra: list[str]) -> int:
         return EXIT_USAGE
     except ValueError as error:  # a pipeline's own check of its options, or --to naming no component
         raise UsageError(str(error)) from None
-    # After the pipeline's own checks: with --runner flink this asks the cluster, builds the workers'
-    # wheel and may start a job server, none of which a misspelt parameter or component should cost.
+    # After the pipeline's own checks, which need no TensorFlow (the configs are plain Python): a
+    # misspelt parameter or component costs neither the imports nor, with --runner flink, asking the
+    # cluster, building the workers' wheel and starting a job server.
     beam_args = _beam_args(args, extra)
+    _import_quietly()
 
     from pipelines.runner import ComponentFailed, LocalRunner, PipelineStopped
 
@@ -459,9 +461,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     if args.command == "list":  # names and descriptions: nothing to import
         return cmd_list(args)
-    if args.command in ("run", "validate"):
+    if args.command == "validate":
         _import_quietly()
-    # Only now: components.base imports Beam and TensorFlow, which read the settings above on import.
+    # After the settings above: what each command goes on to import (Beam, TensorFlow) reads them on import.
     from components.base.interrupt import EXIT_TERMINATED, Terminated, sigterm_interrupts
     from pipelines.engines import EngineUnavailable
     from pipelines.metadata import StoreUnreadable

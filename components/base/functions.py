@@ -11,8 +11,6 @@ import os
 import sysconfig
 from typing import Any, Callable
 
-from components.base import fileio
-
 
 def load_function(path: str) -> Callable[..., Any]:
     module_name, sep, name = path.partition(":")
@@ -83,7 +81,7 @@ def data_fingerprint(path: str) -> str:
     modification time, as TFX fingerprints its inputs. A local path that does not exist, or
     cannot be read, hashes with its path and the reason: the executor then says what is wrong."""
     digest = hashlib.sha256()
-    if not fileio.is_local(path):
+    if "://" in path and not path.startswith("file://"):  # not fileio.is_local(path), without TensorFlow
         _hash_remote(digest, path)
         return digest.hexdigest()[:16]
     local = path.removeprefix("file://")
@@ -114,6 +112,8 @@ def _hash_file(digest: Any, path: str) -> None:
 
 
 def _hash_remote(digest: Any, path: str) -> None:
+    from components.base import fileio  # TensorFlow's filesystems: gs://, hdfs://, ...
+
     digest.update(f"remote\0{path}\0".encode())
     try:
         for file in sorted(fileio.walk_files(path)) if fileio.isdir(path) else [path]:

@@ -8,7 +8,6 @@ stops with a readable list, unless `stop_on_anomalies` is False (a warning).
 
 from components.base import BaseComponent, ComponentSpec, ExampleAnomalies, ExampleStatistics, Parameter, Schema
 from components.base.component import ExecutorRef, InputSpec
-from components.example_validator.anomalies_io import format_rows, read_rows
 
 # The keys of its inputs, outputs and parameters: the executor and the pipelines use these names.
 STOP_ON_ANOMALIES_KEY = "stop_on_anomalies"
@@ -32,6 +31,8 @@ class ExampleValidator(BaseComponent):
     EXECUTOR = ExecutorRef("components.example_validator.executor:ExampleValidatorExecutor")
 
     def gate(self, outputs):
+        from components.example_validator.anomalies_io import format_rows, read_rows  # TensorFlow's file layer
+
         [anomalies] = outputs["anomalies"]
         found = {split: read_rows(anomalies.split_uri(split)) for split in anomalies.split_names}
         found = {split: rows for split, rows in found.items() if rows}

@@ -15,7 +15,7 @@ from components.example_gen.captcha_source import (
     CaptchaConfig,
     RenderStyle,
 )
-from pipelines.captcha.model import CaptchaTrainConfig
+from pipelines.captcha.train_config import CaptchaTrainConfig
 from pipelines.config import apply_overrides
 from pipelines.pipeline import Pipeline
 from pipelines.registry import RunOptions

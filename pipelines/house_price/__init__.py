@@ -7,7 +7,7 @@ import os
 
 from components.example_gen import CsvExampleGen
 from pipelines.config import apply_overrides
-from pipelines.house_price.model import HousePriceTrainConfig
+from pipelines.house_price.train_config import HousePriceTrainConfig
 from pipelines.pipeline import Pipeline
 from pipelines.registry import RunOptions
 from pipelines.stages import ModelSpec, data_stages, delivery_stages

@@ -3,8 +3,6 @@ exported to take raw `area` and `bedrooms` through the embedded tf.Transform gra
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -13,35 +11,13 @@ import tf_keras as keras
 from components.trainer.fn_args import FnArgs
 from components.trainer.signatures import REGRESS_METHOD, set_method_names
 from pipelines.house_price.preprocessing import FEATURE_KEYS, LABEL_KEY
+from pipelines.house_price.train_config import HousePriceTrainConfig
 from pipelines.training import (
-    TrainingConfig,
     callbacks,
     distribution_strategy,
     make_optimizer,
     record_training,
 )
-
-MODELS = ("linear", "dnn")
-
-
-@dataclasses.dataclass(frozen=True)
-class HousePriceTrainConfig(TrainingConfig):
-    model: str = "linear"
-    hidden_units: str = "16,8"  # dnn only
-    epochs: int = 400
-    batch_size: int = 64
-    learning_rate: float = 0.05
-    lr_schedule: str = "none"
-    early_stopping_patience: int = 0  # the book fits the whole training set
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.model not in MODELS:
-            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
-
-    @property
-    def units(self) -> list[int]:
-        return [int(u) for u in str(self.hidden_units).split(",") if u.strip()]
 
 
 def load_arrays(file_pattern: str, feature_spec: dict) -> tuple[dict[str, np.ndarray], np.ndarray]:

@@ -14,9 +14,8 @@ import dataclasses
 import os
 
 from components.example_gen import IdxExampleGen, ImageExampleGen
-from components.example_gen.idx_source import IdxError, find_sets
 from pipelines.config import apply_overrides
-from pipelines.mnist.model import MODEL_DEFAULTS, MnistTrainConfig
+from pipelines.mnist.train_config import MODEL_DEFAULTS, MnistTrainConfig
 from pipelines.pipeline import Pipeline
 from pipelines.registry import RunOptions
 from pipelines.stages import ModelSpec, data_stages, delivery_stages
@@ -65,6 +64,8 @@ QUICK = {"epochs": 2, "min_accuracy": 0.0}
 
 def example_gen_for(data: str, splits: str):
     """IdxExampleGen for a folder of IDX files, ImageExampleGen for a folder of digit images."""
+    from components.example_gen.idx_source import IdxError, find_sets  # reads through fileio: TensorFlow
+
     if not os.path.isdir(data):
         raise ValueError(f"mnist reads a folder (IDX files or digit images); {data} is not one")
     try:

@@ -78,6 +78,28 @@ def test_unparsable_metadata_config_is_exit_2(tmp_path):
     assert_one_line_usage_error(result, "does not parse")
 
 
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (("run", "captcha", "--param", "num_examples=0"), "must be within [1, 10000000], got 0"),
+        (("run", "captcha", "--param", "nosuch=1"), "unknown parameter 'nosuch'"),
+        (("run", "captcha", "--param", "heads=lstm"), "heads must be one of"),
+        (("run", "captcha", "--param", 'render_style={"rotate": [30, -30]}'), "low <= high"),
+        (("run", "captcha", "--to", "Nope"), "has no component 'Nope'"),
+        (("run", "house_price", "--param", "model=forest"), "model must be one of"),
+    ],
+)
+def test_a_pipelines_own_checks_answer_before_tensorflow_is_imported(tmp_path, args, fragment):
+    """The pipeline is built, and its components' and models' settings checked, from plain Python: a bad
+    --param or --to is refused without the seconds of TensorFlow and Beam imports a run needs."""
+    result = cli(*args, "--output-dir", str(tmp_path / "runs"), env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
+    imported = imported_modules(result.stderr)
+    assert "pipelines.registry" in imported  # the import log is there to read, and the pipeline was built
+    assert not {"tensorflow", "apache_beam"} & imported, sorted(m for m in imported if "." not in m)
+    assert result.returncode == 2 and fragment in result.stderr, result.stderr[-2000:]
+    assert not (tmp_path / "runs").exists()
+
+
 def test_runs_without_a_store_says_so(tmp_path):
     result = cli("runs", "captcha", "--output-dir", str(tmp_path))
     assert result.returncode == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import components.base
 from tests.conftest import ROOT
@@ -36,3 +37,26 @@ def test_the_artifact_types_and_metadata_come_without_tensorflow_or_beam():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.splitlines() == ["[]", "['apache_beam', 'tensorflow']"]
+
+
+def test_every_contract_module_imports_neither_tensorflow_nor_beam():
+    """Components' specs and models' configs are what `pipelines run` checks a --param against before a run
+    imports the heavy libraries (docs/architecture.md, "Contracts are plain Python")."""
+    root = Path(ROOT)
+    files = [
+        *root.glob("components/*/component.py"),
+        *root.glob("pipelines/*/train_config.py"),
+        root / "pipelines" / "training_config.py",
+        root / "pipelines" / "stages.py",
+    ]
+    modules = sorted(".".join(f.relative_to(root).with_suffix("").parts) for f in files)
+    assert len(modules) >= 12, modules  # the globs found the tree
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(sorted(m for m in ('tensorflow', 'apache_beam', 'tensorflow_data_validation') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"

@@ -1,0 +1,89 @@
+"""The captcha model's settings, checked when made: plain Python, so that `pipelines run` refuses a bad --param before
+it imports TensorFlow (pipelines/captcha/model.py builds and trains the model)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from pipelines.training_config import TrainingConfig
+
+LOSSES = ("sparse_ce", "binary_ce")
+ACTIVATIONS = ("relu", "leaky_relu", "elu")
+HEADS = ("dense", "sequence")
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptchaTrainConfig(TrainingConfig):
+    charset: str = "0123456789"
+    length: int = 4
+    # One conv block (convs_per_block convs, then a 2x2 pool) per entry. Narrow at full size:
+    # "8,24,96" trains 1.8-2.9 times as many images/s as "24,48,96" on these CPUs (oneDNN), so the
+    # same budget buys 22 epochs instead of 9, and the model reads the test split at least as well
+    # (BENCHMARKS.md, issue #14; `python -m bench.model_throughput` compares variants).
+    conv_filters: str = "8,24,96"
+    convs_per_block: int = 1
+    batch_norm: bool = False
+    dense_units: int = 192
+    # dense: flatten -> dense -> one head per position (the book's). sequence: a bidirectional GRU
+    # reads the feature columns left to right and each position's head pools them with its own
+    # attention weights, so a head finds its character wherever the spacing put it.
+    heads: str = "sequence"
+    rnn_units: int = 64
+    activation: str = (
+        "elu"  # of the conv and dense layers; with relu the network sits at chance for epochs (BENCHMARKS.md)
+    )
+    # A cap, not the plan: the time budget ends training (lr_schedule=time anneals to it), and a
+    # faster machine spends its budget on more epochs (16 of 55 s here in 15 minutes). At 30, the
+    # cap ended a 30-minute run at 10% of the peak rate (BENCHMARKS.md, issue #14).
+    epochs: int = 200
+    learning_rate: float = 3e-3
+    lr_schedule: str = "time"  # anneals to lr_floor exactly when the time budget ends
+    lr_decay_rate: float = 0.8  # for lr_schedule=exponential or plateau
+    early_stopping_patience: int = 3
+    time_budget_minutes: float = 15.0  # at most; a pipeline run with a time budget may cut it
+    loss: str = "sparse_ce"  # sparse_ce: per-position softmax; binary_ce: the book's concatenated sigmoid
+    augment: bool = True
+    # Each position's target puts this share of its weight evenly on every character: the model
+    # is not pushed to certainty on the renderings it already reads. Read the test split at
+    # 0.9706-0.9712 against the same hour's 0.9683-0.9685 without it (BENCHMARKS.md, #14); the
+    # temperature fitted on the eval split then makes its confidence calibrated again there; off
+    # the training family its calibration error is about twice the unsmoothed model's (BENCHMARKS.md).
+    label_smoothing: float = 0.1
+    # Rescale each image in the model (training and serving) so that its faintest pixel is 0 and
+    # its strongest 1: a grey page or faint ink reads like the training's contrast. Held-out
+    # denser noise at low contrast: 0.963 against 0.927 in the same budget (BENCHMARKS.md, #14).
+    normalize_contrast: bool = True
+    # Read light text on a dark page too: an image whose median pixel (the page's) is brighter
+    # than its ink after the stretch is inverted in the model, training and serving alike. The
+    # training renders never trigger it; a model without it read inverted captchas at 0.002.
+    either_polarity: bool = True
+    shuffle_buffer: int = 10_000
+    cache: bool = True
+    # Of the answers the served model marks `accepted`, at least this share is right on the eval
+    # split; the threshold (reject_below) is chosen there after a temperature is fitted.
+    accepted_precision: float = 0.995
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+        if self.heads not in HEADS:
+            raise ValueError(f"heads must be one of {HEADS}, got {self.heads!r}")
+        if self.rnn_units < 1:
+            raise ValueError(f"rnn_units must be >= 1, got {self.rnn_units}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if not self.filters or any(f <= 0 for f in self.filters):
+            raise ValueError(f"conv_filters must be positive integers, got {self.conv_filters!r}")
+        if self.dense_units < 1 or self.shuffle_buffer < 1:
+            raise ValueError(
+                f"dense_units and shuffle_buffer must be >= 1, got {self.dense_units}, {self.shuffle_buffer}"
+            )
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be within [0, 1), got {self.label_smoothing}")
+        if not 0 < self.accepted_precision <= 1:
+            raise ValueError(f"accepted_precision must be within (0, 1], got {self.accepted_precision}")
+
+    @property
+    def filters(self) -> list[int]:
+        return [int(f) for f in str(self.conv_filters).split(",") if f.strip()]
