@@ -87,6 +87,7 @@ def test_unparsable_metadata_config_is_exit_2(tmp_path):
         (("run", "captcha", "--param", 'render_style={"rotate": [30, -30]}'), "low <= high"),
         (("run", "captcha", "--to", "Nope"), "has no component 'Nope'"),
         (("run", "house_price", "--param", "model=forest"), "model must be one of"),
+        (("run", "mnist", "--param", "conv_filters=0"), "conv_filters must be positive integers"),
     ],
 )
 def test_a_pipelines_own_checks_answer_before_tensorflow_is_imported(tmp_path, args, fragment):
