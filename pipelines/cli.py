@@ -328,9 +328,7 @@ def cmd_validate(args, extra: list[str]) -> int:
 
 
 def cmd_compare(args) -> int:
-    from pipelines.compare import report_dir, run_variants, write_report
     from pipelines.registry import RunOptions
-    from pipelines.runner import ComponentFailed, LocalRunner, PipelineStopped
 
     entry = _pipeline_entry(args.pipeline)
     name, values = _compare_values(args.param)
@@ -347,6 +345,11 @@ def cmd_compare(args) -> int:
             )
     except ValueError as error:
         raise UsageError(str(error)) from None
+    # Only now the libraries the runs need (TensorFlow, Beam, TFDV): a bad variant is refused without them.
+    _import_quietly()
+    from pipelines.compare import report_dir, run_variants, write_report
+    from pipelines.runner import ComponentFailed, LocalRunner, PipelineStopped
+
     runner = LocalRunner(_open_store(args), os.path.join(args.output_dir, args.pipeline))
     try:
         variants, metric = run_variants(entry, base, name, values, runner)

@@ -88,6 +88,7 @@ def test_unparsable_metadata_config_is_exit_2(tmp_path):
         (("run", "captcha", "--to", "Nope"), "has no component 'Nope'"),
         (("run", "house_price", "--param", "model=forest"), "model must be one of"),
         (("run", "mnist", "--param", "conv_filters=0"), "conv_filters must be positive integers"),
+        (("compare", "captcha", "--param", "heads=sequence,lstm"), "heads must be one of"),
     ],
 )
 def test_a_pipelines_own_checks_answer_before_tensorflow_is_imported(tmp_path, args, fragment):
