@@ -307,7 +307,8 @@ def cmd_run(args, extra: list[str]) -> int:
 def cmd_validate(args, extra: list[str]) -> int:
     from components.base.beam import BeamJobFailed
     from components.schema_gen.schema_io import SchemaError
-    from pipelines.validate import EXIT_UNUSABLE, UnusableInput, validate
+    from pipelines.validate import validate
+    from pipelines.validate_checks import EXIT_UNUSABLE, UnusableInput
 
     beam_args = _beam_args(args, extra)
     try:
@@ -465,6 +466,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "list":  # names and descriptions: nothing to import
         return cmd_list(args)
     if args.command == "validate":
+        from pipelines.validate_checks import EXIT_UNUSABLE, UnusableInput, check_data_file
+
+        try:  # a file that is not there is answered before the imports
+            check_data_file(args.data)
+        except UnusableInput as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_UNUSABLE
         _import_quietly()
     # After the settings above: what each command goes on to import (Beam, TensorFlow) reads them on import.
     from components.base.interrupt import EXIT_TERMINATED, Terminated, sigterm_interrupts

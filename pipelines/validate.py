@@ -23,13 +23,9 @@ from components.example_validator.drift_chart import DRIFT_CHART, draw_drift
 from components.schema_gen.schema_io import load_schema
 from components.statistics_gen.stats_html import statistics_html
 from components.statistics_gen.stats_io import HTML_FILE, STATS_FILE
+from pipelines.validate_checks import EXIT_ANOMALIES, EXIT_CLEAN, UnusableInput, check_data_file
 
 TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfrecord.gz", ".tfrecords.gz")
-EXIT_CLEAN, EXIT_ANOMALIES, EXIT_UNUSABLE = 0, 1, 2
-
-
-class UnusableInput(ValueError):
-    """The input cannot be validated at all; the message is the one line the user sees."""
 
 
 @dataclasses.dataclass
@@ -207,14 +203,7 @@ def validate(
     out=sys.stdout,
 ) -> int:
     started = time.monotonic()
-    if not os.path.exists(data):
-        raise UnusableInput(f"no such file: {data}")
-    if not os.path.isfile(data):
-        raise UnusableInput(f"not a file: {data}")
-    if os.path.getsize(data) == 0:
-        raise UnusableInput(f"{data}: the file is empty")
-    if not os.access(data, os.R_OK):
-        raise UnusableInput(f"{data}: not readable")
+    check_data_file(data)
     schema = load_schema(schema_path)
     baseline = load_baseline(baseline_stats) if baseline_stats else None
     report_dir = report_dir or os.path.join("reports", os.path.basename(data).split(".")[0] or "data")

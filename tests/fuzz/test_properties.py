@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from pipelines.validate import UnusableInput, check_csv
+from pipelines.validate import check_csv
+from pipelines.validate_checks import UnusableInput
 from serving.frontend.images import BadImage, check_image, decode_base64
 from serving.model_server import json_codec, tensors
 from serving.model_server.errors import ServingError

@@ -10,8 +10,9 @@ import pytest
 
 from components.schema_gen.schema_io import SchemaError
 from pipelines.house_price import SCHEMA_PATH as HOUSE_SCHEMA
-from pipelines.validate import UnusableInput, validate
-from tests.conftest import pipelines_cli
+from pipelines.validate import validate
+from pipelines.validate_checks import UnusableInput
+from tests.conftest import imported_modules, pipelines_cli
 
 CITY_SCHEMA = """
 feature {
@@ -264,3 +265,23 @@ def test_cli_exit_codes_clean_anomalous_unusable(tmp_path):
     assert unusable.returncode == 2
     assert unusable.stderr.strip().count("\n") == 0 and "2 fields, expected 3" in unusable.stderr
     assert "Traceback" not in unusable.stderr
+
+
+@pytest.mark.parametrize("case, message", [("missing", "no such file"), ("folder", "not a file"), ("empty", "empty")])
+def test_a_data_file_that_cannot_be_read_is_answered_before_tfdv_is_imported(tmp_path, case, message):
+    data = {"missing": tmp_path / "nope.csv", "folder": tmp_path, "empty": tmp_path / "empty.csv"}[case]
+    if case == "empty":
+        data.write_text("")
+    result = pipelines_cli(
+        "validate",
+        "--data",
+        str(data),
+        "--schema",
+        HOUSE_SCHEMA,
+        timeout=120,
+        env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"},
+    )
+    imported = imported_modules(result.stderr)
+    assert "pipelines.validate_checks" in imported  # the import log is there to read
+    assert not {"tensorflow", "apache_beam", "tensorflow_data_validation"} & imported
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

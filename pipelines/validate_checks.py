@@ -1,0 +1,24 @@
+"""What `pipelines validate` answers before it imports TFDV, Beam and TensorFlow: its exit codes, and
+whether the data file is there to be read at all (pipelines/validate.py does the validating)."""
+
+from __future__ import annotations
+
+import os
+
+EXIT_CLEAN, EXIT_ANOMALIES, EXIT_UNUSABLE = 0, 1, 2
+
+
+class UnusableInput(ValueError):
+    """The input cannot be validated at all; the message is the one line the user sees."""
+
+
+def check_data_file(data: str) -> None:
+    """A file that is there, not empty and readable; UnusableInput otherwise."""
+    if not os.path.exists(data):
+        raise UnusableInput(f"no such file: {data}")
+    if not os.path.isfile(data):
+        raise UnusableInput(f"not a file: {data}")
+    if os.path.getsize(data) == 0:
+        raise UnusableInput(f"{data}: the file is empty")
+    if not os.access(data, os.R_OK):
+        raise UnusableInput(f"{data}: not readable")
