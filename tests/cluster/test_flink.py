@@ -288,10 +288,12 @@ def test_no_cluster_means_one_clear_line_and_nothing_recorded(tmp_path):
 
 
 def test_flink_master_without_a_cluster_behind_it_is_refused(tmp_path):
+    data = tmp_path / "houses.csv"  # there to be read: a missing file is refused before the engine is asked
+    data.write_text("area,bedrooms,price\n2104,3,399900\n")
     result = pipelines_cli(
         "validate",
         "--data",
-        "x.csv",
+        str(data),
         "--schema",
         "schemas/house_price/schema.pbtxt",
         "--runner",
