@@ -21,6 +21,8 @@ from typing import IO, Iterator
 import tensorflow as tf
 from apache_beam.io.filesystem import BeamIOError, CompressionTypes, FileMetadata, FileSystem, MatchResult
 
+from components.base.uris import is_local
+
 gfile = tf.io.gfile
 
 makedirs = gfile.makedirs
@@ -37,10 +39,6 @@ def join(base: str, *parts: str) -> str:
     import os
 
     return os.path.join(base, *parts)
-
-
-def is_local(uri: str) -> bool:
-    return "://" not in uri or uri.startswith("file://")
 
 
 def exists(uri: str) -> bool:

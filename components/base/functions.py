@@ -11,6 +11,8 @@ import os
 import sysconfig
 from typing import Any, Callable
 
+from components.base.uris import is_local
+
 
 def load_function(path: str) -> Callable[..., Any]:
     module_name, sep, name = path.partition(":")
@@ -81,7 +83,7 @@ def data_fingerprint(path: str) -> str:
     modification time, as TFX fingerprints its inputs. A local path that does not exist, or
     cannot be read, hashes with its path and the reason: the executor then says what is wrong."""
     digest = hashlib.sha256()
-    if "://" in path and not path.startswith("file://"):  # not fileio.is_local(path), without TensorFlow
+    if not is_local(path):
         _hash_remote(digest, path)
         return digest.hexdigest()[:16]
     local = path.removeprefix("file://")
