@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import components  # noqa: F401 - sets TF_USE_LEGACY_KERAS before any test module imports TensorFlow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SHARED_DATA = os.environ.get("SHARED_DATA_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))

@@ -17,7 +17,6 @@ import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf-keras: Keras 3 cannot fit under this strategy on TF 2.16
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
