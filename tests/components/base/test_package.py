@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -60,3 +61,43 @@ def test_every_contract_module_imports_neither_tensorflow_nor_beam():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
+
+
+def _without_keras_setting() -> dict:
+    return {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+
+
+def test_each_top_level_package_chooses_keras_2_unless_the_user_chose():
+    env = _without_keras_setting()
+    for package in ("components", "pipelines", "serving", "cluster", "bench"):
+        code = f"import os, {package}; print(os.environ.get('TF_USE_LEGACY_KERAS'))"
+        result = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert (result.returncode, result.stdout.strip()) == (0, "1"), (package, result.stderr[-2000:])
+    code = "import os, serving; print(os.environ.get('TF_USE_LEGACY_KERAS'))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env={**env, "TF_USE_LEGACY_KERAS": "0"}, capture_output=True, text=True
+    )
+    assert result.stdout.strip() == "0"
+
+
+def test_tensorflow_comes_without_keras_3():
+    """TensorFlow 2.16 imports Keras 3 whole (0.65 s, with pandas) unless TF_USE_LEGACY_KERAS is set before
+    it is imported (components/__init__.py): the model server's process has tf_keras as tf.keras and no Keras 3."""
+    code = (
+        "import sys\n"
+        "import serving.model_server.manager\n"
+        "import tensorflow as tf\n"
+        "print(tf.keras.__name__.split('.')[0], 'keras' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=_without_keras_setting(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["tf_keras", "False"]
