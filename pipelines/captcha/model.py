@@ -209,12 +209,42 @@ def compile_model(model: keras.Model, config: CaptchaTrainConfig, steps_per_epoc
     )
 
 
+# --- test-time views --------------------------------------------------------------------------
+def shift_columns(images: tf.Tensor, shift: int) -> tf.Tensor:
+    """[batch, height, width, channels] -> the same, the content moved `shift` columns right (left when
+    negative), the edge column repeated into the space it leaves: a page stays a page either polarity."""
+    if shift == 0:
+        return images
+    batch = tf.shape(images)[0]
+    transform = tf.constant([1.0, 0.0, -float(shift), 0.0, 1.0, 0.0, 0.0, 0.0])  # output x reads input x - shift
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images,
+        transforms=tf.tile(transform[None], [batch, 1]),
+        output_shape=tf.shape(images)[1:3],
+        fill_value=0.0,
+        interpolation="NEAREST",
+        fill_mode="NEAREST",
+    )
+
+
+def view_probabilities(model: keras.Model, images: tf.Tensor, shifts: list[int]) -> tf.Tensor:
+    """The model's [batch, length, classes] probabilities for `images` read at each of `shifts` (one
+    call over all the views), combined as their normalised geometric mean: a position's answer is the
+    character the views agree on most, in log-probability."""
+    probabilities = model(tf.concat([shift_columns(images, s) for s in shifts], axis=0), training=False)
+    if len(shifts) == 1:
+        return probabilities / tf.reduce_sum(probabilities, axis=-1, keepdims=True)
+    views = tf.reshape(probabilities, tf.concat([[len(shifts), -1], tf.shape(probabilities)[1:]], axis=0))
+    return tf.nn.softmax(tf.reduce_mean(tf.math.log(tf.maximum(views, 1e-7)), axis=0), axis=-1)
+
+
 # --- export ----------------------------------------------------------------------------------
 class CaptchaServingModule(tf.Module):
     """Encoded image bytes in; text, per-character probabilities, confidence and accepted out.
 
     Decoding, grayscale and resizing run through the embedded tf.Transform graph,
-    so serving applies exactly the training preprocessing. The probabilities are
+    so serving applies exactly the training preprocessing. The model reads each image at
+    the config's test-time shifts (view_probabilities). The probabilities are
     calibrated with the temperature fitted on the eval split; `accepted` is
     confidence >= reject_below, the threshold chosen there (calibration.json)."""
 
@@ -225,9 +255,11 @@ class CaptchaServingModule(tf.Module):
         charset: str,
         temperature: float = 1.0,
         reject_below: float = 0.0,
+        shifts: tuple[int, ...] = (0,),
     ) -> None:
         super().__init__()
         self.model = model
+        self.shifts = list(shifts)
         self.tft_layer = transform_output.transform_features_layer()
         self.charset = tf.constant(list(charset))
         self.temperature = tf.constant(temperature, tf.float32)
@@ -237,8 +269,7 @@ class CaptchaServingModule(tf.Module):
 
     def _outputs(self, raw_images):
         transformed = self.tft_layer({IMAGE_KEY: tf.reshape(raw_images, [-1, 1])})
-        probabilities = self.model(transformed[IMAGE_KEY], training=False)
-        probabilities = probabilities / tf.reduce_sum(probabilities, axis=-1, keepdims=True)
+        probabilities = view_probabilities(self.model, transformed[IMAGE_KEY], self.shifts)
         probabilities = tf.nn.softmax(tf.math.log(tf.maximum(probabilities, 1e-7)) / self.temperature, axis=-1)
         best = tf.argmax(probabilities, axis=-1)
         text = tf.strings.reduce_join(tf.gather(self.charset, best), axis=-1)
@@ -276,8 +307,11 @@ def export(
     path: str,
     temperature: float = 1.0,
     reject_below: float = 0.0,
+    shifts: tuple[int, ...] = (0,),
 ) -> None:
-    module = CaptchaServingModule(model, tft.TFTransformOutput(transform_graph_dir), charset, temperature, reject_below)
+    module = CaptchaServingModule(
+        model, tft.TFTransformOutput(transform_graph_dir), charset, temperature, reject_below, shifts
+    )
     tf.saved_model.save(
         module,
         path,
@@ -294,12 +328,14 @@ def export(
 CALIBRATION_FILE = "calibration.json"
 
 
-def calibrate(model: keras.Model, dataset: tf.data.Dataset, accepted_precision: float) -> dict:
-    """Fit the temperature and the reject_below threshold on `dataset` (the eval split)."""
+def calibrate(
+    model: keras.Model, dataset: tf.data.Dataset, accepted_precision: float, shifts: tuple[int, ...] = (0,)
+) -> dict:
+    """Fit the temperature and the reject_below threshold on `dataset` (the eval split), on the
+    probabilities the export will serve (the views at `shifts` combined)."""
     probabilities, labels = [], []
     for images, truth in dataset:
-        p = model(images, training=False).numpy()
-        probabilities.append(p / p.sum(axis=-1, keepdims=True))
+        probabilities.append(view_probabilities(model, images, list(shifts)).numpy())
         labels.append(truth.numpy())
     p, y = np.concatenate(probabilities), np.concatenate(labels).astype(np.int64)
     temperature = calibration.fit_temperature(p, y)
@@ -352,7 +388,7 @@ def run_fn(fn_args: FnArgs) -> None:
         ["full_string_accuracy", "character_accuracy"],
         f"{fn_args.model_name}: train vs validation",
     )
-    fitted = calibrate(model, evaluation, config.accepted_precision)
+    fitted = calibrate(model, evaluation, config.accepted_precision, tuple(config.shifts))
     with fileio.open(os.path.join(fn_args.model_dir, CALIBRATION_FILE), "w") as f:
         json.dump(fitted, f, indent=2)
     print(
@@ -369,4 +405,5 @@ def run_fn(fn_args: FnArgs) -> None:
         fn_args.serving_model_dir,
         fitted["temperature"],
         fitted["reject_below"],
+        tuple(config.shifts),
     )

@@ -22,6 +22,8 @@ from pipelines.captcha.model import (
     full_string_accuracy,
     normalize_contrast,
     page_to_zero,
+    shift_columns,
+    view_probabilities,
 )
 from pipelines.training import (
     TimeBudget,
@@ -58,7 +60,18 @@ def test_config_rejects_values_outside_the_choices(bad):
         TrainingConfig(**bad)
 
 
-@pytest.mark.parametrize("bad", [{"heads": "ctc"}, {"rnn_units": 0}, {"conv_filters": "8,-1"}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"heads": "ctc"},
+        {"rnn_units": 0},
+        {"conv_filters": "8,-1"},
+        {"test_time_shifts": ""},
+        {"test_time_shifts": "0,1,0"},
+        {"test_time_shifts": "0,left"},
+        {"test_time_shifts": "0,40"},
+    ],
+)
 def test_captcha_config_rejects_values_outside_the_choices(bad):
     with pytest.raises(ValueError):
         CaptchaTrainConfig(**bad)
@@ -249,6 +262,30 @@ def test_sequence_heads_attend_over_the_columns():
     weights = attention(np.random.RandomState(1).rand(2, 30, 80, 1).astype("float32")).numpy()
     assert weights.shape == (2, 10, 4)  # 80 pixels pooled three times: 10 columns, one weighting per position
     np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_shifted_columns_move_the_content_and_repeat_the_edge():
+    images = np.zeros((2, 4, 10, 1), "float32")
+    images[:, :, 0] = 0.5  # the edge column: a grey page
+    images[:, 1:3, 4] = 1.0  # a stroke of ink
+    right, left = shift_columns(images, 2).numpy(), shift_columns(images, -3).numpy()
+    assert np.array_equal(np.nonzero(right[0, 1, :, 0] == 1.0)[0], [6])
+    assert np.array_equal(np.nonzero(left[0, 1, :, 0] == 1.0)[0], [1])
+    assert (right[:, :, :3] == 0.5).all()  # the space it leaves repeats the edge column, not black
+    assert (left[:, :, -3:] == 0.0).all() and shift_columns(images, 0) is images
+
+
+def test_the_views_answer_with_the_normalised_geometric_mean_of_their_probabilities():
+    model = build_model((16, 32, 1), CaptchaTrainConfig(conv_filters="4", dense_units=8, rnn_units=4))
+    images = tf.constant(np.random.RandomState(2).rand(3, 16, 32, 1).astype("float32"))
+    shifts = [0, -1, 2]
+    combined = view_probabilities(model, images, shifts).numpy()
+    views = [model(shift_columns(images, s), training=False).numpy() for s in shifts]
+    expected = np.exp(np.mean([np.log(v) for v in views], axis=0))
+    np.testing.assert_allclose(combined, expected / expected.sum(-1, keepdims=True), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(combined.sum(-1), 1.0, rtol=1e-5)
+    assert not np.allclose(combined, views[0], atol=1e-4)  # the other views moved the answer
+    np.testing.assert_allclose(view_probabilities(model, images, [0]).numpy(), views[0], rtol=1e-5, atol=1e-7)
 
 
 def test_augmentation_moves_the_ink_a_little_and_keeps_it():
