@@ -3,6 +3,5 @@ frontend and the deployment files for the official server. `python -m serving` i
 
 import os
 
-os.environ.setdefault(
-    "TF_USE_LEGACY_KERAS", "1"
-)  # Keras 2, set before any TensorFlow import: see components/__init__.py
+# Keras 2, set before any TensorFlow import: components/__init__.py says why.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")

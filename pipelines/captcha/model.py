@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -227,7 +228,7 @@ def shift_columns(images: tf.Tensor, shift: int) -> tf.Tensor:
     )
 
 
-def view_probabilities(model: keras.Model, images: tf.Tensor, shifts: list[int]) -> tf.Tensor:
+def view_probabilities(model: keras.Model, images: tf.Tensor, shifts: Sequence[int]) -> tf.Tensor:
     """The model's [batch, length, classes] probabilities for `images` read at each of `shifts` (one
     call over all the views), combined as their normalised geometric mean: a position's answer is the
     character the views agree on most, in log-probability."""
@@ -255,11 +256,11 @@ class CaptchaServingModule(tf.Module):
         charset: str,
         temperature: float = 1.0,
         reject_below: float = 0.0,
-        shifts: tuple[int, ...] = (0,),
+        shifts: Sequence[int] = (0,),
     ) -> None:
         super().__init__()
         self.model = model
-        self.shifts = list(shifts)
+        self.shifts = tuple(shifts)
         self.tft_layer = transform_output.transform_features_layer()
         self.charset = tf.constant(list(charset))
         self.temperature = tf.constant(temperature, tf.float32)
@@ -307,7 +308,7 @@ def export(
     path: str,
     temperature: float = 1.0,
     reject_below: float = 0.0,
-    shifts: tuple[int, ...] = (0,),
+    shifts: Sequence[int] = (0,),
 ) -> None:
     module = CaptchaServingModule(
         model, tft.TFTransformOutput(transform_graph_dir), charset, temperature, reject_below, shifts
@@ -329,13 +330,13 @@ CALIBRATION_FILE = "calibration.json"
 
 
 def calibrate(
-    model: keras.Model, dataset: tf.data.Dataset, accepted_precision: float, shifts: tuple[int, ...] = (0,)
+    model: keras.Model, dataset: tf.data.Dataset, accepted_precision: float, shifts: Sequence[int] = (0,)
 ) -> dict:
     """Fit the temperature and the reject_below threshold on `dataset` (the eval split), on the
     probabilities the export will serve (the views at `shifts` combined)."""
     probabilities, labels = [], []
     for images, truth in dataset:
-        probabilities.append(view_probabilities(model, images, list(shifts)).numpy())
+        probabilities.append(view_probabilities(model, images, shifts).numpy())
         labels.append(truth.numpy())
     p, y = np.concatenate(probabilities), np.concatenate(labels).astype(np.int64)
     temperature = calibration.fit_temperature(p, y)
@@ -388,7 +389,7 @@ def run_fn(fn_args: FnArgs) -> None:
         ["full_string_accuracy", "character_accuracy"],
         f"{fn_args.model_name}: train vs validation",
     )
-    fitted = calibrate(model, evaluation, config.accepted_precision, tuple(config.shifts))
+    fitted = calibrate(model, evaluation, config.accepted_precision, config.shifts)
     with fileio.open(os.path.join(fn_args.model_dir, CALIBRATION_FILE), "w") as f:
         json.dump(fitted, f, indent=2)
     print(
@@ -405,5 +406,5 @@ def run_fn(fn_args: FnArgs) -> None:
         fn_args.serving_model_dir,
         fitted["temperature"],
         fitted["reject_below"],
-        tuple(config.shifts),
+        config.shifts,
     )

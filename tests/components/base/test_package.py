@@ -77,7 +77,12 @@ def test_each_top_level_package_chooses_keras_2_unless_the_user_chose():
         assert (result.returncode, result.stdout.strip()) == (0, "1"), (package, result.stderr[-2000:])
     code = "import os, serving; print(os.environ.get('TF_USE_LEGACY_KERAS'))"
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env={**env, "TF_USE_LEGACY_KERAS": "0"}, capture_output=True, text=True
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**env, "TF_USE_LEGACY_KERAS": "0"},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.stdout.strip() == "0"
 
