@@ -1,5 +1,7 @@
 """Train one captcha-model variant on an existing Transform output and score it on the test split:
 the Trainer's own input pipeline, model and callbacks, without re-running the data components.
+`test` is Keras's evaluation of one view; `test_views` the full-string accuracy of the views the
+export would serve (the config's test_time_shifts, combined by view_probabilities).
 
     python -m bench.trainer_variant --transform-dir runs/captcha/Transform/<id> --param batch_norm=true [--param k=v ...]
 """
@@ -24,10 +26,18 @@ def main(argv: list[str]) -> int:
     )
     p.add_argument("--param", action="append", default=[], help="a CaptchaTrainConfig field as key=value (repeatable)")
     args = p.parse_args(argv)
+    import tensorflow as tf
     import tensorflow_transform as tft
 
     from components.base import Examples
-    from pipelines.captcha.model import CaptchaTrainConfig, build_model, compile_model, count_records, make_dataset
+    from pipelines.captcha.model import (
+        CaptchaTrainConfig,
+        build_model,
+        compile_model,
+        count_records,
+        make_dataset,
+        view_probabilities,
+    )
     from pipelines.config import apply_overrides
     from pipelines.training import callbacks
 
@@ -51,8 +61,23 @@ def main(argv: list[str]) -> int:
         verbose=0,
     )
     seconds = time.perf_counter() - started
-    scores = dict(zip(model.metrics_names, model.evaluate(make_dataset(split("test"), spec, config, False), verbose=0)))
-    print(json.dumps({"params": overrides, "train_seconds": round(seconds, 1), "test": scores}))
+    test = make_dataset(split("test"), spec, config, False)
+    scores = dict(zip(model.metrics_names, model.evaluate(test, verbose=0)))
+    right = [
+        tf.reduce_all(tf.argmax(view_probabilities(model, images, config.shifts), axis=-1) == labels, axis=-1)
+        for images, labels in test
+    ]
+    views = float(tf.reduce_mean(tf.cast(tf.concat(right, axis=0), tf.float32)))
+    print(
+        json.dumps(
+            {
+                "params": overrides,
+                "train_seconds": round(seconds, 1),
+                "test": scores,
+                "test_views": {"shifts": config.shifts, "full_string_accuracy": round(views, 4)},
+            }
+        )
+    )
     return 0
 
 
