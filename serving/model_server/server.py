@@ -121,7 +121,7 @@ class ModelServer:
                         on_batch=self._batch_observer(servable.name, name),
                     )
         try:
-            count = inference.warm_up(servable)
+            count = inference.warm_up(servable, params.max_batch_size if params else None)
         except Exception:
             servable.close()
             raise

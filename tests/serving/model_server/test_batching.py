@@ -356,3 +356,26 @@ def test_batch_threads_share_the_cores_between_them(monkeypatch):
     assert op_threads_per_batch(params(num_batch_threads=2)) == 4
     assert op_threads_per_batch(params(num_batch_threads=3)) == 2
     assert op_threads_per_batch(params(num_batch_threads=16)) == 1
+
+
+def test_warmup_with_a_batch_size_also_runs_the_largest_batch_once(tmp_path):
+    """The warmup record's rows repeated to max_batch_size, once per batchable signature, so the
+    largest batch's memory is taken at load; without a batch size the records run as written."""
+    from serving.model_server import inference
+    from serving.model_server.servable import Servable
+    from tests.serving.toy_model import write_toy_model
+
+    path = write_toy_model(str(tmp_path / "toy"), 1)  # one warmup record: x = [1, 2] for serving_default
+    for batch_size, expected in ((None, [[1.0, 2.0]]), (5, [[1.0, 2.0], [1.0, 2.0, 1.0, 2.0, 1.0]])):
+        servable = Servable("toy", 1, path)
+        seen = []
+        signature = servable.signatures["serving_default"]
+
+        def recording(inputs, signature=signature, seen=seen):
+            seen.append(inputs["x"].tolist())
+            return signature(inputs)
+
+        servable.runners["serving_default"] = recording
+        assert inference.warm_up(servable, batch_size) == 1
+        assert seen == expected
+        servable.close()
