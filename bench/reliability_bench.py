@@ -8,6 +8,7 @@
   replicas  gRPC and REST at 32 clients with 1 and 2 replicas against the in-process limit (the SavedModel
             called directly on batches of 32), and the requests lost when one replica is SIGKILLed under load
   soak      `--soak-seconds` (default 600) at half capacity: RSS growth and p99 drift, first minute vs last
+            (and the median per-second p99 of the second half against the first's)
   slowclients  connections that send slowly or nothing, held against a server started under a soft limit
             of 1,024 open files (common on Linux): 300 request bodies stalled after their first bytes,
             1,500 silent connections to each port, 1,500 gRPC connections idle after the HTTP/2 handshake,
@@ -698,6 +699,14 @@ def soak(server: ServerProcess, image_path: str, rate: float, seconds: float) ->
         return float(np.mean(values)) if values else None
 
     first, last = p99(per_second[5:65]), p99(per_second[-60:])
+
+    def median_p99(window):
+        # the typical second's p99: one slow second moves a minute's mean, not a half's median
+        values = [s["p99_ms"] for s in window if s.get("p99_ms") is not None]
+        return float(np.median(values)) if values else None
+
+    half = len(per_second) // 2
+    early, late = median_p99(per_second[5:half]), median_p99(per_second[half:])
     end_rss = rss.samples[-1] if rss.samples else rss_mib(server.process.pid)
     return [
         {
@@ -711,6 +720,7 @@ def soak(server: ServerProcess, image_path: str, rate: float, seconds: float) ->
             "p99 first min ms": first,
             "p99 last min ms": last,
             "p99 drift %": 100 * (last - first) / first if first and last else None,
+            "p99 drift, halves' medians %": 100 * (late - early) / early if early and late else None,
             "RSS by minute MiB": [round(v) for v in rss.samples[5::6]],
             "p99 by minute ms": [
                 round(p99(per_second[m * 60 : (m + 1) * 60]) or 0, 1) for m in range(len(per_second) // 60)
