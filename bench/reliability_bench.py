@@ -693,20 +693,16 @@ def soak(server: ServerProcess, image_path: str, rate: float, seconds: float) ->
         found = open_loop("grpc", server.grpc_target, image_path, rate * 0.5, seconds, deadline_ms=5000)
     per_second = found["seconds"]
 
-    def p99(window):
-        # per-second p99s are averaged over the window (the open-loop client reports per second)
+    def p99(window, average=np.mean):
+        # the per-second p99s (the open-loop client reports per second) averaged over the window:
+        # by their mean per minute, by their median per half (one slow second moves a minute's mean,
+        # not a half's median)
         values = [s["p99_ms"] for s in window if s.get("p99_ms") is not None]
-        return float(np.mean(values)) if values else None
+        return float(average(values)) if values else None
 
     first, last = p99(per_second[5:65]), p99(per_second[-60:])
-
-    def median_p99(window):
-        # the typical second's p99: one slow second moves a minute's mean, not a half's median
-        values = [s["p99_ms"] for s in window if s.get("p99_ms") is not None]
-        return float(np.median(values)) if values else None
-
     half = len(per_second) // 2
-    early, late = median_p99(per_second[5:half]), median_p99(per_second[half:])
+    early, late = p99(per_second[5:half], np.median), p99(per_second[half:], np.median)
     end_rss = rss.samples[-1] if rss.samples else rss_mib(server.process.pid)
     return [
         {

@@ -14,10 +14,12 @@ import requests
 import tensorflow as tf
 
 from serving.client import GrpcClient
+from serving.model_server import inference
 from serving.model_server.batching import BatchScheduler
 from serving.model_server.config import BatchingParameters, ConfigError, read_batching_parameters
 from serving.model_server.errors import ServingError, invalid
-from tests.serving.toy_model import model_server
+from serving.model_server.servable import Servable
+from tests.serving.toy_model import model_server, write_toy_model
 
 
 class Recorder:
@@ -361,10 +363,6 @@ def test_batch_threads_share_the_cores_between_them(monkeypatch):
 def test_warmup_with_a_batch_size_also_runs_the_largest_batch_once(tmp_path):
     """The warmup record's rows repeated to max_batch_size, once per batchable signature, so the
     largest batch's memory is taken at load; without a batch size the records run as written."""
-    from serving.model_server import inference
-    from serving.model_server.servable import Servable
-    from tests.serving.toy_model import write_toy_model
-
     path = write_toy_model(str(tmp_path / "toy"), 1)  # one warmup record: x = [1, 2] for serving_default
     for batch_size, expected in ((None, [[1.0, 2.0]]), (5, [[1.0, 2.0], [1.0, 2.0, 1.0, 2.0, 1.0]])):
         servable = Servable("toy", 1, path)
