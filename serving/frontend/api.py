@@ -27,7 +27,10 @@ def _image_from_request() -> bytes:
             raise BadImage(f"no image: the multipart field must be named 'image' (got {sorted(request.files)})")
         return request.files["image"].read()
     if request.is_json or (request.data and request.data.lstrip()[:1] == b"{"):
-        body = request.get_json(silent=True)
+        try:
+            body = request.get_json(silent=True)  # silent: None for what is not JSON
+        except RecursionError:  # nested past Python's stack: json gives up with this, not a ValueError
+            raise BadImage("the body is not a JSON object: it nests too deeply") from None
         if not isinstance(body, dict):
             raise BadImage("the body is not a JSON object")
         if "image" not in body:
