@@ -111,10 +111,12 @@ def _delimiter_hint(fields: list[str]) -> str:
 
 
 def _widen_to_schema_floats(record_batch: pa.RecordBatch, float_columns: frozenset) -> pa.RecordBatch:
-    """Integers in a column the schema declares FLOAT are floats (2104 is a valid area)."""
+    """Integers in a column the schema declares FLOAT are floats (2104 is a valid area). A column with
+    no value in the batch (every field empty) is of Arrow's null type, left as it is: TFDV counts it missing."""
     arrays = []
     for name, column in zip(record_batch.schema.names, record_batch.columns):
-        if name in float_columns and pa.types.is_integer(column.type.value_type):
+        listed = pa.types.is_list(column.type) or pa.types.is_large_list(column.type)
+        if name in float_columns and listed and pa.types.is_integer(column.type.value_type):
             list_type = pa.large_list if pa.types.is_large_list(column.type) else pa.list_
             column = column.cast(list_type(pa.float32()))
         arrays.append(column)

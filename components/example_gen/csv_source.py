@@ -52,6 +52,9 @@ def resolve_header(first_fields: list[str], column_names: list[str] | None) -> t
     """
     stripped = [f.strip() for f in first_fields]
     looks_like_header = bool(stripped) and all(name and _kind(name) == BYTES for name in stripped)
+    repeated = sorted({name for name in stripped if stripped.count(name) > 1})
+    if looks_like_header and repeated:  # two columns of one name: which is the feature? (Arrow failed on it)
+        raise CsvFormatError(f"the header names {', '.join(repeated)} more than once; each column needs its own name")
     if column_names:
         if looks_like_header and set(stripped) & set(column_names):
             return stripped, True

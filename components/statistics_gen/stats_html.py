@@ -221,6 +221,19 @@ def _image_figure(plt, name: str, per_split) -> str:
         plt.close(fig)
 
 
+def _steps(hist: statistics_pb2.Histogram) -> tuple[list[float], list[float]] | None:
+    """A histogram's share of the split per bucket and its edges, for `ax.stairs`; None when there is
+    nothing to draw: no samples, or edges that are not finite and rising (a feature whose every value
+    is infinite gets one bucket from inf to -inf from TFDV; drawing it failed the whole report)."""
+    total = sum(b.sample_count for b in hist.buckets)
+    if not total:
+        return None
+    edges = [b.low_value for b in hist.buckets] + [hist.buckets[-1].high_value]
+    if not all(math.isfinite(e) for e in edges) or any(a > b for a, b in zip(edges, edges[1:])):
+        return None
+    return [b.sample_count / total for b in hist.buckets], edges
+
+
 def split_charts(by_split: dict[str, statistics_pb2.DatasetFeatureStatisticsList]) -> str:
     """One chart per feature with every split on it: numeric features as histograms (share of the
     split per bucket, so splits of any size compare), categorical ones as the share of their most
@@ -241,11 +254,10 @@ def split_charts(by_split: dict[str, statistics_pb2.DatasetFeatureStatisticsList
         if numeric:
             for split, feature in per_split.items():
                 hist = next((h for h in feature.num_stats.histograms if h.type == h.STANDARD), None)
-                total = sum(b.sample_count for b in hist.buckets) if hist else 0
-                if not total:
+                steps = _steps(hist) if hist else None
+                if steps is None:
                     continue
-                edges = [b.low_value for b in hist.buckets] + [hist.buckets[-1].high_value]
-                ax.stairs([b.sample_count / total for b in hist.buckets], edges, label=split, linewidth=1.5)
+                ax.stairs(*steps, label=split, linewidth=1.5)
                 drawn = True
             ax.set_ylabel("share of the split")
         else:

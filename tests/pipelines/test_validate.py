@@ -86,6 +86,24 @@ def test_nan_and_inf_are_anomalies_and_the_report_still_shows_them(tmp_path, row
     assert description in (tmp_path / "report" / "statistics.html").read_text()
 
 
+@pytest.mark.parametrize(
+    "prices, fragment",
+    [
+        (
+            ("inf", "-inf"),
+            "Inf values",
+        ),  # no finite value: TFDV's histogram runs from inf to -inf, and drawing it was exit 3
+        (("", ""), "not present in any examples"),  # no value at all: a column of Arrow's null type was exit 4
+    ],
+)
+def test_a_column_with_no_finite_value_or_none_at_all_is_an_anomaly(tmp_path, prices, fragment):
+    data = csv_file(tmp_path, "odd.csv", "area,bedrooms,price\n" + "".join(f"2104,3,{p}\n" for p in prices))
+    code, anomalies, text = run_validate(tmp_path, data, HOUSE_SCHEMA)
+    assert code == 1 and set(anomalies) == {"price"}, text
+    assert fragment in anomalies["price"]["description"]
+    assert (tmp_path / "report" / "statistics.html").is_file()
+
+
 def test_missing_column(tmp_path):
     data = csv_file(tmp_path, "m.csv", "area,price\n2104,399900\n1600,329900\n")
     code, anomalies, _ = run_validate(tmp_path, data, HOUSE_SCHEMA)
@@ -178,6 +196,7 @@ def test_the_drift_chart_shows_each_comparison_against_its_threshold(tmp_path):
         ("short.csv", b"area,bedrooms,price\n2104,3,399900\n1600,3\n", "line 3 has 2 fields, expected 3"),
         ("latin1.csv", b"area,bedrooms,price\n2104,3,399900\n1600,3,32\xe99\n", "line 3 is not UTF-8"),
         ("header_only.csv", b"area,bedrooms,price\n", "no data rows"),
+        ("twice.csv", b"area,area,price\n1,2,3\n", "the header names area more than once"),  # was exit 4
         (
             "semicolons.csv",
             b"area;bedrooms;price\n2104;3;399900\n",

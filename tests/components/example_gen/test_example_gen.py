@@ -448,6 +448,17 @@ def test_csv_with_a_short_row_fails_with_the_row_in_the_message(tmp_path):
         run_components(tmp_path, [CsvExampleGen(input_path=str(path))])
 
 
+def test_a_header_naming_a_column_twice_is_refused_before_any_example_is_written(tmp_path):
+    """Without a schema the second "city" silently replaced the first in every example; with the
+    house-price schema the Beam job failed with "Value out of range: -1"."""
+    from pipelines.runner import ComponentFailed
+
+    path = tmp_path / "twice.csv"
+    path.write_text("city,city,rooms\nParis,Lyon,3\n")
+    with pytest.raises(ComponentFailed, match="the header names city more than once"):
+        run_components(tmp_path, [CsvExampleGen(input_path=str(path), splits="all:1")])
+
+
 def _write_png(path, text):
     with open(path, "wb") as f:
         f.write(CaptchaRenderer(seed=1).render_text(text))
