@@ -83,6 +83,7 @@ def check_tfrecord(path: str) -> int:
     compression = "GZIP" if path.lower().endswith(".gz") else ""
     records = tf.data.TFRecordDataset(path, compression_type=compression).as_numpy_iterator()
     count = 0
+    kinds: dict[str, tuple[str, int]] = {}  # feature -> (its value list's kind, the first record with it)
     while True:
         try:
             raw = next(records)
@@ -93,9 +94,21 @@ def check_tfrecord(path: str) -> int:
             raise UnusableInput(f"{path}: record {count + 1} cannot be read: {reason}") from None
         count += 1
         try:
-            tf.train.Example.FromString(raw)
+            example = tf.train.Example.FromString(raw)
         except DecodeError:
             raise UnusableInput(f"{path}: record {count} is not a tf.Example") from None
+        # One feature, one type across the file (TFDV's column of it has one): a feature of floats here
+        # and integers there was a failed Beam job ("Unable to merge incompatible type").
+        for name, feature in example.features.feature.items():
+            kind = feature.WhichOneof("kind")
+            if kind is None:  # no values: any type
+                continue
+            first = kinds.setdefault(name, (kind, count))
+            if first[0] != kind:
+                raise UnusableInput(
+                    f"{path}: record {count} has feature {name!r} as {kind}, record {first[1]} as {first[0]}; "
+                    "a feature keeps one type in every record"
+                )
     if count == 0:
         raise UnusableInput(f"{path}: no tf.Example records")
     return count

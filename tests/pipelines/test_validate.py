@@ -256,6 +256,14 @@ def test_a_corrupt_or_foreign_tfrecord_is_unusable_input_with_the_record(tmp_pat
         writer.write(b"\xff\xff\xff not a protocol buffer")
     with pytest.raises(UnusableInput, match="foreign.tfrecord: record 2 is not a tf.Example"):
         validate(foreign, HOUSE_SCHEMA, report_dir=str(tmp_path / "r2"), out=io.StringIO())
+    mixed = str(tmp_path / "mixed.tfrecord")  # area as integers in the third record: was exit 4, "incompatible type"
+    integers = tf.train.Example()
+    integers.features.feature["area"].int64_list.value.append(2104)
+    with tf.io.TFRecordWriter(mixed) as writer:
+        for example in (good, tf.train.Example(), integers):
+            writer.write(example.SerializeToString())
+    with pytest.raises(UnusableInput, match="record 3 has feature 'area' as int64_list, record 1 as float_list"):
+        validate(mixed, HOUSE_SCHEMA, report_dir=str(tmp_path / "r4"), out=io.StringIO())
     result = cli_validate("--data", str(corrupt), "--schema", HOUSE_SCHEMA, "--report", str(tmp_path / "r3"))
     assert result.returncode == 2 and "record 2 cannot be read" in result.stderr
 
