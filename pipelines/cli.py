@@ -237,8 +237,8 @@ def check_usage(args) -> None:
 
 def _beam_args(args, extra: list[str]) -> list[str]:
     """Beam options for every Beam component; checks that the engine asked for answers (EngineUnavailable)."""
-    from components.base.beam import UnknownBeamOption, check_beam_args
-    from pipelines.engines import beam_args
+    from components.base.beam import UnknownBeamOption, check_beam_args, check_runner
+    from pipelines.engines import FLINK, beam_args
 
     user_args = []
     if args.direct_num_workers is not None:
@@ -247,6 +247,8 @@ def _beam_args(args, extra: list[str]) -> list[str]:
         user_args.append(f"--direct_running_mode={args.direct_running_mode}")
     try:
         check_beam_args(user_args + extra)
+        if (args.runner or "").lower() != FLINK:
+            check_runner(args.runner)
     except UnknownBeamOption as error:
         raise UsageError(str(error)) from None
     return beam_args(args.runner, args.flink_master, user_args + extra)

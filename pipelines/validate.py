@@ -221,8 +221,16 @@ def validate(
     check_data_file(data)
     schema = load_schema(schema_path)
     baseline = load_baseline(baseline_stats) if baseline_stats else None
+    if environment not in (None, "auto") and environment not in schema.default_environment:
+        known = ", ".join(schema.default_environment) or "none"
+        raise UnusableInput(f"environment {environment!r} is not one of the schema's ({known})")
     report_dir = report_dir or os.path.join("reports", os.path.basename(data).split(".")[0] or "data")
-    os.makedirs(report_dir, exist_ok=True)
+    try:  # before the data is read: a report that cannot be written would lose that work
+        os.makedirs(report_dir, exist_ok=True)
+    except OSError as error:
+        raise UnusableInput(f"report folder {report_dir} cannot be made: {error.strerror}") from None
+    if not os.access(report_dir, os.W_OK):
+        raise UnusableInput(f"report folder {report_dir} is not writable")
     stats_path = os.path.join(report_dir, STATS_FILE)
 
     if data.lower().endswith(TFRECORD_SUFFIXES):

@@ -16,7 +16,7 @@ import tempfile
 import time
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from components.base.tf_errors import is_node_line, without_annotations
 
@@ -87,11 +87,23 @@ def check_beam_args(args: list[str]) -> list[str]:
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False, conflict_handler="resolve")
     for cls in _all_option_classes():
         cls._add_argparse_args(parser)
-    _, unknown = parser.parse_known_args(args)
+    known, unknown = parser.parse_known_args(args)
     flags = [a for a in unknown if a.startswith("--")]
     if flags:
         raise UnknownBeamOption(f"unknown Beam pipeline option(s): {' '.join(flags)}")
+    check_runner(getattr(known, "runner", None))
     return list(args)
+
+
+def check_runner(name: str | None) -> None:
+    """Raise UnknownBeamOption unless Beam would find runner `name`: one of its own runners, by name
+    with or without "Runner" and in any case, or a dotted path to a class. Beam refuses any other only
+    when a component makes its first pipeline, after the run has begun (and recorded a failure)."""
+    if not name or "." in name:
+        return
+    known = {path.rsplit(".", 1)[-1].lower(): path.rsplit(".", 1)[-1] for path in StandardOptions.ALL_KNOWN_RUNNERS}
+    if name.lower() not in known and name.lower() + "runner" not in known:
+        raise UnknownBeamOption(f"unknown Beam runner {name!r}; Beam's are {', '.join(sorted(known.values()))}")
 
 
 def make_pipeline(args: list[str]):

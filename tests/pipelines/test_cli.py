@@ -61,6 +61,21 @@ def test_misspelt_beam_option_is_refused_not_ignored(tmp_path):
     assert_one_line_usage_error(result, "unknown Beam pipeline option", "--direct_num_worker=2")
 
 
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_an_unknown_runner_is_refused_before_the_run_begins(tmp_path, command):
+    """Beam refused it only when the first component made its pipeline: a run recorded as failed there,
+    and validate's exit 3, "internal error"."""
+    data = tmp_path / "ok.csv"
+    data.write_text("area,bedrooms,price\n1,1,1\n")
+    schema = "schemas/house_price/schema.pbtxt"
+    where = (
+        ["captcha", "--output-dir", str(tmp_path)] if command == "run" else ["--data", str(data), "--schema", schema]
+    )
+    result = cli(command, *where, "--runner", "Nope")
+    assert_one_line_usage_error(result, "unknown Beam runner 'Nope'", "DirectRunner")
+    assert not (tmp_path / "captcha").exists()
+
+
 def test_bad_choice_for_running_mode_is_exit_2():
     result = cli("run", "captcha", "--direct_running_mode", "fastest")
     assert_one_line_usage_error(result, "fastest")

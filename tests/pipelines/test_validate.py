@@ -211,6 +211,15 @@ def test_unusable_csv_is_refused_with_one_clear_message(tmp_path, name, content,
         validate(str(path), HOUSE_SCHEMA, report_dir=str(tmp_path / "report"), out=io.StringIO())
 
 
+def test_an_unknown_environment_or_a_report_folder_that_cannot_be_made_is_unusable(tmp_path):
+    """Both were exit 3, "internal error"; the report folder after the statistics had been computed."""
+    data = csv_file(tmp_path, "ok.csv", "area,bedrooms,price\n1,1,1\n")
+    with pytest.raises(UnusableInput, match=r"environment 'NOPE' is not one of the schema's \(TRAINING, SERVING\)"):
+        validate(data, HOUSE_SCHEMA, report_dir=str(tmp_path / "r"), environment="NOPE", out=io.StringIO())
+    with pytest.raises(UnusableInput, match="report folder .*ok.csv cannot be made: File exists"):
+        validate(data, HOUSE_SCHEMA, report_dir=data, out=io.StringIO())
+
+
 def test_missing_file_and_bad_schema_are_unusable(tmp_path):
     with pytest.raises(UnusableInput, match="no such file"):
         validate(str(tmp_path / "nope.csv"), HOUSE_SCHEMA, out=io.StringIO())

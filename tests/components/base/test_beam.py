@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
-from components.base.beam import CountProgress
+import pytest
+
+from components.base.beam import CountProgress, UnknownBeamOption, check_beam_args, check_runner
 
 
 def test_progress_lines_say_when_they_count_one_workers_share(capsys):
@@ -36,3 +38,16 @@ def test_a_portable_submissions_temporary_folders_are_removed_and_a_direct_runs_
     with _submission_scratch("DirectRunner"):
         kept = tempfile.mkdtemp()
     assert os.path.isdir(kept)
+
+
+@pytest.mark.parametrize("name", [None, "DirectRunner", "direct", "PORTABLE", "flinkrunner", "my.module.MyRunner"])
+def test_beams_own_runners_by_any_of_their_names_and_dotted_classes_pass(name):
+    check_runner(name)
+
+
+@pytest.mark.parametrize("args", [["--runner=Nope"], ["--runner", "Directt"]])
+def test_a_runner_beam_does_not_know_is_refused_with_the_ones_it_does(args):
+    with pytest.raises(
+        UnknownBeamOption, match=r"unknown Beam runner '\w+'; Beam's are .*DirectRunner.*PortableRunner"
+    ):
+        check_beam_args(args)
