@@ -233,6 +233,22 @@ def check_usage(args) -> None:
         raise UsageError(f"--data: no such file or folder: {args.data}")
     if getattr(args, "metadata_config", None) and not os.path.isfile(args.metadata_config):
         raise UsageError(f"metadata config not found: {args.metadata_config}")
+    if args.command in ("run", "compare"):
+        _check_writable_folder("--output-dir", args.output_dir)
+    if args.command == "run":
+        _check_writable_folder("--serving-dir", args.serving_dir)
+
+
+def _check_writable_folder(flag: str, path: str) -> None:
+    """`path` is a folder this process can write in, or one it can make: a file in its place was found
+    out by the component that first wrote there (the Pusher, after the whole run, for --serving-dir)."""
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UsageError(f"{flag} {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: {existing} is not writable")
 
 
 def _beam_args(args, extra: list[str]) -> list[str]:

@@ -32,8 +32,17 @@ def parse_line(line: str, delimiter: str = ",") -> list[str]:
 
 
 def read_first_line(path: str) -> str:
-    with tf.io.gfile.GFile(path, "r") as f:
-        return without_bom(f.readline().rstrip("\r\n"))
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return without_bom(decode_line(f.readline(), path, "line 1").rstrip("\r\n"))
+
+
+def decode_line(raw: bytes, path: str, which: str = "a line") -> str:
+    """One line's bytes as text; a ValueError naming the file and the bytes where they are not UTF-8
+    (Python's own UnicodeDecodeError named neither)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: {which} is not UTF-8 text (at byte {error.start}: {raw[:32]!r})") from None
 
 
 def schema_columns(schema: schema_pb2.Schema) -> list[tuple[str, str]]:

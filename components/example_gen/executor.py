@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import apache_beam as beam
 import tensorflow as tf
+from apache_beam.coders import BytesCoder
 
 from components.base import BaseBeamExecutor, Examples, fileio
 from components.base.beam import CountProgress, split_counts
@@ -149,7 +150,11 @@ class CsvExampleGenExecutor(_ExampleGenExecutor):
         key_column = p[SPLIT_KEY_KEY]
         if key_column is not None and key_column not in names:
             raise ValueError(f"split_key {key_column!r} is not a column ({', '.join(names)})")
-        lines = pipeline | "ReadCsv" >> beam.io.ReadFromText(path, skip_header_lines=1 if has_header else 0)
+        lines = (
+            pipeline
+            | "ReadCsv" >> beam.io.ReadFromText(path, skip_header_lines=1 if has_header else 0, coder=BytesCoder())
+            | "DecodeUtf8" >> beam.Map(csv_source.decode_line, path)
+        )
         lines = lines | "DropBlankLines" >> beam.Filter(lambda line: line.strip())
         lines = lines | "DropByteOrderMark" >> beam.Map(csv_source.without_bom)
         rows = lines | "ParseCsv" >> beam.Map(lambda line: (line, csv_source.parse_line(line)))

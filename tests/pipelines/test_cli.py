@@ -76,6 +76,21 @@ def test_an_unknown_runner_is_refused_before_the_run_begins(tmp_path, command):
     assert not (tmp_path / "captcha").exists()
 
 
+@pytest.mark.parametrize("flag", ["--output-dir", "--serving-dir"])
+def test_a_file_where_a_run_writes_a_folder_is_refused_before_the_run_begins(tmp_path, flag):
+    """--serving-dir over a file failed the Pusher at the end of a whole run; --output-dir was exit 3."""
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    folders = {
+        "--output-dir": str(tmp_path / "runs"),
+        "--serving-dir": str(tmp_path / "serving"),
+        flag: str(taken / "x"),
+    }
+    result = cli("run", "house_price", *[item for pair in folders.items() for item in pair])
+    assert_one_line_usage_error(result, f"{flag} {taken}/x: {taken} is a file, not a folder")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_bad_choice_for_running_mode_is_exit_2():
     result = cli("run", "captcha", "--direct_running_mode", "fastest")
     assert_one_line_usage_error(result, "fastest")

@@ -448,6 +448,23 @@ def test_csv_with_a_short_row_fails_with_the_row_in_the_message(tmp_path):
         run_components(tmp_path, [CsvExampleGen(input_path=str(path))])
 
 
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"2104,3,399900\n1600,3,32\xe99\n", r"latin.csv: a line is not UTF-8 text \(at byte 9: b'1600,3,32\\xe99'\)"),
+        (b"\xe8\xef,3\n", r"latin.csv: line 1 is not UTF-8 text \(at byte 0"),
+    ],
+)
+def test_a_line_that_is_not_utf8_fails_with_the_file_and_its_bytes(tmp_path, content, message):
+    """Python's UnicodeDecodeError named neither the file nor the line ("position 1: invalid continuation byte")."""
+    from pipelines.runner import ComponentFailed
+
+    path = tmp_path / "latin.csv"
+    path.write_bytes(content)
+    with pytest.raises(ComponentFailed, match=message):
+        run_components(tmp_path, [CsvExampleGen(input_path=str(path), schema_path=HOUSE_SCHEMA, splits="all:1")])
+
+
 def test_a_header_naming_a_column_twice_is_refused_before_any_example_is_written(tmp_path):
     """Without a schema the second "city" silently replaced the first in every example; with the
     house-price schema the Beam job failed with "Value out of range: -1"."""
