@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import errno
 import logging
 import os
 import sys
@@ -237,6 +238,22 @@ def check_usage(args) -> None:
         _check_writable_folder("--output-dir", args.output_dir)
     if args.command == "run":
         _check_writable_folder("--serving-dir", args.serving_dir)
+
+
+_DISK_FULL = ("No space left on device", "database or disk is full", "Disk quota exceeded")
+
+
+def _disk_full(error: BaseException | None) -> bool:
+    """Whether `error`, or one it came from, is a full disk: an OSError (ENOSPC, EDQUOT) from Python,
+    or the words TensorFlow's file system and ML Metadata's SQLite use for it."""
+    seen = 0
+    while error is not None and seen < 20:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(words in str(error) for words in _DISK_FULL):
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
 
 
 def _check_writable_folder(flag: str, path: str) -> None:
@@ -529,6 +546,15 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as error:  # noqa: BLE001 - one line for the user, the traceback with -v
             if args.verbose:
                 raise
+            if _disk_full(error):
+                then = (
+                    f"under {args.output_dir}); free some space and re-run: finished components are kept and "
+                    "the run resumes from the one that stopped"
+                    if args.command in ("run", "compare")
+                    else "); free some space and run it again"
+                )
+                print(f"error: the disk is full ({type(error).__name__} {then}", file=sys.stderr)
+                return EXIT_FAILED
             message = (str(error).strip().splitlines() or [""])[-1]
             print(f"internal error: {type(error).__name__}: {message} (run with -v for the traceback)", file=sys.stderr)
             return EXIT_INTERNAL

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import functools
+import logging
 import os
 import signal
 import subprocess
@@ -354,3 +356,34 @@ def test_a_partial_run_runs_the_component_and_what_it_reads_from_only(tmp_path):
     assert [e.component_id for e in record.executions] == ["CaptchaExampleGen", "StatisticsGen"]
     assert {e.state for e in record.executions} == {"COMPLETE"}
     assert not serving.exists()
+
+
+def test_a_full_disk_is_one_line_that_says_so_and_that_the_run_resumes(tmp_path, monkeypatch, capsys):
+    """A quick run with runs/ on a 15 MB tmpfs: the Evaluator filled it, ML Metadata could not record
+    that, and the run ended "internal error: InternalError: Error when executing query: database or
+    disk is full query: UPDATE `Execution` ..." (exit 3). Re-run with space, it resumed at the Evaluator."""
+    import sqlite3
+
+    from pipelines import cli as cli_module
+
+    def full(args, extra):
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as cause:  # as ML Metadata reports it: the disk's error is only the cause
+            raise RuntimeError("Error when executing query: database or disk is full query: UPDATE") from cause
+
+    monkeypatch.setattr(cli_module, "cmd_run", full)
+    levels = {name: logging.getLogger(name).level for name in cli_module.QUIET_LOGGERS}
+    try:  # main() in this process: it quiets these loggers, which other tests in it may read
+        code = cli_module.main(
+            ["run", "house_price", "--output-dir", str(tmp_path / "runs"), "--serving-dir", str(tmp_path)]
+        )
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1, err
+    assert f"the disk is full (RuntimeError under {tmp_path}/runs)" in err and "the run resumes" in err
+    assert cli_module._disk_full(sqlite3.OperationalError("database or disk is full"))
+    assert cli_module._disk_full(OSError(errno.EDQUOT, "Disk quota exceeded"))
+    assert not cli_module._disk_full(ValueError("a full string of 4 characters"))
