@@ -91,6 +91,9 @@ FONTS = {
 Range = tuple  # (low, high), both inclusive
 GLYPH_MASKS = ("brightness", "shape")
 SIZE_BY = ("points", "height")
+# The largest side a captcha is drawn at: each is a PIL image in a worker's memory, and 100000x100000
+# was ten gigapixels that took a Beam worker down after a minute (a 160x60 captcha is the default).
+MAX_SIDE = 1024
 FAINT_INK_FLOOR = 40  # per channel: pasted through its brightness, such ink is >= 30% opaque
 
 
@@ -229,8 +232,8 @@ class RenderStyle:
             raise ValueError(f"text_opacity must be within (0, 1], got {self.text_opacity}")
         if self.glyph_mask not in GLYPH_MASKS:
             raise ValueError(f"glyph_mask must be one of {GLYPH_MASKS}, got {self.glyph_mask!r}")
-        if any(w < 16 or h < 16 for w, h in self.sizes):
-            raise ValueError(f"sizes must be at least 16x16, got {self.sizes}")
+        if any(not (16 <= w <= MAX_SIDE and 16 <= h <= MAX_SIDE) for w, h in self.sizes):
+            raise ValueError(f"sizes must be within 16x16 and {MAX_SIDE}x{MAX_SIDE}, got {self.sizes}")
 
     @classmethod
     def parse(cls, text: str) -> "RenderStyle":
@@ -342,8 +345,10 @@ class CaptchaConfig:
             raise ValueError(f"charset must be non-empty with no repeats, got {self.charset!r}")
         if self.length < 1:
             raise ValueError(f"length must be >= 1, got {self.length}")
-        if self.width < 16 or self.height < 16:
-            raise ValueError(f"image size must be at least 16x16, got {self.width}x{self.height}")
+        if not (16 <= self.width <= MAX_SIDE and 16 <= self.height <= MAX_SIDE):
+            raise ValueError(
+                f"image size must be within 16x16 and {MAX_SIDE}x{MAX_SIDE}, got {self.width}x{self.height}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -36,6 +36,11 @@ MIN_FULL_STRING_ACCURACY = {"digits": 0.95, "alphanumeric": 0.95, "unambiguous":
 MODEL_NAME = "captcha"
 
 
+# The model's input side at most: every captcha is resized to it, and the first convolution's
+# activations grow with its area (the default is 40x108).
+MAX_MODEL_SIDE = 512
+
+
 @dataclasses.dataclass(frozen=True)
 class CaptchaPipelineConfig(CaptchaTrainConfig):
     """Every knob of the captcha pipeline; `--param NAME=VALUE` overrides any of them."""
@@ -74,6 +79,10 @@ class CaptchaPipelineConfig(CaptchaTrainConfig):
             raise ValueError(
                 f"image_height and image_width must be at least {smallest} for {len(self.filters)} conv blocks, "
                 f"got {self.image_height}x{self.image_width}"
+            )
+        if max(self.image_height, self.image_width) > MAX_MODEL_SIDE:
+            raise ValueError(
+                f"image_height and image_width must be at most {MAX_MODEL_SIDE}, got {self.image_height}x{self.image_width}"
             )
         if self.min_full_string_accuracy is not None and not 0 <= self.min_full_string_accuracy <= 1:
             raise ValueError(f"min_full_string_accuracy must be within [0, 1], got {self.min_full_string_accuracy}")

@@ -196,6 +196,8 @@ def test_bad_render_style_is_one_line_and_exit_2(tmp_path):
         ("captcha", "num_examples=-5", "CaptchaExampleGen: parameter 'num_examples' must be within [1, 10000000]"),
         ("captcha", "num_examples=1000000000000", "must be within [1, 10000000]"),  # was a MemoryError, recorded
         ("captcha", "image_height=4", "image_height and image_width must be at least 8 for 3 conv blocks"),
+        ("captcha", "image_width=100000", "image_height and image_width must be at most 512"),
+        ("captcha", "width=5000", "image size must be within 16x16 and 1024x1024, got 5000x60"),
         ("captcha", "learning_rate=inf", "--param learning_rate: expected a finite number, got 'inf'"),  # was exit 3
         ("captcha", "splits=foo", "CaptchaExampleGen: parameter 'splits' is not a split list"),
         ("captcha", "tolerance=-1", "Evaluator: parameter 'tolerance' must be within [0, 1]"),

@@ -306,6 +306,7 @@ def test_render_style_parses_presets_and_json_overrides():
         ('{"ink": [0, 240]}', "darker"),
         ('{"jpeg_quality": [0, 50]}', "1-100"),
         ('{"sizes": [[8, 8]]}', "16x16"),
+        ('{"sizes": [[100000, 100000]]}', "1024x1024"),  # ten gigapixels: a Beam worker died after a minute
         ('{"preset": "nope"}', "unknown"),
         ('{"preset": 3}', "unknown"),
         ('{"glyph_mask": "alpha"}', "glyph_mask"),
