@@ -24,6 +24,9 @@ from cluster.processes import quiet_python_env
 # The environment carries the filter to the processes Beam and the Trainer start.
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\..*")
 os.environ.update(quiet_python_env())
+# ML Metadata's C++ logs (glog) its errors to stderr as well as raising them, and the CLI answers each
+# raised one in a line of its own: a MySQL store that did not answer printed two lines of glog first.
+os.environ.setdefault("GLOG_minloglevel", "3")
 # TFDV's statistics of a column holding inf or NaN: numpy's "invalid value encountered" twice, with
 # the library's source lines. The value itself is what the user needs, and they get it: an anomaly
 # where the schema disallows it (the house-price schema does), "mean nan" in the statistics.
@@ -512,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     # After the settings above: what each command goes on to import (Beam, TensorFlow) reads them on import.
     from components.base.interrupt import EXIT_TERMINATED, Terminated, sigterm_interrupts
     from pipelines.engines import EngineUnavailable
-    from pipelines.metadata import StoreUnreadable
+    from pipelines.metadata import StoreUnreachable, StoreUnreadable
 
     with sigterm_interrupts():  # `kill` stops a run as Ctrl-C does: workers stopped, the component recorded
         try:
@@ -535,6 +538,9 @@ def main(argv: list[str] | None = None) -> int:
         except StoreUnreadable as error:
             print(f"python -m pipelines {args.command}: error: {error} or choose another --output-dir", file=sys.stderr)
             return EXIT_USAGE
+        except StoreUnreachable as error:
+            print(f"python -m pipelines {args.command}: error: {error}", file=sys.stderr)
+            return EXIT_ENGINE
         except Terminated:
             print(
                 "terminated (SIGTERM): the running component is recorded as failed; re-run to resume", file=sys.stderr

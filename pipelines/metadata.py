@@ -254,12 +254,32 @@ def _check_sqlite_file(path: str) -> None:
         raise StoreUnreadable(path, reason)
 
 
+class StoreUnreachable(RuntimeError):
+    """A MySQL (MariaDB) metadata store that does not answer: the message names where it was looked for."""
+
+
+def _unreachable(config: mlmd.ConnectionConfig, error: RuntimeError) -> StoreUnreachable:
+    mysql = config.mysql
+    where = f"{mysql.host or 'localhost'}:{mysql.port or 3306}" if not mysql.socket else mysql.socket
+    said = str(error).split("failed:", 1)[-1].replace("errno: , error:", "").strip()
+    return StoreUnreachable(
+        f"cannot connect to the MySQL metadata store at {where} (database {mysql.database!r})"
+        + (f": {said}" if said else "; is its server running, and the address, user and password right?")
+    )
+
+
 class MetadataStore:
     def __init__(self, config: mlmd.ConnectionConfig) -> None:
         self.config = config
         if config.HasField("sqlite"):
             _check_sqlite_file(config.sqlite.filename_uri)
-        self.store = _RetryingStore(_connect(config))
+        try:
+            connection = _connect(config)
+        except RuntimeError as error:  # MLMD's "mysql_real_connect failed: errno: , error: " and no more
+            if config.HasField("mysql") and "mysql_real_connect" in str(error):
+                raise _unreachable(config, error) from None
+            raise
+        self.store = _RetryingStore(connection)
         self._type_ids: dict[tuple[str, str], int] = {}
 
     @property

@@ -125,3 +125,27 @@ def test_a_store_held_too_long_is_refused_with_a_clear_message(tmp_path):
     assert said and "waiting for" in said[0]
     with other.exclusive(wait_s=1):  # free again
         pass
+
+
+def test_a_mysql_store_that_does_not_answer_is_one_line_naming_it_and_exit_4(tmp_path):
+    """MLMD's own words were "internal error: RuntimeError: mysql_real_connect failed: errno: , error: "
+    (exit 3): nothing about where. Port 1 on 127.0.0.1 refuses at once; no server is needed."""
+    import socket
+
+    with socket.socket() as probe:  # port 1 is closed on any sane machine; make sure
+        if probe.connect_ex(("127.0.0.1", 1)) == 0:
+            pytest.skip("something listens on 127.0.0.1:1")
+    config = tmp_path / "mysql.pbtxt"
+    config.write_text('mysql { host: "127.0.0.1" port: 1 database: "metadata" }\n')
+    for command in (["runs", "captcha"], ["run", "house_price", "--output-dir", str(tmp_path / "runs")]):
+        result = subprocess.run(
+            [sys.executable, "-m", "pipelines", *command, "--metadata-config", str(config)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.returncode == 4 and len(lines) == 1, result.stderr
+        assert "cannot connect to the MySQL metadata store at 127.0.0.1:1 (database 'metadata')" in lines[0]
+    assert not (tmp_path / "runs").exists()
