@@ -52,6 +52,11 @@ class NotAnImage(ValueError):
 DECODE_CHECK_MAX_PIXELS = 20_000_000
 
 
+# The largest image file read whole into a worker's memory: a 20-megapixel RGBA PNG of noise is
+# about 80 MB, and the graphs refuse more pixels than that anyway.
+MAX_IMAGE_FILE_BYTES = 128 * 1024 * 1024
+
+
 def _claimed_pixels(data: bytes) -> int:
     """Width x height from the header (Pillow reads only that on open); 0 when Pillow cannot tell,
     and TensorFlow's decoder, the graphs' own, then has the last word."""
@@ -71,6 +76,12 @@ def read_image(path: str) -> bytes:
     TensorFlow cannot decode (a truncated download, a broken copy): one such file used to fail the
     Transform much later, with TensorFlow's words ("Fetching the values for the following Tensor
     keys") and no file name. Decoded here by the op the graphs use, so what passes decodes there."""
+    if "://" not in path:  # on this machine: a FIFO named x.png blocked the job until its deadline
+        if not os.path.isfile(path):
+            raise NotAnImage(f"{path}: not a regular file")
+        size = os.path.getsize(path)
+        if size > MAX_IMAGE_FILE_BYTES:
+            raise NotAnImage(f"{path}: {size:,} bytes; image files over {MAX_IMAGE_FILE_BYTES:,} bytes are refused")
     with tf.io.gfile.GFile(path, "rb") as f:
         data = f.read()
     kind = next((kind for magic, kind in _MAGIC.items() if data.startswith(magic)), None)

@@ -495,6 +495,25 @@ def test_a_file_named_as_an_image_that_is_not_one_fails_with_its_name(tmp_path):
         run_components(tmp_path, [ImageExampleGen(input_path=str(root))])
 
 
+def test_a_fifo_a_folder_or_an_outsize_file_named_as_an_image_is_refused_by_name(tmp_path, monkeypatch):
+    """A FIFO named x.png held the ExampleGen until its Beam job's deadline (30 minutes); a folder
+    failed with TensorFlow's read error; any file was read whole into a worker's memory."""
+    from components.example_gen import image_source
+
+    fifo, folder, big = tmp_path / "1234.png", tmp_path / "5678.png", tmp_path / "9012.png"
+    os.mkfifo(fifo)
+    folder.mkdir()
+    _write_png(big, "9012")
+    for path in (fifo, folder):
+        with pytest.raises(image_source.NotAnImage, match=f"{path.name}: not a regular file"):
+            image_source.read_image(str(path))
+    monkeypatch.setattr(image_source, "MAX_IMAGE_FILE_BYTES", 100)
+    with pytest.raises(
+        image_source.NotAnImage, match=r"9012.png: [\d,]+ bytes; image files over 100 bytes are refused"
+    ):
+        image_source.read_image(str(big))
+
+
 @pytest.mark.parametrize("layout", ["files", "folders"])
 def test_image_folder_in_both_layouts(tmp_path, layout):
     root = tmp_path / "images"
