@@ -233,8 +233,11 @@ def check_usage(args) -> None:
     if args.command == "compare":
         _compare_values(args.param)
         _parse_params(args.set)
-    if args.command in ("run", "compare") and args.data is not None and not os.path.exists(args.data):
-        raise UsageError(f"--data: no such file or folder: {args.data}")
+    if args.command in ("run", "compare") and args.data is not None:
+        if not os.path.exists(args.data):
+            raise UsageError(f"--data: no such file or folder: {args.data}")
+        if not (os.path.isfile(args.data) or os.path.isdir(args.data)):  # a FIFO or a device: a read would block
+            raise UsageError(f"--data: {args.data} is not a regular file or a folder")
     if getattr(args, "metadata_config", None) and not os.path.isfile(args.metadata_config):
         raise UsageError(f"metadata config not found: {args.metadata_config}")
     if args.command in ("run", "compare"):

@@ -167,6 +167,7 @@ def test_reading_runs_imports_neither_tensorflow_nor_beam(tmp_path, store):
         (("run", "no_such_pipeline"), "unknown pipeline"),
         (("run", "captcha", "--param", "epochs"), "NAME=VALUE"),
         (("run", "mnist", "--data", "/no/such/folder"), "--data: no such file or folder: /no/such/folder"),
+        (("run", "house_price", "--data", "/dev/null"), "--data: /dev/null is not a regular file or a folder"),
         (("compare", "captcha", "--param", "epochs=3"), "at least two values"),
         (("runs", "captcha", "--metadata-config", "/no/such.pbtxt"), "metadata config not found"),
         (("list",), None),
