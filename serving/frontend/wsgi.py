@@ -17,13 +17,24 @@ from serving.frontend.config import FrontendConfig
 
 
 def config_from_environment(environ: os._Environ | dict = os.environ) -> FrontendConfig:
+    """FrontendConfig from FRONTEND_* variables; a ValueError naming the variable when one is not what
+    its field takes (the worker then fails to boot with that line, not int()'s bare "invalid literal")."""
     values = {}
     for field in dataclasses.fields(FrontendConfig):
-        raw = environ.get(f"FRONTEND_{field.name.upper()}")
+        name = f"FRONTEND_{field.name.upper()}"
+        raw = environ.get(name)
         if raw is not None:
             kind = {"int": int, "float": float}.get(str(field.type), str)
-            values[field.name] = kind(raw)
-    return FrontendConfig(**values)
+            try:
+                values[field.name] = kind(raw)
+            except ValueError:
+                raise ValueError(
+                    f"{name}: expected {'an integer' if kind is int else 'a number'}, got {raw!r}"
+                ) from None
+    try:
+        return FrontendConfig(**values)
+    except ValueError as error:
+        raise ValueError(f"frontend settings from the environment (FRONTEND_*): {error}") from None
 
 
 app = create_app(config_from_environment())

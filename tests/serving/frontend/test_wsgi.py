@@ -40,8 +40,13 @@ def test_the_environment_sets_the_config(monkeypatch):
     assert (
         config.rest_url == "http://10.0.0.5:8501" and config.timeout_seconds == 2.5 and config.max_image_bytes == 4096
     )
-    with pytest.raises(ValueError, match="transport"):
+    with pytest.raises(ValueError, match=r"FRONTEND_\*\): transport"):
         config_from_environment({"FRONTEND_TRANSPORT": "carrier-pigeon"})
+    # int()'s "invalid literal for int() with base 10" did not say which variable
+    with pytest.raises(ValueError, match="FRONTEND_MAX_IMAGE_BYTES: expected an integer, got 'abc'"):
+        config_from_environment({"FRONTEND_MAX_IMAGE_BYTES": "abc"})
+    with pytest.raises(ValueError, match="FRONTEND_TIMEOUT_SECONDS: expected a number, got '2,5'"):
+        config_from_environment({"FRONTEND_TIMEOUT_SECONDS": "2,5"})
 
 
 @pytest.mark.skipif(
