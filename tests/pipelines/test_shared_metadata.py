@@ -137,7 +137,10 @@ def test_a_mysql_store_that_does_not_answer_is_one_line_naming_it_and_exit_4(tmp
             pytest.skip("something listens on 127.0.0.1:1")
     config = tmp_path / "mysql.pbtxt"
     config.write_text('mysql { host: "127.0.0.1" port: 1 database: "metadata" }\n')
-    for command in (["runs", "captcha"], ["run", "house_price", "--output-dir", str(tmp_path / "runs")]):
+    data = tmp_path / "houses.csv"  # house_price has no data of its own without ../shared
+    data.write_text("area,bedrooms,price\n2104,3,399900\n1600,3,329900\n")
+    run = ["run", "house_price", "--data", str(data), "--output-dir", str(tmp_path / "runs")]
+    for command in (["runs", "captcha"], run):
         result = subprocess.run(
             [sys.executable, "-m", "pipelines", *command, "--metadata-config", str(config)],
             cwd=ROOT,
