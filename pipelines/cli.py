@@ -219,6 +219,9 @@ def _compare_values(param: str) -> tuple[str, list[str]]:
     values = [v.strip() for v in raw_values.split(",") if v.strip()]
     if not sep or not name or len(values) < 2:
         raise UsageError(f"--param takes NAME=V1,V2,... with at least two values, got {param!r}")
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:  # the same variant trained twice, for the time of two
+        raise UsageError(f"--param {name}: {', '.join(repeated)} given more than once; each variant once")
     return name, values
 
 
@@ -244,6 +247,8 @@ def check_usage(args) -> None:
         _check_writable_folder("--output-dir", args.output_dir)
     if args.command == "run":
         _check_writable_folder("--serving-dir", args.serving_dir)
+    if args.command == "compare-runs" and args.report:
+        _check_writable_folder("--report", args.report)
 
 
 _DISK_FULL = ("No space left on device", "database or disk is full", "Disk quota exceeded")

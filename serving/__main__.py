@@ -10,7 +10,7 @@ import sys
 import time
 
 from serving import layout
-from serving.frontend.config import port_argument
+from serving.frontend.config import charset_argument, port_argument
 from serving.model_server.process import ROOT, ServerProcess, wait_for
 
 DEPLOY = os.path.join(ROOT, "serving", "deploy")
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     p.add_argument("--rest-port", type=port_argument(0), default=8501, help="0: any free port")
     p.add_argument("--frontend-port", type=port_argument(1), default=5000)
     p.add_argument("--transport", choices=("rest", "grpc"), default="rest")
-    p.add_argument("--captcha-charset", default="0123456789")
+    p.add_argument("--captcha-charset", type=charset_argument, default="0123456789")
     p.add_argument("--replicas", type=int, default=1, help="model-server processes sharing the ports (default 1)")
     args = p.parse_args(argv)
     if args.replicas < 1:

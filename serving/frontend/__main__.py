@@ -10,7 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def main(argv=None) -> int:
-    from serving.frontend.config import FrontendConfig, port_argument
+    from serving.frontend.config import FrontendConfig, charset_argument, port_argument
 
     p = argparse.ArgumentParser(prog="python -m serving.frontend", description="The Flask demo frontend.")
     p.add_argument("--host", default="127.0.0.1")
@@ -21,7 +21,10 @@ def main(argv=None) -> int:
     p.add_argument("--models-config", default="serving_models/models.config")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument(
-        "--captcha-charset", default="0123456789", help="characters for generated captchas (match the served model's)"
+        "--captcha-charset",
+        type=charset_argument,
+        default="0123456789",
+        help="characters for generated captchas (match the served model's)",
     )
     args = p.parse_args(argv)
     from serving.frontend import create_app

@@ -59,3 +59,12 @@ def port_argument(lowest: int) -> Callable[[str], int]:
         return value
 
     return port
+
+
+def charset_argument(text: str) -> str:
+    """An argparse type: the characters generated captchas are drawn from, at least one, none twice.
+    Checked on the command line, so `make serve` does not start a model server for a frontend that
+    then refuses the setting."""
+    if not text or len(set(text)) != len(text):
+        raise argparse.ArgumentTypeError(f"the characters must be at least one, none twice, got {text!r}")
+    return text

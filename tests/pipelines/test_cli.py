@@ -169,6 +169,8 @@ def test_reading_runs_imports_neither_tensorflow_nor_beam(tmp_path, store):
         (("run", "mnist", "--data", "/no/such/folder"), "--data: no such file or folder: /no/such/folder"),
         (("run", "house_price", "--data", "/dev/null"), "--data: /dev/null is not a regular file or a folder"),
         (("compare", "captcha", "--param", "epochs=3"), "at least two values"),
+        (("compare", "captcha", "--param", "optimizer=adam,sgd,adam"), "adam given more than once"),  # trained twice
+        (("compare-runs", "captcha", "1", "2", "--report", "/dev/null"), "--report /dev/null: /dev/null is a file"),
         (("runs", "captcha", "--metadata-config", "/no/such.pbtxt"), "metadata config not found"),
         (("list",), None),
     ],

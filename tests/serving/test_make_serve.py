@@ -154,9 +154,12 @@ def test_make_serve_without_a_pushed_model_says_to_run_the_pipeline(tmp_path):
         (("serving", "--rest-port", "x"), "argument --rest-port: not a port number: 'x'"),
         (("serving", "--replicas", "0"), "--replicas must be >= 1, got 0"),
         (("serving.frontend", "--port", "0"), "argument --port: a port must be within 1..65535, got 0"),
+        # An empty charset started the model server, then the frontend refused it and only its log said why
+        (("serving", "--captcha-charset", ""), "argument --captcha-charset: the characters must be at least one"),
+        (("serving.frontend", "--captcha-charset", "aa"), "none twice, got 'aa'"),
     ],
 )
-def test_ports_out_of_range_are_usage_errors(tmp_path, command, message):
+def test_ports_out_of_range_and_bad_charsets_are_usage_errors(tmp_path, command, message):
     result = subprocess.run(
         [sys.executable, "-m", *command, *(("--serving-dir", str(tmp_path)) if command[0] == "serving" else ())],
         cwd=ROOT,
