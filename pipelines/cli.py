@@ -270,13 +270,11 @@ def _disk_full(error: BaseException | None) -> bool:
 def _check_writable_folder(flag: str, path: str) -> None:
     """`path` is a folder this process can write in, or one it can make: a file in its place was found
     out by the component that first wrote there (the Pusher, after the whole run, for --serving-dir)."""
-    existing = os.path.abspath(path)
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        raise UsageError(f"{flag} {path}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"{flag} {path}: {existing} is not writable")
+    from pipelines.validate_checks import folder_problem
+
+    problem = folder_problem(path)
+    if problem:
+        raise UsageError(f"{flag} {path}: {problem}")
 
 
 def _beam_args(args, extra: list[str]) -> list[str]:

@@ -23,7 +23,7 @@ from components.example_validator.drift_chart import DRIFT_CHART, draw_drift
 from components.schema_gen.schema_io import load_schema
 from components.statistics_gen.stats_html import statistics_html
 from components.statistics_gen.stats_io import HTML_FILE, STATS_FILE
-from pipelines.validate_checks import EXIT_ANOMALIES, EXIT_CLEAN, UnusableInput, check_data_file
+from pipelines.validate_checks import EXIT_ANOMALIES, EXIT_CLEAN, UnusableInput, check_data_file, folder_problem
 
 TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfrecord.gz", ".tfrecords.gz")
 
@@ -225,12 +225,14 @@ def validate(
         known = ", ".join(schema.default_environment) or "none"
         raise UnusableInput(f"environment {environment!r} is not one of the schema's ({known})")
     report_dir = report_dir or os.path.join("reports", os.path.basename(data).split(".")[0] or "data")
-    try:  # before the data is read: a report that cannot be written would lose that work
+    # Before the data is read: a report that cannot be written would lose that work.
+    problem = folder_problem(report_dir)
+    if problem:
+        raise UnusableInput(f"report folder {report_dir}: {problem}")
+    try:
         os.makedirs(report_dir, exist_ok=True)
     except OSError as error:
         raise UnusableInput(f"report folder {report_dir} cannot be made: {error.strerror}") from None
-    if not os.access(report_dir, os.W_OK):
-        raise UnusableInput(f"report folder {report_dir} is not writable")
     stats_path = os.path.join(report_dir, STATS_FILE)
 
     if data.lower().endswith(TFRECORD_SUFFIXES):

@@ -1,5 +1,6 @@
 """What `pipelines validate` answers before it imports TFDV, Beam and TensorFlow: its exit codes, and
-whether the data file is there to be read at all (pipelines/validate.py does the validating)."""
+whether the data file is there to be read at all (pipelines/validate.py does the validating); and
+whether an output folder can be written, which `pipelines run` asks too."""
 
 from __future__ import annotations
 
@@ -22,3 +23,16 @@ def check_data_file(data: str) -> None:
         raise UnusableInput(f"{data}: the file is empty")
     if not os.access(data, os.R_OK):
         raise UnusableInput(f"{data}: not readable")
+
+
+def folder_problem(path: str) -> str | None:
+    """Why `path` cannot be a folder this process writes in (one line), or None: it is one, or the
+    nearest folder above it that exists is, and that one is writable (the folder can be made)."""
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        return f"{existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None

@@ -216,8 +216,15 @@ def test_an_unknown_environment_or_a_report_folder_that_cannot_be_made_is_unusab
     data = csv_file(tmp_path, "ok.csv", "area,bedrooms,price\n1,1,1\n")
     with pytest.raises(UnusableInput, match=r"environment 'NOPE' is not one of the schema's \(TRAINING, SERVING\)"):
         validate(data, HOUSE_SCHEMA, report_dir=str(tmp_path / "r"), environment="NOPE", out=io.StringIO())
-    with pytest.raises(UnusableInput, match="report folder .*ok.csv cannot be made: File exists"):
+    with pytest.raises(UnusableInput, match="report folder .*ok.csv: .*ok.csv is a file, not a folder"):
         validate(data, HOUSE_SCHEMA, report_dir=data, out=io.StringIO())
+    with pytest.raises(UnusableInput, match="report folder .*ok.csv/sub: .*ok.csv is a file, not a folder"):
+        validate(data, HOUSE_SCHEMA, report_dir=data + "/sub", out=io.StringIO())
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(UnusableInput, match="report folder .*locked/r: .*locked is not writable"):
+            validate(data, HOUSE_SCHEMA, report_dir=str(locked / "r"), out=io.StringIO())
 
 
 def test_missing_file_and_bad_schema_are_unusable(tmp_path):
