@@ -46,6 +46,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.replicas < 1:
         p.error(f"--replicas must be >= 1, got {args.replicas}")
+    if os.path.exists(args.serving_dir) and not os.path.isdir(args.serving_dir):
+        print(
+            f"make serve: --serving-dir {args.serving_dir} is a file, not a folder of pushed models.", file=sys.stderr
+        )
+        return 2
     models = pushed_models(args.serving_dir)
     if not models:
         print(

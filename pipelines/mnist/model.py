@@ -26,6 +26,7 @@ from pipelines.training import (
     callbacks,
     distribution_strategy,
     make_optimizer,
+    on_a_nonempty_batch,
     record_training,
 )
 
@@ -93,7 +94,8 @@ class MnistServingModule(tf.Module):
         return self.tft_layer({IMAGE_KEY: tf.reshape(image_bytes, [-1, 1])})[IMAGE_KEY]
 
     def _probabilities(self, framed):
-        return self.model(tf.reshape(framed, [-1, SIZE, SIZE, 1]), training=False)
+        images = tf.reshape(framed, [-1, SIZE, SIZE, 1])
+        return on_a_nonempty_batch(lambda batch: self.model(batch, training=False), images)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serve_image_bytes(self, image_bytes):

@@ -84,3 +84,17 @@ def test_an_image_claiming_too_many_pixels_is_refused_before_it_is_decoded(captc
         assert "too large" in str(raised.value)
     assert _rss_bytes(captcha_server.process.pid) - before < 64 << 20
     assert read_captcha(client, "captcha", png("1234")).text.isdigit()
+
+
+def test_an_empty_batch_is_answered_with_no_rows_in_process_and_over_grpc(captcha_server, in_process):
+    """The exported graph failed on zero images (oneDNN's convolutions), here and on TF Serving."""
+    _, signature = in_process
+    outputs = signature(image_bytes=tf.constant([], tf.string))
+    assert {name: tuple(value.shape) for name, value in outputs.items()} == {
+        "text": (0,),
+        "probabilities": (0, 4, 10),
+        "confidence": (0,),
+        "accepted": (0,),
+    }
+    prediction = GrpcClient(captcha_server.grpc_target).predict("captcha", {"image_bytes": np.array([], object)})
+    assert np.asarray(prediction.outputs["text"]).size == 0

@@ -142,6 +142,17 @@ def test_make_serve_without_a_pushed_model_says_to_run_the_pipeline(tmp_path):
     )
     assert result.returncode == 1
     assert "make pipeline" in result.stderr
+    taken = tmp_path / "a_file"
+    taken.write_text("")
+    result = subprocess.run(
+        [sys.executable, "-m", "serving", "--serving-dir", str(taken)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"make serve: --serving-dir {taken} is a file, not a folder of pushed models."
 
 
 @pytest.mark.parametrize(

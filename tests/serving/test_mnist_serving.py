@@ -176,3 +176,10 @@ def test_bad_inputs_are_invalid_argument_not_a_crash(mnist_server, stub):
         assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     blank = requests.post(url, json={"signature_name": "predict_images", "instances": [[0.0] * 784]}, timeout=30)
     assert blank.status_code == 200 and len(blank.json()["predictions"][0]) == 10  # a blank page still answers
+
+
+def test_every_signature_answers_an_empty_batch_with_no_rows(signatures):
+    """The CNN failed on zero images (oneDNN's convolutions), here and on TF Serving."""
+    assert signatures["serving_default"](image_bytes=tf.constant([], tf.string))["probabilities"].shape[0] == 0
+    assert signatures["predict_images"](images=tf.zeros([0, 784]))["scores"].shape[0] == 0
+    assert signatures["classify"](inputs=tf.constant([], tf.string))["scores"].shape[0] == 0
