@@ -4,6 +4,9 @@ the Trainer's own input pipeline, model and callbacks, without re-running the da
 export would serve (the config's test_time_shifts, combined by view_probabilities).
 
     python -m bench.trainer_variant --transform-dir runs/captcha/Transform/<id> --param batch_norm=true [--param k=v ...]
+
+`--export DIR` also calibrates on the eval split and exports the model as the Trainer would, to
+DIR, for `python -m bench.robustness --model DIR`.
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ def main(argv: list[str]) -> int:
         help="a Transform execution's directory (transform_graph/ and transformed_examples/)",
     )
     p.add_argument("--param", action="append", default=[], help="a CaptchaTrainConfig field as key=value (repeatable)")
+    p.add_argument("--export", metavar="DIR", help="calibrate and export the trained model here, as the Trainer does")
     args = p.parse_args(argv)
+    if args.export and os.path.exists(args.export):
+        p.error(f"--export {args.export} already exists")
     import tensorflow as tf
     import tensorflow_transform as tft
 
@@ -33,8 +39,10 @@ def main(argv: list[str]) -> int:
     from pipelines.captcha.model import (
         CaptchaTrainConfig,
         build_model,
+        calibrate,
         compile_model,
         count_records,
+        export,
         full_string_accuracy,
         make_dataset,
         view_probabilities,
@@ -66,6 +74,10 @@ def main(argv: list[str]) -> int:
     scores = dict(zip(model.metrics_names, model.evaluate(test, verbose=0)))
     served = [(view_probabilities(model, images, config.shifts), labels) for images, labels in test]
     views = float(full_string_accuracy(tf.concat([y for _, y in served], 0), tf.concat([p for p, _ in served], 0)))
+    if args.export:
+        fitted = calibrate(model, evaluation, config.accepted_precision, config.shifts)
+        graph = os.path.join(args.transform_dir, "transform_graph")
+        export(model, graph, config.charset, args.export, fitted["temperature"], fitted["reject_below"], config.shifts)
     print(
         json.dumps(
             {

@@ -392,8 +392,12 @@ def augment(
     max_degrees: float = 3.6,
     zoom: float = 0.05,
     noise: float = 0.02,
+    shear: float = 0.0,
+    stretch: float = 0.0,
 ) -> tf.Tensor:
     """Small shifts, rotations, zoom and noise: other renderings of the same characters.
+    `shear` (a slant of up to that many columns per row) and `stretch` (the width alone scaled by up
+    to 1 +- stretch) are off unless asked for.
 
     [batch, height, width, channels] ink intensity in, the same shape out. One random affine
     transform per image (rotation about the centre, zoom, shift by up to `shift` of the
@@ -409,6 +413,10 @@ def augment(
     cy, cx = (height - 1) / 2, (width - 1) / 2
     a0, a1 = scale * tf.cos(angle), -scale * tf.sin(angle)
     b0, b1 = scale * tf.sin(angle), scale * tf.cos(angle)
+    if shear or stretch:  # x' = (1 + stretch) x + shear y, before the rotation's read
+        across, slant = 1.0 + uniform(stretch), uniform(shear)
+        a0, a1 = a0 * across, a1 + a0 * slant
+        b0, b1 = b0 * across, b1 + b0 * slant
     # Output pixel (x, y) reads the input at (a0 x + a1 y + a2, b0 x + b1 y + b2).
     a2 = cx - a0 * cx - a1 * cy - dx
     b2 = cy - b0 * cx - b1 * cy - dy
@@ -423,3 +431,14 @@ def augment(
         fill_mode="CONSTANT",
     )
     return moved + tf.random.normal(tf.shape(moved), stddev=noise)
+
+
+def on_a_nonempty_batch(predict, images: tf.Tensor) -> tf.Tensor:
+    """`predict(images)` for a batch that may hold no images: TensorFlow's oneDNN convolutions
+    fail on an empty batch ("input depth must be evenly divisible by filter depth: 1 vs 8"), so a
+    served signature asked about zero images answered INVALID_ARGUMENT, here and on TF Serving.
+    An empty batch is run as one blank image and the answer cut back to no rows; any other batch
+    is run as it is (a concatenation with a 0-row tensor)."""
+    count = tf.shape(images)[0]
+    blank = tf.zeros(tf.concat([[1 - tf.minimum(count, 1)], tf.shape(images)[1:]], axis=0), images.dtype)
+    return predict(tf.concat([images, blank], axis=0))[:count]

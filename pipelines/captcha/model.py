@@ -25,6 +25,7 @@ from pipelines.training import (
     distribution_strategy,
     fit_time_budget,
     make_optimizer,
+    on_a_nonempty_batch,
     record_training,
 )
 
@@ -109,7 +110,8 @@ def make_dataset(file_pattern: str, feature_spec: dict, config: CaptchaTrainConf
         )
     dataset = dataset.batch(config.batch_size)
     if training and config.augment:
-        dataset = dataset.map(lambda x, y: (augment(x), y), num_parallel_calls=parallel)
+        shear, stretch = config.augment_shear, config.augment_stretch
+        dataset = dataset.map(lambda x, y: (augment(x, shear=shear, stretch=stretch), y), num_parallel_calls=parallel)
     options = tf.data.Options()
     options.autotune.enabled = False
     if multi_worker:
@@ -270,7 +272,9 @@ class CaptchaServingModule(tf.Module):
 
     def _outputs(self, raw_images):
         transformed = self.tft_layer({IMAGE_KEY: tf.reshape(raw_images, [-1, 1])})
-        probabilities = view_probabilities(self.model, transformed[IMAGE_KEY], self.shifts)
+        probabilities = on_a_nonempty_batch(
+            lambda images: view_probabilities(self.model, images, self.shifts), transformed[IMAGE_KEY]
+        )
         probabilities = tf.nn.softmax(tf.math.log(tf.maximum(probabilities, 1e-7)) / self.temperature, axis=-1)
         best = tf.argmax(probabilities, axis=-1)
         text = tf.strings.reduce_join(tf.gather(self.charset, best), axis=-1)

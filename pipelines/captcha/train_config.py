@@ -43,6 +43,10 @@ class CaptchaTrainConfig(TrainingConfig):
     time_budget_minutes: float = 15.0  # at most; a pipeline run with a time budget may cut it
     loss: str = "sparse_ce"  # sparse_ce: per-position softmax; binary_ce: the book's concatenated sigmoid
     augment: bool = True
+    # Beyond augment's shifts, rotation and zoom: a slant of up to this many columns per row, and the
+    # width alone scaled by up to 1 +- augment_stretch. Off by default (BENCHMARKS.md, #14).
+    augment_shear: float = 0.0
+    augment_stretch: float = 0.0
     # Each position's target puts this share of its weight evenly on every character: the model
     # is not pushed to certainty on the renderings it already reads. Read the test split at
     # 0.9706-0.9712 against the same hour's 0.9683-0.9685 without it (BENCHMARKS.md, #14); the
@@ -85,6 +89,11 @@ class CaptchaTrainConfig(TrainingConfig):
         if self.dense_units < 1 or self.shuffle_buffer < 1:
             raise ValueError(
                 f"dense_units and shuffle_buffer must be >= 1, got {self.dense_units}, {self.shuffle_buffer}"
+            )
+        if not (0 <= self.augment_shear <= 1 and 0 <= self.augment_stretch < 1):
+            raise ValueError(
+                f"augment_shear must be within [0, 1] and augment_stretch within [0, 1), got "
+                f"{self.augment_shear}, {self.augment_stretch}"
             )
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be within [0, 1), got {self.label_smoothing}")

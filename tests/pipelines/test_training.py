@@ -33,6 +33,7 @@ from pipelines.training import (
     finish_training,
     fit_time_budget,
     make_optimizer,
+    on_a_nonempty_batch,
     plot_curves,
     write_history,
 )
@@ -288,6 +289,19 @@ def test_the_views_answer_with_the_normalised_geometric_mean_of_their_probabilit
     np.testing.assert_allclose(view_probabilities(model, images, [0]).numpy(), views[0], rtol=1e-5, atol=1e-7)
 
 
+def test_a_served_model_answers_an_empty_batch_with_no_rows():
+    """oneDNN's convolutions refuse a batch of 0 ("input depth must be evenly divisible by filter
+    depth"): the exported signatures asked about no images answered INVALID_ARGUMENT."""
+    model = build_model((16, 32, 1), CaptchaTrainConfig(conv_filters="4,8", dense_units=8, rnn_units=4))
+    serve = tf.function(
+        lambda images: on_a_nonempty_batch(lambda batch: view_probabilities(model, batch, [0, 1]), images),
+        input_signature=[tf.TensorSpec([None, 16, 32, 1], tf.float32)],
+    )
+    assert serve(tf.zeros([0, 16, 32, 1])).shape == (0, 4, 10)
+    images = tf.constant(np.random.RandomState(3).rand(3, 16, 32, 1).astype("float32"))
+    np.testing.assert_array_equal(serve(images).numpy(), view_probabilities(model, images, [0, 1]).numpy())
+
+
 def test_augmentation_moves_the_ink_a_little_and_keeps_it():
     images = np.zeros((16, 30, 80, 1), "float32")
     images[:, 10:20, 30:50] = 1.0  # a block of ink in the middle of a blank page
@@ -300,6 +314,27 @@ def test_augmentation_moves_the_ink_a_little_and_keeps_it():
     np.testing.assert_allclose(still, images, atol=1e-5)
     noisy = augment(images, shift=(0.0, 0.0), max_degrees=0.0, zoom=0.0, noise=0.02).numpy()
     assert 0.015 < (noisy - images).std() < 0.025
+
+
+def test_shear_slants_the_ink_and_stretch_changes_only_its_width():
+    images = np.zeros((64, 30, 80, 1), "float32")
+    images[:, 5:25, 38:42] = 1.0  # an upright bar, 4 columns wide, 20 rows tall
+    fixed = dict(shift=(0.0, 0.0), max_degrees=0.0, zoom=0.0, noise=0.0)
+
+    def ink_columns(image, row):
+        return np.nonzero(image[row, :, 0] > 0.5)[0]
+
+    slanted = augment(images, shear=0.3, **fixed).numpy()
+    leans = [ink_columns(im, 6).mean() - ink_columns(im, 23).mean() for im in slanted]
+    assert max(np.abs(leans)) > 2.5 and min(leans) < 0 < max(leans)  # both ways, up to 0.3 x 17 rows
+    assert np.allclose(slanted.sum(axis=(1, 2, 3)), images[0].sum(), rtol=0.05)  # a slant keeps the area
+    wide = augment(images, stretch=0.5, **fixed).numpy()
+    widths = [(im[15, :, 0] > 0.5).sum() for im in wide]
+    assert min(widths) < 4 < max(widths)  # narrower and wider
+    assert all((im[:, 40, 0] > 0.5).sum() == 20 for im in wide)  # the height is left alone
+    np.testing.assert_allclose(augment(images, shear=0.0, stretch=0.0, **fixed).numpy(), images, atol=1e-5)
+    with pytest.raises(ValueError, match="augment_shear"):
+        CaptchaTrainConfig(augment_stretch=1.0)
 
 
 def test_normalize_contrast_spans_each_image_from_0_to_1():
