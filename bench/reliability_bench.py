@@ -8,7 +8,8 @@
   replicas  gRPC and REST at 32 clients with 1 and 2 replicas against the in-process limit (the SavedModel
             called directly on batches of 32), and the requests lost when one replica is SIGKILLed under load
   soak      `--soak-seconds` (default 600) at half capacity: RSS growth and p99 drift, first minute vs last
-            (and the median per-second p99 of the second half against the first's)
+            (and the median per-second p99 of the second half against the first's, and a Theil-Sen
+            trend line's last second against its first)
   slowclients  connections that send slowly or nothing, held against a server started under a soft limit
             of 1,024 open files (common on Linux): 300 request bodies stalled after their first bytes,
             1,500 silent connections to each port, 1,500 gRPC connections idle after the HTTP/2 handshake,
@@ -687,6 +688,23 @@ def kill_one_replica(server: ServerProcess, image_path: str) -> list[dict]:
 
 
 # --- soak ---------------------------------------------------------------------------------------
+def trend_drift_percent(values: list[float | None], skip: int = 5) -> float | None:
+    """The drift of a per-second series as a trend: a Theil-Sen line (the median of the slopes
+    between every two seconds, then the median intercept) through the seconds after `skip`, and
+    how far its value at the last second is from its value at the first, in percent of the first.
+    A slow second or minute anywhere moves the first-vs-last-minute comparison; it barely moves
+    this line, which tilts only when the series as a whole climbs or falls."""
+    points = [(t, v) for t, v in enumerate(values) if t >= skip and v is not None]
+    if len(points) < 10:
+        return None
+    t, y = (np.array(column, float) for column in zip(*points))
+    i, j = np.triu_indices(len(t), 1)
+    slope = float(np.median((y[j] - y[i]) / (t[j] - t[i])))
+    intercept = float(np.median(y - slope * t))
+    start, end = intercept + slope * t[0], intercept + slope * t[-1]
+    return 100 * (end - start) / start if start > 0 else None
+
+
 def soak(server: ServerProcess, image_path: str, rate: float, seconds: float) -> list[dict]:
     with RssSampler(server.process.pid, every=10) as rss:
         start_rss = rss_mib(server.process.pid)
@@ -717,6 +735,7 @@ def soak(server: ServerProcess, image_path: str, rate: float, seconds: float) ->
             "p99 last min ms": last,
             "p99 drift %": 100 * (last - first) / first if first and last else None,
             "p99 drift, halves' medians %": 100 * (late - early) / early if early and late else None,
+            "p99 drift, trend %": trend_drift_percent([s.get("p99_ms") for s in per_second]),
             "RSS by minute MiB": [round(v) for v in rss.samples[5::6]],
             "p99 by minute ms": [
                 round(p99(per_second[m * 60 : (m + 1) * 60]) or 0, 1) for m in range(len(per_second) // 60)
