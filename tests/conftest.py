@@ -29,16 +29,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
-def pipelines_cli(*args: str, timeout: float = 900, cwd: str | None = None, env: dict | None = None):
-    """`python -m pipelines ARGS` as a user runs it, from the checkout (or `cwd`); its output captured."""
+def run_module(module: str, *args: str, timeout: float = 120, cwd: str | None = None, env: dict | None = None):
+    """`python -m MODULE ARGS` as a user runs it, from the checkout (or `cwd`); its output captured."""
     return subprocess.run(
-        [sys.executable, "-m", "pipelines", *args],
+        [sys.executable, "-m", module, *args],
         cwd=cwd or ROOT,
         env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+def pipelines_cli(*args: str, timeout: float = 900, cwd: str | None = None, env: dict | None = None):
+    """`python -m pipelines ARGS`, as run_module."""
+    return run_module("pipelines", *args, timeout=timeout, cwd=cwd, env=env)
 
 
 def imported_modules(stderr: str) -> set[str]:

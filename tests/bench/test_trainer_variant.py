@@ -6,25 +6,17 @@ from __future__ import annotations
 import glob
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from bench import robustness
-from tests.conftest import ROOT
+from tests.conftest import run_module
 
 pytestmark = pytest.mark.slow
 
 
-def run_variant(*args: str, timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "bench.trainer_variant", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def run_variant(*args: str, timeout: float):
+    return run_module("bench.trainer_variant", *args, timeout=timeout)
 
 
 def test_a_variant_trains_scores_and_exports_a_model_the_robustness_bench_reads(

@@ -4,27 +4,18 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from serving.client import make_client
-from serving.model_server.process import ROOT, free_port
-from tests.conftest import imported_modules
+from serving.model_server.process import free_port
+from tests.conftest import imported_modules, run_module
 from tests.serving.toy_model import model_server
 
 
 def run(*args, timeout=120, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "serving.model_server", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
+    return run_module("serving.model_server", *args, timeout=timeout, env=env)
 
 
 def test_no_model_given_exits_2_with_a_message():

@@ -14,6 +14,7 @@ import requests
 
 from serving.model_server.process import ROOT, free_port, wait_for
 from tests.browser import needs_chromium, screenshot, start_chrome
+from tests.conftest import run_module
 from tests.pipelines.test_captcha_pipeline import png
 
 
@@ -133,24 +134,12 @@ def test_ctrl_c_stops_both_processes(captcha_quick_run, tmp_path):
 
 
 def test_make_serve_without_a_pushed_model_says_to_run_the_pipeline(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "serving", "--serving-dir", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_module("serving", "--serving-dir", str(tmp_path))
     assert result.returncode == 1
     assert "make pipeline" in result.stderr
     taken = tmp_path / "a_file"
     taken.write_text("")
-    result = subprocess.run(
-        [sys.executable, "-m", "serving", "--serving-dir", str(taken)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_module("serving", "--serving-dir", str(taken))
     assert result.returncode == 2
     assert result.stderr.strip() == f"make serve: --serving-dir {taken} is a file, not a folder of pushed models."
 
@@ -171,12 +160,6 @@ def test_make_serve_without_a_pushed_model_says_to_run_the_pipeline(tmp_path):
     ],
 )
 def test_ports_out_of_range_and_bad_charsets_are_usage_errors(tmp_path, command, message):
-    result = subprocess.run(
-        [sys.executable, "-m", *command, *(("--serving-dir", str(tmp_path)) if command[0] == "serving" else ())],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_module(*command, *(("--serving-dir", str(tmp_path)) if command[0] == "serving" else ()))
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
