@@ -397,7 +397,7 @@ def augment(
 ) -> tf.Tensor:
     """Small shifts, rotations, zoom and noise: other renderings of the same characters.
     `shear` (a slant of up to that many columns per row) and `stretch` (the width alone scaled by up
-    to 1 +- stretch) are off unless asked for.
+    to 1 +- stretch) are off unless asked for (the captcha model asks, CaptchaTrainConfig).
 
     [batch, height, width, channels] ink intensity in, the same shape out. One random affine
     transform per image (rotation about the centre, zoom, shift by up to `shift` of the
