@@ -706,10 +706,13 @@ def trend_drift_percent(values: list[float | None], skip: int = 5) -> float | No
 
 
 def soak(server: ServerProcess, image_path: str, rate: float, seconds: float) -> list[dict]:
-    with RssSampler(server.process.pid, every=10) as rss:
+    with RssSampler(server.process.pid, every=2) as rss:
         start_rss = rss_mib(server.process.pid)
         found = open_loop("grpc", server.grpc_target, image_path, rate * 0.5, seconds, deadline_ms=5000)
     per_second = found["seconds"]
+    # The whole series, for finding when a step in RSS or latency came and what came with it.
+    series = record("soak_series", [{"rss_every_seconds": 2, "rss_mib": rss.samples, "per_second": per_second}])
+    print(f"soak: per-second latencies and RSS every 2 s in {series}", flush=True)
 
     def p99(window, average=np.mean):
         # the per-second p99s (the open-loop client reports per second) averaged over the window:
@@ -736,7 +739,7 @@ def soak(server: ServerProcess, image_path: str, rate: float, seconds: float) ->
             "p99 drift %": 100 * (last - first) / first if first and last else None,
             "p99 drift, halves' medians %": 100 * (late - early) / early if early and late else None,
             "p99 drift, trend %": trend_drift_percent([s.get("p99_ms") for s in per_second]),
-            "RSS by minute MiB": [round(v) for v in rss.samples[5::6]],
+            "RSS by minute MiB": [round(v) for v in rss.samples[29::30]],
             "p99 by minute ms": [
                 round(p99(per_second[m * 60 : (m + 1) * 60]) or 0, 1) for m in range(len(per_second) // 60)
             ],
