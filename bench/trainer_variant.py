@@ -39,10 +39,9 @@ def main(argv: list[str]) -> int:
     from pipelines.captcha.model import (
         CaptchaTrainConfig,
         build_model,
-        calibrate,
+        calibrate_and_export,
         compile_model,
         count_records,
-        export,
         full_string_accuracy,
         make_dataset,
         view_probabilities,
@@ -75,9 +74,9 @@ def main(argv: list[str]) -> int:
     served = [(view_probabilities(model, images, config.shifts), labels) for images, labels in test]
     views = float(full_string_accuracy(tf.concat([y for _, y in served], 0), tf.concat([p for p, _ in served], 0)))
     if args.export:
-        fitted = calibrate(model, evaluation, config.accepted_precision, config.shifts)
-        graph = os.path.join(args.transform_dir, "transform_graph")
-        export(model, graph, config.charset, args.export, fitted["temperature"], fitted["reject_below"], config.shifts)
+        calibrate_and_export(
+            model, evaluation, config, os.path.join(args.transform_dir, "transform_graph"), args.export
+        )
     print(
         json.dumps(
             {

@@ -364,6 +364,18 @@ def calibrate(
     }
 
 
+def calibrate_and_export(
+    model: keras.Model, evaluation: tf.data.Dataset, config: CaptchaTrainConfig, transform_graph_dir: str, path: str
+) -> dict:
+    """The Trainer's last two steps: fit the temperature and reject_below on `evaluation` (the eval
+    split) and export the model to `path` with them; returns what `calibrate` fitted."""
+    fitted = calibrate(model, evaluation, config.accepted_precision, config.shifts)
+    export(
+        model, transform_graph_dir, config.charset, path, fitted["temperature"], fitted["reject_below"], config.shifts
+    )
+    return fitted
+
+
 # --- run_fn: what the Trainer calls ----------------------------------------------------------
 def count_records(file_pattern: str) -> int:
     files = tf.io.gfile.glob(file_pattern)
@@ -393,7 +405,7 @@ def run_fn(fn_args: FnArgs) -> None:
         ["full_string_accuracy", "character_accuracy"],
         f"{fn_args.model_name}: train vs validation",
     )
-    fitted = calibrate(model, evaluation, config.accepted_precision, config.shifts)
+    fitted = calibrate_and_export(model, evaluation, config, fn_args.transform_graph_dir, fn_args.serving_model_dir)
     with fileio.open(os.path.join(fn_args.model_dir, CALIBRATION_FILE), "w") as f:
         json.dump(fitted, f, indent=2)
     print(
@@ -402,13 +414,4 @@ def run_fn(fn_args: FnArgs) -> None:
         f"{fitted['eval_accepted_share']:.1%} of eval",
         file=sys.stderr,
         flush=True,
-    )
-    export(
-        model,
-        fn_args.transform_graph_dir,
-        config.charset,
-        fn_args.serving_model_dir,
-        fitted["temperature"],
-        fitted["reject_below"],
-        config.shifts,
     )
