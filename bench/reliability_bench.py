@@ -10,6 +10,9 @@
   soak      `--soak-seconds` (default 600) at half capacity: RSS growth and p99 drift, first minute vs last
             (and the median per-second p99 of the second half against the first's, and a Theil-Sen
             trend line's last second against its first)
+  pause     the server stopped (SIGSTOP) for 3 s, three times, each under 15 s of half-capacity gRPC load:
+            RSS before and after each pause, and what was shed. The backlog a pause leaves runs as the
+            largest batches on every batch thread at once; what they need must already be taken at load
   slowclients  connections that send slowly or nothing, held against a server started under a soft limit
             of 1,024 open files (common on Linux): 300 request bodies stalled after their first bytes,
             1,500 silent connections to each port, 1,500 gRPC connections idle after the HTTP/2 handshake,
@@ -17,7 +20,7 @@
             and gRPC predicts are still answered 5 s and 20 s after they were opened, and how many of them
             the server has closed or answered 40 s on (100 s for the stalled calls: SLOW_CLIENT_ATTACKS)
 
-python -m bench.reliability_bench [hostile,overload,replicas,soak,slowclients] [--serving-dir DIR] [--soak-seconds 600]
+python -m bench.reliability_bench [hostile,overload,replicas,soak,pause,slowclients] [--serving-dir DIR] [--soak-seconds 600]
     [--server-flags "--max_queue_ms 0 --max_loop_lag_ms 0"]
 
 The load generators run as separate processes (wrk and h2load when installed, else bench/grpc_load.py;
@@ -747,9 +750,48 @@ def soak(server: ServerProcess, image_path: str, rate: float, seconds: float) ->
     ]
 
 
+# --- pause ----------------------------------------------------------------------------------------
+def pauses(server: ServerProcess, image_path: str, rate: float, count: int = 3, seconds: float = 3.0) -> list[dict]:
+    """The server stopped for `seconds`, `count` times, each 5 s into 15 s of open-loop gRPC load at
+    half capacity (deadline 15 s, so the backlog is answered, not dropped): RSS before and after each."""
+    pid, rows = server.process.pid, []
+    open_loop("grpc", server.grpc_target, image_path, rate * 0.5, 10, deadline_ms=5000)  # steady state first
+    for number in range(1, count + 1):
+        before = rss_mib(pid)
+
+        def pause() -> None:
+            time.sleep(5)
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                time.sleep(seconds)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+
+        pauser = threading.Thread(target=pause)
+        pauser.start()
+        try:
+            found = open_loop("grpc", server.grpc_target, image_path, rate * 0.5, 15, deadline_ms=15_000)
+        finally:
+            pauser.join()
+        time.sleep(2)
+        after = rss_mib(pid)
+        rows.append(
+            {
+                "pause": number,
+                "seconds stopped": seconds,
+                "sent": found["sent"],
+                **{f"{k}": v for k, v in sorted(found["outcomes"].items())},
+                "RSS before MiB": before,
+                "RSS after MiB": after,
+                "RSS growth %": 100 * (after - before) / before,
+            }
+        )
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("steps", nargs="?", default="hostile,overload,replicas,slowclients")
+    parser.add_argument("steps", nargs="?", default="hostile,overload,pause,replicas,slowclients")
     parser.add_argument("--serving-dir")
     parser.add_argument("--hostile-requests", type=int, default=2000)
     parser.add_argument("--overload-seconds", type=float, default=30)
@@ -772,19 +814,22 @@ def main(argv=None) -> int:
         image_path = os.path.join(workdir, "captcha.png")
         with open(image_path, "wb") as f:
             f.write(image)
-        if {"hostile", "overload", "soak"} & set(steps):
+        if {"hostile", "overload", "soak", "pause"} & set(steps):
             server = serve(base, workdir, extra=server_flags)
             try:
                 if "hostile" in steps:
                     results["hostile"] = hostile(server, image, args.hostile_requests)
                     print_table("hostile requests", results["hostile"])
-                rate = capacity(server, image_path) if {"overload", "soak"} & set(steps) else 0.0
+                rate = capacity(server, image_path) if {"overload", "soak", "pause"} & set(steps) else 0.0
                 if "overload" in steps:
                     results["overload"] = overload(server, image_path, rate, args.overload_seconds)
                     print_table("overload: 4x capacity", results["overload"])
                 if "soak" in steps:
                     results["soak"] = soak(server, image_path, rate, args.soak_seconds)
                     print_table("soak: half capacity", results["soak"])
+                if "pause" in steps:
+                    results["pause"] = pauses(server, image_path, rate)
+                    print_table("pause: the server stopped 3 s under half-capacity load", results["pause"])
             finally:
                 server.stop()
         if "slowclients" in steps:

@@ -5,8 +5,11 @@ these calls; everything about signatures, methods and tensors lives here."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import functools
 import os
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -198,14 +201,27 @@ def metadata(manager: ModelManager, target: Target):
 
 
 # --- warmup ----------------------------------------------------------------------------------
-def warm_up(servable: Servable, batch_size: int | None = None) -> int:
+def _at_once(count: int, call: Callable[[], object]) -> None:
+    """`call()` in `count` threads at the same time; the first failure is raised."""
+    if count <= 1:
+        call()
+        return
+    with concurrent.futures.ThreadPoolExecutor(count) as pool:
+        for done in [pool.submit(call) for _ in range(count)]:
+            done.result()
+
+
+def warm_up(servable: Servable, batch_size: int | None = None, at_once: int = 1) -> int:
     """Replays assets.extra/tf_serving_warmup_requests (PredictionLog records), as TF Serving does
     before a version takes traffic. Returns the number of records; a failing record fails the load.
 
     With `batch_size` (batching's max_batch_size), the first predict record of each batchable
-    signature is also run with its rows repeated to that many: the memory of the largest batch
-    (TensorFlow's buffers for it, which the allocator then keeps) is taken at load, not by the first
-    busy second under traffic, where it showed as a step in RSS and a slow minute in p99."""
+    signature is also run with its rows repeated to that many, on `at_once` threads at the same time
+    (num_batch_threads: the batches that may run together): the memory of the largest batches
+    (TensorFlow's buffers for them, which the allocator then keeps) is taken at load, not by the
+    first busy second under traffic, where it showed as a step in RSS and a slow minute in p99. One
+    such batch at a time was not enough: a 3 s stall under load, whose backlog then ran as largest
+    batches on both batch threads, still stepped RSS up by ~100 MiB (BENCHMARKS.md, soak)."""
     path = os.path.join(servable.path, WARMUP_PATH)
     if not os.path.exists(path):
         return 0
@@ -225,7 +241,10 @@ def warm_up(servable: Servable, batch_size: int | None = None) -> int:
                 rows = {v.shape[0] if v.ndim else 0 for v in inputs.values()}
                 if len(rows) == 1 and 0 < (n := rows.pop()) < batch_size:
                     repeated = {k: v[np.arange(batch_size) % n] for k, v in inputs.items()}
-                    run_predict(servable, signature.name, repeated, request.output_filter)
+                    _at_once(
+                        at_once,
+                        functools.partial(run_predict, servable, signature.name, repeated, request.output_filter),
+                    )
                 widened.add(signature.name)
         elif kind == "classify_log":
             request = log.classify_log.request

@@ -360,20 +360,29 @@ def test_batch_threads_share_the_cores_between_them(monkeypatch):
     assert op_threads_per_batch(params(num_batch_threads=16)) == 1
 
 
-def test_warmup_with_a_batch_size_also_runs_the_largest_batch_once(tmp_path):
-    """The warmup record's rows repeated to max_batch_size, once per batchable signature, so the
-    largest batch's memory is taken at load; without a batch size the records run as written."""
+def test_warmup_with_a_batch_size_also_runs_the_largest_batch_at_once_on_each_batch_thread(tmp_path):
+    """The warmup record's rows repeated to max_batch_size, once per batchable signature and on as many
+    threads at the same time as batches may run at once (num_batch_threads), so the memory of the
+    largest batches running together is taken at load; without a batch size the records run as
+    written. Before, the largest batch ran once: a stall under traffic, whose backlog then ran as
+    largest batches on both batch threads, stepped RSS up by ~100 MiB (BENCHMARKS.md, soak)."""
+    import threading
+
     path = write_toy_model(str(tmp_path / "toy"), 1)  # one warmup record: x = [1, 2] for serving_default
-    for batch_size, expected in ((None, [[1.0, 2.0]]), (5, [[1.0, 2.0], [1.0, 2.0, 1.0, 2.0, 1.0]])):
+    widened = [1.0, 2.0, 1.0, 2.0, 1.0]
+    for args, expected in (((), [[1.0, 2.0]]), ((5,), [[1.0, 2.0], widened]), ((5, 3), [[1.0, 2.0], *[widened] * 3])):
         servable = Servable("toy", 1, path)
         seen = []
         signature = servable.signatures["serving_default"]
+        together = threading.Barrier(args[1] if len(args) > 1 else 1, timeout=30)  # broken unless all run at once
 
-        def recording(inputs, signature=signature, seen=seen):
+        def recording(inputs, signature=signature, seen=seen, together=together):
             seen.append(inputs["x"].tolist())
+            if len(seen[-1]) == 5:
+                together.wait()
             return signature(inputs)
 
         servable.runners["serving_default"] = recording
-        assert inference.warm_up(servable, batch_size) == 1
+        assert inference.warm_up(servable, *args) == 1
         assert seen == expected
         servable.close()
