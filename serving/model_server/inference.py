@@ -22,6 +22,7 @@ from tensorflow_serving.apis import (
 )
 
 from serving.layout import CLASSIFY_METHOD, REGRESS_METHOD, WARMUP_PATH
+from serving.model_server.config import BatchingParameters
 from serving.model_server.errors import invalid
 from serving.model_server.manager import ModelManager
 from serving.model_server.servable import Servable, Signature
@@ -211,17 +212,20 @@ def _at_once(count: int, call: Callable[[], object]) -> None:
             done.result()
 
 
-def warm_up(servable: Servable, batch_size: int | None = None, at_once: int = 1) -> int:
+def warm_up(servable: Servable, batching: BatchingParameters | None = None) -> int:
     """Replays assets.extra/tf_serving_warmup_requests (PredictionLog records), as TF Serving does
     before a version takes traffic. Returns the number of records; a failing record fails the load.
 
-    With `batch_size` (batching's max_batch_size), the first predict record of each batchable
-    signature is also run with its rows repeated to that many, on `at_once` threads at the same time
-    (num_batch_threads: the batches that may run together): the memory of the largest batches
-    (TensorFlow's buffers for them, which the allocator then keeps) is taken at load, not by the
-    first busy second under traffic, where it showed as a step in RSS and a slow minute in p99. One
-    such batch at a time was not enough: a 3 s stall under load, whose backlog then ran as largest
-    batches on both batch threads, still stepped RSS up by ~100 MiB (BENCHMARKS.md, soak)."""
+    With `batching`, the first predict record of each batchable signature is also run with its rows
+    repeated to max_batch_size, on as many threads at the same time as such batches may run together
+    (num_batch_threads, but no more than max_enqueued_batches, or the scheduler's queue could refuse
+    one and fail the load): the memory of the largest batches (TensorFlow's buffers for them, which
+    the allocator then keeps) is taken at load, not by the first busy second under traffic, where it
+    showed as a step in RSS and a slow minute in p99. One such batch at a time was not enough: a 3 s
+    stall under load, whose backlog then ran as largest batches on both batch threads, still stepped
+    RSS up by ~100 MiB (BENCHMARKS.md, soak)."""
+    batch_size = batching.max_batch_size if batching else 0
+    at_once = min(batching.num_batch_threads, batching.max_enqueued_batches) if batching else 1
     path = os.path.join(servable.path, WARMUP_PATH)
     if not os.path.exists(path):
         return 0

@@ -121,7 +121,7 @@ class ModelServer:
                         on_batch=self._batch_observer(servable.name, name),
                     )
         try:
-            count = inference.warm_up(servable, *((params.max_batch_size, params.num_batch_threads) if params else ()))
+            count = inference.warm_up(servable, params)
         except Exception:
             servable.close()
             raise

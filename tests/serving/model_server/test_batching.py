@@ -362,19 +362,24 @@ def test_batch_threads_share_the_cores_between_them(monkeypatch):
 
 def test_warmup_with_a_batch_size_also_runs_the_largest_batch_at_once_on_each_batch_thread(tmp_path):
     """The warmup record's rows repeated to max_batch_size, once per batchable signature and on as many
-    threads at the same time as batches may run at once (num_batch_threads), so the memory of the
-    largest batches running together is taken at load; without a batch size the records run as
-    written. Before, the largest batch ran once: a stall under traffic, whose backlog then ran as
-    largest batches on both batch threads, stepped RSS up by ~100 MiB (BENCHMARKS.md, soak)."""
-    import threading
-
+    threads at the same time as batches may run at once (num_batch_threads, at most
+    max_enqueued_batches), so the memory of the largest batches running together is taken at load;
+    without batching the records run as written. Before, the largest batch ran once: a stall under
+    traffic, whose backlog then ran as largest batches on both batch threads, stepped RSS up by ~100 MiB
+    (BENCHMARKS.md, soak)."""
     path = write_toy_model(str(tmp_path / "toy"), 1)  # one warmup record: x = [1, 2] for serving_default
     widened = [1.0, 2.0, 1.0, 2.0, 1.0]
-    for args, expected in (((), [[1.0, 2.0]]), ((5,), [[1.0, 2.0], widened]), ((5, 3), [[1.0, 2.0], *[widened] * 3])):
+    for batching, expected in (
+        (None, [[1.0, 2.0]]),
+        (params(max_batch_size=5), [[1.0, 2.0], widened]),
+        (params(max_batch_size=5, num_batch_threads=3), [[1.0, 2.0], *[widened] * 3]),
+        (params(max_batch_size=5, num_batch_threads=4, max_enqueued_batches=2), [[1.0, 2.0], *[widened] * 2]),
+    ):
         servable = Servable("toy", 1, path)
         seen = []
         signature = servable.signatures["serving_default"]
-        together = threading.Barrier(args[1] if len(args) > 1 else 1, timeout=30)  # broken unless all run at once
+        at_once = len(expected) - 1
+        together = threading.Barrier(max(at_once, 1), timeout=30)  # broken unless all run at once
 
         def recording(inputs, signature=signature, seen=seen, together=together):
             seen.append(inputs["x"].tolist())
@@ -383,6 +388,21 @@ def test_warmup_with_a_batch_size_also_runs_the_largest_batch_at_once_on_each_ba
             return signature(inputs)
 
         servable.runners["serving_default"] = recording
-        assert inference.warm_up(servable, *args) == 1
+        assert inference.warm_up(servable, batching) == 1
         assert seen == expected
         servable.close()
+
+
+def test_warmup_through_the_scheduler_is_never_refused_by_its_queue(tmp_path):
+    """More batch threads than queued batches: the largest batches warmed at once must all fit the
+    queue, or the scheduler refuses one (UNAVAILABLE) and the version fails to load. With as many at
+    once as batch threads (4 here, queue of 1), about 3 loads in 10 failed."""
+    path = write_toy_model(str(tmp_path / "toy"), 1)
+    batching = params(max_batch_size=5, batch_timeout_micros=0, num_batch_threads=4, max_enqueued_batches=1)
+    for _ in range(10):
+        servable = Servable("toy", 1, path)
+        servable.runners["serving_default"] = BatchScheduler(servable.signatures["serving_default"], batching, "t")
+        try:
+            assert inference.warm_up(servable, batching) == 1
+        finally:
+            servable.close()
