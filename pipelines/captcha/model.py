@@ -110,8 +110,10 @@ def make_dataset(file_pattern: str, feature_spec: dict, config: CaptchaTrainConf
         )
     dataset = dataset.batch(config.batch_size)
     if training and config.augment:
-        shear, stretch = config.augment_shear, config.augment_stretch
-        dataset = dataset.map(lambda x, y: (augment(x, shear=shear, stretch=stretch), y), num_parallel_calls=parallel)
+        shear, stretch, zoom = config.augment_shear, config.augment_stretch, config.augment_zoom
+        dataset = dataset.map(
+            lambda x, y: (augment(x, zoom=zoom, shear=shear, stretch=stretch), y), num_parallel_calls=parallel
+        )
     options = tf.data.Options()
     options.autotune.enabled = False
     if multi_worker:

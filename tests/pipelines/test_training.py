@@ -20,6 +20,7 @@ from pipelines.captcha.model import (
     captcha_loss,
     character_accuracy,
     full_string_accuracy,
+    make_dataset,
     normalize_contrast,
     page_to_zero,
     shift_columns,
@@ -335,6 +336,34 @@ def test_shear_slants_the_ink_and_stretch_changes_only_its_width():
     np.testing.assert_allclose(augment(images, shear=0.0, stretch=0.0, **fixed).numpy(), images, atol=1e-5)
     with pytest.raises(ValueError, match="augment_shear"):
         CaptchaTrainConfig(augment_stretch=1.0)
+
+
+def test_the_training_input_zooms_as_far_as_the_config_asks(tmp_path):
+    """make_dataset passes augment_zoom to the augmentation: a block of ink keeps about its area at
+    zoom 0 and is drawn up to 40% smaller or larger at 0.4 (its area from about 0.5 to 2.8 times)."""
+    from pipelines.captcha.preprocessing import IMAGE_KEY, LABEL_KEY
+
+    image = np.zeros((30, 80, 1), np.float32)
+    image[10:20, 30:50] = 1.0
+    with tf.io.TFRecordWriter(str(tmp_path / "part-0.gz"), options="GZIP") as writer:
+        for _ in range(64):
+            feature = {
+                IMAGE_KEY: tf.train.Feature(float_list=tf.train.FloatList(value=image.ravel())),
+                LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[1, 2, 3, 4])),
+            }
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    spec = {IMAGE_KEY: tf.io.FixedLenFeature([30, 80, 1], tf.float32), LABEL_KEY: tf.io.FixedLenFeature([4], tf.int64)}
+
+    def areas(zoom):
+        config = CaptchaTrainConfig(batch_size=64, augment_zoom=zoom, augment_shear=0.0, augment_stretch=0.0)
+        images = np.concatenate([x.numpy() for x, _ in make_dataset(str(tmp_path / "part-*.gz"), spec, config, True)])
+        return (images > 0.5).sum(axis=(1, 2, 3)) / 200
+
+    still, zoomed = areas(0.0), areas(0.4)
+    assert 0.85 < still.min() and still.max() < 1.15
+    assert zoomed.min() < 0.75 and zoomed.max() > 1.5
+    with pytest.raises(ValueError, match="augment_zoom"):
+        CaptchaTrainConfig(augment_zoom=-0.1)
 
 
 def test_normalize_contrast_spans_each_image_from_0_to_1():
