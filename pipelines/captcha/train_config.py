@@ -52,7 +52,9 @@ class CaptchaTrainConfig(TrainingConfig):
     # The text drawn up to this share smaller or larger (augment's zoom; 0.05 before stop 56). Most
     # of the own split's misreads are small characters: in two pairs at the same budget, 0.15 read
     # it 0.07 and 0.15 points better than 0.05 and claptcha's captchas 3-7 points better; heldout
-    # noise read 0.4-1.4 points worse (BENCHMARKS.md, #14).
+    # noise read 0.4-1.4 points worse. At 1x the own split was level (0.9854 against 0.9850) and
+    # claptcha 4.5 points better. 0.25 read claptcha better still and most other sets a little
+    # worse (BENCHMARKS.md, #14).
     augment_zoom: float = 0.15
     # Each position's target puts this share of its weight evenly on every character: the model
     # is not pushed to certainty on the renderings it already reads. Read the test split at
