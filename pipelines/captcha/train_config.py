@@ -53,8 +53,8 @@ class CaptchaTrainConfig(TrainingConfig):
     # of the own split's misreads are small characters: in two pairs at the same budget, 0.15 read
     # it 0.07 and 0.15 points better than 0.05 and claptcha's captchas 3-7 points better; heldout
     # noise read 0.4-1.4 points worse. At 1x the own split was level (0.9854 against 0.9850) and
-    # claptcha 4.5 points better. 0.25 read claptcha better still and most other sets a little
-    # worse (BENCHMARKS.md, #14).
+    # claptcha 4.5 points better. In two pairs 0.25 read claptcha 6-8 points better still, and
+    # library, the held-out geometry and sizes and flask-simple-captcha worse (BENCHMARKS.md, #14).
     augment_zoom: float = 0.15
     # Each position's target puts this share of its weight evenly on every character: the model
     # is not pushed to certainty on the renderings it already reads. Read the test split at
