@@ -68,6 +68,27 @@ def screenshot(driver, name: str, max_height: int = 4000) -> str:
     return path
 
 
+# What chromedriver sometimes answers, instead of a stale element reference, about a node of a
+# document the browser is replacing (SeleniumHQ/selenium#15401; CI's chromium 156 hit it once in
+# selenium's own staleness_of).
+GONE_NODE_ERRORS = ("Node with given id does not belong to the document", "No node with given id found")
+
+
+def is_stale(element) -> bool:
+    """Whether `element` belongs to a document the browser has left (or is leaving)."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as e:
+        if any(message in str(e) for message in GONE_NODE_ERRORS):
+            return True
+        raise
+    return False
+
+
 def click_through(driver, element, selector: str, timeout: float = 30.0):
     """Click a link or submit button and wait for the next page: the old page gone and `selector` (CSS)
     on the new one, its images loaded. A click returns before the navigation it starts has finished, so reading the page
@@ -79,7 +100,7 @@ def click_through(driver, element, selector: str, timeout: float = 30.0):
     old_page = driver.find_element(By.TAG_NAME, "html")
     element.click()
     wait = WebDriverWait(driver, timeout)
-    wait.until(expected_conditions.staleness_of(old_page))
+    wait.until(lambda _: is_stale(old_page))
     found = wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, selector)))
     wait.until(lambda d: d.execute_script("return document.readyState") == "complete")  # images loaded too
     return found
