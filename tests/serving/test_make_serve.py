@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from serving.model_server.process import ROOT, free_port, wait_for
-from tests.browser import needs_chromium, screenshot, start_chrome
+from tests.browser import click_through, needs_chromium, screenshot, start_chrome
 from tests.conftest import run_module
 from tests.pipelines.test_captcha_pipeline import png
 
@@ -95,8 +95,6 @@ def test_make_serve_answers_the_book_api_over_http(served):
 @needs_chromium
 def test_browser_uploads_a_captcha_and_reads_the_prediction(served, tmp_path):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
 
     image = tmp_path / "captcha.png"
     image.write_bytes(png("4821"))
@@ -104,10 +102,7 @@ def test_browser_uploads_a_captcha_and_reads_the_prediction(served, tmp_path):
     try:
         driver.get(served["url"] + "/")
         driver.find_element(By.ID, "image").send_keys(str(image))
-        driver.find_element(By.ID, "upload").click()
-        prediction = WebDriverWait(driver, 60).until(
-            expected_conditions.presence_of_element_located((By.ID, "prediction"))
-        )
+        prediction = click_through(driver, driver.find_element(By.ID, "upload"), "#prediction", timeout=60)
         assert re.fullmatch(r"[0-9]{4}", prediction.text)
         assert driver.find_element(By.ID, "transport").text == "rest"
         assert driver.find_element(By.ID, "captcha-image").get_attribute("src").startswith("data:image/png;base64,")
