@@ -75,18 +75,17 @@ GONE_NODE_ERRORS = ("Node with given id does not belong to the document", "No no
 
 
 def is_stale(element) -> bool:
-    """Whether `element` belongs to a document the browser has left (or is leaving)."""
-    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+    """Whether `element` belongs to a document the browser has left (or is leaving): selenium's
+    staleness_of, which also takes chromedriver's other answers for that as a yes."""
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.support import expected_conditions
 
     try:
-        element.is_enabled()
-    except StaleElementReferenceException:
-        return True
+        return expected_conditions.staleness_of(element)(None)
     except WebDriverException as e:
         if any(message in str(e) for message in GONE_NODE_ERRORS):
             return True
         raise
-    return False
 
 
 def click_through(driver, element, selector: str, timeout: float = 30.0):
