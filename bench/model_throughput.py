@@ -30,6 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 import tensorflow as tf
 from pipelines.captcha.model import CaptchaTrainConfig, build_model, compile_model
+from pipelines.training import input_options
 fields, steps, shape = json.loads(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
 config = CaptchaTrainConfig(**{"lr_schedule": "exponential", **fields})
 model = build_model(tuple(shape), config)
@@ -37,7 +38,9 @@ compile_model(model, config, 100)
 rng = np.random.default_rng(1)
 x = rng.random((config.batch_size * 16, *shape), dtype=np.float32)
 y = rng.integers(0, len(config.charset), (config.batch_size * 16, config.length))
-data = tf.data.Dataset.from_tensor_slices((x, y)).batch(config.batch_size).cache().repeat()
+# Autotuning off, as in the Trainer: with it on, the end of `fit` waited for tf.data's optimisation
+# thread, and every second timing or so came out at a whole 20.5 or 41 s (BENCHMARKS.md).
+data = tf.data.Dataset.from_tensor_slices((x, y)).batch(config.batch_size).cache().repeat().with_options(input_options())
 model.fit(data, steps_per_epoch=10, epochs=1, verbose=0)
 started = time.perf_counter()
 model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)

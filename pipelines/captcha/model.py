@@ -24,6 +24,7 @@ from pipelines.training import (
     callbacks,
     distribution_strategy,
     fit_time_budget,
+    input_options,
     make_optimizer,
     on_a_nonempty_batch,
     record_training,
@@ -76,9 +77,8 @@ def captcha_loss(config: CaptchaTrainConfig) -> CaptchaLoss:
 
 # --- input pipeline --------------------------------------------------------------------------
 def make_dataset(file_pattern: str, feature_spec: dict, config: CaptchaTrainConfig, training: bool) -> tf.data.Dataset:
-    # Fixed parallelism, not AUTOTUNE: with autotuning on, dropping an epoch's iterator waits
-    # for tf.data's optimisation thread, which on 2 busy cores stalled 40-55 s between epochs
-    # (py-spy: RootDataset::Iterator::~Iterator). The pipeline is small; one call per core does.
+    # Fixed parallelism, not AUTOTUNE (autotuning off: pipelines.training.input_options says why).
+    # The pipeline is small; one call per core does.
     # The interleave's cycle length is set too: by default it is the cores this process may use,
     # and a parallelism above it is refused (one core, e.g. `taskset -c 0` or a one-CPU container,
     # failed every Trainer with "num_parallel_calls is 2 and cycle_length is 1").
@@ -114,8 +114,7 @@ def make_dataset(file_pattern: str, feature_spec: dict, config: CaptchaTrainConf
         dataset = dataset.map(
             lambda x, y: (augment(x, zoom=zoom, shear=shear, stretch=stretch), y), num_parallel_calls=parallel
         )
-    options = tf.data.Options()
-    options.autotune.enabled = False
+    options = input_options()
     if multi_worker:
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.prefetch(2).with_options(options)

@@ -25,6 +25,7 @@ from pipelines.training import (
     augment,
     callbacks,
     distribution_strategy,
+    input_options,
     make_optimizer,
     on_a_nonempty_batch,
     record_training,
@@ -80,7 +81,7 @@ def make_dataset(x: np.ndarray, y: np.ndarray, config: MnistTrainConfig, trainin
                 labels,
             )
         )
-    return dataset.prefetch(2)
+    return dataset.prefetch(2).with_options(input_options())
 
 
 class MnistServingModule(tf.Module):

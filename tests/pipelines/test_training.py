@@ -338,21 +338,27 @@ def test_shear_slants_the_ink_and_stretch_changes_only_its_width():
         CaptchaTrainConfig(augment_stretch=1.0)
 
 
-def test_the_training_input_zooms_as_far_as_the_config_asks(tmp_path):
-    """make_dataset passes augment_zoom to the augmentation: a block of ink keeps about its area at
-    zoom 0 and is drawn up to 40% smaller or larger at 0.4 (its area from about 0.5 to 2.8 times)."""
+def write_captcha_records(path: str, image: np.ndarray, count: int) -> dict:
+    """`count` transformed captcha examples of `image` and the label 1234 in one gzipped TFRecord
+    file; returns the feature spec that reads them."""
     from pipelines.captcha.preprocessing import IMAGE_KEY, LABEL_KEY
 
-    image = np.zeros((30, 80, 1), np.float32)
-    image[10:20, 30:50] = 1.0
-    with tf.io.TFRecordWriter(str(tmp_path / "part-0.gz"), options="GZIP") as writer:
-        for _ in range(64):
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for _ in range(count):
             feature = {
                 IMAGE_KEY: tf.train.Feature(float_list=tf.train.FloatList(value=image.ravel())),
                 LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[1, 2, 3, 4])),
             }
             writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
-    spec = {IMAGE_KEY: tf.io.FixedLenFeature([30, 80, 1], tf.float32), LABEL_KEY: tf.io.FixedLenFeature([4], tf.int64)}
+    return {IMAGE_KEY: tf.io.FixedLenFeature(image.shape, tf.float32), LABEL_KEY: tf.io.FixedLenFeature([4], tf.int64)}
+
+
+def test_the_training_input_zooms_as_far_as_the_config_asks(tmp_path):
+    """make_dataset passes augment_zoom to the augmentation: a block of ink keeps about its area at
+    zoom 0 and is drawn up to 40% smaller or larger at 0.4 (its area from about 0.5 to 2.8 times)."""
+    image = np.zeros((30, 80, 1), np.float32)
+    image[10:20, 30:50] = 1.0
+    spec = write_captcha_records(str(tmp_path / "part-0.gz"), image, 64)
 
     def areas(zoom):
         config = CaptchaTrainConfig(batch_size=64, augment_zoom=zoom, augment_shear=0.0, augment_stretch=0.0)
@@ -364,6 +370,34 @@ def test_the_training_input_zooms_as_far_as_the_config_asks(tmp_path):
     assert zoomed.min() < 0.75 and zoomed.max() > 1.5
     with pytest.raises(ValueError, match="augment_zoom"):
         CaptchaTrainConfig(augment_zoom=-0.1)
+
+
+def test_every_trainer_input_pipeline_has_tf_data_autotuning_off(tmp_path):
+    """With autotuning on, Keras' drop of each epoch's iterator waited for tf.data's optimisation
+    thread: 6-8 s between MNIST epochs of 7-14 s on 2 cores (pipelines.training.input_options).
+    The captcha and MNIST Trainers' training and validation pipelines, and the multi-worker one,
+    are built with it off."""
+    from pipelines.mnist.model import make_dataset as mnist_dataset
+    from pipelines.mnist.train_config import MnistTrainConfig
+
+    spec = write_captcha_records(str(tmp_path / "part-0.gz"), np.zeros((6, 10, 1), np.float32), 4)
+    pattern = str(tmp_path / "part-*.gz")
+    images, labels = np.zeros((4, 28, 28, 1), np.float32), np.arange(4)
+    pipelines = {
+        f"{name} training={training}": build(training)
+        for training in (True, False)
+        for name, build in {
+            "captcha": lambda training: make_dataset(pattern, spec, CaptchaTrainConfig(batch_size=2), training),
+            "captcha multi-worker": lambda training: make_dataset(
+                pattern, spec, CaptchaTrainConfig(batch_size=2, distribution="multi_worker"), training
+            ),
+            "mnist": lambda training: mnist_dataset(images, labels, MnistTrainConfig(batch_size=2), training),
+        }.items()
+    }
+    autotuned = [name for name, dataset in pipelines.items() if dataset.options().autotune.enabled is not False]
+    assert not autotuned
+    assert sum(1 for _ in pipelines["mnist training=True"]) == 2  # and they still read their examples
+    assert sum(1 for _ in pipelines["captcha training=False"]) == 2
 
 
 def test_normalize_contrast_spans_each_image_from_0_to_1():
