@@ -39,7 +39,7 @@ rng = np.random.default_rng(1)
 x = rng.random((config.batch_size * 16, *shape), dtype=np.float32)
 y = rng.integers(0, len(config.charset), (config.batch_size * 16, config.length))
 # Autotuning off, as in the Trainer: with it on, the end of `fit` waited for tf.data's optimisation
-# thread, and every second timing or so came out at a whole 20.5 or 41 s (BENCHMARKS.md).
+# thread, and every second timing or so came out at a whole multiple of about 10.24 s (BENCHMARKS.md).
 data = tf.data.Dataset.from_tensor_slices((x, y)).batch(config.batch_size).cache().repeat().with_options(input_options())
 model.fit(data, steps_per_epoch=10, epochs=1, verbose=0)
 started = time.perf_counter()

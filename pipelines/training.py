@@ -87,11 +87,11 @@ def input_options() -> tf.data.Options:
     """tf.data options for a Trainer's input pipelines: autotuning off (each pipeline sets its own
     parallelism instead).
 
-    With autotuning on, dropping an iterator waits for tf.data's optimisation thread to wake from a
-    sleep that grows the longer the iterator lives, and Keras drops the training iterator at the end
-    of every epoch. On 2 busy cores that stalled 40-55 s between captcha epochs (py-spy:
-    RootDataset::Iterator::~Iterator), 6-8 s between MNIST epochs of 7-14 s, and it made the timed
-    `fit` of bench.model_throughput last 20.5 or 41 s every second run or so (BENCHMARKS.md)."""
+    With autotuning on, dropping an iterator waits for tf.data's optimisation thread to wake from its
+    periodic sleep, and Keras drops the training iterator at the end of every epoch. On 2 busy cores
+    that stalled 40-55 s between captcha epochs (py-spy: RootDataset::Iterator::~Iterator), 6-8 s
+    between MNIST epochs of 7-14 s, and in about every second run it stretched the timed `fit` of
+    bench.model_throughput to a whole multiple of about 10.24 s (BENCHMARKS.md)."""
     options = tf.data.Options()
     options.autotune.enabled = False
     return options
