@@ -374,7 +374,7 @@ def test_the_training_input_zooms_as_far_as_the_config_asks(tmp_path):
 
 def test_every_trainer_input_pipeline_has_tf_data_autotuning_off(tmp_path):
     """With autotuning on, Keras' drop of each epoch's iterator waited for tf.data's optimisation
-    thread: 6-8 s between MNIST epochs of 7-14 s on 2 cores (pipelines.training.input_options).
+    thread: 1-3 s between MNIST epochs of 7-9 s on 2 cores (pipelines.training.input_options).
     The captcha and MNIST Trainers' training and validation pipelines, and the multi-worker one,
     are built with it off."""
     from pipelines.mnist.model import make_dataset as mnist_dataset
