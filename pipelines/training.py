@@ -90,8 +90,9 @@ def input_options() -> tf.data.Options:
     With autotuning on, dropping an iterator waits for tf.data's optimisation thread to wake from its
     periodic sleep, and Keras drops the training iterator at the end of every epoch. On 2 busy cores
     that stalled 40-55 s between captcha epochs (py-spy: RootDataset::Iterator::~Iterator), 1-3 s
-    between MNIST epochs of 7-9 s (14% of the MNIST Trainer's time), and in about every second run it stretched the timed `fit` of
-    bench.model_throughput to a whole multiple of about 10.24 s (BENCHMARKS.md)."""
+    between MNIST epochs of 7-9 s (14% of the MNIST Trainer's time in `fit`), and in about every
+    second run it stretched the timed `fit` of bench.model_throughput to a whole multiple of about
+    10.24 s (BENCHMARKS.md)."""
     options = tf.data.Options()
     options.autotune.enabled = False
     return options

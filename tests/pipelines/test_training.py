@@ -383,17 +383,14 @@ def test_every_trainer_input_pipeline_has_tf_data_autotuning_off(tmp_path):
     spec = write_captcha_records(str(tmp_path / "part-0.gz"), np.zeros((6, 10, 1), np.float32), 4)
     pattern = str(tmp_path / "part-*.gz")
     images, labels = np.zeros((4, 28, 28, 1), np.float32), np.arange(4)
-    pipelines = {
-        f"{name} training={training}": build(training)
-        for training in (True, False)
-        for name, build in {
-            "captcha": lambda training: make_dataset(pattern, spec, CaptchaTrainConfig(batch_size=2), training),
-            "captcha multi-worker": lambda training: make_dataset(
-                pattern, spec, CaptchaTrainConfig(batch_size=2, distribution="multi_worker"), training
-            ),
-            "mnist": lambda training: mnist_dataset(images, labels, MnistTrainConfig(batch_size=2), training),
-        }.items()
+    builders = {
+        "captcha": lambda training: make_dataset(pattern, spec, CaptchaTrainConfig(batch_size=2), training),
+        "captcha multi-worker": lambda training: make_dataset(
+            pattern, spec, CaptchaTrainConfig(batch_size=2, distribution="multi_worker"), training
+        ),
+        "mnist": lambda training: mnist_dataset(images, labels, MnistTrainConfig(batch_size=2), training),
     }
+    pipelines = {f"{name} training={t}": build(t) for name, build in builders.items() for t in (True, False)}
     autotuned = [name for name, dataset in pipelines.items() if dataset.options().autotune.enabled is not False]
     assert not autotuned
     assert sum(1 for _ in pipelines["mnist training=True"]) == 2  # and they still read their examples
