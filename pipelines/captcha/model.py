@@ -173,8 +173,10 @@ def sequence_heads(features, config: CaptchaTrainConfig, regularizer) -> tf.Tens
     columns = keras.layers.Dense(config.dense_units, kernel_regularizer=regularizer)(columns)
     columns = activation(config)(columns)
     # Unrolled: a dozen steps at most, and the served graph then has no while loop (1 ms less per call here).
-    gru = keras.layers.GRU(config.rnn_units, return_sequences=True, unroll=True)
-    sequence = keras.layers.Bidirectional(gru)(columns)
+    sequence = columns
+    for _ in range(config.rnn_layers):
+        gru = keras.layers.GRU(config.rnn_units, return_sequences=True, unroll=True)
+        sequence = keras.layers.Bidirectional(gru)(sequence)
     scores = keras.layers.Dense(config.length, name="position_scores")(sequence)  # [batch, width, length]
     weights = keras.layers.Softmax(axis=1, name="position_attention")(scores)  # over the columns
     pooled = keras.layers.Dot(axes=(1, 1))([weights, sequence])  # [batch, length, 2 * rnn_units]

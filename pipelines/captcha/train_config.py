@@ -32,6 +32,8 @@ class CaptchaTrainConfig(TrainingConfig):
     # attention weights, so a head finds its character wherever the spacing put it.
     heads: str = "sequence"
     rnn_units: int = 64
+    # Bidirectional GRUs stacked over the columns (each reads the one below's sequence).
+    rnn_layers: int = 1
     activation: str = (
         "elu"  # of the conv and dense layers; with relu the network sits at chance for epochs (BENCHMARKS.md)
     )
@@ -92,8 +94,8 @@ class CaptchaTrainConfig(TrainingConfig):
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if self.heads not in HEADS:
             raise ValueError(f"heads must be one of {HEADS}, got {self.heads!r}")
-        if self.rnn_units < 1:
-            raise ValueError(f"rnn_units must be >= 1, got {self.rnn_units}")
+        if self.rnn_units < 1 or self.rnn_layers < 1:
+            raise ValueError(f"rnn_units and rnn_layers must be >= 1, got {self.rnn_units}, {self.rnn_layers}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if not self.filters or any(f <= 0 for f in self.filters):

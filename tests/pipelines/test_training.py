@@ -67,6 +67,7 @@ def test_config_rejects_values_outside_the_choices(bad):
     [
         {"heads": "ctc"},
         {"rnn_units": 0},
+        {"rnn_layers": 0},
         {"conv_filters": "8,-1"},
         {"test_time_shifts": ""},
         {"test_time_shifts": "0,1,0"},
@@ -264,6 +265,20 @@ def test_sequence_heads_attend_over_the_columns():
     weights = attention(np.random.RandomState(1).rand(2, 30, 80, 1).astype("float32")).numpy()
     assert weights.shape == (2, 10, 4)  # 80 pixels pooled three times: 10 columns, one weighting per position
     np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_rnn_layers_stack_bidirectional_grus_each_reading_the_one_below():
+    def grus(layers):
+        model = build_model(
+            (16, 32, 1), CaptchaTrainConfig(conv_filters="4", dense_units=8, rnn_units=4, rnn_layers=layers)
+        )
+        return [layer for layer in model.layers if isinstance(layer, keras.layers.Bidirectional)]
+
+    one, three = grus(1), grus(3)
+    assert len(one) == 1 and len(three) == 3
+    assert one[0].input.shape[-1] == 8  # the columns' dense features
+    assert [g.input.shape[-1] for g in three[1:]] == [8, 8]  # 2 x rnn_units from the GRU below
+    assert three[1].input is three[0].output and three[2].input is three[1].output
 
 
 def test_shifted_columns_move_the_content_and_repeat_the_edge():
