@@ -270,13 +270,13 @@ def test_sequence_heads_attend_over_the_columns():
 def test_rnn_layers_stack_bidirectional_grus_each_reading_the_one_below():
     def grus(layers):
         model = build_model(
-            (16, 32, 1), CaptchaTrainConfig(conv_filters="4", dense_units=8, rnn_units=4, rnn_layers=layers)
+            (16, 32, 1), CaptchaTrainConfig(conv_filters="4", dense_units=6, rnn_units=4, rnn_layers=layers)
         )
         return [layer for layer in model.layers if isinstance(layer, keras.layers.Bidirectional)]
 
     one, three = grus(1), grus(3)
     assert len(one) == 1 and len(three) == 3
-    assert one[0].input.shape[-1] == 8  # the columns' dense features
+    assert one[0].input.shape[-1] == 6  # the columns' dense features (dense_units)
     assert [g.input.shape[-1] for g in three[1:]] == [8, 8]  # 2 x rnn_units from the GRU below
     assert three[1].input is three[0].output and three[2].input is three[1].output
 
