@@ -448,6 +448,17 @@ def augment(
     return moved + tf.random.normal(tf.shape(moved), stddev=noise)
 
 
+def until_deadline(transform, deadline: float):
+    """`transform` while the wall clock is before `deadline` (a time.time() value), the identity after.
+    The clock is read in the graph (tf.timestamp) on every call, so a tf.data map built with it
+    switches by itself in the middle of training, with no callback and no new iterator."""
+
+    def maybe(x):
+        return tf.cond(tf.timestamp() < deadline, lambda: transform(x), lambda: x)
+
+    return maybe
+
+
 def on_a_nonempty_batch(predict, images: tf.Tensor) -> tf.Tensor:
     """`predict(images)` for a batch that may hold no images: TensorFlow's oneDNN convolutions
     fail on an empty batch ("input depth must be evenly divisible by filter depth: 1 vs 8"), so a

@@ -3,9 +3,11 @@ captcha metrics that mean something, and the SavedModel that takes encoded image
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -28,6 +30,7 @@ from pipelines.training import (
     make_optimizer,
     on_a_nonempty_batch,
     record_training,
+    until_deadline,
 )
 
 
@@ -111,9 +114,12 @@ def make_dataset(file_pattern: str, feature_spec: dict, config: CaptchaTrainConf
     dataset = dataset.batch(config.batch_size)
     if training and config.augment:
         shear, stretch, zoom = config.augment_shear, config.augment_stretch, config.augment_zoom
-        dataset = dataset.map(
-            lambda x, y: (augment(x, zoom=zoom, shear=shear, stretch=stretch), y), num_parallel_calls=parallel
-        )
+        augmented = functools.partial(augment, zoom=zoom, shear=shear, stretch=stretch)
+        if config.augment_until < 1 and config.time_budget_minutes > 0:
+            # The same clock the time-annealed rate falls by (lr_start, or now: training starts next).
+            start = config.lr_start or time.time()
+            augmented = until_deadline(augmented, start + config.augment_until * config.time_budget_minutes * 60)
+        dataset = dataset.map(lambda x, y: (augmented(x), y), num_parallel_calls=parallel)
     options = input_options()
     if multi_worker:
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

@@ -387,6 +387,34 @@ def test_the_training_input_zooms_as_far_as_the_config_asks(tmp_path):
         CaptchaTrainConfig(augment_zoom=-0.1)
 
 
+def test_augmentation_stops_at_its_share_of_the_time_budget_while_training_runs(tmp_path):
+    """augment_until=0.5 of a budget: batches drawn before half the budget has passed are augmented,
+    those drawn after it are the images as rendered, switched inside one iteration (the clock is read
+    in the input graph, as the time-annealed rate reads it); at 1 they are augmented to the end."""
+    image = np.zeros((30, 80, 1), np.float32)
+    image[10:20, 30:50] = 1.0
+    spec = write_captcha_records(str(tmp_path / "part-0.gz"), image, 8)
+    pattern = str(tmp_path / "part-*.gz")
+
+    def as_rendered(batch) -> bool:
+        return bool(np.allclose(batch.numpy(), image[None], atol=1e-6))
+
+    budget = dict(batch_size=8, time_budget_minutes=0.1, augment_until=0.5)  # the switch 3 s after lr_start
+    batches = iter(make_dataset(pattern, spec, CaptchaTrainConfig(**budget, lr_start=time.time()), True).repeat())
+    assert not as_rendered(next(batches)[0])
+    time.sleep(3.5)
+    after = [next(batches)[0] for _ in range(6)]  # past the batches prefetched before the switch
+    assert as_rendered(after[-1])
+
+    started_long_ago = time.time() - 3600
+    past = CaptchaTrainConfig(**budget, lr_start=started_long_ago)
+    assert all(as_rendered(x) for x, _ in make_dataset(pattern, spec, past, True))
+    throughout = CaptchaTrainConfig(**{**budget, "augment_until": 1.0}, lr_start=started_long_ago)
+    assert not any(as_rendered(x) for x, _ in make_dataset(pattern, spec, throughout, True))
+    with pytest.raises(ValueError, match="augment_until"):
+        CaptchaTrainConfig(augment_until=1.5)
+
+
 def test_every_trainer_input_pipeline_has_tf_data_autotuning_off(tmp_path):
     """With autotuning on, Keras' drop of each epoch's iterator waited for tf.data's optimisation
     thread: 1-3 s between MNIST epochs of 7-9 s on 2 cores (pipelines.training.input_options).
