@@ -393,6 +393,13 @@ def count_records(file_pattern: str) -> int:
 
 def run_fn(fn_args: FnArgs) -> None:
     config = fit_time_budget(CaptchaTrainConfig.from_dict(fn_args.config), fn_args.seconds_left)
+    if config.augment and config.augment_until < 1 and config.time_budget_minutes > 0:
+        print(
+            f"  augmentation for the first {config.augment_until * config.time_budget_minutes:.1f} min of "
+            f"{config.time_budget_minutes:.1f} (augment_until {config.augment_until:g}), then the images as rendered",
+            file=sys.stderr,
+            flush=True,
+        )
     transform_output = tft.TFTransformOutput(fn_args.transform_graph_dir)
     feature_spec = transform_output.transformed_feature_spec()
     image_shape = feature_spec[IMAGE_KEY].shape

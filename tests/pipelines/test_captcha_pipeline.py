@@ -68,6 +68,7 @@ def test_quick_run_reports_every_component_and_a_summary(quick_run):
     assert re.search(
         r"training time budget: [\d.]+ min \(at most [\d.]+; the run has 1[0-8]\.\d min left", result.stderr
     )
+    assert re.search(r"augmentation for the first [\d.]+ min of [\d.]+ \(augment_until 0.75\)", result.stderr)
     for line in ("statistics:", "curves:", "test split:", "evaluator:   blessed", "pushed:      version 1"):
         assert line in result.stdout
     # Progress and real problems only: the libraries' warnings are not the user's to fix.
