@@ -115,10 +115,10 @@ def make_dataset(file_pattern: str, feature_spec: dict, config: CaptchaTrainConf
     if training and config.augment:
         shear, stretch, zoom = config.augment_shear, config.augment_stretch, config.augment_zoom
         augmented = functools.partial(augment, zoom=zoom, shear=shear, stretch=stretch)
-        if config.augment_until < 1 and config.time_budget_minutes > 0:
+        if config.augment_minutes is not None:
             # The same clock the time-annealed rate falls by (lr_start, or now: training starts next).
             start = config.lr_start or time.time()
-            augmented = until_deadline(augmented, start + config.augment_until * config.time_budget_minutes * 60)
+            augmented = until_deadline(augmented, start + config.augment_minutes * 60)
         dataset = dataset.map(lambda x, y: (augmented(x), y), num_parallel_calls=parallel)
     options = input_options()
     if multi_worker:
@@ -393,9 +393,9 @@ def count_records(file_pattern: str) -> int:
 
 def run_fn(fn_args: FnArgs) -> None:
     config = fit_time_budget(CaptchaTrainConfig.from_dict(fn_args.config), fn_args.seconds_left)
-    if config.augment and config.augment_until < 1 and config.time_budget_minutes > 0:
+    if config.augment and config.augment_minutes is not None:
         print(
-            f"  augmentation for the first {config.augment_until * config.time_budget_minutes:.1f} min of "
+            f"  augmentation for the first {config.augment_minutes:.1f} min of "
             f"{config.time_budget_minutes:.1f} (augment_until {config.augment_until:g}), then the images as rendered",
             file=sys.stderr,
             flush=True,

@@ -138,5 +138,13 @@ class CaptchaTrainConfig(TrainingConfig):
         return [int(f) for f in str(self.conv_filters).split(",") if f.strip()]
 
     @property
+    def augment_minutes(self) -> float | None:
+        """Minutes of the time budget that train on augmented images (augment_until of it), or None
+        when augmentation runs to the end: augment_until 1, or no time budget to take a share of."""
+        if self.augment_until >= 1 or self.time_budget_minutes <= 0:
+            return None
+        return self.augment_until * self.time_budget_minutes
+
+    @property
     def shifts(self) -> list[int]:
         return [int(s) for s in str(self.test_time_shifts).split(",") if s.strip()]

@@ -399,10 +399,11 @@ def test_augmentation_stops_at_its_share_of_the_time_budget_while_training_runs(
     def as_rendered(batch) -> bool:
         return bool(np.allclose(batch.numpy(), image[None], atol=1e-6))
 
-    budget = dict(batch_size=8, time_budget_minutes=0.1, augment_until=0.5)  # the switch 3 s after lr_start
-    batches = iter(make_dataset(pattern, spec, CaptchaTrainConfig(**budget, lr_start=time.time()), True).repeat())
+    budget = dict(batch_size=8, time_budget_minutes=0.2, augment_until=0.5)  # the switch 6 s after lr_start
+    start = time.time()
+    batches = iter(make_dataset(pattern, spec, CaptchaTrainConfig(**budget, lr_start=start), True).repeat())
     assert not as_rendered(next(batches)[0])
-    time.sleep(3.5)
+    time.sleep(max(0.0, start + 6 - time.time()) + 0.5)
     after = [next(batches)[0] for _ in range(6)]  # past the batches prefetched before the switch
     assert as_rendered(after[-1])
 
