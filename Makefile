@@ -63,8 +63,8 @@ PARALLEL := $(if $(filter-out 0 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile)
 test: $(STAMP)
 	@echo "test order seed: $(SEED) (make test SEED=$(SEED) repeats it)"
 	$(PY) -m pytest $(PARALLEL) --random-order-bucket=module --random-order-seed=$(SEED) -m "not slow" \
-		--durations=10 --cov --cov-report=term $(if $(ARGS),,--cov-fail-under=$(COVERAGE_MIN)) $(ARGS) || [ $$? -eq 5 ]
-	$(PY) -m pytest $(PARALLEL) --random-order-bucket=module --random-order-seed=$(SEED) -m slow --durations=10 $(ARGS) \
+		--durations=10 --cpu-files=10 --cov --cov-report=term $(if $(ARGS),,--cov-fail-under=$(COVERAGE_MIN)) $(ARGS) || [ $$? -eq 5 ]
+	$(PY) -m pytest $(PARALLEL) --random-order-bucket=module --random-order-seed=$(SEED) -m slow --durations=10 --cpu-files=10 $(ARGS) \
 		|| [ $$? -eq 5 ]
 
 # The edit loop: everything but the tests marked slow (a trained pipeline run, a Flink cluster,
@@ -72,7 +72,7 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	@echo "test order seed: $(SEED)"
 	$(PY) -m pytest $(PARALLEL) --random-order-bucket=module --random-order-seed=$(SEED) -m "not slow" \
-		--durations=10 $(ARGS)
+		--durations=10 --cpu-files=10 $(ARGS)
 
 # The README's screenshots: the browser tests save every page to reports/ (full height); they are
 # scaled to 900 pixels wide into docs/screenshots/. Needs chromium and chromium-driver.

@@ -12,6 +12,8 @@ import components  # noqa: F401 - sets TF_USE_LEGACY_KERAS before any test modul
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+pytest_plugins = ["tests.cpu_time"]  # --cpu-files N: CPU per test file, subprocesses included
+
 SHARED_DATA = os.environ.get("SHARED_DATA_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 
 
