@@ -5,6 +5,8 @@ spent in the servers, pipelines and workers the tests start as subprocesses, whi
 shows only as wall time. Each test's report carries the CPU its process used during it (user and
 system) and the CPU of the child processes that ended and were waited for during it (a server a
 session fixture keeps counts when the fixture stops it, at the end of that worker's last test).
+Processes that detach and are never waited for are not counted: the Flink cluster's JVMs, which
+Flink's scripts start as daemons, so the Flink tests show only their own share.
 pytest-xdist sends the reports to the controller, which sums them per file and prints the N
 largest after the run, with the share of the whole.
 """
