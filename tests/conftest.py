@@ -69,8 +69,9 @@ def once_per_session(tmp_path_factory, name: str, produce) -> dict:
     two quick pipeline runs at once on a 2-core machine where one would do. The first worker to ask
     produces under a lock in the workers' common temporary folder and leaves its result there as
     JSON (a failed run too, so that no worker repeats it); the others wait for the lock and read it.
-    `produce` returns a JSON-able dict; its "result" entry, the finished subprocess, comes back as a
-    CompletedProcess. Whoever uses the result must not change what it points to (copy it first)."""
+    `produce` returns a JSON-able dict; its "result" entry, if it has one (the finished subprocess),
+    comes back as a CompletedProcess. Whoever uses the result must not change what it points to
+    (copy it first)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     base = tmp_path_factory.getbasetemp()
     if worker is None:  # no workers: this process is the whole session
@@ -81,13 +82,16 @@ def once_per_session(tmp_path_factory, name: str, produce) -> dict:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when the worker dies
         if not stored.is_file():
             value = produce(Path(tempfile.mkdtemp(prefix=f"{name}-", dir=common)))
-            result = value["result"]
-            value = {**value, "result": [result.args, result.returncode, result.stdout, result.stderr]}
+            if "result" in value:
+                result = value["result"]
+                value = {**value, "result": [result.args, result.returncode, result.stdout, result.stderr]}
             partial = common / f"{name}.json.partial"
             partial.write_text(json.dumps(value))
             partial.replace(stored)
     value = json.loads(stored.read_text())
-    return {**value, "result": subprocess.CompletedProcess(*value["result"])}
+    if "result" in value:
+        value["result"] = subprocess.CompletedProcess(*value["result"])
+    return value
 
 
 def _quick_captcha(root: Path) -> dict:
