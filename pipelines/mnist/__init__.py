@@ -64,7 +64,7 @@ QUICK = {"epochs": 2, "min_accuracy": 0.0}
 
 def example_gen_for(data: str, splits: str):
     """IdxExampleGen for a folder of IDX files, ImageExampleGen for a folder of digit images."""
-    from components.example_gen.idx_source import IdxError, find_sets  # reads through fileio: TensorFlow
+    from components.example_gen.idx_source import IdxError, find_sets  # local files: no TensorFlow
 
     if not os.path.isdir(data):
         raise ValueError(f"mnist reads a folder (IDX files or digit images); {data} is not one")

@@ -31,6 +31,22 @@ def test_write_then_read_gives_the_array_back(tmp_path, name, dtype):
     np.testing.assert_array_equal(back, array)
 
 
+def test_a_uri_off_the_local_disk_goes_through_the_file_layer():
+    """Local paths are read with plain Python (no TensorFlow for the CLI's check); anything else,
+    here TensorFlow's in-memory filesystem, through components.base.fileio as before."""
+    import uuid
+
+    folder = f"ram://idx-{uuid.uuid4().hex}"
+    images, labels = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28), np.array([3, 7], np.uint8)
+    write_idx(images, f"{folder}/t10k-images-idx3-ubyte.gz")
+    write_idx(labels, f"{folder}/t10k-labels-idx1-ubyte.gz")
+    found = find_sets(folder)
+    assert list(found) == ["t10k"] and found["t10k"].images_path.startswith("ram://")
+    back_images, back_labels = found["t10k"].load()
+    np.testing.assert_array_equal(back_images, images)
+    np.testing.assert_array_equal(back_labels, labels)
+
+
 def test_the_shared_mnist_test_files_read_as_10000_digits(shared_data):
     folder = os.path.join(shared_data, "mnist")
     images, labels = find_sets(folder)["t10k"].load()
