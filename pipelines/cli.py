@@ -349,12 +349,13 @@ def cmd_run(args, extra: list[str]) -> int:
 
 
 def cmd_validate(args, extra: list[str]) -> int:
+    beam_args = _beam_args(args, extra)  # a bad runner or option is refused before TFDV and TensorFlow load
+    _import_quietly()
     from components.base.beam import BeamJobFailed
     from components.schema_gen.schema_io import SchemaError
     from pipelines.validate import validate
     from pipelines.validate_checks import EXIT_UNUSABLE, UnusableInput
 
-    beam_args = _beam_args(args, extra)
     try:
         return validate(
             args.data,
@@ -517,7 +518,6 @@ def main(argv: list[str] | None = None) -> int:
         except UnusableInput as error:
             print(f"error: {error}", file=sys.stderr)
             return EXIT_UNUSABLE
-        _import_quietly()
     # After the settings above: what each command goes on to import (Beam, TensorFlow) reads them on import.
     from components.base.interrupt import EXIT_TERMINATED, Terminated, sigterm_interrupts
     from pipelines.engines import EngineUnavailable
