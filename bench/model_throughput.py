@@ -62,6 +62,17 @@ def parse_variant(text: str) -> tuple[str, dict]:
     return name, parsed
 
 
+def check_fields(name: str, fields: dict) -> None:
+    """A variant's fields make a CaptchaTrainConfig (plain Python, no TensorFlow): a misspelt or
+    impossible field is refused before any variant is timed (ValueError naming the variant)."""
+    from pipelines.captcha.train_config import CaptchaTrainConfig
+
+    try:
+        CaptchaTrainConfig(**{"lr_schedule": "exponential", **fields})
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"variant {name!r}: {error}") from None
+
+
 def measure(fields: dict, steps: int, shape: list[int]) -> dict:
     done = subprocess.run(
         [sys.executable, "-c", CHILD, json.dumps(fields), str(steps), json.dumps(shape)],
@@ -85,6 +96,11 @@ def main(argv=None) -> int:
     # Without --variant: the conv widths before issue #14's change against the default now.
     variants = args.variant or [("wide", {"conv_filters": "24,48,96"}), ("default", {})]
     shape = [int(s) for s in args.shape.split(",")]
+    try:
+        for name, fields in variants:
+            check_fields(name, fields)
+    except ValueError as error:
+        parser.error(str(error))  # exit 2, before minutes of timing the good ones
     rates: dict[str, list[float]] = {name: [] for name, _ in variants}
     params: dict[str, int] = {}
     for round_ in range(1, args.rounds + 1):

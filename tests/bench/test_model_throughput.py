@@ -45,6 +45,18 @@ def test_each_variant_is_timed_and_compared_with_the_first(tmp_path, monkeypatch
     assert by_name["dense"]["parameters"] != by_name["small"]["parameters"]
 
 
+def test_a_variant_that_is_no_config_is_refused_before_any_is_timed(capsys):
+    with pytest.raises(SystemExit) as exited:
+        model_throughput.main(["--variant", "ok={}", "--variant", 'typo={"no_such_field": 1}'])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "variant 'typo'" in err and "no_such_field" in err
+    assert "round 1" not in capsys.readouterr().out
+    with pytest.raises(ValueError, match="conv_filters"):
+        model_throughput.check_fields("bad", {"conv_filters": "8,-1"})
+
+
 def test_a_failing_variant_says_which_and_why():
-    with pytest.raises(RuntimeError, match="no_such_field"):
-        model_throughput.measure({"no_such_field": 1}, 1, [24, 64, 1])
+    # A config the model cannot be built from: 3 pixels high for its pooling stages.
+    with pytest.raises(RuntimeError, match=r"(?s)variant \{\} failed.*Negative dimension size"):
+        model_throughput.measure({}, 1, [3, 64, 1])
