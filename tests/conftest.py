@@ -53,6 +53,11 @@ def imported_modules(stderr: str) -> set[str]:
     return {line.rsplit("|", 1)[1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
 
 
+def without_import_times(stderr: str) -> str:
+    """`stderr` less Python's -X importtime lines: what the process itself wrote."""
+    return "\n".join(line for line in stderr.splitlines() if not line.startswith("import time:"))
+
+
 @pytest.fixture
 def shared_data():
     """../shared/data beside the checkout; tests that need it skip when it is absent."""

@@ -17,13 +17,18 @@ from pipelines.runner import LocalRunner
 from pipelines.stages import data_stages
 
 
-def run_components(tmp_path, components, name="test", beam_args=None, seed_store=None):
-    """Run `components` in a store at tmp_path/metadata.sqlite. `seed_store`: a store to start from
-    when there is none there yet (a copy: its executions are cache hits, their artifacts only read)."""
-    path = str(tmp_path / "metadata.sqlite")
+def store_in(folder, seed_store: str | None = None) -> MetadataStore:
+    """The SQLite store at folder/metadata.sqlite. `seed_store`: a store to start from when there is
+    none there yet (a copy: its executions are cache hits, their artifacts are only read)."""
+    path = os.path.join(str(folder), "metadata.sqlite")
     if seed_store and not os.path.exists(path):
         shutil.copyfile(seed_store, path)
-    store = MetadataStore(sqlite_config(path))
+    return MetadataStore(sqlite_config(path))
+
+
+def run_components(tmp_path, components, name="test", beam_args=None, seed_store=None):
+    """Run `components` in the store at tmp_path/metadata.sqlite (`store_in`, seeded or not)."""
+    store = store_in(tmp_path, seed_store)
     runner = LocalRunner(store, str(tmp_path / name), beam_pipeline_args=beam_args, out=io.StringIO())
     return runner.run(Pipeline(name, components))
 

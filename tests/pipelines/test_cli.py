@@ -14,7 +14,7 @@ import time
 import pytest
 
 from pipelines.metadata import MetadataStore, sqlite_config
-from tests.conftest import ROOT, imported_modules, pipelines_cli
+from tests.conftest import ROOT, imported_modules, pipelines_cli, without_import_times
 
 cli = functools.partial(pipelines_cli, timeout=120)  # the bound these tests had before the shared helper
 
@@ -75,7 +75,7 @@ def test_an_unknown_runner_is_refused_before_the_run_begins(tmp_path, command):
     )
     result = cli(command, *where, "--runner", "Nope", env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
     imported = imported_modules(result.stderr)
-    result.stderr = "\n".join(ln for ln in result.stderr.splitlines() if not ln.startswith("import time:"))
+    result.stderr = without_import_times(result.stderr)
     assert_one_line_usage_error(result, "unknown Beam runner 'Nope'", "DirectRunner")
     assert not (tmp_path / "captcha").exists()
     # Beam's to check, so Beam is loaded; TensorFlow and TFDV are not (validate took 8.7 s to say it).

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from components.example_gen.idx_source import write_idx
-from tests.conftest import imported_modules, pipelines_cli
+from tests.conftest import imported_modules, pipelines_cli, without_import_times
 from tests.pipelines.mnist_data import digits, write_mnist
 
 cli = functools.partial(pipelines_cli, timeout=600)  # the bound these tests had before the shared helper
@@ -87,7 +87,7 @@ def test_bad_idx_files_are_one_line_and_exit_2(tmp_path, break_it, message):
     env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
     result = cli("run", "mnist", "--quick", "--data", data, "--output-dir", str(tmp_path / "runs"), env=env)
     assert result.returncode == 2
-    lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("import time:")]
+    lines = without_import_times(result.stderr).strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr[-3000:]
     # Answered before TensorFlow is imported (7.5 s of a 2-core machine's CPU when it was).
     imported = imported_modules(result.stderr)

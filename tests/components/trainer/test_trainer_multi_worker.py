@@ -3,7 +3,6 @@
 import dataclasses
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,15 +17,9 @@ from components.trainer.executor import train
 from pipelines.metadata import MetadataStore, sqlite_config
 from pipelines.registry import PIPELINES, RunOptions
 from pipelines.runner import ComponentFailed, LocalRunner
+from tests.components.helpers import store_in
 
 RUN_FN = "pipelines.captcha.model:run_fn"
-
-
-def _copy_store(source: str, root) -> MetadataStore:
-    """A store of one's own that starts as a copy of `source`: its executions are cache hits for the
-    runs made into the copy, and their artifacts are read where they lie (never written)."""
-    shutil.copyfile(source, os.path.join(str(root), "metadata.sqlite"))
-    return MetadataStore(sqlite_config(os.path.join(str(root), "metadata.sqlite")))
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +31,7 @@ def quick_captcha(tmp_path_factory, captcha_quick_run):
     cores, and the slow pass runs the session's quick run anyway."""
     root = tmp_path_factory.mktemp("multi-worker")
     pipeline = PIPELINES["captcha"].create(RunOptions(quick=True, serving_dir=str(root / "serving")))
-    store = _copy_store(os.path.join(captcha_quick_run["out"], "metadata.sqlite"), root)
+    store = store_in(root, seed_store=os.path.join(captcha_quick_run["out"], "metadata.sqlite"))
     result = LocalRunner(store, str(root / "runs")).run(pipeline.up_to("Transform"))
     run = store.runs(pipeline.name)[-1]
     assert {e.state for e in run.executions} == {"CACHED"}, [(e.component_id, e.state) for e in run.executions]
@@ -107,7 +100,7 @@ def test_a_killed_worker_fails_the_trainer_and_nothing_is_published(quick_captch
     base = quick_captcha["pipeline"]
     params = {"distribution": "multi_worker", "workers": "2", "epochs": "30"}
     pipeline = PIPELINES["captcha"].create(RunOptions(quick=True, serving_dir=str(tmp_path / "serving"), params=params))
-    store = _copy_store(str(quick_captcha["root"] / "metadata.sqlite"), tmp_path)  # the data stages are cached
+    store = store_in(tmp_path, seed_store=str(quick_captcha["root"] / "metadata.sqlite"))  # data stages cached
     runner = LocalRunner(store, str(tmp_path / "runs"))
     outcome = {}
     thread = threading.Thread(target=lambda: outcome.setdefault("error", _run_expecting_failure(runner, pipeline)))
