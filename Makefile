@@ -92,7 +92,8 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy $(MYPY_PATHS)
 
 # Line coverage of the whole suite, slow tests included (subprocesses traced too; [tool.coverage] in
-# pyproject.toml), with an HTML report in htmlcov/. Tracing costs about 40% more time.
+# pyproject.toml), with an HTML report in htmlcov/. Tracing makes the tests take about 1.4-1.5 times
+# as long (Python 3.11's settrace; BENCHMARKS.md, "Coverage's cost").
 coverage: $(STAMP)
 	$(PY) -m pytest --random-order-bucket=module --cov --cov-report=term --cov-report=html $(ARGS)
 

@@ -14,6 +14,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 pytest_plugins = ["tests.cpu_time"]  # --cpu-files N: CPU per test file, subprocesses included
 
+# Every process a test starts can import `tests`, whatever its working directory: under `make test`
+# coverage starts in each of them and loads its plugin tests/coverage_imports.py from there.
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
+
 SHARED_DATA = os.environ.get("SHARED_DATA_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 
 

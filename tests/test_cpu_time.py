@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 
@@ -35,6 +36,13 @@ def _rows(stdout: str) -> dict[str, tuple[float, float, float, int]]:
         total, own, children, tests, path = match.groups()
         rows[path] = (float(total), float(own), float(children), int(tests))
     return rows
+
+
+@pytest.fixture(autouse=True)
+def untraced(monkeypatch):
+    """The inner pytest runs measure no code of ours: under `make test` coverage would only slow them."""
+    for name in [name for name in os.environ if name.startswith("COVERAGE_PROCESS_")]:
+        monkeypatch.delenv(name)
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "two xdist workers"])
