@@ -9,7 +9,11 @@ imports TensorFlow, Beam and TFDV pays that on each start. None of our code runs
 so nothing measured is lost: tracing resumes in the importing frame as soon as the import returns.
 
 It registers no coverage plugin object: loading it is the point (coverage imports the module named in
-its configuration in each process it starts in, subprocesses included).
+its configuration in each process it starts in, subprocesses included). A process that cannot import
+`tests` (tests/conftest.py puts the checkout on PYTHONPATH for every process a test starts) runs
+unmeasured, after coverage prints why. One kind does: the Beam SDK workers under Flink, which
+cluster/beam_boot.py starts without PYTHONPATH so that they import the staged wheel. Only
+`make coverage` traces them; `make test`'s slow pass, where the Flink tests run, is untraced.
 """
 
 from __future__ import annotations
