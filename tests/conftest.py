@@ -63,6 +63,14 @@ def without_import_times(stderr: str) -> str:
 
 
 @pytest.fixture
+def untraced_children(monkeypatch):
+    """The processes this test starts run without coverage, which under `make test` starts itself in every
+    Python child through these variables (pyproject.toml: patch = subprocess)."""
+    for name in [name for name in os.environ if name.startswith("COVERAGE_PROCESS_")]:
+        monkeypatch.delenv(name)
+
+
+@pytest.fixture
 def shared_data():
     """../shared/data beside the checkout; tests that need it skip when it is absent."""
     path = os.path.abspath(SHARED_DATA)

@@ -27,7 +27,7 @@ def packages(tmp_path, monkeypatch):
 
 
 def _traced_files(action):
-    """The files of every frame a trace function saw start while `action` ran, as coverage's would."""
+    """The file of every frame a trace function was called for while `action` ran, as coverage's would be."""
     seen = []
 
     def tracer(frame, event, arg):

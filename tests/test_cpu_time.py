@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 
@@ -39,10 +38,8 @@ def _rows(stdout: str) -> dict[str, tuple[float, float, float, int]]:
 
 
 @pytest.fixture(autouse=True)
-def untraced(monkeypatch):
+def untraced(untraced_children):
     """The inner pytest runs measure no code of ours: under `make test` coverage would only slow them."""
-    for name in [name for name in os.environ if name.startswith("COVERAGE_PROCESS_")]:
-        monkeypatch.delenv(name)
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "two xdist workers"])

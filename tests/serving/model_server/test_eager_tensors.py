@@ -1,6 +1,5 @@
 """Signature inputs built without TensorFlow 2.16's per-tensor leak, and equal to tf.constant's."""
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -77,7 +76,7 @@ def test_any_bytes_survive(items):
     assert eager_tensor(value, tf.string).numpy().tolist() == items
 
 
-def test_making_many_inputs_does_not_grow_memory():
+def test_making_many_inputs_does_not_grow_memory(untraced_children):
     """In a fresh interpreter, after a warm-up: 15,000 string and 15,000 float inputs, and 15,000 calls
     of a signature taking both. tf.constant grows ~10 MiB per 30,000 tensors on TF 2.16 with Python
     3.11 (whatever the tensor's size: 9.7 MiB for these 30,000 made with it); these must not (0.0 here)."""
@@ -103,11 +102,10 @@ def test_making_many_inputs_does_not_grow_memory():
         print(rss_mib() - before)
         """
     )
-    # Untraced: under `make test`'s coverage (which follows subprocesses) the tracer's own allocations
-    # would be measured too, and it made this the fast pass's slowest test (59 s).
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_PROCESS_")}
+    # Untraced (untraced_children): under `make test`'s coverage (which follows subprocesses) the tracer's
+    # own allocations would be measured too, and it made this the fast pass's slowest test (59 s).
     out = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=True
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300, check=True
     )
     growth = float(out.stdout.strip().splitlines()[-1])
     assert growth < 3, f"RSS grew {growth:.1f} MiB over 60,000 inputs"
