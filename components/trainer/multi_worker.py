@@ -26,6 +26,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -177,6 +178,9 @@ def run_workers(fn_args, run_fn: str, workers: int, work_dir: str, out=None, iso
             where = f"{workers} processes on 127.0.0.1 ({reason})"
         print(f"  Trainer: MultiWorkerMirroredStrategy on {where}: {', '.join(hosts)}", file=out, flush=True)
         processes, logs = [], []
+        # The workers' temporary files in a folder of this run's, removed once they have ended: a worker
+        # stopped by a signal leaves what it would delete at a normal exit (AutoGraph's generated sources).
+        scratch = tempfile.mkdtemp(prefix="trainer-workers-")
         try:
             for index in range(workers):
                 tf_config = {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}}
@@ -189,7 +193,7 @@ def run_workers(fn_args, run_fn: str, workers: int, work_dir: str, out=None, iso
                 processes.append(
                     subprocess.Popen(
                         argv,
-                        env={**os.environ, "TF_CONFIG": json.dumps(tf_config)},
+                        env={**os.environ, "TF_CONFIG": json.dumps(tf_config), "TMPDIR": scratch},
                         stdout=log,
                         stderr=subprocess.STDOUT,
                         stdin=subprocess.DEVNULL,
@@ -200,6 +204,7 @@ def run_workers(fn_args, run_fn: str, workers: int, work_dir: str, out=None, iso
             _wait(processes, logs, out)
         finally:
             _stop(processes)
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _wait(processes: list[subprocess.Popen], logs: list[str], out) -> None:

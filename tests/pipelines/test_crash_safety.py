@@ -41,13 +41,17 @@ def _run(paths: dict, kill_at: str | None = None) -> subprocess.CompletedProcess
         "--serving",
         paths["serving"],
     ]
+    # Its temporary files (AutoGraph's generated sources, which it deletes only at a normal exit) go
+    # under the test's folder, not into /tmp, since SIGKILL leaves them behind.
+    scratch = os.path.join(os.path.dirname(paths["root"]), "scratch")
+    os.makedirs(scratch, exist_ok=True)
     return subprocess.run(
         args + (["--kill-at", kill_at] if kill_at else []),
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "PYTHONPATH": ROOT},
+        env={**os.environ, "PYTHONPATH": ROOT, "TMPDIR": scratch},
     )
 
 

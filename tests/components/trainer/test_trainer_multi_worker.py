@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -45,6 +46,19 @@ def quick_captcha(tmp_path_factory, captcha_quick_run):
             "transform_graph": result.outputs("Transform", "transform_graph"),
         },
     }
+
+
+@pytest.fixture
+def scratch_tmpdir(tmp_path, monkeypatch):
+    """TMPDIR for the processes this test starts: a folder of its own, to see what they leave there."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    return scratch
+
+
+def _workers_scratch() -> set[str]:
+    return {name for name in os.listdir(tempfile.gettempdir()) if name.startswith("trainer-workers-")}
 
 
 def _train(quick_captcha, tmp_path, **overrides) -> dict:
@@ -102,6 +116,7 @@ def test_a_killed_worker_fails_the_trainer_and_nothing_is_published(quick_captch
     pipeline = PIPELINES["captcha"].create(RunOptions(quick=True, serving_dir=str(tmp_path / "serving"), params=params))
     store = store_in(tmp_path, seed_store=str(quick_captcha["root"] / "metadata.sqlite"))  # data stages cached
     runner = LocalRunner(store, str(tmp_path / "runs"))
+    scratch_before = _workers_scratch()
     outcome = {}
     thread = threading.Thread(target=lambda: outcome.setdefault("error", _run_expecting_failure(runner, pipeline)))
     thread.start()
@@ -125,13 +140,17 @@ def test_a_killed_worker_fails_the_trainer_and_nothing_is_published(quick_captch
     assert states["Transform"][0] == "CACHED"
     assert "Pusher" not in states and not os.path.exists(tmp_path / "serving" / "captcha")
     assert not _worker_pids(0, tmp_path) and not _worker_pids(1, tmp_path)
+    # The killed worker's temporary files went into the run's own folder, removed with it.
+    assert _workers_scratch() <= scratch_before
 
 
 def _namespaces() -> set[str]:
     return set(multi_worker.namespaces())
 
 
-def test_sigterm_to_a_two_worker_run_stops_the_workers_and_removes_their_network(quick_captcha, tmp_path):
+def test_sigterm_to_a_two_worker_run_stops_the_workers_and_removes_their_network(
+    quick_captcha, tmp_path, scratch_tmpdir
+):
     """`kill PID` (a service manager, a CI timeout) stops a run as Ctrl-C does; it used to leave the
     workers' network namespaces behind and the Trainer RUNNING in ML Metadata."""
     root = quick_captcha["root"]  # its store holds the data stages: only the Trainer runs here
@@ -168,6 +187,8 @@ def test_sigterm_to_a_two_worker_run_stops_the_workers_and_removes_their_network
     assert "Terminated" in trainer.error
     assert states["Transform"][0] == "CACHED"
     assert not os.path.exists(tmp_path / "serving" / "captcha")
+    # Nothing of the stopped workers' or the run's own is left in its TMPDIR (AutoGraph's sources were).
+    assert not list(scratch_tmpdir.iterdir())
 
 
 def test_namespaces_a_killed_trainer_left_are_removed_and_live_ones_kept():
