@@ -14,6 +14,7 @@ import shutil
 import sys
 import tempfile
 import time
+import weakref
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
@@ -107,7 +108,12 @@ def check_runner(name: str | None) -> None:
 
 
 def make_pipeline(args: list[str]):
-    return beam.Pipeline(options=PipelineOptions(list(args)))
+    """A Beam pipeline from these options. Beam makes a temporary folder for each pipeline and removes
+    it at the end of run(); one whose building failed (bad input refused while the graph was made) is
+    never run, so the folder goes when the pipeline is collected or the process ends."""
+    pipeline = beam.Pipeline(options=PipelineOptions(list(args)))
+    weakref.finalize(pipeline, shutil.rmtree, pipeline.local_tempdir, True)
+    return pipeline
 
 
 # The runner whose pipeline.run() only submits the job to a job server and returns (what

@@ -40,6 +40,20 @@ def test_a_portable_submissions_temporary_folders_are_removed_and_a_direct_runs_
     assert os.path.isdir(kept)
 
 
+def test_a_pipeline_that_is_never_run_leaves_no_temporary_folder():
+    """Beam removes a pipeline's temporary folder at the end of run(); building one can fail first."""
+    import gc
+
+    from components.base.beam import make_pipeline
+
+    pipeline = make_pipeline([])
+    folder = pipeline.local_tempdir
+    assert os.path.isdir(folder)
+    del pipeline
+    gc.collect()
+    assert not os.path.exists(folder)
+
+
 @pytest.mark.parametrize("name", [None, "DirectRunner", "direct", "PORTABLE", "flinkrunner", "my.module.MyRunner"])
 def test_beams_own_runners_by_any_of_their_names_and_dotted_classes_pass(name):
     check_runner(name)
