@@ -190,21 +190,85 @@ def sequence_heads(features, config: CaptchaTrainConfig, regularizer) -> tf.Tens
     return keras.layers.Dense(len(config.charset), name="logits")(pooled)
 
 
+class OneChannelConv(keras.layers.Layer):
+    """Conv2D(filters, 3, padding="same") of a one-channel image, computed as nine shifted copies of
+    the image side by side and one matrix product: the same function, with the same kernel shape and
+    initialisation, in about two thirds of the time on these CPUs, where oneDNN's convolution of a
+    single input channel was a fifth of the whole training step (BENCHMARKS.md, issue #14)."""
+
+    def __init__(self, filters: int, use_bias: bool = True, kernel_regularizer=None, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.use_bias = filters, use_bias
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+
+    def build(self, input_shape):
+        if input_shape[-1] != 1:
+            raise ValueError(f"OneChannelConv reads one channel, got input shape {input_shape}")
+        # Conv2D's kernel shape, so the default initialiser draws from the same range (its fans count the 3x3 window).
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(3, 3, 1, self.filters),
+            initializer="glorot_uniform",
+            regularizer=self.kernel_regularizer,
+        )
+        self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros") if self.use_bias else None
+        super().build(input_shape)
+
+    def call(self, images):
+        height, width = tf.shape(images)[1], tf.shape(images)[2]
+        padded = tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]])
+        # Channel 3 * dy + dx holds the pixel at (y + dy - 1, x + dx - 1): the kernel's row-major order.
+        views = tf.concat([padded[:, dy : dy + height, dx : dx + width, :] for dy in range(3) for dx in range(3)], -1)
+        out = tf.reshape(
+            tf.matmul(tf.reshape(views, [-1, 9]), tf.reshape(self.kernel, [9, self.filters])),
+            [-1, height, width, self.filters],
+        )
+        return out + self.bias if self.bias is not None else out
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.filters)
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "use_bias": self.use_bias,
+            "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+        }
+
+
+def conv_blocks(x, config: CaptchaTrainConfig, regularizer) -> tf.Tensor:
+    """Per entry of config.filters: convs_per_block 3x3 convolutions, each followed by the activation
+    (batch normalisation between, when asked for), then a 2x2 max-pool.
+
+    The block's last activation is applied after the pool: every activation here (ReLU, leaky ReLU,
+    ELU) never decreases, so it commutes with a max, and the block computes the same function on a
+    quarter of the values."""
+    for filters in config.filters:
+        for index in range(config.convs_per_block):
+            use_bias = not config.batch_norm
+            if x.shape[-1] == 1:
+                conv = OneChannelConv(filters, use_bias=use_bias, kernel_regularizer=regularizer)
+            else:
+                conv = keras.layers.Conv2D(
+                    filters, 3, padding="same", use_bias=use_bias, kernel_regularizer=regularizer
+                )
+            x = conv(x)
+            if config.batch_norm:
+                x = keras.layers.BatchNormalization()(x)
+            if index < config.convs_per_block - 1:
+                x = activation(config)(x)
+        x = activation(config)(keras.layers.MaxPool2D()(x))
+    return x
+
+
 def build_model(input_shape, config: CaptchaTrainConfig) -> keras.Model:
     """conv blocks -> dense or sequence heads -> one softmax per character position."""
     regularizer = keras.regularizers.l2(config.l2) if config.l2 > 0 else None
     images = keras.Input(shape=input_shape, name=IMAGE_KEY)
     x = normalize_contrast(images) if config.normalize_contrast else images
     x = page_to_zero(x) if config.either_polarity else x
-    for filters in config.filters:
-        for _ in range(config.convs_per_block):
-            x = keras.layers.Conv2D(
-                filters, 3, padding="same", use_bias=not config.batch_norm, kernel_regularizer=regularizer
-            )(x)
-            if config.batch_norm:
-                x = keras.layers.BatchNormalization()(x)
-            x = activation(config)(x)
-        x = keras.layers.MaxPool2D()(x)
+    x = conv_blocks(x, config, regularizer)
     logits = (sequence_heads if config.heads == "sequence" else dense_heads)(x, config, regularizer)
     if config.loss == "binary_ce":  # the book's: independent sigmoids over the concatenated one-hots
         outputs = keras.layers.Activation("sigmoid", name="characters")(logits)

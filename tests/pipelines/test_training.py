@@ -15,6 +15,8 @@ import tf_keras as keras
 
 from pipelines.captcha.model import (
     CaptchaTrainConfig,
+    OneChannelConv,
+    activation,
     augment,
     build_model,
     captcha_loss,
@@ -517,6 +519,56 @@ def test_captcha_model_uses_the_configured_activation(name, layer):
     model = build_model((30, 80, 1), CaptchaTrainConfig(activation=name))
     kinds = {type(ln).__name__ for ln in model.layers}
     assert layer in kinds and not ({"ReLU", "LeakyReLU", "ELU"} - {layer}) & kinds
+
+
+def _plain_conv_model(input_shape, config: CaptchaTrainConfig) -> keras.Model:
+    """The conv blocks as written before they were made faster: Conv2D, activation, then the pool."""
+    images = keras.Input(shape=input_shape)
+    x = page_to_zero(normalize_contrast(images))
+    for filters in config.filters:
+        for _ in range(config.convs_per_block):
+            x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=not config.batch_norm)(x)
+            if config.batch_norm:
+                x = keras.layers.BatchNormalization()(x)
+            x = activation(config)(x)
+        x = keras.layers.MaxPool2D()(x)
+    return keras.Model(images, x)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},  # the default: one convolution per block, ELU
+        {"activation": "relu", "convs_per_block": 2},
+        {"activation": "leaky_relu", "batch_norm": True},
+    ],
+)
+def test_the_conv_blocks_compute_what_conv2d_activation_and_pool_compute(fields):
+    """The first convolution as shifted copies and a product, and the pool before the last activation
+    of a block, are speed-ups only: the same weights give the same features and the same gradients."""
+    config = CaptchaTrainConfig(**fields)
+    fast = build_model((40, 108, 1), config)
+    features = keras.Model(fast.inputs, fast.get_layer(index=_last_pool_or_activation(fast)).output)
+    assert sum(isinstance(layer, OneChannelConv) for layer in features.layers) == 1  # the first convolution
+    plain = _plain_conv_model((40, 108, 1), config)
+    # Random weights (a batch normalisation's scales negative too), its moving statistics left as they are.
+    plain.set_weights([tf.random.normal(w.shape, stddev=0.3) if w.trainable else w.numpy() for w in plain.weights])
+    features.set_weights(plain.get_weights())
+    images = tf.random.uniform((6, 40, 108, 1), seed=7)
+    with tf.GradientTape(persistent=True) as tape:
+        want, got = plain(images, training=False), features(images, training=False)
+        want_loss, got_loss = tf.reduce_sum(want**2), tf.reduce_sum(got**2)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-5)
+    for g_got, g_want in zip(
+        tape.gradient(got_loss, features.trainable_weights), tape.gradient(want_loss, plain.trainable_weights)
+    ):
+        np.testing.assert_allclose(g_got.numpy(), g_want.numpy(), rtol=1e-3, atol=1e-4)
+
+
+def _last_pool_or_activation(model: keras.Model) -> int:
+    """The index of the layer that ends the conv blocks: the one before the heads' first Permute or Flatten."""
+    kinds = [type(layer).__name__ for layer in model.layers]
+    return min(i for i, kind in enumerate(kinds) if kind in ("Permute", "Flatten")) - 1
 
 
 def test_unknown_activation_is_refused():
