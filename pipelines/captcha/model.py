@@ -191,10 +191,12 @@ def sequence_heads(features, config: CaptchaTrainConfig, regularizer) -> tf.Tens
 
 
 class OneChannelConv(keras.layers.Layer):
-    """Conv2D(filters, 3, padding="same") of a one-channel image, computed as nine shifted copies of
-    the image side by side and one matrix product: the same function, with the same kernel shape and
-    initialisation, in about two thirds of the time on these CPUs, where oneDNN's convolution of a
-    single input channel was a fifth of the whole training step (BENCHMARKS.md, issue #14)."""
+    """Conv2D(filters, 3, padding="same") of a one-channel image, with the same kernel shape and
+    initialisation. While training it is computed as nine shifted copies of the image side by side and
+    one matrix product: the same function, its forward and backward passes in about two thirds of
+    the time on these CPUs, where oneDNN's convolution of a single input channel (its kernel's
+    gradient) was a fifth of the whole training step. A forward pass alone (evaluation, the exported
+    model) runs oneDNN's convolution, the quicker one there (BENCHMARKS.md, issue #14)."""
 
     def __init__(self, filters: int, use_bias: bool = True, kernel_regularizer=None, **kwargs):
         super().__init__(**kwargs)
@@ -214,7 +216,10 @@ class OneChannelConv(keras.layers.Layer):
         self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros") if self.use_bias else None
         super().build(input_shape)
 
-    def call(self, images):
+    def call(self, images, training=None):
+        if not training:  # a forward pass alone: there oneDNN's convolution is the quicker (BENCHMARKS.md)
+            out = tf.nn.conv2d(images, self.kernel, strides=1, padding="SAME")
+            return tf.nn.bias_add(out, self.bias) if self.bias is not None else out
         height, width = tf.shape(images)[1], tf.shape(images)[2]
         padded = tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]])
         # Channel 3 * dy + dx holds the pixel at (y + dy - 1, x + dx - 1): the kernel's row-major order.
@@ -223,7 +228,7 @@ class OneChannelConv(keras.layers.Layer):
             tf.matmul(tf.reshape(views, [-1, 9]), tf.reshape(self.kernel, [9, self.filters])),
             [-1, height, width, self.filters],
         )
-        return out + self.bias if self.bias is not None else out
+        return tf.nn.bias_add(out, self.bias) if self.bias is not None else out
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.filters)

@@ -543,7 +543,8 @@ def _plain_conv_model(input_shape, config: CaptchaTrainConfig) -> keras.Model:
         {"activation": "leaky_relu", "batch_norm": True},
     ],
 )
-def test_the_conv_blocks_compute_what_conv2d_activation_and_pool_compute(fields):
+@pytest.mark.parametrize("training", [True, False])  # shifted copies and a product; oneDNN's convolution
+def test_the_conv_blocks_compute_what_conv2d_activation_and_pool_compute(fields, training):
     """The first convolution as shifted copies and a product, and the pool before the last activation
     of a block, are speed-ups only: the same weights give the same features and the same gradients."""
     config = CaptchaTrainConfig(**fields)
@@ -556,7 +557,7 @@ def test_the_conv_blocks_compute_what_conv2d_activation_and_pool_compute(fields)
     features.set_weights(plain.get_weights())
     images = tf.random.uniform((6, 40, 108, 1), seed=7)
     with tf.GradientTape(persistent=True) as tape:
-        want, got = plain(images, training=False), features(images, training=False)
+        want, got = plain(images, training=training), features(images, training=training)
         want_loss, got_loss = tf.reduce_sum(want**2), tf.reduce_sum(got**2)
     np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-5)
     for g_got, g_want in zip(
