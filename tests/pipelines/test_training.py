@@ -553,17 +553,20 @@ def test_the_conv_blocks_compute_what_conv2d_activation_and_pool_compute(fields,
     assert sum(isinstance(layer, OneChannelConv) for layer in features.layers) == 1  # the first convolution
     plain = _plain_conv_model((40, 108, 1), config)
     # Random weights (a batch normalisation's scales negative too), its moving statistics left as they are.
-    plain.set_weights([tf.random.normal(w.shape, stddev=0.3) if w.trainable else w.numpy() for w in plain.weights])
+    rng = np.random.default_rng(7)
+    plain.set_weights([rng.normal(0, 0.3, w.shape) if w.trainable else w.numpy() for w in plain.weights])
     features.set_weights(plain.get_weights())
-    images = tf.random.uniform((6, 40, 108, 1), seed=7)
+    images = tf.constant(rng.random((6, 40, 108, 1)), tf.float32)
     with tf.GradientTape(persistent=True) as tape:
         want, got = plain(images, training=training), features(images, training=training)
         want_loss, got_loss = tf.reduce_sum(want**2), tf.reduce_sum(got**2)
-    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-5)
-    for g_got, g_want in zip(
-        tape.gradient(got_loss, features.trainable_weights), tape.gradient(want_loss, plain.trainable_weights)
-    ):
-        np.testing.assert_allclose(g_got.numpy(), g_want.numpy(), rtol=1e-3, atol=1e-4)
+    pairs = [(got, want)] + list(
+        zip(tape.gradient(got_loss, features.trainable_weights), tape.gradient(want_loss, plain.trainable_weights))
+    )
+    for fast_value, plain_value in pairs:
+        # Equal up to float32 rounding, which sums in another order: gradients here reach 10^4.
+        scale = float(np.abs(plain_value.numpy()).max())
+        np.testing.assert_allclose(fast_value.numpy(), plain_value.numpy(), rtol=1e-4, atol=1e-5 * scale)
 
 
 def _last_pool_or_activation(model: keras.Model) -> int:
