@@ -219,15 +219,17 @@ class OneChannelConv(keras.layers.Layer):
     def call(self, images, training=None):
         if not training:  # a forward pass alone: there oneDNN's convolution is the quicker (BENCHMARKS.md)
             out = tf.nn.conv2d(images, self.kernel, strides=1, padding="SAME")
-            return tf.nn.bias_add(out, self.bias) if self.bias is not None else out
-        height, width = tf.shape(images)[1], tf.shape(images)[2]
-        padded = tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]])
-        # Channel 3 * dy + dx holds the pixel at (y + dy - 1, x + dx - 1): the kernel's row-major order.
-        views = tf.concat([padded[:, dy : dy + height, dx : dx + width, :] for dy in range(3) for dx in range(3)], -1)
-        out = tf.reshape(
-            tf.matmul(tf.reshape(views, [-1, 9]), tf.reshape(self.kernel, [9, self.filters])),
-            [-1, height, width, self.filters],
-        )
+        else:
+            height, width = tf.shape(images)[1], tf.shape(images)[2]
+            padded = tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]])
+            # Channel 3 * dy + dx holds the pixel at (y + dy - 1, x + dx - 1): the kernel's row-major order.
+            views = tf.concat(
+                [padded[:, dy : dy + height, dx : dx + width, :] for dy in range(3) for dx in range(3)], -1
+            )
+            out = tf.reshape(
+                tf.matmul(tf.reshape(views, [-1, 9]), tf.reshape(self.kernel, [9, self.filters])),
+                [-1, height, width, self.filters],
+            )
         return tf.nn.bias_add(out, self.bias) if self.bias is not None else out
 
     def compute_output_shape(self, input_shape):
@@ -249,9 +251,9 @@ def conv_blocks(x, config: CaptchaTrainConfig, regularizer) -> tf.Tensor:
     The block's last activation is applied after the pool: every activation here (ReLU, leaky ReLU,
     ELU) never decreases, so it commutes with a max, and the block computes the same function on a
     quarter of the values."""
+    use_bias = not config.batch_norm  # a normalisation after the convolution has its own offset
     for filters in config.filters:
         for index in range(config.convs_per_block):
-            use_bias = not config.batch_norm
             if x.shape[-1] == 1:
                 conv = OneChannelConv(filters, use_bias=use_bias, kernel_regularizer=regularizer)
             else:
