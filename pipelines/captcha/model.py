@@ -20,7 +20,7 @@ from components.evaluator import calibration
 from components.trainer.fn_args import FnArgs
 from components.trainer.signatures import CLASSIFY_METHOD, set_method_names
 from pipelines.captcha.preprocessing import IMAGE_KEY, LABEL_KEY
-from pipelines.captcha.train_config import CaptchaTrainConfig
+from pipelines.captcha.train_config import FIRST_CONV_PATHS, CaptchaTrainConfig
 from pipelines.training import (
     augment,
     callbacks,
@@ -190,17 +190,86 @@ def sequence_heads(features, config: CaptchaTrainConfig, regularizer) -> tf.Tens
     return keras.layers.Dense(len(config.charset), name="logits")(pooled)
 
 
+def one_channel_conv(images: tf.Tensor, kernel: tf.Tensor, path: str) -> tf.Tensor:
+    """A 3x3 "same" convolution of [batch, height, width, 1] images with a [3, 3, 1, filters] kernel,
+    computed by `path`: "conv2d", TensorFlow's (oneDNN's) convolution, or "shifted", nine shifted
+    copies of the image side by side and one matrix product. The same function either way."""
+    if path == "conv2d":
+        return tf.nn.conv2d(images, kernel, strides=1, padding="SAME")
+    height, width = tf.shape(images)[1], tf.shape(images)[2]
+    padded = tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]])
+    # Channel 3 * dy + dx holds the pixel at (y + dy - 1, x + dx - 1): the kernel's row-major order.
+    views = tf.concat([padded[:, dy : dy + height, dx : dx + width, :] for dy in range(3) for dx in range(3)], -1)
+    filters = kernel.shape[-1]
+    product = tf.matmul(tf.reshape(views, [-1, 9]), tf.reshape(kernel, [9, filters]))
+    return tf.reshape(product, [-1, height, width, filters])
+
+
+@functools.lru_cache(maxsize=None)
+def time_first_conv(batch: int, height: int, width: int, filters: int, rounds: int = 7) -> dict[str, float]:
+    """Milliseconds one training step of the first convolution takes on this machine by each path of
+    `one_channel_conv`: the forward pass and the gradients of its kernel and bias, on random images of
+    the model's input shape. The paths take turns, `rounds` times; the median of each is returned.
+    Once per process and shape (about half a second at the default's 64 x 40 x 108)."""
+    rng = np.random.default_rng(14)  # constants, not a tf.random.Generator: no variable under a strategy's scope
+    images = tf.constant(rng.random((batch, height, width, 1)), tf.float32)
+    kernel = tf.constant(rng.normal(0, 0.3, (3, 3, 1, filters)), tf.float32)
+    bias = tf.zeros((filters,))
+    upstream = tf.constant(rng.normal(size=(batch, height, width, filters)), tf.float32)  # from the layers above
+
+    def step_of(path: str):
+        @tf.function
+        def step():
+            with tf.GradientTape() as tape:
+                tape.watch([kernel, bias])
+                out = tf.nn.bias_add(one_channel_conv(images, kernel, path), bias)
+                loss = tf.reduce_sum(out * upstream)
+            return tape.gradient(loss, [kernel, bias])
+
+        return step
+
+    steps = {path: step_of(path) for path in FIRST_CONV_PATHS}
+    for step in steps.values():  # trace and warm up
+        step(), step()
+    times: dict[str, list[float]] = {path: [] for path in steps}
+    for _ in range(rounds):
+        for path, step in steps.items():
+            started = time.perf_counter()
+            step()[0].numpy()
+            times[path].append((time.perf_counter() - started) * 1000)
+    return {path: float(np.median(values)) for path, values in times.items()}
+
+
+def first_conv_path(config: CaptchaTrainConfig, input_shape) -> tuple[str, dict[str, float] | None]:
+    """How the first convolution trains here: config.first_conv, or for "auto" the path that
+    `time_first_conv` finds quicker on this machine (with the timings). Neither is the quicker
+    everywhere: on an AVX2-only EPYC the shifted copies trained the whole model 1.1-1.45 times as
+    fast, on an AVX-512 Xeon oneDNN's convolution 1.25 times (BENCHMARKS.md, issue #14)."""
+    if config.first_conv != "auto":
+        return config.first_conv, None
+    if input_shape[-1] != 1:  # no one-channel convolution in this model
+        return "conv2d", None
+    height, width = int(input_shape[0]), int(input_shape[1])
+    times = time_first_conv(config.batch_size, height, width, config.filters[0])
+    return min(times, key=times.__getitem__), times
+
+
 class OneChannelConv(keras.layers.Layer):
     """Conv2D(filters, 3, padding="same") of a one-channel image, with the same kernel shape and
-    initialisation. While training it is computed as nine shifted copies of the image side by side and
-    one matrix product: the same function, its forward and backward passes in about two thirds of
-    the time on these CPUs, where oneDNN's convolution of a single input channel (its kernel's
-    gradient) was a fifth of the whole training step. A forward pass alone (evaluation, the exported
-    model) runs oneDNN's convolution, the quicker one there (BENCHMARKS.md, issue #14)."""
+    initialisation. While training it is computed by `training_path` (`one_channel_conv`): oneDNN's
+    convolution of a single input channel, its kernel's gradient above all, was a fifth of the whole
+    training step on an AVX2-only CPU, where nine shifted copies and one product took about two thirds
+    of its time; on an AVX-512 CPU the convolution is the quicker. A forward pass alone (evaluation,
+    the exported model) always runs oneDNN's convolution, the quicker one for it on both
+    (BENCHMARKS.md, issue #14)."""
 
-    def __init__(self, filters: int, use_bias: bool = True, kernel_regularizer=None, **kwargs):
+    def __init__(
+        self, filters: int, use_bias: bool = True, kernel_regularizer=None, training_path: str = "shifted", **kwargs
+    ):
         super().__init__(**kwargs)
-        self.filters, self.use_bias = filters, use_bias
+        if training_path not in FIRST_CONV_PATHS:
+            raise ValueError(f"training_path must be one of {FIRST_CONV_PATHS}, got {training_path!r}")
+        self.filters, self.use_bias, self.training_path = filters, use_bias, training_path
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
 
     def build(self, input_shape):
@@ -217,19 +286,7 @@ class OneChannelConv(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, images, training=None):
-        if not training:  # a forward pass alone: there oneDNN's convolution is the quicker (BENCHMARKS.md)
-            out = tf.nn.conv2d(images, self.kernel, strides=1, padding="SAME")
-        else:
-            height, width = tf.shape(images)[1], tf.shape(images)[2]
-            padded = tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]])
-            # Channel 3 * dy + dx holds the pixel at (y + dy - 1, x + dx - 1): the kernel's row-major order.
-            views = tf.concat(
-                [padded[:, dy : dy + height, dx : dx + width, :] for dy in range(3) for dx in range(3)], -1
-            )
-            out = tf.reshape(
-                tf.matmul(tf.reshape(views, [-1, 9]), tf.reshape(self.kernel, [9, self.filters])),
-                [-1, height, width, self.filters],
-            )
+        out = one_channel_conv(images, self.kernel, self.training_path if training else "conv2d")
         return tf.nn.bias_add(out, self.bias) if self.bias is not None else out
 
     def compute_output_shape(self, input_shape):
@@ -241,21 +298,25 @@ class OneChannelConv(keras.layers.Layer):
             "filters": self.filters,
             "use_bias": self.use_bias,
             "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+            "training_path": self.training_path,
         }
 
 
-def conv_blocks(x, config: CaptchaTrainConfig, regularizer) -> tf.Tensor:
+def conv_blocks(x, config: CaptchaTrainConfig, regularizer, first_conv: str = "conv2d") -> tf.Tensor:
     """Per entry of config.filters: convs_per_block 3x3 convolutions, each followed by the activation
     (batch normalisation between, when asked for), then a 2x2 max-pool.
 
     The block's last activation is applied after the pool: every activation here (ReLU, leaky ReLU,
     ELU) never decreases, so it commutes with a max, and the block computes the same function on a
-    quarter of the values."""
+    quarter of the values. A one-channel input's convolution is a OneChannelConv that trains by the
+    `first_conv` path."""
     use_bias = not config.batch_norm  # a normalisation after the convolution has its own offset
     for filters in config.filters:
         for index in range(config.convs_per_block):
             if x.shape[-1] == 1:
-                conv = OneChannelConv(filters, use_bias=use_bias, kernel_regularizer=regularizer)
+                conv = OneChannelConv(
+                    filters, use_bias=use_bias, kernel_regularizer=regularizer, training_path=first_conv
+                )
             else:
                 conv = keras.layers.Conv2D(
                     filters, 3, padding="same", use_bias=use_bias, kernel_regularizer=regularizer
@@ -275,7 +336,7 @@ def build_model(input_shape, config: CaptchaTrainConfig) -> keras.Model:
     images = keras.Input(shape=input_shape, name=IMAGE_KEY)
     x = normalize_contrast(images) if config.normalize_contrast else images
     x = page_to_zero(x) if config.either_polarity else x
-    x = conv_blocks(x, config, regularizer)
+    x = conv_blocks(x, config, regularizer, first_conv_path(config, input_shape)[0])
     logits = (sequence_heads if config.heads == "sequence" else dense_heads)(x, config, regularizer)
     if config.loss == "binary_ce":  # the book's: independent sigmoids over the concatenated one-hots
         outputs = keras.layers.Activation("sigmoid", name="characters")(logits)
@@ -480,6 +541,15 @@ def run_fn(fn_args: FnArgs) -> None:
     if num_train == 0:
         raise ValueError("no training examples")
     steps_per_epoch = -(-num_train // config.batch_size)
+    path, times = first_conv_path(config, image_shape)  # timed once per process; build_model reuses it
+    if times:
+        print(
+            f"  first convolution trains by {path}: "
+            + ", ".join(f"{name} {ms:.1f} ms" for name, ms in sorted(times.items()))
+            + f" a step here (first_conv auto, batch {config.batch_size})",
+            file=sys.stderr,
+            flush=True,
+        )
     with distribution_strategy(config).scope():
         model = build_model(image_shape, config)
         compile_model(model, config, steps_per_epoch)

@@ -10,6 +10,7 @@ from pipelines.training_config import TrainingConfig
 LOSSES = ("sparse_ce", "binary_ce")
 ACTIVATIONS = ("relu", "leaky_relu", "elu")
 HEADS = ("dense", "sequence")
+FIRST_CONV_PATHS = ("conv2d", "shifted")  # how the first convolution trains: pipelines.captcha.model.one_channel_conv
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +26,11 @@ class CaptchaTrainConfig(TrainingConfig):
     # holds up on a slower machine.
     conv_filters: str = "8,24,96"
     convs_per_block: int = 1
+    # How the first convolution (one input channel) trains: "conv2d" (TensorFlow's oneDNN kernel) or
+    # "shifted" (nine shifted copies and one product), the same function; "auto" times both on this
+    # machine when the model is built and takes the quicker. Shifted trained the model 1.1-1.45 times as
+    # fast on an AVX2-only EPYC, conv2d 1.25 times on an AVX-512 Xeon (BENCHMARKS.md, issue #14).
+    first_conv: str = "auto"
     batch_norm: bool = False
     dense_units: int = 192
     # dense: flatten -> dense -> one head per position (the book's). sequence: a bidirectional GRU
@@ -99,6 +105,8 @@ class CaptchaTrainConfig(TrainingConfig):
         super().__post_init__()
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+        if self.first_conv not in ("auto", *FIRST_CONV_PATHS):
+            raise ValueError(f"first_conv must be one of {('auto', *FIRST_CONV_PATHS)}, got {self.first_conv!r}")
         if self.heads not in HEADS:
             raise ValueError(f"heads must be one of {HEADS}, got {self.heads!r}")
         if self.rnn_units < 1 or self.rnn_layers < 1:

@@ -21,6 +21,7 @@ from pipelines.captcha.model import (
     build_model,
     captcha_loss,
     character_accuracy,
+    first_conv_path,
     full_string_accuracy,
     make_dataset,
     normalize_contrast,
@@ -28,6 +29,7 @@ from pipelines.captcha.model import (
     shift_columns,
     view_probabilities,
 )
+from pipelines.captcha.train_config import FIRST_CONV_PATHS
 from pipelines.training import (
     TimeBudget,
     TimeDecay,
@@ -543,14 +545,18 @@ def _plain_conv_model(input_shape, config: CaptchaTrainConfig) -> keras.Model:
         {"activation": "leaky_relu", "batch_norm": True},
     ],
 )
-@pytest.mark.parametrize("training", [True, False])  # shifted copies and a product; oneDNN's convolution
-def test_the_conv_blocks_compute_what_conv2d_activation_and_pool_compute(fields, training):
-    """The first convolution as shifted copies and a product, and the pool before the last activation
-    of a block, are speed-ups only: the same weights give the same features and the same gradients."""
-    config = CaptchaTrainConfig(**fields)
+@pytest.mark.parametrize(
+    "training, first_conv",
+    [(True, "shifted"), (True, "conv2d"), (False, "auto")],  # a forward pass alone always runs conv2d
+)
+def test_the_conv_blocks_compute_what_conv2d_activation_and_pool_compute(fields, training, first_conv):
+    """The first convolution by either path, and the pool before the last activation of a block, are
+    speed-ups only: the same weights give the same features and the same gradients."""
+    config = CaptchaTrainConfig(**fields, first_conv=first_conv)
     fast = build_model((40, 108, 1), config)
     features = keras.Model(fast.inputs, fast.get_layer(index=_last_pool_or_activation(fast)).output)
-    assert sum(isinstance(layer, OneChannelConv) for layer in features.layers) == 1  # the first convolution
+    (first,) = [layer for layer in features.layers if isinstance(layer, OneChannelConv)]  # the first convolution
+    assert first.training_path == first_conv_path(config, (40, 108, 1))[0]
     plain = _plain_conv_model((40, 108, 1), config)
     # Random weights (a batch normalisation's scales negative too), its moving statistics left as they are.
     rng = np.random.default_rng(7)
@@ -567,6 +573,26 @@ def test_the_conv_blocks_compute_what_conv2d_activation_and_pool_compute(fields,
         # Equal up to float32 rounding, which sums in another order: gradients here reach 10^4.
         scale = float(np.abs(plain_value.numpy()).max())
         np.testing.assert_allclose(fast_value.numpy(), plain_value.numpy(), rtol=1e-4, atol=1e-5 * scale)
+
+
+def test_first_conv_auto_trains_by_the_path_it_timed_quicker_here():
+    """first_conv=auto times both paths of the first convolution on this machine, once per process
+    and shape, and builds the model with the quicker; a path named in the config is taken as it is."""
+    path, times = first_conv_path(CaptchaTrainConfig(batch_size=16), (24, 40, 1))
+    assert set(times) == set(FIRST_CONV_PATHS) and all(ms > 0 for ms in times.values())
+    assert path == min(times, key=times.__getitem__)
+    assert first_conv_path(CaptchaTrainConfig(batch_size=16), (24, 40, 1)) == (path, times)  # not timed again
+    for named in FIRST_CONV_PATHS:
+        config = CaptchaTrainConfig(batch_size=16, first_conv=named, conv_filters="4", rnn_units=4, dense_units=8)
+        assert first_conv_path(config, (24, 40, 1)) == (named, None)
+        (first,) = [layer for layer in build_model((24, 40, 1), config).layers if isinstance(layer, OneChannelConv)]
+        assert first.training_path == named
+        assert OneChannelConv.from_config(first.get_config()).training_path == named
+    assert first_conv_path(CaptchaTrainConfig(), (24, 40, 3)) == ("conv2d", None)  # no one-channel convolution
+    with pytest.raises(ValueError, match="first_conv"):
+        CaptchaTrainConfig(first_conv="fastest")
+    with pytest.raises(ValueError, match="training_path"):
+        OneChannelConv(8, training_path="auto")
 
 
 def _last_pool_or_activation(model: keras.Model) -> int:
