@@ -475,7 +475,11 @@ CALIBRATION_FILE = "calibration.json"
 
 
 def calibrate(
-    model: keras.Model, dataset: tf.data.Dataset, accepted_precision: float, shifts: Sequence[int] = (0,)
+    model: keras.Model,
+    dataset: tf.data.Dataset,
+    accepted_precision: float,
+    shifts: Sequence[int] = (0,),
+    level: float = 0.95,
 ) -> dict:
     """Fit the temperature and the reject_below threshold on `dataset` (the eval split), on the
     probabilities the export will serve (the views at `shifts` combined)."""
@@ -489,12 +493,13 @@ def calibrate(
     right = (calibrated.argmax(-1) == y).all(-1)
     before = calibration.reliability(p.max(-1).prod(-1), right)["ece"]
     confidence = calibrated.max(-1).prod(-1)
-    reject_below = calibration.reject_threshold(confidence, right, accepted_precision)
+    reject_below = calibration.reject_threshold(confidence, right, accepted_precision, level=level)
     accepted = confidence >= reject_below
     return {
         "temperature": temperature,
         "reject_below": reject_below,
         "accepted_precision_target": accepted_precision,
+        "accepted_precision_level": level,
         "eval_examples": int(len(y)),
         "eval_nll_before": calibration.negative_log_likelihood(p, y, 1.0),
         "eval_nll_after": calibration.negative_log_likelihood(p, y, temperature),
@@ -502,6 +507,11 @@ def calibrate(
         "eval_ece_after": calibration.reliability(confidence, right)["ece"],
         "eval_accepted_share": float(accepted.mean()),
         "eval_accepted_precision": float(right[accepted].mean()) if accepted.any() else None,
+        "eval_accepted_precision_lower_bound": (
+            float(calibration.precision_lower_bound(right[accepted].sum(), accepted.sum(), level))
+            if accepted.any()
+            else None
+        ),
     }
 
 
@@ -510,7 +520,7 @@ def calibrate_and_export(
 ) -> dict:
     """The Trainer's last two steps: fit the temperature and reject_below on `evaluation` (the eval
     split) and export the model to `path` with them; returns what `calibrate` fitted."""
-    fitted = calibrate(model, evaluation, config.accepted_precision, config.shifts)
+    fitted = calibrate(model, evaluation, config.accepted_precision, config.shifts, config.accepted_precision_level)
     export(
         model, transform_graph_dir, config.charset, path, fitted["temperature"], fitted["reject_below"], config.shifts
     )
@@ -568,7 +578,8 @@ def run_fn(fn_args: FnArgs) -> None:
     print(
         f"  calibration: temperature {fitted['temperature']:.3f}, eval ECE {fitted['eval_ece_before']:.4f} -> "
         f"{fitted['eval_ece_after']:.4f}; reject_below {fitted['reject_below']:.4f} accepts "
-        f"{fitted['eval_accepted_share']:.1%} of eval",
+        f"{fitted['eval_accepted_share']:.1%} of eval (right >= {config.accepted_precision:g} with "
+        f"{config.accepted_precision_level:.0%} confidence)",
         file=sys.stderr,
         flush=True,
     )

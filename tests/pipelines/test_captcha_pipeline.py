@@ -118,6 +118,7 @@ def test_calibration_is_fitted_on_eval_and_applied_by_the_export(quick_run, serv
     assert outputs["accepted"].numpy().tolist() == expected.tolist()
     # The quick model reads at chance: no confidence on eval earns 99.5% right, so it accepts nothing.
     assert fitted["eval_accepted_share"] == 0.0 and not outputs["accepted"].numpy().any()
+    assert fitted["accepted_precision_level"] == 0.95 and fitted["eval_accepted_precision_lower_bound"] is None
 
 
 def test_evaluator_reports_calibration_confusions_and_a_reliability_diagram(quick_run):

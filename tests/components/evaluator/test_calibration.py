@@ -71,11 +71,49 @@ def test_reject_threshold_keeps_its_precision_on_fresh_answers():
 def test_reject_threshold_never_splits_ties_and_can_refuse_everything():
     confidence = np.array([0.9] * 30 + [0.5] * 30)
     right = np.array([True] * 30 + [True] * 29 + [False])
-    assert calibration.reject_threshold(confidence, right, target=0.99) == 0.9
-    assert calibration.reject_threshold(confidence, np.zeros(60, dtype=bool), target=0.99) == calibration.NEVER
+    measured = {"level": 0.5}  # the precision as measured, no allowance for sampling
+    assert calibration.reject_threshold(confidence, right, target=0.99, **measured) == 0.9
+    none_right = np.zeros(60, dtype=bool)
+    assert calibration.reject_threshold(confidence, none_right, target=0.99, **measured) == calibration.NEVER
+    assert calibration.reject_threshold(confidence, right, target=0.9, **measured) == 0.5
+    # With 95% confidence, 30 of 30 right is not enough to promise 99% (the bound is 0.917), 59 of 60 is 0.929.
+    assert calibration.reject_threshold(confidence, right, target=0.99) == calibration.NEVER
     assert calibration.reject_threshold(confidence, right, target=0.9) == 0.5
     with pytest.raises(ValueError):
         calibration.reject_threshold(confidence, right, target=0.0)
+    with pytest.raises(ValueError, match="level"):
+        calibration.reject_threshold(confidence, right, level=1.0)
+
+
+def test_precision_lower_bound_is_wilsons():
+    """Against the Wilson bound found another way: bisection for the p below the measured one where (measured - p)^2 = z^2 p (1 - p) / n."""
+    assert calibration.precision_lower_bound(30, 30, 0.95) == pytest.approx(0.9172, abs=1e-4)
+    assert calibration.precision_lower_bound(59, 60, 0.95) == pytest.approx(0.9287, abs=1e-4)
+    assert calibration.precision_lower_bound(5730, 5760, 0.95) == pytest.approx(0.99298, abs=1e-5)
+    assert calibration.precision_lower_bound(7, 10, 0.5) == pytest.approx(0.7)  # level 0.5: the measured precision
+    bounds = calibration.precision_lower_bound(np.array([90, 900, 9000]), np.array([100, 1000, 10000]), 0.95)
+    assert np.all(np.diff(bounds) > 0) and np.all(bounds < 0.9)  # tighter with more answers, never above
+
+
+def test_the_threshold_keeps_its_promise_on_answers_it_was_not_chosen_on():
+    """The accepted answers must be right 99.5% of the time on new data, not only on the eval split.
+    Chosen where the measured precision just reaches the target, the threshold is the one sampling
+    luck favoured: on fresh answers it fell short about half the time. With the bound, rarely."""
+    rng = np.random.default_rng(5)
+
+    def answers(n):  # confidences that are probabilities of being right, about 98% right in all
+        confidence = 1 - rng.beta(0.25, 12, n)
+        return confidence, rng.random(n) < confidence
+
+    fresh_confidence, fresh_right = answers(200_000)
+    short = {}
+    for level in (0.5, 0.95):
+        short[level] = 0
+        for _ in range(100):
+            threshold = calibration.reject_threshold(*answers(5000), target=0.995, level=level)
+            short[level] += fresh_right[fresh_confidence >= threshold].mean() < 0.995
+    assert short[0.5] >= 25  # the measured precision's promise: broken on about half of the eval splits
+    assert short[0.95] <= 12  # the bound's: on a few
 
 
 def test_reliability_diagram_is_a_png(tmp_path):
