@@ -96,8 +96,7 @@ def reject_threshold(
     precision = precision_lower_bound(np.cumsum(sorted_right), counted, level)
     # Only cut between distinct confidences: ties are accepted or withheld together.
     last_of_value = np.append(sorted_conf[1:] != sorted_conf[:-1], True)
-    # A small tolerance: at level 0.5 a precision of exactly the target must pass despite float rounding.
-    ok = (precision >= target - 1e-12) & last_of_value & (counted >= min_accepted)
+    ok = (precision >= target) & last_of_value & (counted >= min_accepted)
     if not ok.any():
         return NEVER
     return float(sorted_conf[np.nonzero(ok)[0].max()])

@@ -302,7 +302,7 @@ class OneChannelConv(keras.layers.Layer):
         }
 
 
-def conv_blocks(x, config: CaptchaTrainConfig, regularizer, first_conv: str = "conv2d") -> tf.Tensor:
+def conv_blocks(x, config: CaptchaTrainConfig, regularizer, first_conv: str) -> tf.Tensor:
     """Per entry of config.filters: convs_per_block 3x3 convolutions, each followed by the activation
     (batch normalisation between, when asked for), then a 2x2 max-pool.
 
