@@ -55,6 +55,7 @@ SETS = (
     "heldout_fonts",
     "heldout_geometry",
     "heldout_sizes",
+    "library_canvases",
     "heldout_noise",
     "inverted",
     *OUTSIDE,

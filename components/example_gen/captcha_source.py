@@ -127,6 +127,13 @@ class RenderStyle:
     # text through with a line as thick as its strokes (wheezy.captcha: 4 pixels at 75 high).
     curve_width: Range = (1, 1)
     sizes: tuple[tuple[int, int], ...] = ()  # (width, height) choices; () keeps the config's size
+    # More (width, height) choices, drawn with the font sizes and offsets as they are for 60 high,
+    # as the package draws `ImageCaptcha(width, height)` with its default font sizes: the text
+    # smaller on a larger canvas and larger (squeezed to fit its width) on a smaller one. `sizes`
+    # and `canvases` together are the choices, each as likely (the config's size only when both are
+    # empty). A model trained on scaled sizes alone read the package's 280x90 captchas at 0.87
+    # ('1' as '7'; BENCHMARKS.md, #14).
+    canvases: tuple[tuple[int, int], ...] = ()
     jpeg_probability: float = 0.0
     jpeg_quality: Range = (75, 95)
     # How a drawn character is pasted. "brightness": as the package does, through its own grey level,
@@ -232,8 +239,12 @@ class RenderStyle:
             raise ValueError(f"text_opacity must be within (0, 1], got {self.text_opacity}")
         if self.glyph_mask not in GLYPH_MASKS:
             raise ValueError(f"glyph_mask must be one of {GLYPH_MASKS}, got {self.glyph_mask!r}")
-        if any(not (16 <= w <= MAX_SIDE and 16 <= h <= MAX_SIDE) for w, h in self.sizes):
-            raise ValueError(f"sizes must be within 16x16 and {MAX_SIDE}x{MAX_SIDE}, got {self.sizes}")
+        for name in ("sizes", "canvases"):
+            value = getattr(self, name)
+            if any(len(size) != 2 or not all(16 <= side <= MAX_SIDE for side in size) for size in value):
+                raise ValueError(
+                    f"{name} must be (width, height) pairs within 16x16 and {MAX_SIDE}x{MAX_SIDE}, got {value}"
+                )
 
     @classmethod
     def parse(cls, text: str) -> "RenderStyle":
@@ -297,6 +308,7 @@ STYLES = {
         curves=(0, 2),
         curve_width=(1, 4),
         sizes=((160, 60), (144, 54), (176, 66)),
+        canvases=((240, 84), (132, 50)),
         jpeg_probability=0.3,
         jpeg_quality=(50, 95),
         glyph_mask="shape",
@@ -327,6 +339,10 @@ STYLES["heldout_geometry"] = dataclasses.replace(
 STYLES["heldout_sizes"] = dataclasses.replace(
     STYLES["varied"], sizes=((200, 75), (128, 48), (240, 80)), jpeg_probability=1.0, jpeg_quality=(30, 50)
 )
+# The package's own renderings (the library preset) on canvases other than its 160x60, its font
+# sizes unscaled, as `ImageCaptcha(width, height)` draws them: text 0.67 and 0.75 of the default's
+# size relative to the canvas, and 1.33 (squeezed to fit), beyond the training's 0.71-1.2.
+STYLES["library_canvases"] = dataclasses.replace(STYLES["library"], canvases=((280, 90), (200, 80), (120, 45)))
 STYLES["heldout_noise"] = dataclasses.replace(
     STYLES["varied"], dots=(60, 100), curves=(3, 4), ink=(100, 170), paper=(190, 230)
 )
@@ -369,8 +385,8 @@ def _drawn_height(font: str) -> int:
 class _StyledCaptcha(captcha_image.ImageCaptcha):
     """The package's renderer with a style's ranges instead of its class constants, per image."""
 
-    def __init__(self, style: RenderStyle, width: int, height: int) -> None:
-        scale = height / 60
+    def __init__(self, style: RenderStyle, width: int, height: int, scale_text: bool = True) -> None:
+        scale = height / 60 if scale_text else 1.0  # see RenderStyle.canvases
         sizes = tuple(max(4, round(s * scale)) for s in style.font_sizes)
         super().__init__(width, height, fonts=[FONTS[f] for f in style.fonts], font_sizes=sizes)
         if style.size_by == "height":  # each font at the size that draws its digits `size` pixels tall
@@ -504,8 +520,12 @@ class CaptchaRenderer:
         self.config = config
         self.seed = seed
         self.style = RenderStyle.parse(style) if isinstance(style, str) else style
-        sizes = self.style.sizes or ((config.width, config.height),)
-        self._generators = {size: _StyledCaptcha(self.style, *size) for size in sizes}
+        sizes = self.style.sizes or (() if self.style.canvases else ((config.width, config.height),))
+        # Keyed (width, height) for a scaled size and (width, height, "canvas") for a canvas, so that a
+        # style without canvases chooses among its sizes exactly as it always did.
+        self._generators: dict[tuple, _StyledCaptcha] = {size: _StyledCaptcha(self.style, *size) for size in sizes}
+        for width, height in self.style.canvases:
+            self._generators[(width, height, "canvas")] = _StyledCaptcha(self.style, width, height, scale_text=False)
 
     def render(self, index: int) -> Captcha:
         key = f"{self.seed}:{index}"

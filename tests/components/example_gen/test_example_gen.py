@@ -59,7 +59,8 @@ def test_the_training_style_varies_size_format_font_and_colour():
 
     renderer = CaptchaRenderer(seed=2, style=TRAINING_STYLE)
     images = [Image.open(io.BytesIO(renderer.render(i).png)) for i in range(60)]
-    assert {im.size for im in images} == set(STYLES[TRAINING_STYLE].sizes)
+    style = STYLES[TRAINING_STYLE]
+    assert {im.size for im in images} == set(style.sizes) | set(style.canvases)
     assert {im.format for im in images} == {"PNG", "JPEG"}
     papers = {im.convert("RGB").getpixel((0, 0)) for im in images}
     assert len(papers) > 30
@@ -196,6 +197,31 @@ def test_size_by_height_draws_every_font_as_tall(size_by, ratio):
     assert ratio[0] <= height("cmr10") / height("STIXGeneral") <= ratio[1]
 
 
+def test_a_canvas_keeps_the_font_sizes_for_60_high_where_a_size_scales_them():
+    """`ImageCaptcha(280, 90)` draws its 42-56 point text on the larger canvas (RenderStyle.canvases);
+    a size in `sizes` scales the text with the height. Same image size, text 1.5 times as tall."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    plain = (
+        '"rotate": [0, 0], "warp_dx": [0, 0], "warp_dy": [0, 0], "offset_dy": [0, 0], "dots": [0, 0], "curves": [0, 0]'
+    )
+
+    def text_heights(size_field: str) -> list[int]:
+        greys = _greys(f'{{"preset": "library", "{size_field}": [[280, 90]], {plain}}}', 8)
+        assert all(g.shape == (90, 280) for g in greys)
+        rows = [np.flatnonzero((g < 200).any(axis=1)) for g in greys]
+        return [int(r[-1] - r[0]) + 1 for r in rows]
+
+    canvas, scaled = np.median(text_heights("canvases")), np.median(text_heights("sizes"))
+    assert 1.35 <= scaled / canvas <= 1.65, (scaled, canvas)
+    # Canvases and sizes together are the choices; a style with neither draws the config's size.
+    mixed = CaptchaRenderer(seed=3, style='{"preset": "library", "sizes": [[144, 54]], "canvases": [[240, 84]]}')
+    assert {Image.open(io.BytesIO(mixed.render(i).png)).size for i in range(20)} == {(144, 54), (240, 84)}
+
+
 def test_an_unsmoothed_captcha_is_the_same_drawing_before_the_filter():
     import io
 
@@ -284,6 +310,12 @@ def test_held_out_fonts_are_never_trained_on():
         )
         assert high - low > 1.4 * (train_high - train_low), warp
     assert not set(STYLES["heldout_sizes"].sizes) & set(STYLES[TRAINING_STYLE].sizes)
+    # The package's text relative to its canvas (60 / height): held-out canvases reach beyond the
+    # training's on both sides.
+    trained = [60 / h for _, h in STYLES[TRAINING_STYLE].canvases]
+    held_out = [60 / h for _, h in STYLES["library_canvases"].canvases]
+    assert min(held_out) < min(trained) and max(held_out) > max(trained)
+    assert not set(STYLES["library_canvases"].canvases) & set(STYLES[TRAINING_STYLE].canvases)
 
 
 def test_render_style_parses_presets_and_json_overrides():
@@ -307,6 +339,8 @@ def test_render_style_parses_presets_and_json_overrides():
         ('{"jpeg_quality": [0, 50]}', "1-100"),
         ('{"sizes": [[8, 8]]}', "16x16"),
         ('{"sizes": [[100000, 100000]]}', "1024x1024"),  # ten gigapixels: a Beam worker died after a minute
+        ('{"canvases": [[8, 8]]}', "canvases must be"),
+        ('{"canvases": [[200, 80, 3]]}', "pairs"),
         ('{"preset": "nope"}', "unknown"),
         ('{"preset": 3}', "unknown"),
         ('{"glyph_mask": "alpha"}', "glyph_mask"),
