@@ -209,17 +209,23 @@ def test_a_canvas_keeps_the_font_sizes_for_60_high_where_a_size_scales_them():
         '"rotate": [0, 0], "warp_dx": [0, 0], "warp_dy": [0, 0], "offset_dy": [0, 0], "dots": [0, 0], "curves": [0, 0]'
     )
 
-    def text_heights(size_field: str) -> list[int]:
-        greys = _greys(f'{{"preset": "library", "{size_field}": [[280, 90]], {plain}}}', 8)
+    def text_heights(size_fields: str) -> list[int]:
+        greys = _greys(f'{{"preset": "library", {size_fields}, {plain}}}', 8)
         assert all(g.shape == (90, 280) for g in greys)
         rows = [np.flatnonzero((g < 200).any(axis=1)) for g in greys]
         return [int(r[-1] - r[0]) + 1 for r in rows]
 
-    canvas, scaled = np.median(text_heights("canvases")), np.median(text_heights("sizes"))
+    canvas = np.median(text_heights('"canvases": [[280, 90]], "canvas_share": 1'))
+    scaled = np.median(text_heights('"sizes": [[280, 90]]'))
     assert 1.35 <= scaled / canvas <= 1.65, (scaled, canvas)
-    # Canvases and sizes together are the choices; a style with neither draws the config's size.
-    mixed = CaptchaRenderer(seed=3, style='{"preset": "library", "sizes": [[144, 54]], "canvases": [[240, 84]]}')
-    assert {Image.open(io.BytesIO(mixed.render(i).png)).size for i in range(20)} == {(144, 54), (240, 84)}
+    # canvas_share of the images on a canvas, the rest at a size (the config's, when there are none).
+    style = '{"preset": "library", "canvases": [[240, 84], [132, 50]], "canvas_share": 0.25}'
+    drawn = collections.Counter(
+        Image.open(io.BytesIO(png)).size
+        for png in (CaptchaRenderer(seed=3, style=style).render(i).png for i in range(200))
+    )
+    assert set(drawn) == {(160, 60), (240, 84), (132, 50)}
+    assert 0.15 <= (drawn[(240, 84)] + drawn[(132, 50)]) / 200 <= 0.35, drawn
 
 
 def test_an_unsmoothed_captcha_is_the_same_drawing_before_the_filter():
@@ -339,8 +345,11 @@ def test_render_style_parses_presets_and_json_overrides():
         ('{"jpeg_quality": [0, 50]}', "1-100"),
         ('{"sizes": [[8, 8]]}', "16x16"),
         ('{"sizes": [[100000, 100000]]}', "1024x1024"),  # ten gigapixels: a Beam worker died after a minute
-        ('{"canvases": [[8, 8]]}', "canvases must be"),
-        ('{"canvases": [[200, 80, 3]]}', "pairs"),
+        ('{"canvases": [[8, 8]], "canvas_share": 1}', "canvases must be"),
+        ('{"canvases": [[200, 80, 3]], "canvas_share": 1}', "pairs"),
+        ('{"preset": "library", "canvas_share": 0.5}', "canvas_share"),
+        ('{"preset": "library", "canvases": [[200, 80]]}', "canvas_share"),
+        ('{"canvas_share": 1.5}', "canvas_share"),
         ('{"preset": "nope"}', "unknown"),
         ('{"preset": 3}', "unknown"),
         ('{"glyph_mask": "alpha"}', "glyph_mask"),
