@@ -316,12 +316,12 @@ def test_held_out_fonts_are_never_trained_on():
         )
         assert high - low > 1.4 * (train_high - train_low), warp
     assert not set(STYLES["heldout_sizes"].sizes) & set(STYLES[TRAINING_STYLE].sizes)
-    # The package's text relative to its canvas (60 / height): held-out canvases reach beyond the
-    # training's on both sides.
-    trained = [60 / h for _, h in STYLES[TRAINING_STYLE].canvases]
+    # The package's text relative to its canvas (60 / height): held-out canvases draw it both
+    # smaller and larger than any size the training draws (whose text scales with the height).
     held_out = [60 / h for _, h in STYLES["library_canvases"].canvases]
-    assert min(held_out) < min(trained) and max(held_out) > max(trained)
-    assert not set(STYLES["library_canvases"].canvases) & set(STYLES[TRAINING_STYLE].canvases)
+    assert min(held_out) < 1 < max(held_out) and STYLES["library_canvases"].canvas_share == 1
+    assert not STYLES[TRAINING_STYLE].canvases
+    assert all(not STYLES[name].canvases for name in STYLES if name.startswith("heldout_"))
 
 
 def test_render_style_parses_presets_and_json_overrides():
