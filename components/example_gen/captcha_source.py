@@ -328,15 +328,12 @@ STYLES = {
         line_width=(1, 3),
     ),
 }
-# Never trained on: fonts of other families, and ranges beyond the training ones. Each departs from
-# the training family at its scaled sizes, without canvases (should the family draw some), so that
-# their figures compare with those measured before; library_canvases holds out canvases.
-_SCALED = dataclasses.replace(STYLES["varied"], canvases=(), canvas_share=0.0)
+# Never trained on: fonts of other families, and ranges beyond the training ones.
 STYLES["heldout_fonts"] = dataclasses.replace(
-    _SCALED, fonts=("cmss10", "cmtt10", "DejaVuSerif-Bold", "STIXGeneralItalic", "DejaVuSans-Oblique")
+    STYLES["varied"], fonts=("cmss10", "cmtt10", "DejaVuSerif-Bold", "STIXGeneralItalic", "DejaVuSans-Oblique")
 )
 STYLES["heldout_geometry"] = dataclasses.replace(
-    _SCALED,
+    STYLES["varied"],
     rotate=(-45.0, 45.0),
     # Up to 0.45 of the width and height: 1.5 and 1.8 times the training's strongest warp (see
     # warp_dx: it is high - low that counts; (0.3, 0.45), the range until 2026-12-02, warped less
@@ -347,7 +344,10 @@ STYLES["heldout_geometry"] = dataclasses.replace(
     overlap=(0.3, 0.4),
 )
 STYLES["heldout_sizes"] = dataclasses.replace(
-    _SCALED, sizes=((200, 75), (128, 48), (240, 80)), jpeg_probability=1.0, jpeg_quality=(30, 50)
+    STYLES["varied"], sizes=((200, 75), (128, 48), (240, 80)), jpeg_probability=1.0, jpeg_quality=(30, 50)
+)
+STYLES["heldout_noise"] = dataclasses.replace(
+    STYLES["varied"], dots=(60, 100), curves=(3, 4), ink=(100, 170), paper=(190, 230)
 )
 # The package's own renderings (the library preset) on canvases other than its 160x60, its font
 # sizes unscaled, as `ImageCaptcha(width, height)` draws them: the text 0.67, 0.75 and 1.33 (squeezed
@@ -355,7 +355,6 @@ STYLES["heldout_sizes"] = dataclasses.replace(
 STYLES["library_canvases"] = dataclasses.replace(
     STYLES["library"], canvases=((280, 90), (200, 80), (120, 45)), canvas_share=1.0
 )
-STYLES["heldout_noise"] = dataclasses.replace(_SCALED, dots=(60, 100), curves=(3, 4), ink=(100, 170), paper=(190, 230))
 TRAINING_STYLE = "varied"
 
 
