@@ -47,25 +47,25 @@ validate: $(STAMP)
 	@if [ -z "$(DATA)" ] || [ -z "$(SCHEMA)" ]; then echo "usage: make validate DATA=file.csv SCHEMA=schemas/<pipeline>/schema.pbtxt" >&2; exit 2; fi
 	$(PY) -m pipelines validate --data "$(DATA)" --schema "$(SCHEMA)" $(ARGS)
 
-# Two passes, each in random order (the seed is printed; SEED=N repeats an order) and each in TEST_JOBS
-# processes (pytest-xdist; a test file stays on one of them; much of a test's time is waiting for a
-# server, a cluster or a subprocess, so two share 2 cores well): first the tests not marked slow, with
-# line coverage of everything they run (the servers and pipelines they start as subprocesses too)
-# printed and held at COVERAGE_MIN percent or more; then the slow ones (trained runs, Flink, MariaDB),
-# untraced.
-# With ARGS naming some tests, a pass that selects none of them is no failure and the floor is off.
+# One pass over the whole suite in random order (the seed is printed; SEED=N repeats an order), TEST_JOBS
+# test files at a time (pytest-xdist; a test file stays on one worker; much of a test's time is waiting
+# for a server, a cluster or a subprocess, so more workers than cores keep the cores busy). The files
+# with slow tests (trained runs, Flink, MariaDB) start first so that the many short files fill in around
+# them (tests/conftest.py: SlowFilesFirst). Line coverage of everything the tests run is printed and held
+# at COVERAGE_MIN percent or more: the servers and pipelines the tests not marked slow start as
+# subprocesses are traced too; a slow test's subprocesses run untraced (tests/conftest.py).
+# With ARGS naming some tests, selecting none of them is no failure and the floor is off.
 COVERAGE_MIN := 75
-TEST_JOBS ?= 2
+TEST_JOBS ?= 3
 ifeq ($(origin SEED),undefined)
 SEED := $(shell echo $$((RANDOM * 32768 + RANDOM)))
 endif
-PARALLEL := $(if $(filter-out 0 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile)
+PARALLEL := $(if $(filter-out 0 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder)
+
 test: $(STAMP)
 	@echo "test order seed: $(SEED) (make test SEED=$(SEED) repeats it)"
-	$(PY) -m pytest $(PARALLEL) --random-order-bucket=module --random-order-seed=$(SEED) -m "not slow" \
+	$(PY) -m pytest $(PARALLEL) --random-order-bucket=module --random-order-seed=$(SEED) \
 		--durations=10 --cpu-files=10 --cov --cov-report=term $(if $(ARGS),,--cov-fail-under=$(COVERAGE_MIN)) $(ARGS) || [ $$? -eq 5 ]
-	$(PY) -m pytest $(PARALLEL) --random-order-bucket=module --random-order-seed=$(SEED) -m slow --durations=10 --cpu-files=10 $(ARGS) \
-		|| [ $$? -eq 5 ]
 
 # The edit loop: everything but the tests marked slow (a trained pipeline run, a Flink cluster,
 # MariaDB; tests/conftest.py marks them), in random order too.

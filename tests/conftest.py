@@ -1,3 +1,4 @@
+import contextlib
 import fcntl
 import json
 import os
@@ -35,6 +36,55 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
+class SlowFilesFirst:
+    """The test files with a slow test in them run first, each group in its random order.
+
+    `make test` runs the whole suite in one session, a few test files at a time (pytest-xdist, whole
+    files in the order collected: `--no-loadscope-reorder`). The slow files are the long ones (a Flink
+    cluster's file takes minutes); started first, they overlap the many short files, which fill in
+    around them, instead of one of them running alone at the end."""
+
+    # The longest files of all, by their fixtures: a Flink cluster's (4-5 minutes) and two-worker
+    # training's (2 minutes); they go before the other slow files.
+    LONGEST = frozenset({"flink_cluster", "quick_captcha"})
+
+    @pytest.hookimpl(trylast=True)  # after pytest-random-order's shuffle; the `slow` marks are set by then
+    def pytest_collection_modifyitems(self, items):
+        rank: dict = {}
+        for item in items:
+            if self.LONGEST.intersection(item.fixturenames):
+                rank[item.path] = 0
+            elif item.get_closest_marker("slow"):
+                rank[item.path] = min(rank.get(item.path, 1), 1)
+        items.sort(key=lambda item: rank.get(item.path, 2))  # a stable sort keeps the random order in each
+
+
+def pytest_configure(config):
+    config.pluginmanager.register(SlowFilesFirst(), "slow-files-first")
+
+
+@contextlib.contextmanager
+def untraced():
+    """The processes started inside this block run without coverage, which under `make test` starts
+    itself in every Python child through these variables (pyproject.toml: patch = subprocess)."""
+    saved = {name: os.environ.pop(name) for name in [n for n in os.environ if n.startswith("COVERAGE_PROCESS_")]}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """A slow test's processes (its pipeline runs, training workers, Flink's Python workers, the servers
+    its fixtures start) run untraced: their code is what the fast tests measure, and tracing them would
+    add CPU to the longest tests of `make test` for lines already counted."""
+    if item.get_closest_marker("slow") is None:
+        return (yield)
+    with untraced():
+        return (yield)
+
+
 def run_module(module: str, *args: str, timeout: float = 120, cwd: str | None = None, env: dict | None = None):
     """`python -m MODULE ARGS` as a user runs it, from the checkout (or `cwd`); its output captured."""
     return subprocess.run(
@@ -63,11 +113,10 @@ def without_import_times(stderr: str) -> str:
 
 
 @pytest.fixture
-def untraced_children(monkeypatch):
-    """The processes this test starts run without coverage, which under `make test` starts itself in every
-    Python child through these variables (pyproject.toml: patch = subprocess)."""
-    for name in [name for name in os.environ if name.startswith("COVERAGE_PROCESS_")]:
-        monkeypatch.delenv(name)
+def untraced_children():
+    """The processes this test starts run without coverage (`untraced`)."""
+    with untraced():
+        yield
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ its configuration in each process it starts in, subprocesses included). A proces
 `tests` (tests/conftest.py puts the checkout on PYTHONPATH for every process a test starts) runs
 unmeasured, after coverage prints why. One kind does: the Beam SDK workers under Flink, which
 cluster/beam_boot.py starts without PYTHONPATH so that they import the staged wheel. Only
-`make coverage` traces them; `make test`'s slow pass, where the Flink tests run, is untraced.
+`make coverage` traces them; under `make test` the Flink tests, slow ones, run their processes untraced
+(tests/conftest.py).
 """
 
 from __future__ import annotations

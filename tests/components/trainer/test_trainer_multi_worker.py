@@ -29,7 +29,7 @@ def quick_captcha(tmp_path_factory, captcha_quick_run):
 
     The data stages come from the session's quick run through a copy of its store: the run up to
     the Transform here is all cache hits (seconds), where running them again took 30 s of the two
-    cores, and the slow pass runs the session's quick run anyway."""
+    cores, and `make test` runs the session's quick run anyway."""
     root = tmp_path_factory.mktemp("multi-worker")
     pipeline = PIPELINES["captcha"].create(RunOptions(quick=True, serving_dir=str(root / "serving")))
     store = store_in(root, seed_store=os.path.join(captcha_quick_run["out"], "metadata.sqlite"))

@@ -103,7 +103,7 @@ def test_making_many_inputs_does_not_grow_memory(untraced_children):
         """
     )
     # Untraced (untraced_children): under `make test`'s coverage (which follows subprocesses) the tracer's
-    # own allocations would be measured too, and it made this the fast pass's slowest test (59 s).
+    # own allocations would be measured too, and it made this the slowest of the tests not marked slow (59 s).
     out = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300, check=True
     )
