@@ -12,7 +12,7 @@ PIPELINE ?= captcha
 
 help:
 	@echo "make pipeline   run the captcha pipeline end to end (ARGS='--quick' for a short run; PIPELINE=mnist|house_price for another)"
-	@echo "make test       the whole test suite (what CI runs): fast tests with coverage, then the slow ones"
+	@echo "make test       the whole test suite (what CI runs) with line coverage, slow files first"
 	@echo "make test-fast  the suite without the slow tests (trained runs, Flink, MariaDB): the edit loop"
 	@echo "make screenshots the README's page screenshots, from the browser tests (docs/screenshots/)"
 	@echo "make lint       ruff (lint and format check) and mypy, as CI runs them; make format fixes what it can"
