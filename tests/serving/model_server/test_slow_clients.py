@@ -205,10 +205,31 @@ def test_under_a_low_soft_limit_idle_connections_do_not_stop_either_api(toy, tmp
         server.stop()
 
 
+def _stop(server) -> tuple[int, float]:
+    """SIGTERM to the server: its exit code and how long it took to exit."""
+    started = time.monotonic()
+    server.process.terminate()
+    code = server.process.wait(timeout=30)
+    return code, time.monotonic() - started
+
+
 def test_sigterm_with_stalled_clients_connected_stops_the_server_in_seconds(toy, tmp_path):
     """Clients stalled mid-request hold no shutdown: both APIs stop together within their grace
     (SHUTDOWN_GRACE_S), the process exits 0. Before, aiohttp waited up to 60 s for the stalled REST
-    bodies, the server's 5 s bound on that raised, and it exited 1 with a traceback after 7-15 s."""
+    bodies, the server's 5 s bound on that raised, and it exited 1 with a traceback after 7-15 s.
+
+    The bound is relative to the same server stopped with no client connected, on the same machine
+    a moment before: the process's own exit (TensorFlow's teardown) takes seconds more on a machine
+    with less CPU to spare, and the stalled clients may add the grace and no more."""
+    idle = toy_server(toy, log_path=str(tmp_path / "idle.log")).wait_ready()
+    try:
+        with requests.Session() as session:
+            assert session.post(idle.rest_url + PREDICT, data=BODY, timeout=30).status_code == 200
+            idle_code, idle_took = _stop(idle)
+    finally:
+        idle.stop()
+    assert idle_code == 0, (tmp_path / "idle.log").read_text()[-3000:]
+
     log = tmp_path / "s.log"
     server = toy_server(toy, log_path=str(log)).wait_ready()
     try:
@@ -219,15 +240,12 @@ def test_sigterm_with_stalled_clients_connected_stops_the_server_in_seconds(toy,
         with requests.Session() as session:  # and a kept-alive connection after an answered predict
             assert session.post(server.rest_url + PREDICT, data=BODY, timeout=30).status_code == 200
             time.sleep(0.5)  # the server has read what the stalled clients sent
-            started = time.monotonic()
-            server.process.terminate()
-            code = server.process.wait(timeout=30)
-            took = time.monotonic() - started
+            code, took = _stop(server)
         for sock in held:
             sock.close()
     finally:
         server.stop()
     text = log.read_text()
     assert code == 0, text[-3000:]
-    assert took < SHUTDOWN_GRACE_S + 3, (took, text[-3000:])
+    assert took < idle_took + SHUTDOWN_GRACE_S + 2, (took, idle_took, text[-3000:])
     assert "shutting down" in text and "Traceback" not in text
