@@ -107,12 +107,23 @@ def write_house_price_model(base_path: str, version: int = 1) -> str:
     return path
 
 
+def without_lag_shedding(flags: tuple[str, ...]) -> tuple[str, ...]:
+    """`flags` with the event loop's lag shedding off, unless they set it themselves.
+
+    The server refuses new requests beside work in progress while its event loop runs more than
+    --max_loop_lag_ms (100 ms) behind. On a machine that the other test workers keep busy, a test
+    server's loop lags that far, and concurrent requests that the test expects answered come back
+    "overloaded". That shedding is the server's defence against overload, not what these tests test
+    (tests/serving/model_server/test_admission.py does, and the overload benchmarks)."""
+    return flags if "--max_loop_lag_ms" in flags else (*flags, "--max_loop_lag_ms", "0")
+
+
 def model_server(*flags: str, log_path: str, poll: float | None = None, **kwargs) -> ServerProcess:
-    """A model server with these flags (started, not yet waited for); `poll`: its
-    --file_system_poll_wait_seconds."""
+    """A model server with these flags (started, not yet waited for), no lag shedding
+    (without_lag_shedding); `poll`: its --file_system_poll_wait_seconds."""
     if poll is not None:
         flags = (*flags, "--file_system_poll_wait_seconds", str(poll))
-    return ServerProcess(*flags, log_path=log_path, **kwargs)
+    return ServerProcess(*without_lag_shedding(flags), log_path=log_path, **kwargs)
 
 
 def toy_server(base_path: str, *flags: str, log_path: str, poll: float | None = None, **kwargs) -> ServerProcess:
