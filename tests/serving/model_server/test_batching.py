@@ -248,9 +248,12 @@ def test_server_merges_concurrent_requests_into_one_model_call(toy_models, tmp_p
             and 'signature="slow"' in ln
         ]
         rows, calls = float(sums[0].rsplit(" ", 1)[1]), float(counts[0].rsplit(" ", 1)[1])
-        # The first request finds the model idle and runs alone; the others queue behind it and run together.
+        # The first request finds the model idle and runs alone; the others queue behind it and run
+        # together. On a quiet machine that is 2-3 calls; where the CPU is shared (other test workers),
+        # the 8 requests reach the server spread over several of the slow signature's ~10 ms runs and
+        # CI saw 4 calls (1, 2, 2 and 3 rows). What holds on any machine: fewer calls than requests.
         assert rows == 8
-        assert calls <= 3, metrics
+        assert calls < rows, metrics
     finally:
         server.stop()
 
