@@ -5,8 +5,7 @@ import grpc
 import pytest
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from serving.model_server.process import ServerProcess
-from tests.serving.toy_model import without_lag_shedding, write_toy_model
+from tests.serving.toy_model import model_server, write_toy_model
 
 MODELS_CONFIG = """
 model_config_list {{
@@ -62,11 +61,10 @@ def api_server(toy_models, tmp_path_factory):
 
 @contextlib.contextmanager
 def serving(models_config: str, tmp_path_factory, name: str, *flags: str):
-    """A model server over `models_config` (and `flags`), its log as <name>.log in a folder of its own;
-    no lag shedding (toy_model.without_lag_shedding)."""
+    """A model server over `models_config` (and `flags`), its log as <name>.log in a folder of its own
+    (toy_model.model_server: no lag shedding)."""
     log = str(tmp_path_factory.mktemp("logs") / f"{name}.log")
-    flags = without_lag_shedding(("--model_config_file", models_config, *flags))
-    with ServerProcess(*flags, log_path=log) as server:
+    with model_server("--model_config_file", models_config, *flags, log_path=log) as server:
         yield server
 
 
