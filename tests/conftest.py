@@ -50,13 +50,11 @@ class SlowFilesFirst:
 
     @pytest.hookimpl(trylast=True)  # after pytest-random-order's shuffle; the `slow` marks are set by then
     def pytest_collection_modifyitems(self, items):
-        rank: dict = {}
+        rank: dict = {}  # a file's rank: its most urgent test's (0 longest, 1 slow, 2 the rest)
         for item in items:
-            if self.LONGEST.intersection(item.fixturenames):
-                rank[item.path] = 0
-            elif item.get_closest_marker("slow"):
-                rank[item.path] = min(rank.get(item.path, 1), 1)
-        items.sort(key=lambda item: rank.get(item.path, 2))  # a stable sort keeps the random order in each
+            own = 0 if self.LONGEST.intersection(item.fixturenames) else 1 if item.get_closest_marker("slow") else 2
+            rank[item.path] = min(rank.get(item.path, 2), own)
+        items.sort(key=lambda item: rank[item.path])  # a stable sort keeps the random order in each
 
 
 def pytest_configure(config):
