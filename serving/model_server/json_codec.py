@@ -74,6 +74,8 @@ def signature_name(body: dict) -> str:
 
 def _preview(value, limit: int) -> str:
     """The start of a value as JSON, for messages; never fails on a deep or odd value."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")  # orjson writes null
     try:
         return orjson.dumps(value)[:limit].decode("utf-8", "replace")
     except (orjson.JSONEncodeError, TypeError):

@@ -31,3 +31,14 @@ def test_bad_bodies_are_400_with_a_message(body):
     with pytest.raises(ServingError) as raised:
         json_codec.parse_body(body)
     assert raised.value.http_status == 400 and raised.value.message
+
+
+@pytest.mark.parametrize(("literal", "shown"), [("NaN", "NaN"), ("Infinity", "Infinity"), ("-Infinity", "-Infinity")])
+def test_a_non_finite_number_where_a_string_belongs_is_named_as_sent(literal, shown):
+    import tensorflow as tf
+
+    body = json_codec.parse_body(f'{{"instances": [{literal}]}}'.encode())
+    with pytest.raises(ServingError) as raised:
+        json_codec.to_array(body["instances"], tf.TensorSpec([None], tf.string), "image_bytes")
+    assert raised.value.http_status == 400
+    assert raised.value.message.endswith(f"got {shown}"), raised.value.message  # orjson alone would say "null"
