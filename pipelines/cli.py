@@ -448,6 +448,8 @@ def cmd_compare_runs(args) -> int:
 
 def cmd_runs(args) -> int:
     store_path = os.path.join(args.output_dir, "metadata.sqlite")
+    if not args.metadata_config and os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
+        raise UsageError(f"--output-dir {args.output_dir} is a file, not a folder of runs")
     if not args.metadata_config and not os.path.exists(store_path):
         print(f"no runs of {args.pipeline} yet (no metadata store at {store_path})")
         return EXIT_OK

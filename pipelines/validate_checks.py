@@ -5,6 +5,7 @@ whether an output folder can be written, which `pipelines run` asks too."""
 from __future__ import annotations
 
 import os
+import tempfile
 
 EXIT_CLEAN, EXIT_ANOMALIES, EXIT_UNUSABLE = 0, 1, 2
 
@@ -35,4 +36,8 @@ def folder_problem(path: str) -> str | None:
         return f"{existing} is a file, not a folder"
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"{existing} is not writable"
+    try:  # what access() cannot tell, for root above all: a read-only mount, /proc, a full quota
+        os.rmdir(tempfile.mkdtemp(prefix=".writable-", dir=existing))
+    except OSError as error:
+        return f"{existing} is not writable: {error.strerror or error}"
     return None

@@ -97,6 +97,20 @@ def test_a_file_where_a_run_writes_a_folder_is_refused_before_the_run_begins(tmp
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc, a folder no one can write in")
+def test_a_folder_that_cannot_be_made_is_refused_before_the_run_begins(tmp_path):
+    """/proc passes an access() check for root, and the run failed as "internal error" (exit 3)."""
+    result = cli("run", "house_price", "--output-dir", "/proc/x", "--serving-dir", str(tmp_path / "serving"))
+    assert_one_line_usage_error(result, "--output-dir /proc/x: /proc is not writable: ")
+
+
+def test_the_writability_check_leaves_nothing_behind(tmp_path):
+    from pipelines.validate_checks import folder_problem
+
+    assert folder_problem(str(tmp_path / "a" / "b")) is None and folder_problem(str(tmp_path)) is None
+    assert not list(tmp_path.iterdir())  # its probe folder was removed, and a/b not made
+
+
 def test_bad_choice_for_running_mode_is_exit_2():
     result = cli("run", "captcha", "--direct_running_mode", "fastest")
     assert_one_line_usage_error(result, "fastest")
@@ -142,6 +156,10 @@ def test_runs_without_a_store_says_so(tmp_path):
     result = cli("runs", "captcha", "--output-dir", str(tmp_path))
     assert result.returncode == 0
     assert "no runs of captcha yet" in result.stdout
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    result = cli("runs", "captcha", "--output-dir", str(taken))  # was "no runs yet", exit 0
+    assert_one_line_usage_error(result, f"--output-dir {taken} is a file, not a folder of runs")
 
 
 @pytest.mark.parametrize("store", ["none", "empty", "not a database", "unparsable config"])
