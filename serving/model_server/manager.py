@@ -163,8 +163,13 @@ class ModelManager:
             on_disk = scan_versions(model.config.base_path)
             if not on_disk and not model.versions and model.config.name not in self._warned:
                 self._warned.add(model.config.name)  # once per model, not every poll
+                base = model.config.base_path
                 where = (
-                    "does not exist" if not os.path.isdir(model.config.base_path) else "has no version directories yet"
+                    "has no version directories yet"
+                    if os.path.isdir(base)
+                    else "is a file, not a folder"
+                    if os.path.exists(base)
+                    else "does not exist"
                 )
                 log.warning(
                     "No versions of servable %s found under base path %s (it %s)",

@@ -52,3 +52,25 @@ def test_model_name_flag_gets_the_same_warning(caplog):
         config = single_model_config("team/captcha", "/m/a")
     assert config.model_config_list.config[0].name == "team/captcha"
     assert any("--model_name" in r.getMessage() and "REST" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (lambda p: None, "it does not exist"),
+        (lambda p: p.write_text("a file"), "it is a file, not a folder"),
+        (lambda p: p.mkdir(), "it has no version directories yet"),
+    ],
+)
+def test_a_base_path_without_versions_is_logged_once_with_why(tmp_path, caplog, make, said):
+    from serving.model_server.manager import ModelManager
+
+    base = tmp_path / "base"
+    make(base)
+    manager = ModelManager(single_model_config("m", str(base)), poll_seconds=0)
+    with caplog.at_level(logging.WARNING, logger="serving.model_server"):
+        manager.start()  # loads what is there: nothing
+        manager.sync()  # a poll later: still nothing, and not said again
+    manager.stop()
+    warned = [r.getMessage() for r in caplog.records if "No versions of servable m" in r.getMessage()]
+    assert warned == [f"No versions of servable m found under base path {base} ({said})"]
