@@ -12,6 +12,7 @@ import time
 from serving import layout
 from serving.frontend.config import charset_argument, port_argument
 from serving.model_server.process import ROOT, ServerProcess, wait_for
+from serving.model_server.replicas import replicas_problem
 
 DEPLOY = os.path.join(ROOT, "serving", "deploy")
 
@@ -44,8 +45,9 @@ def main(argv=None) -> int:
     p.add_argument("--captcha-charset", type=charset_argument, default="0123456789")
     p.add_argument("--replicas", type=int, default=1, help="model-server processes sharing the ports (default 1)")
     args = p.parse_args(argv)
-    if args.replicas < 1:
-        p.error(f"--replicas must be >= 1, got {args.replicas}")
+    problem = replicas_problem(args.replicas)
+    if problem:
+        p.error(problem)
     if os.path.exists(args.serving_dir) and not os.path.isdir(args.serving_dir):
         print(
             f"make serve: --serving-dir {args.serving_dir} is a file, not a folder of pushed models.", file=sys.stderr

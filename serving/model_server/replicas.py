@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -21,6 +22,24 @@ import time
 from serving.model_server.process import free_port
 
 log = logging.getLogger("serving.model_server.replicas")
+
+# More replicas than this per CPU are refused: each loads TensorFlow and every model on its own, and
+# beyond a few per core they only compete for it (a mistyped 1000 started a thousand TensorFlows).
+MAX_PER_CPU = 4
+
+
+def replicas_problem(replicas: int) -> str | None:
+    """Why `replicas` server processes will not be started here (one line), or None."""
+    cpus = os.cpu_count() or 1
+    if replicas < 1:
+        return f"--replicas must be >= 1, got {replicas}"
+    if replicas > MAX_PER_CPU * cpus:
+        return (
+            f"--replicas {replicas} is more than {MAX_PER_CPU} per CPU ({cpus} here): each replica loads "
+            "TensorFlow and every model on its own, and more would only compete for the cores"
+        )
+    return None
+
 
 YOUNG_S = 10.0  # a replica that dies sooner than this after starting counts towards the back-off
 MAX_BACKOFF_S = 30.0

@@ -148,6 +148,10 @@ def test_make_serve_without_a_pushed_model_says_to_run_the_pipeline(tmp_path):
         (("serving", "--grpc-port", "70000"), "argument --grpc-port: a port must be within 0..65535, got 70000"),
         (("serving", "--rest-port", "x"), "argument --rest-port: not a port number: 'x'"),
         (("serving", "--replicas", "0"), "--replicas must be >= 1, got 0"),
+        # A mistyped count started that many TensorFlows (a thousand: the machine ran out of memory).
+        (("serving", "--replicas", "100000"), "--replicas 100000 is more than 4 per CPU"),
+        (("serving.model_server", "--replicas", "100000"), "model_server: --replicas 100000 is more than 4 per CPU"),
+        (("serving.model_server", "--replicas", "0"), "model_server: --replicas must be >= 1, got 0"),
         (("serving.frontend", "--port", "0"), "argument --port: a port must be within 1..65535, got 0"),
         # An empty charset started the model server, then the frontend refused it and only its log said why
         (("serving", "--captcha-charset", ""), "argument --captcha-charset: the characters must be at least one"),
