@@ -490,9 +490,8 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra and args.command not in ("run", "validate"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    stray = [a for a in extra if not a.startswith("--")]
-    if stray:
-        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra and not any(a.startswith("--") for a in extra):  # words alone; with options, Beam's check says which
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )

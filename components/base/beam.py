@@ -92,6 +92,8 @@ def check_beam_args(args: list[str]) -> list[str]:
     flags = [a for a in unknown if a.startswith("--")]
     if flags:
         raise UnknownBeamOption(f"unknown Beam pipeline option(s): {' '.join(flags)}")
+    if unknown:  # words no option took as its value (`--job_endpoint HOST:PORT` takes one; a stray word is left)
+        raise UnknownBeamOption(f"unrecognized arguments: {' '.join(unknown)}")
     check_runner(getattr(known, "runner", None))
     return list(args)
 

@@ -61,6 +61,10 @@ def test_unknown_command_flag_is_one_line_and_exit_2():
 def test_misspelt_beam_option_is_refused_not_ignored(tmp_path):
     result = cli("run", "captcha", "--direct_num_worker=2", "--output-dir", str(tmp_path))
     assert_one_line_usage_error(result, "unknown Beam pipeline option", "--direct_num_worker=2")
+    # With its value apart, the option was missed and the value reported as a stray word.
+    result = cli("run", "captcha", "--direct_num_worker", "2", "--output-dir", str(tmp_path))
+    assert_one_line_usage_error(result, "unknown Beam pipeline option(s): --direct_num_worker")
+    assert_one_line_usage_error(cli("run", "captcha", "extra"), "unrecognized arguments: extra")
 
 
 @pytest.mark.parametrize("command", ["run", "validate"])

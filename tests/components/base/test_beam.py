@@ -65,3 +65,13 @@ def test_a_runner_beam_does_not_know_is_refused_with_the_ones_it_does(args):
         UnknownBeamOption, match=r"unknown Beam runner '\w+'; Beam's are .*DirectRunner.*PortableRunner"
     ):
         check_beam_args(args)
+
+
+def test_options_with_their_values_apart_pass_and_words_no_option_takes_are_refused():
+    """`--job_endpoint HOST:PORT` is how Beam's own docs write options; the CLI refused the value as a stray word."""
+    args = ["--job_endpoint", "localhost:8099", "--environment_type=LOOPBACK", "--direct_num_workers", "2"]
+    assert check_beam_args(args) == args
+    with pytest.raises(UnknownBeamOption, match="unrecognized arguments: extra"):
+        check_beam_args(["--job_endpoint", "localhost:8099", "extra"])
+    with pytest.raises(UnknownBeamOption, match="unknown Beam pipeline option.*: --report-dir"):
+        check_beam_args(["--report-dir", "/tmp/x"])  # the flag named, not its value as a stray word
