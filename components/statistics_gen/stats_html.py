@@ -48,6 +48,13 @@ def _printable(raw: str) -> str:
     return html.escape(text)
 
 
+def _tick(raw: str) -> str:
+    """A value as a chart's tick label: 12 characters at most, control characters (a NUL in a CSV cell)
+    written as escapes, which no font lacks a glyph for."""
+    text = raw[:12]
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
 def _histogram(hist) -> str:
     counts = [b.sample_count for b in hist.buckets]
     if not counts or max(counts) <= 0:
@@ -278,7 +285,7 @@ def split_charts(by_split: dict[str, statistics_pb2.DatasetFeatureStatisticsList
                         width=width,
                         label=split,
                     )
-                ax.set_xticks([x + 0.4 - width / 2 for x in range(len(values))], [v[:12] for v in values])
+                ax.set_xticks([x + 0.4 - width / 2 for x in range(len(values))], [_tick(v) for v in values])
                 ax.set_ylabel("share of the split")
                 drawn = True
         if drawn:
