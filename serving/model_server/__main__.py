@@ -158,15 +158,13 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname).1s %(message)s", stream=sys.stderr)
-    from serving.model_server.replicas import replicas_problem
+    from serving.model_server.replicas import replicas_problem, supervise
 
     problem = replicas_problem(args.replicas)
     if problem:
         print(f"model_server: {problem}", file=sys.stderr)
         return 2
     if args.replicas > 1:
-        from serving.model_server.replicas import supervise
-
         return supervise(argv, args)
     from serving.model_server.config import (
         ConfigError,
